@@ -1,0 +1,240 @@
+//! The request pipeline: router → auth middleware → handler (DESIGN.md §2.2).
+//! Services (cache, store) are built per request from the bindings; only pure data
+//! (routes, bot patterns) lives for the isolate.
+
+use std::rc::Rc;
+use std::sync::OnceLock;
+
+use subtle::ConstantTimeEq;
+
+use crate::auth::{self, Identity};
+use crate::bench;
+use crate::bot;
+use crate::cache::Cache;
+use crate::config::{CacheLayers, Config};
+use crate::http::{ApiError, ApiRequest, ApiResponse, Failure, MAX_BODY_BYTES};
+use crate::jwt;
+use crate::platform::{Database, Kv, Runtime};
+use crate::store::Store;
+use crate::trace::RequestTrace;
+
+/// Lifetime of tokens from `POST /auth/token`.
+pub const TOKEN_TTL_SECONDS: i64 = 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Health,
+    AuthMe,
+    AuthToken,
+    BenchSeed,
+    BenchReset,
+}
+
+/// Path → the methods it answers.
+const ROUTES: &[(&str, &[(&str, Endpoint)])] = &[
+    ("/health", &[("GET", Endpoint::Health)]),
+    ("/auth/me", &[("GET", Endpoint::AuthMe)]),
+    ("/auth/token", &[("POST", Endpoint::AuthToken)]),
+    ("/__bench/seed", &[("POST", Endpoint::BenchSeed)]),
+    ("/__bench/reset", &[("POST", Endpoint::BenchReset)]),
+];
+
+fn router() -> &'static matchit::Router<usize> {
+    static ROUTER: OnceLock<matchit::Router<usize>> = OnceLock::new();
+    ROUTER.get_or_init(|| {
+        let mut r = matchit::Router::new();
+        for (i, (path, _)) in ROUTES.iter().enumerate() {
+            r.insert(*path, i).expect("route table paths are distinct and valid");
+        }
+        r
+    })
+}
+
+fn resolve(req: &ApiRequest) -> Result<Endpoint, ApiError> {
+    let matched = router().at(&req.path).map_err(|_| ApiError::not_found())?;
+    let methods = ROUTES[*matched.value].1;
+    methods.iter().find(|(m, _)| *m == req.method).map(|(_, e)| *e).ok_or_else(|| {
+        let allow = methods.iter().map(|(m, _)| *m).collect::<Vec<_>>().join(", ");
+        let mut e = ApiError::new(405, format!("method {} not allowed on {}; allowed: {allow}", req.method, req.path));
+        e.headers.push(("allow".into(), allow));
+        e
+    })
+}
+
+/// The API over a KV store, a database and a host runtime.
+pub struct App<K: Kv, D: Database> {
+    pub kv: K,
+    pub db: D,
+    pub runtime: Rc<dyn Runtime>,
+    pub config: Config,
+}
+
+/// What a handler gets: the request, its services, and who is calling.
+pub struct RequestContext<'r, K: Kv, D: Database> {
+    pub req: &'r ApiRequest,
+    pub config: &'r Config,
+    pub runtime: &'r dyn Runtime,
+    pub trace: &'r RequestTrace,
+    pub store: Store<'r, D>,
+    pub cache: Cache<'r, K>,
+    pub kv: &'r K,
+}
+
+impl<K: Kv, D: Database> RequestContext<'_, K, D> {
+    pub fn now_seconds(&self) -> i64 {
+        (self.runtime.now_ms() / 1000.0).floor() as i64
+    }
+}
+
+impl<K: Kv, D: Database> App<K, D> {
+    pub fn new(kv: K, db: D, runtime: Rc<dyn Runtime>, config: Config) -> Self {
+        App { kv, db, runtime, config }
+    }
+
+    /// Answers one request. Never panics on input; every failure is a JSON error.
+    pub async fn handle(&self, req: ApiRequest) -> ApiResponse {
+        let trace = RequestTrace::new(self.runtime.now_ms());
+        let mut resp = match self.dispatch(&req, &trace).await {
+            Ok(resp) => resp,
+            Err(Failure::Api(e)) => e.into_response(),
+            Err(Failure::Db(e)) => {
+                self.runtime.log(
+                    &serde_json::json!({"level": "error", "event": "db_failure", "path": req.path, "error": e.0})
+                        .to_string(),
+                );
+                ApiError::new(503, "database unavailable; try again").into_response()
+            }
+        };
+        resp.set_header("server-timing", trace.server_timing(self.runtime.now_ms()));
+        resp.set_header("x-cache", trace.x_cache());
+        // Only the server-side cache is under test: no intermediary may cache answers.
+        resp.set_header("cache-control", "no-store");
+        resp
+    }
+
+    /// True when bench routes are enabled and the request carries the secret.
+    fn bench_authorized(&self, req: &ApiRequest) -> bool {
+        match (&self.config.bench_secret, req.header_value("x-bench-secret")) {
+            (Some(secret), Some(sent)) => bool::from(secret.as_bytes().ct_eq(sent.as_bytes())),
+            _ => false,
+        }
+    }
+
+    /// The cache layers for this request: the configuration, unless a bench client
+    /// with the secret overrides them with `x-bench-cache`. Without the secret the
+    /// header is ignored, so it reveals nothing.
+    fn request_layers(&self, req: &ApiRequest, bench_authorized: bool) -> Result<CacheLayers, ApiError> {
+        match req.header_value("x-bench-cache") {
+            Some(spec) if bench_authorized => {
+                CacheLayers::parse(spec).map_err(|e| ApiError::bad_request(format!("x-bench-cache: {e}")))
+            }
+            _ => Ok(self.config.active_layers()),
+        }
+    }
+
+    async fn dispatch(&self, req: &ApiRequest, trace: &RequestTrace) -> Result<ApiResponse, Failure> {
+        if req.body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::new(
+                413,
+                format!("request body is {} bytes; the limit is {MAX_BODY_BYTES}", req.body.len()),
+            )
+            .into());
+        }
+        let endpoint = resolve(req)?;
+        let bench_authorized = self.bench_authorized(req);
+        let layers = self.request_layers(req, bench_authorized)?;
+        let ctx = RequestContext {
+            req,
+            config: &self.config,
+            runtime: &*self.runtime,
+            trace,
+            store: Store::new(&self.db, trace, &*self.runtime),
+            cache: Cache::new(self.kv.clone(), layers, self.config.ttl_seconds, Rc::clone(&self.runtime), trace),
+            kv: &self.kv,
+        };
+        match endpoint {
+            Endpoint::Health => Ok(health(&ctx, layers)),
+            // Bench routes are an operator API keyed by the secret, not user traffic:
+            // no bot check, and without the secret they do not exist.
+            Endpoint::BenchSeed | Endpoint::BenchReset if !bench_authorized => Err(ApiError::not_found().into()),
+            Endpoint::BenchSeed => bench::seed(&ctx).await,
+            Endpoint::BenchReset => bench::reset(&ctx).await,
+            Endpoint::AuthMe => auth_me(&ctx, &authenticate_request(&ctx).await?).await,
+            Endpoint::AuthToken => auth_token(&ctx, &authenticate_request(&ctx).await?),
+        }
+    }
+}
+
+/// The auth middleware: bot verdict (through the `bot` cache layer), then the
+/// credential. An anonymous bot is refused; an authenticated one is let through.
+async fn authenticate_request<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<Identity, Failure> {
+    let user_agent = ctx.req.header_value("user-agent").unwrap_or("");
+    let is_bot = bot::detect(user_agent, &ctx.cache, ctx.runtime, ctx.trace).await;
+    match auth::credential(ctx.req)? {
+        None if is_bot => Err(ApiError::unauthorized("bot access is not allowed").into()),
+        None => Ok(auth::anonymous(ctx.req)),
+        Some(credential) => {
+            auth::authenticate(credential, &ctx.store, ctx.config.jwt_secret.as_deref(), ctx.now_seconds()).await
+        }
+    }
+}
+
+fn require_user(identity: &Identity) -> Result<(), ApiError> {
+    if identity.is_anonymous() {
+        Err(ApiError::unauthorized("authentication required: send a session cookie, an ak_ API key or a JWT"))
+    } else {
+        Ok(())
+    }
+}
+
+fn health<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, layers: CacheLayers) -> ApiResponse {
+    ApiResponse::json(
+        200,
+        &serde_json::json!({
+            "status": "ok",
+            "cache": {
+                "mode": if layers == CacheLayers::NONE { "off" } else { "on" },
+                "layers": layers.names(),
+                "ttl_seconds": ctx.config.ttl_seconds,
+            },
+        }),
+    )
+}
+
+async fn auth_me<K: Kv, D: Database>(
+    ctx: &RequestContext<'_, K, D>,
+    identity: &Identity,
+) -> Result<ApiResponse, Failure> {
+    require_user(identity)?;
+    let user = match &identity.user {
+        Some(user) => user.clone(),
+        // A JWT names a user id only; the account may have been deleted since.
+        None => ctx
+            .store
+            .user(&identity.user_id)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?,
+    };
+    let settings = ctx.store.user_settings(&user.id).await?;
+    Ok(ApiResponse::json(200, &serde_json::json!({ "user": user, "auth": identity.method, "settings": settings })))
+}
+
+fn auth_token<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, identity: &Identity) -> Result<ApiResponse, Failure> {
+    require_user(identity)?;
+    let secret = ctx
+        .config
+        .jwt_secret
+        .as_deref()
+        .ok_or_else(|| ApiError::new(500, "cannot issue tokens: JWT_SECRET is not set"))?;
+    let now = ctx.now_seconds();
+    let token = jwt::issue(secret, &identity.user_id, now, TOKEN_TTL_SECONDS);
+    Ok(ApiResponse::json(
+        200,
+        &serde_json::json!({
+            "token": token,
+            "token_type": "Bearer",
+            "expires_in": TOKEN_TTL_SECONDS,
+            "expires_at": now + TOKEN_TTL_SECONDS,
+        }),
+    ))
+}

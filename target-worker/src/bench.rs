@@ -1,0 +1,125 @@
+//! Bench routes (DESIGN.md §2.7): deterministic seeding and reset. Reachable only
+//! with `BENCH_SECRET` configured and sent as `x-bench-secret` (checked by the
+//! pipeline before these run).
+
+use serde::Deserialize;
+
+use bench_seed::{enabled_providers, seeded_user};
+
+use crate::app::RequestContext;
+use crate::auth::hash_api_key;
+use crate::cache::log_cache_failure;
+use crate::config::Layer;
+use crate::http::{parse_json_body, ApiError, ApiResponse, Failure};
+use crate::platform::{Database, Kv, SqlValue, Statement};
+use crate::providers::PROVIDERS;
+
+/// Largest population one seed call creates (D1 time limits per request).
+pub const MAX_SEED_USERS: u32 = 10_000;
+/// Seeded sessions stay valid this long.
+const SESSION_TTL_SECONDS: i64 = 30 * 24 * 3600;
+/// Statements per D1 batch: one round trip each, well inside D1's request limits.
+const BATCH_STATEMENTS: usize = 200;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedRequest {
+    users: u32,
+    seed: u64,
+}
+
+pub async fn seed<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<ApiResponse, Failure> {
+    let request: SeedRequest = parse_json_body(ctx.req)?;
+    if !(1..=MAX_SEED_USERS).contains(&request.users) {
+        return Err(ApiError::bad_request(format!(
+            "users must be between 1 and {MAX_SEED_USERS}, got {}",
+            request.users
+        ))
+        .into());
+    }
+    let secret = ctx.config.bench_secret.as_deref().unwrap_or_default();
+    let now = ctx.now_seconds();
+    let always_enabled = &ctx.config.always_enabled_providers;
+    let mut statements = Vec::new();
+    for index in 0..request.users {
+        let u = seeded_user(secret, request.seed, index);
+        // Upserts, not REPLACE: REPLACE deletes the row first and the foreign keys
+        // would cascade that delete into the user's other rows.
+        statements.push(Statement::new(
+            "INSERT INTO user (id, email, name, is_bench, created_at) VALUES (?1, ?2, ?3, 1, ?4) \
+             ON CONFLICT(id) DO UPDATE SET email = excluded.email, name = excluded.name, is_bench = 1",
+            vec![u.user_id.clone().into(), u.email.into(), u.name.into(), now.into()],
+        ));
+        statements.push(Statement::new(
+            "INSERT INTO session (id, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT(id) DO UPDATE SET user_id = excluded.user_id, expires_at = excluded.expires_at",
+            vec![u.session_id.into(), u.user_id.clone().into(), (now + SESSION_TTL_SECONDS).into(), now.into()],
+        ));
+        statements.push(Statement::new(
+            "INSERT INTO user_api_keys (id, user_id, name, hashed_key, created_at) VALUES (?1, ?2, 'bench', ?3, ?4) \
+             ON CONFLICT(hashed_key) DO UPDATE SET user_id = excluded.user_id, revoked_at = NULL",
+            vec![format!("key_{}", u.user_id).into(), u.user_id.clone().into(), hash_api_key(&u.api_key).into(), now.into()],
+        ));
+        statements.push(Statement::new(
+            "INSERT INTO user_settings (user_id, updated_at) VALUES (?1, ?2) ON CONFLICT(user_id) DO NOTHING",
+            vec![u.user_id.clone().into(), now.into()],
+        ));
+        let chosen = enabled_providers(secret, request.seed, index, PROVIDERS);
+        for provider in PROVIDERS {
+            let enabled = chosen.contains(provider) || always_enabled.iter().any(|p| p == provider);
+            statements.push(Statement::new(
+                "INSERT INTO provider_settings (id, user_id, provider_id, enabled, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT(user_id, provider_id) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at",
+                vec![
+                    format!("ps_{}_{provider}", u.user_id).into(),
+                    u.user_id.clone().into(),
+                    SqlValue::from(*provider),
+                    enabled.into(),
+                    now.into(),
+                ],
+            ));
+        }
+    }
+    for chunk in statements.chunks(BATCH_STATEMENTS) {
+        ctx.store.batch(chunk).await?;
+    }
+    Ok(ApiResponse::json(
+        200,
+        &serde_json::json!({
+            "users": request.users,
+            "seed": request.seed,
+            "providers_per_user": PROVIDERS.len(),
+            "statements": statements.len(),
+        }),
+    ))
+}
+
+pub async fn reset<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<ApiResponse, Failure> {
+    let rows = ctx.store.query_count("SELECT COUNT(*) AS n FROM user WHERE is_bench = 1").await?;
+    // Foreign keys cascade the delete to sessions, keys, settings and providers.
+    ctx.store
+        .batch(&[
+            Statement::new("DELETE FROM user WHERE is_bench = 1", vec![]),
+            Statement::new("DELETE FROM anonymous_user", vec![]),
+        ])
+        .await?;
+    let mut deleted_keys = 0usize;
+    for layer in Layer::ALL {
+        let prefix = format!("{}:", layer.name());
+        let keys = match ctx.kv.list_keys(&prefix).await {
+            Ok(keys) => keys,
+            Err(e) => {
+                log_cache_failure(ctx.runtime, "list", layer, &prefix, &e.0);
+                return Err(ApiError::new(503, format!("could not list cache keys {prefix}*: {e}")).into());
+            }
+        };
+        for key in keys {
+            if let Err(e) = ctx.kv.delete(&key).await {
+                log_cache_failure(ctx.runtime, "delete", layer, &key, &e.0);
+                return Err(ApiError::new(503, format!("could not delete cache key {key}: {e}")).into());
+            }
+            deleted_keys += 1;
+        }
+    }
+    Ok(ApiResponse::json(200, &serde_json::json!({ "deleted_users": rows, "deleted_cache_keys": deleted_keys })))
+}

@@ -1,0 +1,216 @@
+//! Settings from the Worker's vars and secrets (DESIGN.md §2.1).
+
+use std::fmt;
+
+/// A cache layer that can be switched on or off on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    Bot,
+    ModelConfig,
+    UserModels,
+}
+
+impl Layer {
+    pub const ALL: [Layer; 3] = [Layer::Bot, Layer::ModelConfig, Layer::UserModels];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Bot => "bot",
+            Layer::ModelConfig => "model-config",
+            Layer::UserModels => "user-models",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Layer> {
+        Layer::ALL.into_iter().find(|l| l.name() == name)
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// The set of cache layers switched on for a request.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheLayers(u8);
+
+impl CacheLayers {
+    pub const NONE: CacheLayers = CacheLayers(0);
+    pub const ALL: CacheLayers = CacheLayers(0b111);
+
+    pub fn contains(self, layer: Layer) -> bool {
+        self.0 & layer.bit() != 0
+    }
+
+    pub fn with(self, layer: Layer) -> CacheLayers {
+        CacheLayers(self.0 | layer.bit())
+    }
+
+    pub fn names(self) -> Vec<&'static str> {
+        Layer::ALL.into_iter().filter(|l| self.contains(*l)).map(Layer::name).collect()
+    }
+
+    /// Parses `on`, `off`, or a comma list of layer names (the form of both
+    /// `CACHE_LAYERS` and the `x-bench-cache` header).
+    pub fn parse(spec: &str) -> Result<CacheLayers, String> {
+        match spec.trim() {
+            "on" | "all" => return Ok(CacheLayers::ALL),
+            "off" | "none" | "" => return Ok(CacheLayers::NONE),
+            _ => {}
+        }
+        spec.split(',').map(str::trim).filter(|s| !s.is_empty()).try_fold(CacheLayers::NONE, |set, name| {
+            Layer::parse(name).map(|l| set.with(l)).ok_or_else(|| {
+                format!("unknown cache layer '{name}'; expected on, off, or a comma list of bot, model-config, user-models")
+            })
+        })
+    }
+}
+
+impl fmt::Debug for CacheLayers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.names()).finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting {name}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    /// `CACHE_MODE`: the master switch.
+    pub cache_mode_on: bool,
+    /// `CACHE_LAYERS` as configured (before the master switch is applied).
+    pub configured_layers: CacheLayers,
+    pub ttl_seconds: u64,
+    pub always_enabled_providers: Vec<String>,
+    pub jwt_secret: Option<String>,
+    pub bench_secret: Option<String>,
+}
+
+impl fmt::Debug for Config {
+    // Secrets stay out of logs and test failure output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("cache_mode_on", &self.cache_mode_on)
+            .field("configured_layers", &self.configured_layers)
+            .field("ttl_seconds", &self.ttl_seconds)
+            .field("always_enabled_providers", &self.always_enabled_providers)
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
+            .field("bench_secret", &self.bench_secret.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+pub const DEFAULT_TTL_SECONDS: u64 = 300;
+
+impl Config {
+    /// Reads every setting through `lookup` (a var or secret by name; `None` when
+    /// unset). Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let cache_mode_on = match get("CACHE_MODE").as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError {
+                    name: "CACHE_MODE",
+                    value: other.into(),
+                    reason: "expected on or off".into(),
+                })
+            }
+        };
+        let configured_layers = match get("CACHE_LAYERS") {
+            None => CacheLayers::ALL,
+            Some(v) => CacheLayers::parse(&v).map_err(|reason| ConfigError {
+                name: "CACHE_LAYERS",
+                value: v.clone(),
+                reason,
+            })?,
+        };
+        let ttl_seconds = match get("CACHE_TTL_SECONDS") {
+            None => DEFAULT_TTL_SECONDS,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if n >= crate::platform::KV_MIN_TTL_SECONDS => n,
+                _ => {
+                    return Err(ConfigError {
+                        name: "CACHE_TTL_SECONDS",
+                        value: v,
+                        reason: "expected a whole number of seconds, at least 60 (the Workers KV minimum)"
+                            .into(),
+                    })
+                }
+            },
+        };
+        let always_enabled_providers = get("ALWAYS_ENABLED_PROVIDERS")
+            .unwrap_or_else(|| "workers-ai,mistral".into())
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        Ok(Config {
+            cache_mode_on,
+            configured_layers,
+            ttl_seconds,
+            always_enabled_providers,
+            jwt_secret: get("JWT_SECRET"),
+            bench_secret: get("BENCH_SECRET"),
+        })
+    }
+
+    /// The layers in effect when no per-request override applies.
+    pub fn active_layers(&self) -> CacheLayers {
+        if self.cache_mode_on {
+            self.configured_layers
+        } else {
+            CacheLayers::NONE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[]).unwrap();
+        assert!(c.cache_mode_on);
+        assert_eq!(c.active_layers(), CacheLayers::ALL);
+        assert_eq!(c.ttl_seconds, 300);
+        assert_eq!(c.always_enabled_providers, vec!["workers-ai", "mistral"]);
+        assert!(c.bench_secret.is_none());
+    }
+
+    #[test]
+    fn master_switch_off_disables_every_layer() {
+        let c = cfg(&[("CACHE_MODE", "off"), ("CACHE_LAYERS", "bot")]).unwrap();
+        assert_eq!(c.active_layers(), CacheLayers::NONE);
+    }
+
+    #[test]
+    fn layer_list() {
+        let c = cfg(&[("CACHE_LAYERS", "bot, user-models")]).unwrap();
+        assert!(c.active_layers().contains(Layer::Bot));
+        assert!(!c.active_layers().contains(Layer::ModelConfig));
+        assert!(c.active_layers().contains(Layer::UserModels));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        assert_eq!(cfg(&[("CACHE_MODE", "maybe")]).unwrap_err().name, "CACHE_MODE");
+        let e = cfg(&[("CACHE_LAYERS", "bot,redis")]).unwrap_err();
+        assert!(e.to_string().contains("redis"), "{e}");
+        assert_eq!(cfg(&[("CACHE_TTL_SECONDS", "30")]).unwrap_err().name, "CACHE_TTL_SECONDS");
+        assert_eq!(cfg(&[("CACHE_TTL_SECONDS", "-5")]).unwrap_err().name, "CACHE_TTL_SECONDS");
+    }
+}

@@ -1,0 +1,115 @@
+//! Platform-neutral request and response, and the JSON error shape.
+
+use serde::Serialize;
+
+use crate::platform::DbError;
+
+/// Request bodies above this size are refused with 413 (DESIGN.md §2.9).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct ApiRequest {
+    pub method: String,
+    pub path: String,
+    /// Header names lower-cased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl ApiRequest {
+    pub fn new(method: &str, path: &str) -> Self {
+        ApiRequest { method: method.to_ascii_uppercase(), path: path.to_owned(), ..Default::default() }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The first value of header `name` (any case).
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl ApiResponse {
+    pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
+        // Serialising our own plain data structures cannot fail; fall back to a
+        // fixed body rather than panic (a panic kills the isolate).
+        let body = serde_json::to_vec(value).unwrap_or_else(|_| br#"{"error":"serialisation failed"}"#.to_vec());
+        ApiResponse { status, headers: vec![("content-type".into(), "application/json".into())], body }
+    }
+
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
+        self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.headers.push((name.to_owned(), value.into()));
+    }
+}
+
+/// An error that becomes a JSON response `{"error": message}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {message}")]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+    /// Extra headers (e.g. `allow` on 405).
+    pub headers: Vec<(String, String)>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), headers: Vec::new() }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(401, message)
+    }
+    pub fn not_found() -> Self {
+        Self::new(404, "not found")
+    }
+
+    pub fn into_response(self) -> ApiResponse {
+        let mut resp = ApiResponse::json(self.status, &serde_json::json!({ "error": self.message }));
+        for (k, v) in self.headers {
+            resp.set_header(&k, v);
+        }
+        resp
+    }
+}
+
+/// Parses a JSON request body into `T`, answering 400 with serde's own message
+/// (which names the field, line and column).
+pub fn parse_json_body<T: serde::de::DeserializeOwned>(req: &ApiRequest) -> Result<T, ApiError> {
+    if req.body.is_empty() {
+        return Err(ApiError::bad_request("request body is empty; expected a JSON object"));
+    }
+    serde_json::from_slice(&req.body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// Why a handler did not produce its answer: a client-facing error, or a database
+/// failure that the pipeline logs and turns into 503 (never a partial answer).
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("database failure: {0}")]
+    Db(#[from] DbError),
+}

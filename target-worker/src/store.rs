@@ -1,0 +1,142 @@
+//! The database service: every query the API makes, with bound parameters, timed
+//! into the request's trace. The same SQL runs on D1 and, in tests, on SQLite.
+
+use serde::Serialize;
+
+use std::future::Future;
+
+use crate::platform::{Database, DbError, Row, RowExt, Runtime, SqlValue, Statement};
+use crate::trace::RequestTrace;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+}
+
+impl User {
+    fn from_row(row: &Row) -> Result<User, DbError> {
+        Ok(User { id: row.text("id")?, email: row.text("email")?, name: row.text("name")? })
+    }
+}
+
+/// The user's settings as stored; defaults when the user has no row yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserSettings {
+    pub nickname: Option<String>,
+    pub job_role: Option<String>,
+    pub traits: Option<String>,
+    pub preferences: Option<String>,
+    pub tracking_enabled: bool,
+    pub guardrails_enabled: bool,
+    pub memories_save_enabled: bool,
+    pub embedding_provider: Option<String>,
+}
+
+impl Default for UserSettings {
+    fn default() -> Self {
+        UserSettings {
+            nickname: None,
+            job_role: None,
+            traits: None,
+            preferences: None,
+            tracking_enabled: true,
+            guardrails_enabled: false,
+            memories_save_enabled: true,
+            embedding_provider: None,
+        }
+    }
+}
+
+impl UserSettings {
+    fn from_row(row: &Row) -> Result<UserSettings, DbError> {
+        Ok(UserSettings {
+            nickname: row.opt_text("nickname")?,
+            job_role: row.opt_text("job_role")?,
+            traits: row.opt_text("traits")?,
+            preferences: row.opt_text("preferences")?,
+            tracking_enabled: row.int("tracking_enabled")? != 0,
+            guardrails_enabled: row.int("guardrails_enabled")? != 0,
+            memories_save_enabled: row.int("memories_save_enabled")? != 0,
+            embedding_provider: row.opt_text("embedding_provider")?,
+        })
+    }
+}
+
+pub struct Store<'r, D: Database> {
+    db: &'r D,
+    trace: &'r RequestTrace,
+    runtime: &'r dyn Runtime,
+}
+
+impl<'r, D: Database> Store<'r, D> {
+    pub fn new(db: &'r D, trace: &'r RequestTrace, runtime: &'r dyn Runtime) -> Self {
+        Store { db, trace, runtime }
+    }
+
+    /// Awaits a database call, adding its time to the trace's `db` entry.
+    async fn timed<T>(&self, call: impl Future<Output = T>) -> T {
+        let start = self.runtime.now_ms();
+        let out = call.await;
+        self.trace.add_db(self.runtime.now_ms() - start);
+        out
+    }
+
+    async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, DbError> {
+        self.timed(self.db.query(sql, params)).await
+    }
+
+    pub async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(), DbError> {
+        self.timed(self.db.execute(sql, params)).await
+    }
+
+    pub async fn batch(&self, statements: &[Statement]) -> Result<(), DbError> {
+        self.timed(self.db.batch(statements)).await
+    }
+
+    /// Runs a `SELECT COUNT(*) AS n …` without parameters.
+    pub async fn query_count(&self, sql: &str) -> Result<i64, DbError> {
+        let rows = self.query(sql, &[]).await?;
+        rows.first().map_or(Ok(0), |r| r.int("n"))
+    }
+
+    /// The session's user and the session's expiry (Unix seconds).
+    pub async fn session_user(&self, session_id: &str) -> Result<Option<(User, i64)>, DbError> {
+        let rows = self
+            .query(
+                "SELECT u.id, u.email, u.name, s.expires_at FROM session s JOIN user u ON u.id = s.user_id WHERE s.id = ?1",
+                &[session_id.into()],
+            )
+            .await?;
+        rows.first().map(|r| Ok((User::from_row(r)?, r.int("expires_at")?))).transpose()
+    }
+
+    /// The user owning the API key whose SHA-256 hex is `hashed_key`, unless revoked.
+    pub async fn api_key_user(&self, hashed_key: &str) -> Result<Option<User>, DbError> {
+        let rows = self
+            .query(
+                "SELECT u.id, u.email, u.name FROM user_api_keys k JOIN user u ON u.id = k.user_id \
+                 WHERE k.hashed_key = ?1 AND k.revoked_at IS NULL",
+                &[hashed_key.into()],
+            )
+            .await?;
+        rows.first().map(User::from_row).transpose()
+    }
+
+    pub async fn user(&self, user_id: &str) -> Result<Option<User>, DbError> {
+        let rows = self.query("SELECT id, email, name FROM user WHERE id = ?1", &[user_id.into()]).await?;
+        rows.first().map(User::from_row).transpose()
+    }
+
+    pub async fn user_settings(&self, user_id: &str) -> Result<UserSettings, DbError> {
+        let rows = self
+            .query(
+                "SELECT nickname, job_role, traits, preferences, tracking_enabled, guardrails_enabled, \
+                 memories_save_enabled, embedding_provider FROM user_settings WHERE user_id = ?1",
+                &[user_id.into()],
+            )
+            .await?;
+        rows.first().map(UserSettings::from_row).transpose().map(Option::unwrap_or_default)
+    }
+}

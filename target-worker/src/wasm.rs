@@ -1,0 +1,160 @@
+//! The Workers entry: adapts the request, the KV and D1 bindings and
+//! `ctx.wait_until` to the platform traits, and nothing else.
+
+use std::rc::Rc;
+
+use worker::wasm_bindgen::JsValue;
+use worker::{event, Context, D1Database, Env, KvStore, Request, Response, Result};
+
+use crate::app::App;
+use crate::config::Config;
+use crate::http::{ApiError, ApiRequest, ApiResponse, MAX_BODY_BYTES};
+use crate::platform::{BackgroundTask, Database, DbError, Kv, KvError, Row, Runtime, SqlValue, Statement};
+
+#[derive(Clone)]
+struct WorkersKv(KvStore);
+
+impl Kv for WorkersKv {
+    async fn get(&self, key: &str) -> std::result::Result<Option<String>, KvError> {
+        self.0.get(key).text().await.map_err(|e| KvError(e.to_string()))
+    }
+
+    async fn put(&self, key: &str, value: &str, ttl_seconds: u64) -> std::result::Result<(), KvError> {
+        self.0
+            .put(key, value)
+            .map_err(|e| KvError(e.to_string()))?
+            .expiration_ttl(ttl_seconds)
+            .execute()
+            .await
+            .map_err(|e| KvError(e.to_string()))
+    }
+
+    async fn delete(&self, key: &str) -> std::result::Result<(), KvError> {
+        self.0.delete(key).await.map_err(|e| KvError(e.to_string()))
+    }
+
+    async fn list_keys(&self, prefix: &str) -> std::result::Result<Vec<String>, KvError> {
+        let mut keys = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut list = self.0.list().prefix(prefix.to_owned());
+            if let Some(c) = cursor.take() {
+                list = list.cursor(c);
+            }
+            let page = list.execute().await.map_err(|e| KvError(e.to_string()))?;
+            keys.extend(page.keys.into_iter().map(|k| k.name));
+            match page.cursor {
+                Some(c) if !page.list_complete => cursor = Some(c),
+                _ => return Ok(keys),
+            }
+        }
+    }
+}
+
+struct D1(D1Database);
+
+fn js_params(params: &[SqlValue]) -> Vec<JsValue> {
+    params
+        .iter()
+        .map(|p| match p {
+            SqlValue::Null => JsValue::NULL,
+            // D1 numbers are JavaScript numbers; our integers (timestamps, flags)
+            // stay far below 2^53.
+            SqlValue::Integer(i) => JsValue::from_f64(*i as f64),
+            SqlValue::Real(f) => JsValue::from_f64(*f),
+            SqlValue::Text(s) => JsValue::from_str(s),
+        })
+        .collect()
+}
+
+fn db_err(e: worker::Error) -> DbError {
+    DbError(e.to_string())
+}
+
+impl Database for D1 {
+    async fn query(&self, sql: &str, params: &[SqlValue]) -> std::result::Result<Vec<Row>, DbError> {
+        let stmt = self.0.prepare(sql).bind(&js_params(params)).map_err(db_err)?;
+        stmt.all().await.map_err(db_err)?.results::<Row>().map_err(db_err)
+    }
+
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> std::result::Result<(), DbError> {
+        let stmt = self.0.prepare(sql).bind(&js_params(params)).map_err(db_err)?;
+        stmt.run().await.map_err(db_err).map(drop)
+    }
+
+    async fn batch(&self, statements: &[Statement]) -> std::result::Result<(), DbError> {
+        let prepared = statements
+            .iter()
+            .map(|s| self.0.prepare(s.sql).bind(&js_params(&s.params)))
+            .collect::<Result<Vec<_>>>()
+            .map_err(db_err)?;
+        self.0.batch(prepared).await.map_err(db_err).map(drop)
+    }
+}
+
+struct WorkersRuntime(Context);
+
+impl Runtime for WorkersRuntime {
+    fn now_ms(&self) -> f64 {
+        // Workers advance the clock only across I/O, so pure CPU work reads as 0 ms:
+        // Server-Timing then shows the KV and D1 time, which is what is compared.
+        worker::js_sys::Date::now()
+    }
+
+    fn spawn(&self, task: BackgroundTask) {
+        self.0.wait_until(task);
+    }
+
+    fn log(&self, line: &str) {
+        worker::console_log!("{line}");
+    }
+}
+
+fn env_string(env: &Env, name: &str) -> Option<String> {
+    env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|v| v.to_string())).ok()
+}
+
+async fn api_request(mut req: Request) -> std::result::Result<ApiRequest, ApiError> {
+    let too_large = |n: usize| ApiError::new(413, format!("request body is {n} bytes; the limit is {MAX_BODY_BYTES}"));
+    // Refuse by the declared length before reading anything.
+    if let Some(len) = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok()) {
+        if len > MAX_BODY_BYTES {
+            return Err(too_large(len));
+        }
+    }
+    let url = req.url().map_err(|e| ApiError::bad_request(format!("bad URL: {e}")))?;
+    let headers = req.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    let body = match req.method() {
+        worker::Method::Get | worker::Method::Head => Vec::new(),
+        _ => req.bytes().await.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?,
+    };
+    Ok(ApiRequest { method: req.method().to_string(), path: url.path().to_owned(), headers, body })
+}
+
+fn worker_response(resp: ApiResponse) -> Result<Response> {
+    let mut out = Response::from_bytes(resp.body)?.with_status(resp.status);
+    let headers = out.headers_mut();
+    for (k, v) in &resp.headers {
+        headers.set(k, v)?;
+    }
+    Ok(out)
+}
+
+#[event(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let config = match Config::from_lookup(|name| env_string(&env, name)) {
+        Ok(c) => c,
+        Err(e) => return worker_response(ApiError::new(500, e.to_string()).into_response()),
+    };
+    let req = match api_request(req).await {
+        Ok(r) => r,
+        Err(e) => return worker_response(e.into_response()),
+    };
+    let app = App::new(WorkersKv(env.kv("CACHE")?), D1(env.d1("DB")?), Rc::new(WorkersRuntime(ctx)), config);
+    worker_response(app.handle(req).await)
+}
