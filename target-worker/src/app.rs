@@ -44,7 +44,8 @@ fn router() -> &'static matchit::Router<usize> {
     ROUTER.get_or_init(|| {
         let mut r = matchit::Router::new();
         for (i, (path, _)) in ROUTES.iter().enumerate() {
-            r.insert(*path, i).expect("route table paths are distinct and valid");
+            r.insert(*path, i)
+                .expect("route table paths are distinct and valid");
         }
         r
     })
@@ -53,12 +54,26 @@ fn router() -> &'static matchit::Router<usize> {
 fn resolve(req: &ApiRequest) -> Result<Endpoint, ApiError> {
     let matched = router().at(&req.path).map_err(|_| ApiError::not_found())?;
     let methods = ROUTES[*matched.value].1;
-    methods.iter().find(|(m, _)| *m == req.method).map(|(_, e)| *e).ok_or_else(|| {
-        let allow = methods.iter().map(|(m, _)| *m).collect::<Vec<_>>().join(", ");
-        let mut e = ApiError::new(405, format!("method {} not allowed on {}; allowed: {allow}", req.method, req.path));
-        e.headers.push(("allow".into(), allow));
-        e
-    })
+    methods
+        .iter()
+        .find(|(m, _)| *m == req.method)
+        .map(|(_, e)| *e)
+        .ok_or_else(|| {
+            let allow = methods
+                .iter()
+                .map(|(m, _)| *m)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut e = ApiError::new(
+                405,
+                format!(
+                    "method {} not allowed on {}; allowed: {allow}",
+                    req.method, req.path
+                ),
+            );
+            e.headers.push(("allow".into(), allow));
+            e
+        })
 }
 
 /// The API over a KV store, a database and a host runtime.
@@ -88,7 +103,12 @@ impl<K: Kv, D: Database> RequestContext<'_, K, D> {
 
 impl<K: Kv, D: Database> App<K, D> {
     pub fn new(kv: K, db: D, runtime: Rc<dyn Runtime>, config: Config) -> Self {
-        App { kv, db, runtime, config }
+        App {
+            kv,
+            db,
+            runtime,
+            config,
+        }
     }
 
     /// Answers one request. Never panics on input; every failure is a JSON error.
@@ -114,7 +134,10 @@ impl<K: Kv, D: Database> App<K, D> {
 
     /// True when bench routes are enabled and the request carries the secret.
     fn bench_authorized(&self, req: &ApiRequest) -> bool {
-        match (&self.config.bench_secret, req.header_value("x-bench-secret")) {
+        match (
+            &self.config.bench_secret,
+            req.header_value("x-bench-secret"),
+        ) {
             (Some(secret), Some(sent)) => bool::from(secret.as_bytes().ct_eq(sent.as_bytes())),
             _ => false,
         }
@@ -123,20 +146,30 @@ impl<K: Kv, D: Database> App<K, D> {
     /// The cache layers for this request: the configuration, unless a bench client
     /// with the secret overrides them with `x-bench-cache`. Without the secret the
     /// header is ignored, so it reveals nothing.
-    fn request_layers(&self, req: &ApiRequest, bench_authorized: bool) -> Result<CacheLayers, ApiError> {
+    fn request_layers(
+        &self,
+        req: &ApiRequest,
+        bench_authorized: bool,
+    ) -> Result<CacheLayers, ApiError> {
         match req.header_value("x-bench-cache") {
-            Some(spec) if bench_authorized => {
-                CacheLayers::parse(spec).map_err(|e| ApiError::bad_request(format!("x-bench-cache: {e}")))
-            }
+            Some(spec) if bench_authorized => CacheLayers::parse(spec)
+                .map_err(|e| ApiError::bad_request(format!("x-bench-cache: {e}"))),
             _ => Ok(self.config.active_layers()),
         }
     }
 
-    async fn dispatch(&self, req: &ApiRequest, trace: &RequestTrace) -> Result<ApiResponse, Failure> {
+    async fn dispatch(
+        &self,
+        req: &ApiRequest,
+        trace: &RequestTrace,
+    ) -> Result<ApiResponse, Failure> {
         if req.body.len() > MAX_BODY_BYTES {
             return Err(ApiError::new(
                 413,
-                format!("request body is {} bytes; the limit is {MAX_BODY_BYTES}", req.body.len()),
+                format!(
+                    "request body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                    req.body.len()
+                ),
             )
             .into());
         }
@@ -149,14 +182,22 @@ impl<K: Kv, D: Database> App<K, D> {
             runtime: &*self.runtime,
             trace,
             store: Store::new(&self.db, trace, &*self.runtime),
-            cache: Cache::new(self.kv.clone(), layers, self.config.ttl_seconds, Rc::clone(&self.runtime), trace),
+            cache: Cache::new(
+                self.kv.clone(),
+                layers,
+                self.config.ttl_seconds,
+                Rc::clone(&self.runtime),
+                trace,
+            ),
             kv: &self.kv,
         };
         match endpoint {
             Endpoint::Health => Ok(health(&ctx, layers)),
             // Bench routes are an operator API keyed by the secret, not user traffic:
             // no bot check, and without the secret they do not exist.
-            Endpoint::BenchSeed | Endpoint::BenchReset if !bench_authorized => Err(ApiError::not_found().into()),
+            Endpoint::BenchSeed | Endpoint::BenchReset if !bench_authorized => {
+                Err(ApiError::not_found().into())
+            }
             Endpoint::BenchSeed => bench::seed(&ctx).await,
             Endpoint::BenchReset => bench::reset(&ctx).await,
             Endpoint::AuthMe => auth_me(&ctx, &authenticate_request(&ctx).await?).await,
@@ -167,21 +208,31 @@ impl<K: Kv, D: Database> App<K, D> {
 
 /// The auth middleware: bot verdict (through the `bot` cache layer), then the
 /// credential. An anonymous bot is refused; an authenticated one is let through.
-async fn authenticate_request<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<Identity, Failure> {
+async fn authenticate_request<K: Kv, D: Database>(
+    ctx: &RequestContext<'_, K, D>,
+) -> Result<Identity, Failure> {
     let user_agent = ctx.req.header_value("user-agent").unwrap_or("");
     let is_bot = bot::detect(user_agent, &ctx.cache, ctx.runtime, ctx.trace).await;
     match auth::credential(ctx.req)? {
         None if is_bot => Err(ApiError::unauthorized("bot access is not allowed").into()),
         None => Ok(auth::anonymous(ctx.req)),
         Some(credential) => {
-            auth::authenticate(credential, &ctx.store, ctx.config.jwt_secret.as_deref(), ctx.now_seconds()).await
+            auth::authenticate(
+                credential,
+                &ctx.store,
+                ctx.config.jwt_secret.as_deref(),
+                ctx.now_seconds(),
+            )
+            .await
         }
     }
 }
 
 fn require_user(identity: &Identity) -> Result<(), ApiError> {
     if identity.is_anonymous() {
-        Err(ApiError::unauthorized("authentication required: send a session cookie, an ak_ API key or a JWT"))
+        Err(ApiError::unauthorized(
+            "authentication required: send a session cookie, an ak_ API key or a JWT",
+        ))
     } else {
         Ok(())
     }
@@ -216,10 +267,16 @@ async fn auth_me<K: Kv, D: Database>(
             .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?,
     };
     let settings = ctx.store.user_settings(&user.id).await?;
-    Ok(ApiResponse::json(200, &serde_json::json!({ "user": user, "auth": identity.method, "settings": settings })))
+    Ok(ApiResponse::json(
+        200,
+        &serde_json::json!({ "user": user, "auth": identity.method, "settings": settings }),
+    ))
 }
 
-fn auth_token<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, identity: &Identity) -> Result<ApiResponse, Failure> {
+fn auth_token<K: Kv, D: Database>(
+    ctx: &RequestContext<'_, K, D>,
+    identity: &Identity,
+) -> Result<ApiResponse, Failure> {
     require_user(identity)?;
     let secret = ctx
         .config

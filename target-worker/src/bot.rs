@@ -32,7 +32,12 @@ const HUMAN: &str = "0";
 
 /// Decides whether `user_agent` is a bot, through the `bot` cache layer when it is
 /// on, and records the layer's outcome and time in `trace`.
-pub async fn detect<K: Kv>(user_agent: &str, cache: &Cache<'_, K>, runtime: &dyn Runtime, trace: &RequestTrace) -> bool {
+pub async fn detect<K: Kv>(
+    user_agent: &str,
+    cache: &Cache<'_, K>,
+    runtime: &dyn Runtime,
+    trace: &RequestTrace,
+) -> bool {
     let start = runtime.now_ms();
     let (verdict, outcome) = if cache.enabled(Layer::Bot) {
         let key = cache_key(user_agent);
@@ -40,12 +45,20 @@ pub async fn detect<K: Kv>(user_agent: &str, cache: &Cache<'_, K>, runtime: &dyn
             CacheRead::Hit(v) if v == BOT => (true, CacheOutcome::Hit),
             CacheRead::Hit(v) if v == HUMAN => (false, CacheOutcome::Hit),
             CacheRead::Hit(garbage) => {
-                cache.report_garbage(Layer::Bot, &key, &format!("expected \"0\" or \"1\", got {} bytes", garbage.len()));
+                cache.report_garbage(
+                    Layer::Bot,
+                    &key,
+                    &format!("expected \"0\" or \"1\", got {} bytes", garbage.len()),
+                );
                 (is_bot_user_agent(user_agent), CacheOutcome::Error)
             }
             CacheRead::Miss => {
                 let verdict = is_bot_user_agent(user_agent);
-                cache.write_behind(Layer::Bot, key, if verdict { BOT } else { HUMAN }.to_owned());
+                cache.write_behind(
+                    Layer::Bot,
+                    key,
+                    if verdict { BOT } else { HUMAN }.to_owned(),
+                );
                 (verdict, CacheOutcome::Miss)
             }
             // KV is failing: do not add a write to its load; compute and move on.
@@ -64,7 +77,9 @@ mod tests {
 
     #[test]
     fn known_bots_and_browsers() {
-        assert!(is_bot_user_agent("Googlebot/2.1 (+http://www.google.com/bot.html)"));
+        assert!(is_bot_user_agent(
+            "Googlebot/2.1 (+http://www.google.com/bot.html)"
+        ));
         assert!(is_bot_user_agent("curl/8.5.0"));
         assert!(is_bot_user_agent("python-requests/2.31.0"));
         assert!(is_bot_user_agent(""));

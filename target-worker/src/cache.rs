@@ -40,8 +40,20 @@ pub fn log_cache_failure(runtime: &dyn Runtime, op: &str, layer: Layer, key: &st
 }
 
 impl<'r, K: Kv> Cache<'r, K> {
-    pub fn new(kv: K, layers: CacheLayers, ttl_seconds: u64, runtime: Rc<dyn Runtime>, trace: &'r RequestTrace) -> Self {
-        Cache { kv, layers, ttl_seconds, runtime, trace }
+    pub fn new(
+        kv: K,
+        layers: CacheLayers,
+        ttl_seconds: u64,
+        runtime: Rc<dyn Runtime>,
+        trace: &'r RequestTrace,
+    ) -> Self {
+        Cache {
+            kv,
+            layers,
+            ttl_seconds,
+            runtime,
+            trace,
+        }
     }
 
     pub fn enabled(&self, layer: Layer) -> bool {

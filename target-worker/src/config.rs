@@ -47,7 +47,11 @@ impl CacheLayers {
     }
 
     pub fn names(self) -> Vec<&'static str> {
-        Layer::ALL.into_iter().filter(|l| self.contains(*l)).map(Layer::name).collect()
+        Layer::ALL
+            .into_iter()
+            .filter(|l| self.contains(*l))
+            .map(Layer::name)
+            .collect()
     }
 
     /// Parses `on`, `off`, or a comma list of layer names (the form of both
@@ -136,14 +140,13 @@ impl Config {
             None => DEFAULT_TTL_SECONDS,
             Some(v) => match v.trim().parse::<u64>() {
                 Ok(n) if n >= crate::platform::KV_MIN_TTL_SECONDS => n,
-                _ => {
-                    return Err(ConfigError {
-                        name: "CACHE_TTL_SECONDS",
-                        value: v,
-                        reason: "expected a whole number of seconds, at least 60 (the Workers KV minimum)"
+                _ => return Err(ConfigError {
+                    name: "CACHE_TTL_SECONDS",
+                    value: v,
+                    reason:
+                        "expected a whole number of seconds, at least 60 (the Workers KV minimum)"
                             .into(),
-                    })
-                }
+                }),
             },
         };
         let always_enabled_providers = get("ALWAYS_ENABLED_PROVIDERS")
@@ -177,8 +180,16 @@ mod tests {
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_lookup(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
     }
 
     #[test]
@@ -207,10 +218,19 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_setting() {
-        assert_eq!(cfg(&[("CACHE_MODE", "maybe")]).unwrap_err().name, "CACHE_MODE");
+        assert_eq!(
+            cfg(&[("CACHE_MODE", "maybe")]).unwrap_err().name,
+            "CACHE_MODE"
+        );
         let e = cfg(&[("CACHE_LAYERS", "bot,redis")]).unwrap_err();
         assert!(e.to_string().contains("redis"), "{e}");
-        assert_eq!(cfg(&[("CACHE_TTL_SECONDS", "30")]).unwrap_err().name, "CACHE_TTL_SECONDS");
-        assert_eq!(cfg(&[("CACHE_TTL_SECONDS", "-5")]).unwrap_err().name, "CACHE_TTL_SECONDS");
+        assert_eq!(
+            cfg(&[("CACHE_TTL_SECONDS", "30")]).unwrap_err().name,
+            "CACHE_TTL_SECONDS"
+        );
+        assert_eq!(
+            cfg(&[("CACHE_TTL_SECONDS", "-5")]).unwrap_err().name,
+            "CACHE_TTL_SECONDS"
+        );
     }
 }

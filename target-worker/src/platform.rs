@@ -124,7 +124,9 @@ impl RowExt for Row {
         match self.get(column) {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(DbError(format!("column {column}: expected text, got {other}"))),
+            Some(other) => Err(DbError(format!(
+                "column {column}: expected text, got {other}"
+            ))),
         }
     }
 
@@ -141,7 +143,9 @@ impl RowExt for Row {
                 .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
                 .map(Some)
                 .ok_or_else(|| DbError(format!("column {column}: expected integer, got {n}"))),
-            Some(other) => Err(DbError(format!("column {column}: expected integer, got {other}"))),
+            Some(other) => Err(DbError(format!(
+                "column {column}: expected integer, got {other}"
+            ))),
         }
     }
 }

@@ -17,7 +17,11 @@ pub struct User {
 
 impl User {
     fn from_row(row: &Row) -> Result<User, DbError> {
-        Ok(User { id: row.text("id")?, email: row.text("email")?, name: row.text("name")? })
+        Ok(User {
+            id: row.text("id")?,
+            email: row.text("email")?,
+            name: row.text("name")?,
+        })
     }
 }
 
@@ -109,7 +113,9 @@ impl<'r, D: Database> Store<'r, D> {
                 &[session_id.into()],
             )
             .await?;
-        rows.first().map(|r| Ok((User::from_row(r)?, r.int("expires_at")?))).transpose()
+        rows.first()
+            .map(|r| Ok((User::from_row(r)?, r.int("expires_at")?)))
+            .transpose()
     }
 
     /// The user owning the API key whose SHA-256 hex is `hashed_key`, unless revoked.
@@ -125,7 +131,12 @@ impl<'r, D: Database> Store<'r, D> {
     }
 
     pub async fn user(&self, user_id: &str) -> Result<Option<User>, DbError> {
-        let rows = self.query("SELECT id, email, name FROM user WHERE id = ?1", &[user_id.into()]).await?;
+        let rows = self
+            .query(
+                "SELECT id, email, name FROM user WHERE id = ?1",
+                &[user_id.into()],
+            )
+            .await?;
         rows.first().map(User::from_row).transpose()
     }
 
@@ -137,6 +148,9 @@ impl<'r, D: Database> Store<'r, D> {
                 &[user_id.into()],
             )
             .await?;
-        rows.first().map(UserSettings::from_row).transpose().map(Option::unwrap_or_default)
+        rows.first()
+            .map(UserSettings::from_row)
+            .transpose()
+            .map(Option::unwrap_or_default)
     }
 }

@@ -1,0 +1,398 @@
+//! Native test doubles that are real implementations, not mocks: SQLite (rusqlite)
+//! running the D1 migrations, and an in-process KV with Workers KV's TTL rules
+//! against an injectable clock.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
+
+use rusqlite::types::{Value as SqlV, ValueRef};
+use target_worker::platform::{
+    BackgroundTask, Database, DbError, Kv, KvError, Row, Runtime, SqlValue, Statement,
+    KV_MIN_TTL_SECONDS,
+};
+use target_worker::{ApiRequest, ApiResponse, App, Config};
+
+/// A clock the test moves by hand. Starts at a fixed, realistic instant.
+#[derive(Clone)]
+pub struct ManualClock(Rc<Cell<f64>>);
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock(Rc::new(Cell::new(1_790_000_000_000.0)))
+    }
+}
+
+impl ManualClock {
+    pub fn now_ms(&self) -> f64 {
+        self.0.get()
+    }
+    pub fn advance_secs(&self, secs: f64) {
+        self.0.set(self.0.get() + secs * 1000.0);
+    }
+}
+
+/// A failure mode the in-process KV can be put into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvFault {
+    /// Every operation fails.
+    Error,
+    /// Reads return bytes that are not any value the worker wrote.
+    Garbage,
+}
+
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvCalls {
+    pub get: u32,
+    pub put: u32,
+    pub delete: u32,
+    pub list: u32,
+}
+
+impl KvCalls {
+    pub fn total(&self) -> u32 {
+        self.get + self.put + self.delete + self.list
+    }
+}
+
+/// In-process KV: entries expire at `put time + ttl` on the injected clock, TTLs under
+/// 60 s are refused as Workers KV refuses them.
+#[derive(Clone)]
+pub struct MemoryKv {
+    entries: Rc<RefCell<BTreeMap<String, (String, f64)>>>,
+    clock: ManualClock,
+    calls: Rc<Cell<KvCalls>>,
+    fault: Rc<Cell<Option<KvFault>>>,
+}
+
+impl MemoryKv {
+    pub fn new(clock: ManualClock) -> Self {
+        MemoryKv {
+            entries: Rc::default(),
+            clock,
+            calls: Rc::default(),
+            fault: Rc::default(),
+        }
+    }
+    pub fn calls(&self) -> KvCalls {
+        self.calls.get()
+    }
+    pub fn set_fault(&self, fault: Option<KvFault>) {
+        self.fault.set(fault);
+    }
+    /// Live (unexpired) keys.
+    pub fn keys(&self) -> Vec<String> {
+        let now = self.clock.now_ms();
+        self.entries
+            .borrow()
+            .iter()
+            .filter(|(_, (_, exp))| *exp > now)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+    pub fn raw_get(&self, key: &str) -> Option<String> {
+        let now = self.clock.now_ms();
+        self.entries
+            .borrow()
+            .get(key)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(v, _)| v.clone())
+    }
+    fn count(&self, f: impl FnOnce(&mut KvCalls)) {
+        let mut c = self.calls.get();
+        f(&mut c);
+        self.calls.set(c);
+    }
+    fn check_fault(&self) -> Result<(), KvError> {
+        match self.fault.get() {
+            Some(KvFault::Error) => Err(KvError("simulated KV outage".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Kv for MemoryKv {
+    async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
+        self.count(|c| c.get += 1);
+        self.check_fault()?;
+        if self.fault.get() == Some(KvFault::Garbage) {
+            return Ok(Some("\u{0}garbage\u{fffd}".into()));
+        }
+        let now = self.clock.now_ms();
+        let mut entries = self.entries.borrow_mut();
+        match entries.get(key) {
+            Some((_, exp)) if *exp <= now => {
+                entries.remove(key);
+                Ok(None)
+            }
+            other => Ok(other.map(|(v, _)| v.clone())),
+        }
+    }
+
+    async fn put(&self, key: &str, value: &str, ttl_seconds: u64) -> Result<(), KvError> {
+        self.count(|c| c.put += 1);
+        self.check_fault()?;
+        if ttl_seconds < KV_MIN_TTL_SECONDS {
+            return Err(KvError(format!(
+                "Invalid expiration_ttl of {ttl_seconds}. Expiration TTL must be at least 60."
+            )));
+        }
+        if key.len() > 512 {
+            return Err(KvError(format!(
+                "KV key too long: {} bytes > 512",
+                key.len()
+            )));
+        }
+        let expires = self.clock.now_ms() + ttl_seconds as f64 * 1000.0;
+        self.entries
+            .borrow_mut()
+            .insert(key.to_owned(), (value.to_owned(), expires));
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.count(|c| c.delete += 1);
+        self.check_fault()?;
+        self.entries.borrow_mut().remove(key);
+        Ok(())
+    }
+
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+        self.count(|c| c.list += 1);
+        self.check_fault()?;
+        Ok(self
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with(prefix))
+            .collect())
+    }
+}
+
+/// SQLite with the worker's D1 migrations applied, foreign keys on as in D1.
+#[derive(Clone)]
+pub struct SqliteDb {
+    conn: Rc<rusqlite::Connection>,
+    failing: Rc<Cell<bool>>,
+}
+
+impl SqliteDb {
+    pub fn migrated() -> Self {
+        let conn = rusqlite::Connection::open_in_memory().expect("open in-memory SQLite");
+        conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no migrations in {}", dir.display());
+        for f in files {
+            let sql = std::fs::read_to_string(&f).unwrap();
+            conn.execute_batch(&sql)
+                .unwrap_or_else(|e| panic!("migration {}: {e}", f.display()));
+        }
+        SqliteDb {
+            conn: Rc::new(conn),
+            failing: Rc::default(),
+        }
+    }
+
+    /// Makes every following statement fail, as an unreachable D1 would.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.set(failing);
+    }
+
+    pub fn conn(&self) -> &rusqlite::Connection {
+        &self.conn
+    }
+
+    fn check(&self) -> Result<(), DbError> {
+        if self.failing.get() {
+            Err(DbError("D1_ERROR: simulated database outage".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn bind(params: &[SqlValue]) -> Vec<SqlV> {
+    params
+        .iter()
+        .map(|p| match p {
+            SqlValue::Null => SqlV::Null,
+            SqlValue::Integer(i) => SqlV::Integer(*i),
+            SqlValue::Real(f) => SqlV::Real(*f),
+            SqlValue::Text(s) => SqlV::Text(s.clone()),
+        })
+        .collect()
+}
+
+fn sqlite_err(e: rusqlite::Error) -> DbError {
+    DbError(e.to_string())
+}
+
+impl Database for SqliteDb {
+    async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, DbError> {
+        self.check()?;
+        let mut stmt = self.conn.prepare(sql).map_err(sqlite_err)?;
+        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(bind(params)))
+            .map_err(sqlite_err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(sqlite_err)? {
+            let mut map = Row::new();
+            for (i, name) in names.iter().enumerate() {
+                let v = match row.get_ref(i).map_err(sqlite_err)? {
+                    ValueRef::Null => serde_json::Value::Null,
+                    ValueRef::Integer(n) => n.into(),
+                    ValueRef::Real(f) => f.into(),
+                    ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+                    ValueRef::Blob(b) => hex::encode(b).into(),
+                };
+                map.insert(name.clone(), v);
+            }
+            out.push(map);
+        }
+        Ok(out)
+    }
+
+    async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(), DbError> {
+        self.check()?;
+        self.conn
+            .execute(sql, rusqlite::params_from_iter(bind(params)))
+            .map(drop)
+            .map_err(sqlite_err)
+    }
+
+    async fn batch(&self, statements: &[Statement]) -> Result<(), DbError> {
+        self.check()?;
+        // D1 runs a batch as one transaction; so does this.
+        let tx = self.conn.unchecked_transaction().map_err(sqlite_err)?;
+        for s in statements {
+            tx.execute(s.sql, rusqlite::params_from_iter(bind(&s.params)))
+                .map_err(sqlite_err)?;
+        }
+        tx.commit().map_err(sqlite_err)
+    }
+}
+
+/// The host runtime: the manual clock, a queue of background tasks that run only
+/// when the test says so (after the response, like `wait_until`), captured logs.
+pub struct TestRuntime {
+    pub clock: ManualClock,
+    tasks: RefCell<Vec<BackgroundTask>>,
+    pub logs: RefCell<Vec<String>>,
+}
+
+impl Runtime for TestRuntime {
+    fn now_ms(&self) -> f64 {
+        self.clock.now_ms()
+    }
+    fn spawn(&self, task: BackgroundTask) {
+        self.tasks.borrow_mut().push(task);
+    }
+    fn log(&self, line: &str) {
+        self.logs.borrow_mut().push(line.to_owned());
+    }
+}
+
+impl TestRuntime {
+    pub fn pending_tasks(&self) -> usize {
+        self.tasks.borrow().len()
+    }
+    pub async fn run_background(&self) {
+        let tasks: Vec<_> = self.tasks.borrow_mut().drain(..).collect();
+        for t in tasks {
+            t.await;
+        }
+    }
+}
+
+pub const BENCH_SECRET: &str = "test-bench-secret";
+pub const JWT_SECRET: &str = "test-jwt-secret";
+pub const BROWSER_UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+
+/// Builds a [`Config`] from `KEY=VALUE` pairs, with the test secrets unless overridden.
+pub fn config(vars: &[(&str, &str)]) -> Config {
+    let mut all: Vec<(String, String)> = vec![
+        ("BENCH_SECRET".into(), BENCH_SECRET.into()),
+        ("JWT_SECRET".into(), JWT_SECRET.into()),
+    ];
+    for (k, v) in vars {
+        all.retain(|(name, _)| name != k);
+        all.push((k.to_string(), v.to_string()));
+    }
+    Config::from_lookup(|name| all.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        .expect("valid test config")
+}
+
+/// One worker over fresh SQLite and KV.
+pub struct TestWorker {
+    pub app: App<MemoryKv, SqliteDb>,
+    pub kv: MemoryKv,
+    pub db: SqliteDb,
+    pub runtime: Rc<TestRuntime>,
+    pub clock: ManualClock,
+}
+
+impl TestWorker {
+    pub fn new(config: Config) -> Self {
+        let clock = ManualClock::default();
+        let kv = MemoryKv::new(clock.clone());
+        let db = SqliteDb::migrated();
+        let runtime = Rc::new(TestRuntime {
+            clock: clock.clone(),
+            tasks: RefCell::default(),
+            logs: RefCell::default(),
+        });
+        let app = App::new(kv.clone(), db.clone(), runtime.clone(), config);
+        TestWorker {
+            app,
+            kv,
+            db,
+            runtime,
+            clock,
+        }
+    }
+
+    /// Sends a request and then runs what it left for `wait_until`, as the Workers
+    /// runtime does after the response has gone out.
+    pub async fn send(&self, req: ApiRequest) -> ApiResponse {
+        let resp = self.app.handle(req).await;
+        self.runtime.run_background().await;
+        resp
+    }
+
+    pub async fn seed(&self, users: u32, seed: u64) {
+        let resp = self
+            .send(
+                ApiRequest::new("POST", "/__bench/seed")
+                    .header("x-bench-secret", BENCH_SECRET)
+                    .body(format!(r#"{{"users":{users},"seed":{seed}}}"#)),
+            )
+            .await;
+        assert_eq!(resp.status, 200, "seed failed: {}", body_text(&resp));
+    }
+}
+
+pub fn body_text(resp: &ApiResponse) -> String {
+    String::from_utf8_lossy(&resp.body).into_owned()
+}
+
+pub fn body_json(resp: &ApiResponse) -> serde_json::Value {
+    serde_json::from_slice(&resp.body)
+        .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", body_text(resp)))
+}
+
+/// A browser request to `path` with optional extra headers.
+pub fn get(path: &str, headers: &[(&str, &str)]) -> ApiRequest {
+    headers.iter().fold(
+        ApiRequest::new("GET", path).header("user-agent", BROWSER_UA),
+        |r, (k, v)| r.header(k, v),
+    )
+}
