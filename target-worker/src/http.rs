@@ -126,8 +126,8 @@ pub fn parse_json_body<T: serde::de::DeserializeOwned>(req: &ApiRequest) -> Resu
     }
     // The path names the offending field, which serde's own message leaves out for
     // wrong values ("invalid value: integer `-1`" → "users: invalid value …").
-    let de = &mut serde_json::Deserializer::from_slice(&req.body);
-    let value: T = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(&req.body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if path == "." {
