@@ -1,0 +1,477 @@
+//! End to end under real `wrangler dev` (workerd with local KV and D1): the wasm
+//! build, the D1 migrations, seeding over HTTP, and the auth and bot-cache behaviour
+//! seen by a client. Each test starts its own instance on a free loopback port with
+//! its own state directory, and a guard stops it on every path.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const BENCH_SECRET: &str = "e2e-bench-secret";
+const JWT_SECRET: &str = "e2e-jwt-secret";
+const SEED: u64 = 7;
+const BROWSER_UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+/// Cold: wrangler's start-up plus its double rebuild check; the wasm is built before.
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn wrangler_bin() -> PathBuf {
+    let bin = repo_root().join("node_modules/.bin/wrangler");
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/setup (it runs npm ci) first",
+        bin.display()
+    );
+    bin
+}
+
+/// Builds the worker once per test binary, so a build failure shows its own output
+/// instead of a wrangler time-out.
+fn ensure_built() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts/build-worker"))
+            .current_dir(repo_root())
+            .output()
+            .map_err(|e| format!("cannot run scripts/build-worker: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "scripts/build-worker failed ({}):\n{}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wrangler(args: &[&str]) -> Command {
+    let mut cmd = Command::new(wrangler_bin());
+    cmd.args(args)
+        .current_dir(repo_root())
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CI", "1");
+    cmd
+}
+
+/// A running `wrangler dev`; dropping it stops wrangler and its workerd children.
+struct WranglerDev {
+    child: Child,
+    base: String,
+    log: PathBuf,
+    state: PathBuf,
+}
+
+impl WranglerDev {
+    fn start(name: &str, env: Option<&str>) -> WranglerDev {
+        ensure_built();
+        let state = repo_root()
+            .join("target/e2e")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state).unwrap();
+        let state_arg = state.to_str().unwrap();
+        let env_args: Vec<&str> = env.map(|e| vec!["--env", e]).unwrap_or_default();
+
+        let mut migrate = wrangler(&[
+            "d1",
+            "migrations",
+            "apply",
+            "DB",
+            "--local",
+            "--persist-to",
+            state_arg,
+        ]);
+        let out = migrate
+            .args(&env_args)
+            .output()
+            .expect("run wrangler d1 migrations apply");
+        assert!(
+            out.status.success(),
+            "migrations failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        let port = free_port().to_string();
+        let inspector = free_port().to_string();
+        let log = state.join("wrangler.log");
+        let log_file = File::create(&log).unwrap();
+        let bench = format!("BENCH_SECRET:{BENCH_SECRET}");
+        let jwt = format!("JWT_SECRET:{JWT_SECRET}");
+        let mut cmd = wrangler(&[
+            "dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--inspector-port",
+            &inspector,
+            "--local",
+            "--persist-to",
+            state_arg,
+            "--show-interactive-dev-session=false",
+            "--var",
+            &bench,
+            "--var",
+            &jwt,
+        ]);
+        cmd.args(&env_args)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file);
+        // Its own process group, so the guard can stop workerd along with wrangler.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().expect("spawn wrangler dev");
+        let mut dev = WranglerDev {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+            state,
+        };
+        dev.wait_ready();
+        dev
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(200) = http_status(&format!("{}/health", self.base)) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "wrangler dev exited ({status}) before it was ready:\n{}",
+                    self.log_tail()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wrangler dev not ready after {READY_TIMEOUT:?}:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for WranglerDev {
+    fn drop(&mut self) {
+        let pgid = self.child.id() as libc::pid_t;
+        // SAFETY: signalling the process group we created for this child.
+        unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // workerd may outlive wrangler's exit; make sure the whole group is gone.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.state);
+        }
+    }
+}
+
+/// `GET url` over a plain socket, returning the status code: a readiness probe
+/// that needs no async runtime inside the synchronous start-up.
+fn http_status(url: &str) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut s = std::net::TcpStream::connect(host)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    buf.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {buf:?}")))
+}
+
+struct Reply {
+    status: u16,
+    x_cache: String,
+    server_timing: String,
+    body: serde_json::Value,
+}
+
+async fn send(req: reqwest::RequestBuilder) -> Reply {
+    let resp = req.send().await.expect("request to wrangler dev");
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let (x_cache, server_timing) = (header("x-cache"), header("server-timing"));
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"));
+    Reply {
+        status,
+        x_cache,
+        server_timing,
+        body,
+    }
+}
+
+async fn seed(client: &reqwest::Client, base: &str) {
+    let r = send(
+        client
+            .post(format!("{base}/__bench/seed"))
+            .header("x-bench-secret", BENCH_SECRET)
+            .body(format!(r#"{{"users":3,"seed":{SEED}}}"#)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "seed: {}", r.body);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn cache_on_authenticates_and_caches_bot_verdicts() {
+    let dev = WranglerDev::start("cache-on", None);
+    let base = dev.base.as_str();
+    let client = reqwest::Client::new();
+    let me = format!("{base}/auth/me");
+
+    // Bench routes do not exist without the secret.
+    let r = send(
+        client
+            .post(format!("{base}/__bench/seed"))
+            .body(r#"{"users":1,"seed":1}"#),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let r = send(
+        client
+            .post(format!("{base}/__bench/seed"))
+            .header("x-bench-secret", "wrong")
+            .body(r#"{"users":1,"seed":1}"#),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    seed(&client, base).await;
+    let u = bench_seed::seeded_user(BENCH_SECRET, SEED, 1);
+
+    let r = send(
+        client
+            .get(&me)
+            .header("user-agent", BROWSER_UA)
+            .header("cookie", format!("session={}", u.session_id)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "session: {}", r.body);
+    assert_eq!(r.body["user"]["id"], u.user_id.as_str());
+    println!(
+        "session  -> {} x-cache: {} | server-timing: {}",
+        r.status, r.x_cache, r.server_timing
+    );
+
+    let r = send(
+        client
+            .get(&me)
+            .header("user-agent", BROWSER_UA)
+            .bearer_auth(&u.api_key),
+    )
+    .await;
+    assert_eq!(r.status, 200, "api key: {}", r.body);
+    assert_eq!(r.body["user"]["id"], u.user_id.as_str());
+    println!("api key  -> {} x-cache: {}", r.status, r.x_cache);
+
+    let t = send(
+        client
+            .post(format!("{base}/auth/token"))
+            .header("user-agent", BROWSER_UA)
+            .header("cookie", format!("session={}", u.session_id)),
+    )
+    .await;
+    assert_eq!(t.status, 200, "token: {}", t.body);
+    let token = t.body["token"].as_str().unwrap().to_owned();
+    let r = send(
+        client
+            .get(&me)
+            .header("user-agent", BROWSER_UA)
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(r.status, 200, "jwt: {}", r.body);
+    assert_eq!(r.body["auth"], "jwt");
+    println!("jwt      -> {} x-cache: {}", r.status, r.x_cache);
+
+    let r = send(client.get(&me).bearer_auth(format!("{token}x"))).await;
+    assert_eq!(r.status, 401, "tampered jwt: {}", r.body);
+
+    let r = send(client.get(&me).header(
+        "user-agent",
+        "Googlebot/2.1 (+http://www.google.com/bot.html)",
+    ))
+    .await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("bot access is not allowed"))
+    );
+    // reqwest sends no User-Agent unless told to.
+    let r = send(client.get(&me)).await;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (401, Some("bot access is not allowed"))
+    );
+
+    // A User-Agent this instance has never seen: miss, then (once the wait_until
+    // write has landed) hit.
+    let ua = format!("{BROWSER_UA} e2e/{}", std::process::id());
+    let cookie = format!("session={}", u.session_id);
+    let first = send(
+        client
+            .get(&me)
+            .header("user-agent", &ua)
+            .header("cookie", &cookie),
+    )
+    .await;
+    println!(
+        "repeated UA #1 -> x-cache: {} | server-timing: {}",
+        first.x_cache, first.server_timing
+    );
+    assert_eq!(first.x_cache, "bot=miss");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut n = 1;
+    loop {
+        n += 1;
+        let again = send(
+            client
+                .get(&me)
+                .header("user-agent", &ua)
+                .header("cookie", &cookie),
+        )
+        .await;
+        assert_eq!(again.status, 200);
+        if again.x_cache == "bot=hit" {
+            println!(
+                "repeated UA #{n} -> x-cache: {} | server-timing: {}",
+                again.x_cache, again.server_timing
+            );
+            assert!(
+                again.server_timing.contains("bot;desc=hit"),
+                "{}",
+                again.server_timing
+            );
+            break;
+        }
+        assert_eq!(again.x_cache, "bot=miss");
+        assert!(
+            Instant::now() < deadline,
+            "the bot verdict never became a hit"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The per-request override, with the secret, turns the layer off.
+    let r = send(
+        client
+            .get(&me)
+            .header("user-agent", &ua)
+            .header("cookie", &cookie)
+            .header("x-bench-secret", BENCH_SECRET)
+            .header("x-bench-cache", "off"),
+    )
+    .await;
+    assert_eq!(r.x_cache, "bot=off");
+
+    // Bad input through the real Workers adapter.
+    let r = send(
+        client
+            .post(format!("{base}/__bench/seed"))
+            .header("x-bench-secret", BENCH_SECRET)
+            .body(vec![b' '; 70 * 1024]),
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    let r = send(
+        client
+            .post(format!("{base}/__bench/seed"))
+            .header("x-bench-secret", BENCH_SECRET)
+            .body("{nope"),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = send(client.delete(&me).header("user-agent", BROWSER_UA)).await;
+    assert_eq!(r.status, 405);
+    let r = send(
+        client
+            .get(format!("{base}/does-not-exist"))
+            .header("user-agent", BROWSER_UA),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn cache_off_environment_never_uses_the_bot_cache() {
+    let dev = WranglerDev::start("cache-off", Some("cache-off"));
+    let base = dev.base.as_str();
+    let client = reqwest::Client::new();
+    let health = send(client.get(format!("{base}/health"))).await;
+    assert_eq!(health.body["cache"]["mode"], "off", "{}", health.body);
+    seed(&client, base).await;
+    let u = bench_seed::seeded_user(BENCH_SECRET, SEED, 0);
+    for i in 0..3 {
+        let r = send(
+            client
+                .get(format!("{base}/auth/me"))
+                .header("user-agent", BROWSER_UA)
+                .bearer_auth(&u.api_key),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        println!(
+            "cache-off request {} -> x-cache: {} | server-timing: {}",
+            i + 1,
+            r.x_cache,
+            r.server_timing
+        );
+        assert_eq!(r.x_cache, "bot=off");
+        assert!(!r.server_timing.contains("kv;"), "{}", r.server_timing);
+    }
+}
