@@ -26,46 +26,29 @@ pub struct SeededUser {
 }
 
 fn derive(bench_secret: &str, seed: u64, index: u32, purpose: &str) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(bench_secret.as_bytes())
-        .expect("HMAC takes keys of any length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(bench_secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(format!("bench-seed/v1|{seed}|{index}|{purpose}").as_bytes());
     mac.finalize().into_bytes().into()
 }
 
 /// Derives user number `index` of the population seeded with `seed`.
 pub fn seeded_user(bench_secret: &str, seed: u64, index: u32) -> SeededUser {
-    let user_id = format!(
-        "bu_{}",
-        &hex::encode(derive(bench_secret, seed, index, "user"))[..29]
-    );
+    let user_id = format!("bu_{}", &hex::encode(derive(bench_secret, seed, index, "user"))[..29]);
     SeededUser {
         index,
         email: format!("user{index}.s{seed}@{BENCH_EMAIL_DOMAIN}"),
         name: format!("Bench User {index}"),
         session_id: hex::encode(derive(bench_secret, seed, index, "session")),
-        api_key: format!(
-            "ak_{}",
-            &hex::encode(derive(bench_secret, seed, index, "api-key"))[..48]
-        ),
+        api_key: format!("ak_{}", &hex::encode(derive(bench_secret, seed, index, "api-key"))[..48]),
         user_id,
     }
 }
 
 /// Which of `providers` the seeded user has enabled: a deterministic, roughly even
 /// split, so per-user model lists differ between users the way real ones do.
-pub fn enabled_providers<'a>(
-    bench_secret: &str,
-    seed: u64,
-    index: u32,
-    providers: &[&'a str],
-) -> Vec<&'a str> {
+pub fn enabled_providers<'a>(bench_secret: &str, seed: u64, index: u32, providers: &[&'a str]) -> Vec<&'a str> {
     let bits = derive(bench_secret, seed, index, "providers");
-    providers
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| bits[i % 32] & (1 << (i / 32 % 8)) != 0)
-        .map(|(_, p)| *p)
-        .collect()
+    providers.iter().enumerate().filter(|(i, _)| bits[i % 32] & (1 << (i / 32 % 8)) != 0).map(|(_, p)| *p).collect()
 }
 
 #[cfg(test)]
@@ -80,11 +63,7 @@ mod tests {
     #[test]
     fn secret_seed_and_index_each_change_every_credential() {
         let base = seeded_user("s", 7, 3);
-        for other in [
-            seeded_user("t", 7, 3),
-            seeded_user("s", 8, 3),
-            seeded_user("s", 7, 4),
-        ] {
+        for other in [seeded_user("t", 7, 3), seeded_user("s", 8, 3), seeded_user("s", 7, 4)] {
             assert_ne!(base.user_id, other.user_id);
             assert_ne!(base.session_id, other.session_id);
             assert_ne!(base.api_key, other.api_key);
@@ -103,13 +82,8 @@ mod tests {
     #[test]
     fn provider_split_is_deterministic_and_not_degenerate() {
         let providers = ["a", "b", "c", "d", "e", "f", "g", "h"];
-        let counts: Vec<usize> = (0..64)
-            .map(|i| enabled_providers("s", 1, i, &providers).len())
-            .collect();
-        assert_eq!(
-            enabled_providers("s", 1, 5, &providers),
-            enabled_providers("s", 1, 5, &providers)
-        );
+        let counts: Vec<usize> = (0..64).map(|i| enabled_providers("s", 1, i, &providers).len()).collect();
+        assert_eq!(enabled_providers("s", 1, 5, &providers), enabled_providers("s", 1, 5, &providers));
         assert!(counts.iter().any(|&c| c < providers.len()));
         assert!(counts.iter().any(|&c| c > 0));
     }

@@ -10,13 +10,15 @@ use subtle::ConstantTimeEq;
 use crate::auth::{self, Identity};
 use crate::bench;
 use crate::bot;
-use crate::cache::Cache;
+use crate::cache::{Cache, FaultyKv, KvFault};
 use crate::config::{CacheLayers, Config};
 use crate::http::{ApiError, ApiRequest, ApiResponse, Failure, MAX_BODY_BYTES};
 use crate::jwt;
+use crate::models;
 use crate::platform::{Database, Kv, Runtime};
 use crate::store::Store;
 use crate::trace::RequestTrace;
+use crate::user;
 
 /// Lifetime of tokens from `POST /auth/token`.
 pub const TOKEN_TTL_SECONDS: i64 = 3600;
@@ -26,6 +28,14 @@ enum Endpoint {
     Health,
     AuthMe,
     AuthToken,
+    Models,
+    ModelCapabilities,
+    Model,
+    GetSettings,
+    PutSettings,
+    Providers,
+    StoreProviderKey,
+    SyncProviders,
     BenchSeed,
     BenchReset,
 }
@@ -35,6 +45,14 @@ const ROUTES: &[(&str, &[(&str, Endpoint)])] = &[
     ("/health", &[("GET", Endpoint::Health)]),
     ("/auth/me", &[("GET", Endpoint::AuthMe)]),
     ("/auth/token", &[("POST", Endpoint::AuthToken)]),
+    ("/models", &[("GET", Endpoint::Models)]),
+    ("/models/capabilities", &[("GET", Endpoint::ModelCapabilities)]),
+    // Model ids contain slashes (provider/model): a catch-all segment.
+    ("/models/{*id}", &[("GET", Endpoint::Model)]),
+    ("/user/settings", &[("GET", Endpoint::GetSettings), ("PUT", Endpoint::PutSettings)]),
+    ("/user/providers", &[("GET", Endpoint::Providers)]),
+    ("/user/store-provider-api-key", &[("POST", Endpoint::StoreProviderKey)]),
+    ("/user/sync-providers", &[("POST", Endpoint::SyncProviders)]),
     ("/__bench/seed", &[("POST", Endpoint::BenchSeed)]),
     ("/__bench/reset", &[("POST", Endpoint::BenchReset)]),
 ];
@@ -44,36 +62,32 @@ fn router() -> &'static matchit::Router<usize> {
     ROUTER.get_or_init(|| {
         let mut r = matchit::Router::new();
         for (i, (path, _)) in ROUTES.iter().enumerate() {
-            r.insert(*path, i)
-                .expect("route table paths are distinct and valid");
+            r.insert(*path, i).expect("route table paths are distinct and valid");
         }
         r
     })
 }
 
-fn resolve(req: &ApiRequest) -> Result<Endpoint, ApiError> {
+/// The endpoint and its `{*id}` path parameter (percent-decoded), if any.
+fn resolve(req: &ApiRequest) -> Result<(Endpoint, Option<String>), ApiError> {
     let matched = router().at(&req.path).map_err(|_| ApiError::not_found())?;
+    let param = match matched.params.get("id") {
+        None => None,
+        Some(raw) => Some(
+            percent_encoding::percent_decode_str(raw)
+                .decode_utf8()
+                .map_err(|_| ApiError::bad_request("path is not valid UTF-8 after percent-decoding"))?
+                .into_owned(),
+        ),
+    };
     let methods = ROUTES[*matched.value].1;
-    methods
-        .iter()
-        .find(|(m, _)| *m == req.method)
-        .map(|(_, e)| *e)
-        .ok_or_else(|| {
-            let allow = methods
-                .iter()
-                .map(|(m, _)| *m)
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut e = ApiError::new(
-                405,
-                format!(
-                    "method {} not allowed on {}; allowed: {allow}",
-                    req.method, req.path
-                ),
-            );
-            e.headers.push(("allow".into(), allow));
-            e
-        })
+    let endpoint = methods.iter().find(|(m, _)| *m == req.method).map(|(_, e)| *e).ok_or_else(|| {
+        let allow = methods.iter().map(|(m, _)| *m).collect::<Vec<_>>().join(", ");
+        let mut e = ApiError::new(405, format!("method {} not allowed on {}; allowed: {allow}", req.method, req.path));
+        e.headers.push(("allow".into(), allow));
+        e
+    })?;
+    Ok((endpoint, param))
 }
 
 /// The API over a KV store, a database and a host runtime.
@@ -91,8 +105,11 @@ pub struct RequestContext<'r, K: Kv, D: Database> {
     pub runtime: &'r dyn Runtime,
     pub trace: &'r RequestTrace,
     pub store: Store<'r, D>,
-    pub cache: Cache<'r, K>,
+    pub cache: Cache<'r, FaultyKv<K>>,
+    /// The bare KV binding, for bench maintenance (never fault-injected).
     pub kv: &'r K,
+    /// The request chose its cache layers with `x-bench-cache`.
+    pub layers_overridden: bool,
 }
 
 impl<K: Kv, D: Database> RequestContext<'_, K, D> {
@@ -103,12 +120,7 @@ impl<K: Kv, D: Database> RequestContext<'_, K, D> {
 
 impl<K: Kv, D: Database> App<K, D> {
     pub fn new(kv: K, db: D, runtime: Rc<dyn Runtime>, config: Config) -> Self {
-        App {
-            kv,
-            db,
-            runtime,
-            config,
-        }
+        App { kv, db, runtime, config }
     }
 
     /// Answers one request. Never panics on input; every failure is a JSON error.
@@ -134,10 +146,7 @@ impl<K: Kv, D: Database> App<K, D> {
 
     /// True when bench routes are enabled and the request carries the secret.
     fn bench_authorized(&self, req: &ApiRequest) -> bool {
-        match (
-            &self.config.bench_secret,
-            req.header_value("x-bench-secret"),
-        ) {
+        match (&self.config.bench_secret, req.header_value("x-bench-secret")) {
             (Some(secret), Some(sent)) => bool::from(secret.as_bytes().ct_eq(sent.as_bytes())),
             _ => false,
         }
@@ -146,36 +155,38 @@ impl<K: Kv, D: Database> App<K, D> {
     /// The cache layers for this request: the configuration, unless a bench client
     /// with the secret overrides them with `x-bench-cache`. Without the secret the
     /// header is ignored, so it reveals nothing.
-    fn request_layers(
-        &self,
-        req: &ApiRequest,
-        bench_authorized: bool,
-    ) -> Result<CacheLayers, ApiError> {
+    fn request_layers(&self, req: &ApiRequest, bench_authorized: bool) -> Result<(CacheLayers, bool), ApiError> {
         match req.header_value("x-bench-cache") {
             Some(spec) if bench_authorized => CacheLayers::parse(spec)
+                .map(|layers| (layers, true))
                 .map_err(|e| ApiError::bad_request(format!("x-bench-cache: {e}"))),
-            _ => Ok(self.config.active_layers()),
+            _ => Ok((self.config.active_layers(), false)),
         }
     }
 
-    async fn dispatch(
-        &self,
-        req: &ApiRequest,
-        trace: &RequestTrace,
-    ) -> Result<ApiResponse, Failure> {
+    /// The KV fault injected with `x-bench-kv-fault`; ignored without the secret.
+    fn request_fault(&self, req: &ApiRequest, bench_authorized: bool) -> Result<Option<KvFault>, ApiError> {
+        match req.header_value("x-bench-kv-fault") {
+            Some(spec) if bench_authorized => {
+                KvFault::parse(spec).map(Some).map_err(|e| ApiError::bad_request(format!("x-bench-kv-fault: {e}")))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn dispatch(&self, req: &ApiRequest, trace: &RequestTrace) -> Result<ApiResponse, Failure> {
         if req.body.len() > MAX_BODY_BYTES {
             return Err(ApiError::new(
                 413,
-                format!(
-                    "request body is {} bytes; the limit is {MAX_BODY_BYTES}",
-                    req.body.len()
-                ),
+                format!("request body is {} bytes; the limit is {MAX_BODY_BYTES}", req.body.len()),
             )
             .into());
         }
-        let endpoint = resolve(req)?;
+        let (endpoint, id) = resolve(req)?;
         let bench_authorized = self.bench_authorized(req);
-        let layers = self.request_layers(req, bench_authorized)?;
+        let (layers, layers_overridden) = self.request_layers(req, bench_authorized)?;
+        let fault = self.request_fault(req, bench_authorized)?;
+        let kv = FaultyKv::new(self.kv.clone(), fault, Rc::clone(&self.runtime));
         let ctx = RequestContext {
             req,
             config: &self.config,
@@ -183,58 +194,54 @@ impl<K: Kv, D: Database> App<K, D> {
             trace,
             store: Store::new(&self.db, trace, &*self.runtime),
             cache: Cache::new(
-                self.kv.clone(),
+                kv,
                 layers,
                 self.config.ttl_seconds,
+                self.config.kv_timeout_ms,
                 Rc::clone(&self.runtime),
                 trace,
             ),
             kv: &self.kv,
+            layers_overridden,
         };
         match endpoint {
             Endpoint::Health => Ok(health(&ctx, layers)),
             // Bench routes are an operator API keyed by the secret, not user traffic:
             // no bot check, and without the secret they do not exist.
-            Endpoint::BenchSeed | Endpoint::BenchReset if !bench_authorized => {
-                Err(ApiError::not_found().into())
-            }
+            Endpoint::BenchSeed | Endpoint::BenchReset if !bench_authorized => Err(ApiError::not_found().into()),
             Endpoint::BenchSeed => bench::seed(&ctx).await,
             Endpoint::BenchReset => bench::reset(&ctx).await,
             Endpoint::AuthMe => auth_me(&ctx, &authenticate_request(&ctx).await?).await,
             Endpoint::AuthToken => auth_token(&ctx, &authenticate_request(&ctx).await?),
+            Endpoint::Models => models::list(&ctx, &authenticate_request(&ctx).await?).await,
+            Endpoint::ModelCapabilities => {
+                authenticate_request(&ctx).await?;
+                Ok(models::capabilities())
+            }
+            Endpoint::Model => {
+                let identity = authenticate_request(&ctx).await?;
+                models::get(&ctx, &identity, id.as_deref().unwrap_or_default()).await
+            }
+            Endpoint::GetSettings => user::get_settings(&ctx, &authenticate_request(&ctx).await?).await,
+            Endpoint::PutSettings => user::put_settings(&ctx, &authenticate_request(&ctx).await?).await,
+            Endpoint::Providers => user::providers(&ctx, &authenticate_request(&ctx).await?).await,
+            Endpoint::StoreProviderKey => user::store_provider_api_key(&ctx, &authenticate_request(&ctx).await?).await,
+            Endpoint::SyncProviders => user::sync_providers(&ctx, &authenticate_request(&ctx).await?).await,
         }
     }
 }
 
 /// The auth middleware: bot verdict (through the `bot` cache layer), then the
 /// credential. An anonymous bot is refused; an authenticated one is let through.
-async fn authenticate_request<K: Kv, D: Database>(
-    ctx: &RequestContext<'_, K, D>,
-) -> Result<Identity, Failure> {
+async fn authenticate_request<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<Identity, Failure> {
     let user_agent = ctx.req.header_value("user-agent").unwrap_or("");
     let is_bot = bot::detect(user_agent, &ctx.cache, ctx.runtime, ctx.trace).await;
     match auth::credential(ctx.req)? {
         None if is_bot => Err(ApiError::unauthorized("bot access is not allowed").into()),
         None => Ok(auth::anonymous(ctx.req)),
         Some(credential) => {
-            auth::authenticate(
-                credential,
-                &ctx.store,
-                ctx.config.jwt_secret.as_deref(),
-                ctx.now_seconds(),
-            )
-            .await
+            auth::authenticate(credential, &ctx.store, ctx.config.jwt_secret.as_deref(), ctx.now_seconds()).await
         }
-    }
-}
-
-fn require_user(identity: &Identity) -> Result<(), ApiError> {
-    if identity.is_anonymous() {
-        Err(ApiError::unauthorized(
-            "authentication required: send a session cookie, an ak_ API key or a JWT",
-        ))
-    } else {
-        Ok(())
     }
 }
 
@@ -256,7 +263,7 @@ async fn auth_me<K: Kv, D: Database>(
     ctx: &RequestContext<'_, K, D>,
     identity: &Identity,
 ) -> Result<ApiResponse, Failure> {
-    require_user(identity)?;
+    identity.require_user()?;
     let user = match &identity.user {
         Some(user) => user.clone(),
         // A JWT names a user id only; the account may have been deleted since.
@@ -267,17 +274,11 @@ async fn auth_me<K: Kv, D: Database>(
             .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?,
     };
     let settings = ctx.store.user_settings(&user.id).await?;
-    Ok(ApiResponse::json(
-        200,
-        &serde_json::json!({ "user": user, "auth": identity.method, "settings": settings }),
-    ))
+    Ok(ApiResponse::json(200, &serde_json::json!({ "user": user, "auth": identity.method, "settings": settings })))
 }
 
-fn auth_token<K: Kv, D: Database>(
-    ctx: &RequestContext<'_, K, D>,
-    identity: &Identity,
-) -> Result<ApiResponse, Failure> {
-    require_user(identity)?;
+fn auth_token<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, identity: &Identity) -> Result<ApiResponse, Failure> {
+    identity.require_user()?;
     let secret = ctx
         .config
         .jwt_secret

@@ -41,11 +41,19 @@ impl Identity {
     pub fn is_anonymous(&self) -> bool {
         self.method == AuthMethod::Anonymous
     }
+
+    /// The user id of an authenticated caller; 401 for anonymous ones.
+    pub fn require_user(&self) -> Result<&str, ApiError> {
+        if self.is_anonymous() {
+            Err(ApiError::unauthorized("authentication required: send a session cookie, an ak_ API key or a JWT"))
+        } else {
+            Ok(&self.user_id)
+        }
+    }
 }
 
 fn token_chars_ok(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// The credential the request presents, if any. `Authorization` wins over the
@@ -61,9 +69,7 @@ pub fn credential(req: &ApiRequest) -> Result<Option<Credential>, ApiError> {
         }
         let token = token.trim();
         if token.is_empty() {
-            return Err(ApiError::unauthorized(
-                "Authorization header has an empty Bearer token",
-            ));
+            return Err(ApiError::unauthorized("Authorization header has an empty Bearer token"));
         }
         if token.len() > MAX_CREDENTIAL_LEN || !token_chars_ok(token) {
             return Err(ApiError::unauthorized(
@@ -110,34 +116,17 @@ pub async fn authenticate<D: Database>(
     let identity = match credential {
         Credential::Session(id) => match store.session_user(&id).await? {
             None => Err(ApiError::unauthorized("invalid session")),
-            Some((_, expires_at)) if expires_at <= now => {
-                Err(ApiError::unauthorized("session expired"))
-            }
-            Some((user, _)) => Ok(Identity {
-                user_id: user.id.clone(),
-                method: AuthMethod::Session,
-                user: Some(user),
-            }),
+            Some((_, expires_at)) if expires_at <= now => Err(ApiError::unauthorized("session expired")),
+            Some((user, _)) => Ok(Identity { user_id: user.id.clone(), method: AuthMethod::Session, user: Some(user) }),
         },
         Credential::ApiKey(key) => match store.api_key_user(&hash_api_key(&key)).await? {
             None => Err(ApiError::unauthorized("invalid API key")),
-            Some(user) => Ok(Identity {
-                user_id: user.id.clone(),
-                method: AuthMethod::ApiKey,
-                user: Some(user),
-            }),
+            Some(user) => Ok(Identity { user_id: user.id.clone(), method: AuthMethod::ApiKey, user: Some(user) }),
         },
         Credential::Jwt(token) => match jwt_secret {
-            None => Err(ApiError::new(
-                500,
-                "JWT authentication is unavailable: JWT_SECRET is not set",
-            )),
+            None => Err(ApiError::new(500, "JWT authentication is unavailable: JWT_SECRET is not set")),
             Some(secret) => jwt::verify(secret, &token, now)
-                .map(|claims| Identity {
-                    user_id: claims.sub,
-                    method: AuthMethod::Jwt,
-                    user: None,
-                })
+                .map(|claims| Identity { user_id: claims.sub, method: AuthMethod::Jwt, user: None })
                 .map_err(|e| ApiError::unauthorized(e.to_string())),
         },
     };
@@ -149,18 +138,11 @@ pub async fn authenticate<D: Database>(
 pub fn anonymous(req: &ApiRequest) -> Identity {
     let ip = req
         .header_value("cf-connecting-ip")
-        .or_else(|| {
-            req.header_value("x-forwarded-for")
-                .and_then(|v| v.split(',').next())
-        })
+        .or_else(|| req.header_value("x-forwarded-for").and_then(|v| v.split(',').next()))
         .map(str::trim)
         .unwrap_or("");
     let digest = hex::encode(Sha256::digest(ip.as_bytes()));
-    Identity {
-        user_id: digest[..32].to_owned(),
-        method: AuthMethod::Anonymous,
-        user: None,
-    }
+    Identity { user_id: digest[..32].to_owned(), method: AuthMethod::Anonymous, user: None }
 }
 
 #[cfg(test)]
@@ -168,11 +150,7 @@ mod tests {
     use super::*;
 
     fn req(headers: &[(&str, &str)]) -> ApiRequest {
-        headers
-            .iter()
-            .fold(ApiRequest::new("GET", "/auth/me"), |r, (k, v)| {
-                r.header(k, v)
-            })
+        headers.iter().fold(ApiRequest::new("GET", "/auth/me"), |r, (k, v)| r.header(k, v))
     }
 
     #[test]
@@ -187,11 +165,7 @@ mod tests {
             Some(Credential::ApiKey("ak_xyz".into()))
         );
         assert_eq!(
-            credential(&req(&[
-                ("authorization", "bearer a.b.c"),
-                ("cookie", "session=s")
-            ]))
-            .unwrap(),
+            credential(&req(&[("authorization", "bearer a.b.c"), ("cookie", "session=s")])).unwrap(),
             Some(Credential::Jwt("a.b.c".into()))
         );
         assert_eq!(credential(&req(&[("cookie", "theme=dark")])).unwrap(), None);
@@ -200,21 +174,11 @@ mod tests {
     #[test]
     fn malformed_credentials_are_named() {
         let msg = |h: &[(&str, &str)]| credential(&req(h)).unwrap_err();
-        assert!(msg(&[("authorization", "Basic dXNlcjpwYXNz")])
-            .message
-            .contains("Basic"));
-        assert!(msg(&[("authorization", "Bearer")])
-            .message
-            .contains("empty"));
-        assert!(msg(&[("authorization", "Bearer a b\"c")])
-            .message
-            .contains("malformed"));
-        assert!(msg(&[("cookie", "session=")])
-            .message
-            .contains("session cookie"));
-        assert!(msg(&[("cookie", "session=a%00b")])
-            .message
-            .contains("session cookie"));
+        assert!(msg(&[("authorization", "Basic dXNlcjpwYXNz")]).message.contains("Basic"));
+        assert!(msg(&[("authorization", "Bearer")]).message.contains("empty"));
+        assert!(msg(&[("authorization", "Bearer a b\"c")]).message.contains("malformed"));
+        assert!(msg(&[("cookie", "session=")]).message.contains("session cookie"));
+        assert!(msg(&[("cookie", "session=a%00b")]).message.contains("session cookie"));
         assert_eq!(msg(&[("cookie", "session=")]).status, 401);
     }
 
@@ -224,9 +188,6 @@ mod tests {
         let b = anonymous(&req(&[("x-forwarded-for", "203.0.113.9, 10.0.0.1")]));
         assert_eq!(a.user_id, b.user_id);
         assert_eq!(a.user_id.len(), 32);
-        assert_ne!(
-            a.user_id,
-            anonymous(&req(&[("cf-connecting-ip", "203.0.113.10")])).user_id
-        );
+        assert_ne!(a.user_id, anonymous(&req(&[("cf-connecting-ip", "203.0.113.10")])).user_id);
     }
 }

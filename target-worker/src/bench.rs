@@ -28,9 +28,7 @@ struct SeedRequest {
     seed: u64,
 }
 
-pub async fn seed<K: Kv, D: Database>(
-    ctx: &RequestContext<'_, K, D>,
-) -> Result<ApiResponse, Failure> {
+pub async fn seed<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<ApiResponse, Failure> {
     let request: SeedRequest = parse_json_body(ctx.req)?;
     if !(1..=MAX_SEED_USERS).contains(&request.users) {
         return Err(ApiError::bad_request(format!(
@@ -60,7 +58,12 @@ pub async fn seed<K: Kv, D: Database>(
         statements.push(Statement::new(
             "INSERT INTO user_api_keys (id, user_id, name, hashed_key, created_at) VALUES (?1, ?2, 'bench', ?3, ?4) \
              ON CONFLICT(hashed_key) DO UPDATE SET user_id = excluded.user_id, revoked_at = NULL",
-            vec![format!("key_{}", u.user_id).into(), u.user_id.clone().into(), hash_api_key(&u.api_key).into(), now.into()],
+            vec![
+                format!("key_{}", u.user_id).into(),
+                u.user_id.clone().into(),
+                hash_api_key(&u.api_key).into(),
+                now.into(),
+            ],
         ));
         statements.push(Statement::new(
             "INSERT INTO user_settings (user_id, updated_at) VALUES (?1, ?2) ON CONFLICT(user_id) DO NOTHING",
@@ -96,13 +99,8 @@ pub async fn seed<K: Kv, D: Database>(
     ))
 }
 
-pub async fn reset<K: Kv, D: Database>(
-    ctx: &RequestContext<'_, K, D>,
-) -> Result<ApiResponse, Failure> {
-    let rows = ctx
-        .store
-        .query_count("SELECT COUNT(*) AS n FROM user WHERE is_bench = 1")
-        .await?;
+pub async fn reset<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<ApiResponse, Failure> {
+    let rows = ctx.store.query_count("SELECT COUNT(*) AS n FROM user WHERE is_bench = 1").await?;
     // Foreign keys cascade the delete to sessions, keys, settings and providers.
     ctx.store
         .batch(&[
@@ -117,25 +115,16 @@ pub async fn reset<K: Kv, D: Database>(
             Ok(keys) => keys,
             Err(e) => {
                 log_cache_failure(ctx.runtime, "list", layer, &prefix, &e.0);
-                return Err(ApiError::new(
-                    503,
-                    format!("could not list cache keys {prefix}*: {e}"),
-                )
-                .into());
+                return Err(ApiError::new(503, format!("could not list cache keys {prefix}*: {e}")).into());
             }
         };
         for key in keys {
             if let Err(e) = ctx.kv.delete(&key).await {
                 log_cache_failure(ctx.runtime, "delete", layer, &key, &e.0);
-                return Err(
-                    ApiError::new(503, format!("could not delete cache key {key}: {e}")).into(),
-                );
+                return Err(ApiError::new(503, format!("could not delete cache key {key}: {e}")).into());
             }
             deleted_keys += 1;
         }
     }
-    Ok(ApiResponse::json(
-        200,
-        &serde_json::json!({ "deleted_users": rows, "deleted_cache_keys": deleted_keys }),
-    ))
+    Ok(ApiResponse::json(200, &serde_json::json!({ "deleted_users": rows, "deleted_cache_keys": deleted_keys })))
 }

@@ -54,11 +54,7 @@ pub async fn detect<K: Kv>(
             }
             CacheRead::Miss => {
                 let verdict = is_bot_user_agent(user_agent);
-                cache.write_behind(
-                    Layer::Bot,
-                    key,
-                    if verdict { BOT } else { HUMAN }.to_owned(),
-                );
+                cache.write_behind(Layer::Bot, key, if verdict { BOT } else { HUMAN }.to_owned());
                 (verdict, CacheOutcome::Miss)
             }
             // KV is failing: do not add a write to its load; compute and move on.
@@ -77,9 +73,7 @@ mod tests {
 
     #[test]
     fn known_bots_and_browsers() {
-        assert!(is_bot_user_agent(
-            "Googlebot/2.1 (+http://www.google.com/bot.html)"
-        ));
+        assert!(is_bot_user_agent("Googlebot/2.1 (+http://www.google.com/bot.html)"));
         assert!(is_bot_user_agent("curl/8.5.0"));
         assert!(is_bot_user_agent("python-requests/2.31.0"));
         assert!(is_bot_user_agent(""));

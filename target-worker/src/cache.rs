@@ -1,27 +1,102 @@
-//! The request-scoped cache service: KV reads and fire-and-forget writes for the
-//! layers switched on for this request, timed into the request's trace.
+//! The request-scoped cache service: KV reads (with a time-out) and writes for the
+//! layers switched on for this request, timed into the request's trace, plus the
+//! bench-only fault injection of DESIGN.md §2.9.
 
+use std::future::Future;
 use std::rc::Rc;
 
+use futures_util::future::{self, Either};
+
 use crate::config::{CacheLayers, Layer};
-use crate::platform::{Kv, Runtime};
+use crate::platform::{Kv, KvError, Runtime};
 use crate::trace::RequestTrace;
 
-/// The result of looking a key up in a layer.
+/// The result of looking a key up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheRead {
     Hit(String),
     Miss,
-    /// KV failed; the caller computes the answer instead.
+    /// KV failed or timed out; the caller computes the answer instead.
     Failed,
 }
 
-pub struct Cache<'r, K: Kv> {
-    kv: K,
-    layers: CacheLayers,
-    ttl_seconds: u64,
+/// A KV failure mode injected per request with `x-bench-kv-fault` (bench secret
+/// required), so tests and the benchmark can exercise §2.9 under real workerd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvFault {
+    /// Every KV operation fails.
+    Error,
+    /// Every KV operation is delayed by this many milliseconds.
+    Slow(u64),
+    /// Reads return bytes that are no value the worker ever wrote.
+    Garbage,
+}
+
+/// What a `garbage` read returns: invalid for every layer's format.
+pub const GARBAGE_VALUE: &str = "\u{1}garbage\u{fffd}{not json";
+const DEFAULT_SLOW_MS: u64 = 2000;
+
+impl KvFault {
+    /// `error`, `garbage`, `slow` or `slow:<ms>`.
+    pub fn parse(spec: &str) -> Result<KvFault, String> {
+        match spec.trim() {
+            "error" => Ok(KvFault::Error),
+            "garbage" => Ok(KvFault::Garbage),
+            "slow" => Ok(KvFault::Slow(DEFAULT_SLOW_MS)),
+            other => other
+                .strip_prefix("slow:")
+                .and_then(|ms| ms.parse().ok())
+                .map(KvFault::Slow)
+                .ok_or_else(|| format!("unknown KV fault {other:?}; expected error, garbage, slow or slow:<ms>")),
+        }
+    }
+}
+
+/// A KV store with an optional injected fault; a no-op wrapper without one.
+#[derive(Clone)]
+pub struct FaultyKv<K: Kv> {
+    inner: K,
+    fault: Option<KvFault>,
     runtime: Rc<dyn Runtime>,
-    trace: &'r RequestTrace,
+}
+
+impl<K: Kv> FaultyKv<K> {
+    pub fn new(inner: K, fault: Option<KvFault>, runtime: Rc<dyn Runtime>) -> Self {
+        FaultyKv { inner, fault, runtime }
+    }
+
+    async fn before(&self) -> Result<(), KvError> {
+        match self.fault {
+            Some(KvFault::Error) => Err(KvError("injected fault: error".into())),
+            Some(KvFault::Slow(ms)) => {
+                self.runtime.sleep(ms).await;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl<K: Kv> Kv for FaultyKv<K> {
+    async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
+        self.before().await?;
+        if self.fault == Some(KvFault::Garbage) {
+            return Ok(Some(GARBAGE_VALUE.to_owned()));
+        }
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, value: &str, ttl_seconds: u64) -> Result<(), KvError> {
+        self.before().await?;
+        self.inner.put(key, value, ttl_seconds).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.before().await?;
+        self.inner.delete(key).await
+    }
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+        self.before().await?;
+        self.inner.list_keys(prefix).await
+    }
 }
 
 /// One JSON log line for a failed cache operation (DESIGN.md §2.6).
@@ -39,32 +114,49 @@ pub fn log_cache_failure(runtime: &dyn Runtime, op: &str, layer: Layer, key: &st
     );
 }
 
+pub struct Cache<'r, K: Kv> {
+    kv: K,
+    layers: CacheLayers,
+    ttl_seconds: u64,
+    timeout_ms: u64,
+    runtime: Rc<dyn Runtime>,
+    trace: &'r RequestTrace,
+}
+
 impl<'r, K: Kv> Cache<'r, K> {
     pub fn new(
         kv: K,
         layers: CacheLayers,
         ttl_seconds: u64,
+        timeout_ms: u64,
         runtime: Rc<dyn Runtime>,
         trace: &'r RequestTrace,
     ) -> Self {
-        Cache {
-            kv,
-            layers,
-            ttl_seconds,
-            runtime,
-            trace,
-        }
+        Cache { kv, layers, ttl_seconds, timeout_ms, runtime, trace }
     }
 
     pub fn enabled(&self, layer: Layer) -> bool {
         self.layers.contains(layer)
     }
 
-    /// Reads `key`; the KV time goes into the trace and a failure is logged.
-    pub async fn read(&self, layer: Layer, key: &str) -> CacheRead {
+    pub fn ttl_seconds(&self) -> u64 {
+        self.ttl_seconds
+    }
+
+    /// Awaits a KV operation for at most the configured time-out, adding its time
+    /// to the trace's `kv` entry.
+    async fn bounded<T>(&self, op: impl Future<Output = Result<T, KvError>>) -> Result<T, KvError> {
         let start = self.runtime.now_ms();
-        let result = self.kv.get(key).await;
+        let op = std::pin::pin!(op);
+        let result = match future::select(op, self.runtime.sleep(self.timeout_ms)).await {
+            Either::Left((result, _)) => result,
+            Either::Right(_) => Err(KvError(format!("timed out after {} ms", self.timeout_ms))),
+        };
         self.trace.add_kv(self.runtime.now_ms() - start);
+        result
+    }
+
+    fn outcome(&self, layer: Layer, key: &str, result: Result<Option<String>, KvError>) -> CacheRead {
         match result {
             Ok(Some(v)) => CacheRead::Hit(v),
             Ok(None) => CacheRead::Miss,
@@ -73,6 +165,24 @@ impl<'r, K: Kv> Cache<'r, K> {
                 CacheRead::Failed
             }
         }
+    }
+
+    /// Reads `key`; a failure or time-out is logged and reported as `Failed`.
+    pub async fn read(&self, layer: Layer, key: &str) -> CacheRead {
+        let result = self.bounded(self.kv.get(key)).await;
+        self.outcome(layer, key, result)
+    }
+
+    /// Reads two keys concurrently: one KV round trip of latency, not two.
+    pub async fn read_pair(&self, layer: Layer, first: &str, second: &str) -> (CacheRead, CacheRead) {
+        let (a, b) = self
+            .bounded(async {
+                let (a, b) = future::join(self.kv.get(first), self.kv.get(second)).await;
+                Ok::<_, KvError>((a, b))
+            })
+            .await
+            .unwrap_or_else(|e| (Err(e.clone()), Err(e)));
+        (self.outcome(layer, first, a), self.outcome(layer, second, b))
     }
 
     /// Logs a value read from KV that does not decode: treated like a failed read.
@@ -91,5 +201,29 @@ impl<'r, K: Kv> Cache<'r, K> {
                 log_cache_failure(&*runtime, "put", layer, &key, &e.0);
             }
         }));
+    }
+
+    /// Stores `value` before returning (invalidation must land before the response).
+    pub async fn write_now(&self, layer: Layer, key: &str, value: &str, ttl_seconds: u64) -> Result<(), KvError> {
+        let result = self.bounded(self.kv.put(key, value, ttl_seconds)).await;
+        if let Err(e) = &result {
+            log_cache_failure(&*self.runtime, "put", layer, key, &e.0);
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_specs() {
+        assert_eq!(KvFault::parse("error"), Ok(KvFault::Error));
+        assert_eq!(KvFault::parse("garbage"), Ok(KvFault::Garbage));
+        assert_eq!(KvFault::parse("slow"), Ok(KvFault::Slow(2000)));
+        assert_eq!(KvFault::parse("slow:150"), Ok(KvFault::Slow(150)));
+        assert!(KvFault::parse("slow:x").unwrap_err().contains("slow:x"));
+        assert!(KvFault::parse("down").is_err());
     }
 }

@@ -47,11 +47,7 @@ impl CacheLayers {
     }
 
     pub fn names(self) -> Vec<&'static str> {
-        Layer::ALL
-            .into_iter()
-            .filter(|l| self.contains(*l))
-            .map(Layer::name)
-            .collect()
+        Layer::ALL.into_iter().filter(|l| self.contains(*l)).map(Layer::name).collect()
     }
 
     /// Parses `on`, `off`, or a comma list of layer names (the form of both
@@ -64,7 +60,9 @@ impl CacheLayers {
         }
         spec.split(',').map(str::trim).filter(|s| !s.is_empty()).try_fold(CacheLayers::NONE, |set, name| {
             Layer::parse(name).map(|l| set.with(l)).ok_or_else(|| {
-                format!("unknown cache layer '{name}'; expected on, off, or a comma list of bot, model-config, user-models")
+                format!(
+                    "unknown cache layer '{name}'; expected on, off, or a comma list of bot, model-config, user-models"
+                )
             })
         })
     }
@@ -94,6 +92,10 @@ pub struct Config {
     pub always_enabled_providers: Vec<String>,
     pub jwt_secret: Option<String>,
     pub bench_secret: Option<String>,
+    /// AES-256-GCM key for stored provider API keys.
+    pub encryption_key: Option<[u8; 32]>,
+    /// A KV read slower than this counts as failed and the answer is computed.
+    pub kv_timeout_ms: u64,
 }
 
 impl fmt::Debug for Config {
@@ -106,11 +108,15 @@ impl fmt::Debug for Config {
             .field("always_enabled_providers", &self.always_enabled_providers)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
             .field("bench_secret", &self.bench_secret.as_ref().map(|_| "<set>"))
+            .field("encryption_key", &self.encryption_key.as_ref().map(|_| "<set>"))
+            .field("kv_timeout_ms", &self.kv_timeout_ms)
             .finish()
     }
 }
 
 pub const DEFAULT_TTL_SECONDS: u64 = 300;
+/// Far above a healthy KV read (a few ms hot, some tens cold), far below a hang.
+pub const DEFAULT_KV_TIMEOUT_MS: u64 = 1000;
 
 impl Config {
     /// Reads every setting through `lookup` (a var or secret by name; `None` when
@@ -140,13 +146,13 @@ impl Config {
             None => DEFAULT_TTL_SECONDS,
             Some(v) => match v.trim().parse::<u64>() {
                 Ok(n) if n >= crate::platform::KV_MIN_TTL_SECONDS => n,
-                _ => return Err(ConfigError {
-                    name: "CACHE_TTL_SECONDS",
-                    value: v,
-                    reason:
-                        "expected a whole number of seconds, at least 60 (the Workers KV minimum)"
-                            .into(),
-                }),
+                _ => {
+                    return Err(ConfigError {
+                        name: "CACHE_TTL_SECONDS",
+                        value: v,
+                        reason: "expected a whole number of seconds, at least 60 (the Workers KV minimum)".into(),
+                    })
+                }
             },
         };
         let always_enabled_providers = get("ALWAYS_ENABLED_PROVIDERS")
@@ -155,6 +161,26 @@ impl Config {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .collect();
+        let encryption_key = match get("ENCRYPTION_KEY") {
+            None => None,
+            Some(v) => {
+                use base64::Engine;
+                let bytes = base64::engine::general_purpose::STANDARD.decode(v.trim()).unwrap_or_default();
+                Some(<[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| ConfigError {
+                    name: "ENCRYPTION_KEY",
+                    value: "(hidden)".into(),
+                    reason: "expected 32 bytes, base64-encoded (openssl rand -base64 32)".into(),
+                })?)
+            }
+        };
+        let kv_timeout_ms = match get("KV_TIMEOUT_MS") {
+            None => DEFAULT_KV_TIMEOUT_MS,
+            Some(v) => v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| ConfigError {
+                name: "KV_TIMEOUT_MS",
+                value: v.clone(),
+                reason: "expected a positive whole number of milliseconds".into(),
+            })?,
+        };
         Ok(Config {
             cache_mode_on,
             configured_layers,
@@ -162,6 +188,8 @@ impl Config {
             always_enabled_providers,
             jwt_secret: get("JWT_SECRET"),
             bench_secret: get("BENCH_SECRET"),
+            encryption_key,
+            kv_timeout_ms,
         })
     }
 
@@ -180,16 +208,8 @@ mod tests {
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|name| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        })
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
     }
 
     #[test]
@@ -218,19 +238,10 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_setting() {
-        assert_eq!(
-            cfg(&[("CACHE_MODE", "maybe")]).unwrap_err().name,
-            "CACHE_MODE"
-        );
+        assert_eq!(cfg(&[("CACHE_MODE", "maybe")]).unwrap_err().name, "CACHE_MODE");
         let e = cfg(&[("CACHE_LAYERS", "bot,redis")]).unwrap_err();
         assert!(e.to_string().contains("redis"), "{e}");
-        assert_eq!(
-            cfg(&[("CACHE_TTL_SECONDS", "30")]).unwrap_err().name,
-            "CACHE_TTL_SECONDS"
-        );
-        assert_eq!(
-            cfg(&[("CACHE_TTL_SECONDS", "-5")]).unwrap_err().name,
-            "CACHE_TTL_SECONDS"
-        );
+        assert_eq!(cfg(&[("CACHE_TTL_SECONDS", "30")]).unwrap_err().name, "CACHE_TTL_SECONDS");
+        assert_eq!(cfg(&[("CACHE_TTL_SECONDS", "-5")]).unwrap_err().name, "CACHE_TTL_SECONDS");
     }
 }

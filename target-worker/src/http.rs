@@ -11,23 +11,32 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub struct ApiRequest {
     pub method: String,
     pub path: String,
+    /// The raw query string, without `?`.
+    pub query: String,
     /// Header names lower-cased, in arrival order.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl ApiRequest {
-    pub fn new(method: &str, path: &str) -> Self {
+    /// `target` is a path with an optional `?query`.
+    pub fn new(method: &str, target: &str) -> Self {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
         ApiRequest {
             method: method.to_ascii_uppercase(),
             path: path.to_owned(),
+            query: query.to_owned(),
             ..Default::default()
         }
     }
 
+    /// Decoded query parameters, in order.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(self.query.as_bytes()).into_owned().collect()
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers
-            .push((name.to_ascii_lowercase(), value.to_owned()));
+        self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
         self
     }
 
@@ -38,10 +47,7 @@ impl ApiRequest {
 
     /// The first value of header `name` (any case).
     pub fn header_value(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -56,20 +62,12 @@ impl ApiResponse {
     pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
         // Serialising our own plain data structures cannot fail; fall back to a
         // fixed body rather than panic (a panic kills the isolate).
-        let body = serde_json::to_vec(value)
-            .unwrap_or_else(|_| br#"{"error":"serialisation failed"}"#.to_vec());
-        ApiResponse {
-            status,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body,
-        }
+        let body = serde_json::to_vec(value).unwrap_or_else(|_| br#"{"error":"serialisation failed"}"#.to_vec());
+        ApiResponse { status, headers: vec![("content-type".into(), "application/json".into())], body }
     }
 
     pub fn header_value(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
@@ -90,11 +88,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-            headers: Vec::new(),
-        }
+        ApiError { status, message: message.into(), headers: Vec::new() }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, message)
@@ -107,8 +101,7 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> ApiResponse {
-        let mut resp =
-            ApiResponse::json(self.status, &serde_json::json!({ "error": self.message }));
+        let mut resp = ApiResponse::json(self.status, &serde_json::json!({ "error": self.message }));
         for (k, v) in self.headers {
             resp.set_header(&k, v);
         }
@@ -120,9 +113,7 @@ impl ApiError {
 /// (which names the field, line and column).
 pub fn parse_json_body<T: serde::de::DeserializeOwned>(req: &ApiRequest) -> Result<T, ApiError> {
     if req.body.is_empty() {
-        return Err(ApiError::bad_request(
-            "request body is empty; expected a JSON object",
-        ));
+        return Err(ApiError::bad_request("request body is empty; expected a JSON object"));
     }
     // The path names the offending field, which serde's own message leaves out for
     // wrong values ("invalid value: integer `-1`" → "users: invalid value …").
@@ -136,14 +127,11 @@ pub fn parse_json_body<T: serde::de::DeserializeOwned>(req: &ApiRequest) -> Resu
             ApiError::bad_request(format!("invalid JSON body: {path}: {inner}"))
         }
     })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    de.end().map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     // serde's derived structs also accept a JSON array of the fields in order; our
     // bodies are objects, and a positional form would be an accident.
     if req.body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ApiError::bad_request(
-            "invalid JSON body: expected a JSON object",
-        ));
+        return Err(ApiError::bad_request("invalid JSON body: expected a JSON object"));
     }
     Ok(value)
 }

@@ -92,17 +92,11 @@ pub fn issue(secret: &str, sub: &str, now: i64, ttl_seconds: i64) -> String {
 /// Verifies `token` at time `now` (Unix seconds) and returns its claims.
 pub fn verify(secret: &str, token: &str, now: i64) -> Result<Claims, JwtError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JwtError::Malformed(
-            "expected three dot-separated parts".into(),
-        ));
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(JwtError::Malformed("expected three dot-separated parts".into()));
     };
     let decode = |what: &str, part: &str| {
-        URL_SAFE_NO_PAD
-            .decode(part)
-            .map_err(|e| JwtError::Malformed(format!("{what} is not base64url: {e}")))
+        URL_SAFE_NO_PAD.decode(part).map_err(|e| JwtError::Malformed(format!("{what} is not base64url: {e}")))
     };
     let header: Header = serde_json::from_slice(&decode("header", h)?)
         .map_err(|e| JwtError::Malformed(format!("header is not a JSON object with alg: {e}")))?;
@@ -114,10 +108,9 @@ pub fn verify(secret: &str, token: &str, now: i64) -> Result<Claims, JwtError> {
     m.update(h.as_bytes());
     m.update(b".");
     m.update(p.as_bytes());
-    m.verify_slice(&signature)
-        .map_err(|_| JwtError::Signature)?;
-    let claims: Claims = serde_json::from_slice(&decode("payload", p)?)
-        .map_err(|e| JwtError::Malformed(format!("claims: {e}")))?;
+    m.verify_slice(&signature).map_err(|_| JwtError::Signature)?;
+    let claims: Claims =
+        serde_json::from_slice(&decode("payload", p)?).map_err(|e| JwtError::Malformed(format!("claims: {e}")))?;
     if claims.exp <= now {
         return Err(JwtError::Expired);
     }
@@ -142,10 +135,7 @@ mod tests {
         let p = URL_SAFE_NO_PAD.encode(claims);
         let mut m = mac(secret);
         m.update(format!("{h}.{p}").as_bytes());
-        format!(
-            "{h}.{p}.{}",
-            URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
-        )
+        format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(m.finalize().into_bytes()))
     }
 
     #[test]
@@ -162,27 +152,13 @@ mod tests {
         assert_eq!(verify("other", &t, 1_010), Err(JwtError::Signature));
         assert_eq!(verify("k", &t, 1_060), Err(JwtError::Expired));
         assert!(matches!(verify("k", "a.b", 0), Err(JwtError::Malformed(_))));
-        assert!(matches!(
-            verify("k", "!!.b.c", 0),
-            Err(JwtError::Malformed(_))
-        ));
-        let claims =
-            r#"{"sub":"u","iss":"target-worker","aud":"target-worker","iat":0,"exp":99999}"#;
+        assert!(matches!(verify("k", "!!.b.c", 0), Err(JwtError::Malformed(_))));
+        let claims = r#"{"sub":"u","iss":"target-worker","aud":"target-worker","iat":0,"exp":99999}"#;
         // alg none with an empty signature: the classic bypass.
-        let none = format!(
-            "{}.{}.",
-            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
-            URL_SAFE_NO_PAD.encode(claims)
-        );
-        assert_eq!(
-            verify("k", &none, 10),
-            Err(JwtError::Algorithm("none".into()))
-        );
-        let wrong_iss = forge(
-            r#"{"alg":"HS256"}"#,
-            r#"{"sub":"u","iss":"x","aud":"target-worker","iat":0,"exp":99999}"#,
-            "k",
-        );
+        let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode(claims));
+        assert_eq!(verify("k", &none, 10), Err(JwtError::Algorithm("none".into())));
+        let wrong_iss =
+            forge(r#"{"alg":"HS256"}"#, r#"{"sub":"u","iss":"x","aud":"target-worker","iat":0,"exp":99999}"#, "k");
         assert_eq!(verify("k", &wrong_iss, 10), Err(JwtError::Issuer));
         let aud_list = forge(
             r#"{"alg":"HS256"}"#,
@@ -190,11 +166,8 @@ mod tests {
             "k",
         );
         assert!(verify("k", &aud_list, 10).is_ok());
-        let wrong_aud = forge(
-            r#"{"alg":"HS256"}"#,
-            r#"{"sub":"u","iss":"target-worker","aud":"a","iat":0,"exp":99999}"#,
-            "k",
-        );
+        let wrong_aud =
+            forge(r#"{"alg":"HS256"}"#, r#"{"sub":"u","iss":"target-worker","aud":"a","iat":0,"exp":99999}"#, "k");
         assert_eq!(verify("k", &wrong_aud, 10), Err(JwtError::Audience));
         let future = forge(
             r#"{"alg":"HS256"}"#,

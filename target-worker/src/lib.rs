@@ -8,13 +8,17 @@ pub mod auth;
 pub mod bench;
 pub mod bot;
 pub mod cache;
+pub mod catalogue;
 pub mod config;
+pub mod crypto;
 pub mod http;
 pub mod jwt;
+pub mod models;
 pub mod platform;
 pub mod providers;
 pub mod store;
 pub mod trace;
+pub mod user;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

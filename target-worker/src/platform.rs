@@ -103,6 +103,8 @@ pub trait Runtime {
     fn spawn(&self, task: BackgroundTask);
     /// One structured (JSON) log line.
     fn log(&self, line: &str);
+    /// Completes after `ms` milliseconds (KV time-outs, the `slow` fault).
+    fn sleep(&self, ms: u64) -> BackgroundTask;
 }
 
 /// Typed access to a [`Row`]. D1 hands numbers over as JavaScript numbers, so an
@@ -116,23 +118,19 @@ pub trait RowExt {
 
 impl RowExt for Row {
     fn text(&self, column: &str) -> Result<String, DbError> {
-        self.opt_text(column)?
-            .ok_or_else(|| DbError(format!("column {column} is NULL or missing")))
+        self.opt_text(column)?.ok_or_else(|| DbError(format!("column {column} is NULL or missing")))
     }
 
     fn opt_text(&self, column: &str) -> Result<Option<String>, DbError> {
         match self.get(column) {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(DbError(format!(
-                "column {column}: expected text, got {other}"
-            ))),
+            Some(other) => Err(DbError(format!("column {column}: expected text, got {other}"))),
         }
     }
 
     fn int(&self, column: &str) -> Result<i64, DbError> {
-        self.opt_int(column)?
-            .ok_or_else(|| DbError(format!("column {column} is NULL or missing")))
+        self.opt_int(column)?.ok_or_else(|| DbError(format!("column {column} is NULL or missing")))
     }
 
     fn opt_int(&self, column: &str) -> Result<Option<i64>, DbError> {
@@ -143,9 +141,7 @@ impl RowExt for Row {
                 .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
                 .map(Some)
                 .ok_or_else(|| DbError(format!("column {column}: expected integer, got {n}"))),
-            Some(other) => Err(DbError(format!(
-                "column {column}: expected integer, got {other}"
-            ))),
+            Some(other) => Err(DbError(format!("column {column}: expected integer, got {other}"))),
         }
     }
 }

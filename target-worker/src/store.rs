@@ -17,11 +17,7 @@ pub struct User {
 
 impl User {
     fn from_row(row: &Row) -> Result<User, DbError> {
-        Ok(User {
-            id: row.text("id")?,
-            email: row.text("email")?,
-            name: row.text("name")?,
-        })
+        Ok(User { id: row.text("id")?, email: row.text("email")?, name: row.text("name")? })
     }
 }
 
@@ -66,6 +62,13 @@ impl UserSettings {
             embedding_provider: row.opt_text("embedding_provider")?,
         })
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProviderSetting {
+    pub provider_id: String,
+    pub enabled: bool,
+    pub has_api_key: bool,
 }
 
 pub struct Store<'r, D: Database> {
@@ -113,9 +116,7 @@ impl<'r, D: Database> Store<'r, D> {
                 &[session_id.into()],
             )
             .await?;
-        rows.first()
-            .map(|r| Ok((User::from_row(r)?, r.int("expires_at")?)))
-            .transpose()
+        rows.first().map(|r| Ok((User::from_row(r)?, r.int("expires_at")?))).transpose()
     }
 
     /// The user owning the API key whose SHA-256 hex is `hashed_key`, unless revoked.
@@ -131,13 +132,60 @@ impl<'r, D: Database> Store<'r, D> {
     }
 
     pub async fn user(&self, user_id: &str) -> Result<Option<User>, DbError> {
+        let rows = self.query("SELECT id, email, name FROM user WHERE id = ?1", &[user_id.into()]).await?;
+        rows.first().map(User::from_row).transpose()
+    }
+
+    /// Providers the user has switched on (a `provider_settings` row with `enabled`).
+    pub async fn enabled_providers(&self, user_id: &str) -> Result<Vec<String>, DbError> {
         let rows = self
             .query(
-                "SELECT id, email, name FROM user WHERE id = ?1",
+                "SELECT provider_id FROM provider_settings WHERE user_id = ?1 AND enabled = 1 ORDER BY provider_id",
                 &[user_id.into()],
             )
             .await?;
-        rows.first().map(User::from_row).transpose()
+        rows.iter().map(|r| r.text("provider_id")).collect()
+    }
+
+    pub async fn provider_enabled(&self, user_id: &str, provider_id: &str) -> Result<bool, DbError> {
+        let rows = self
+            .query(
+                "SELECT 1 AS yes FROM provider_settings WHERE user_id = ?1 AND provider_id = ?2 AND enabled = 1",
+                &[user_id.into(), provider_id.into()],
+            )
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// The user's provider settings; the key itself never leaves the database layer.
+    pub async fn provider_settings(&self, user_id: &str) -> Result<Vec<ProviderSetting>, DbError> {
+        let rows = self
+            .query(
+                "SELECT provider_id, enabled, api_key_encrypted IS NOT NULL AS has_api_key \
+                 FROM provider_settings WHERE user_id = ?1 ORDER BY provider_id",
+                &[user_id.into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ProviderSetting {
+                    provider_id: r.text("provider_id")?,
+                    enabled: r.int("enabled")? != 0,
+                    has_api_key: r.int("has_api_key")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// The stored (encrypted) key of one provider, for tests and future use.
+    pub async fn encrypted_provider_key(&self, user_id: &str, provider_id: &str) -> Result<Option<String>, DbError> {
+        let rows = self
+            .query(
+                "SELECT api_key_encrypted FROM provider_settings WHERE user_id = ?1 AND provider_id = ?2",
+                &[user_id.into(), provider_id.into()],
+            )
+            .await?;
+        Ok(rows.first().map(|r| r.opt_text("api_key_encrypted")).transpose()?.flatten())
     }
 
     pub async fn user_settings(&self, user_id: &str) -> Result<UserSettings, DbError> {
@@ -148,9 +196,6 @@ impl<'r, D: Database> Store<'r, D> {
                 &[user_id.into()],
             )
             .await?;
-        rows.first()
-            .map(UserSettings::from_row)
-            .transpose()
-            .map(Option::unwrap_or_default)
+        rows.first().map(UserSettings::from_row).transpose().map(Option::unwrap_or_default)
     }
 }

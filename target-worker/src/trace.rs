@@ -50,20 +50,11 @@ fn add(cell: &Cell<Option<f64>>, ms: f64) {
 
 impl RequestTrace {
     pub fn new(start_ms: f64) -> Self {
-        RequestTrace {
-            start_ms,
-            layers: RefCell::new(Vec::new()),
-            kv: Cell::new(None),
-            db: Cell::new(None),
-        }
+        RequestTrace { start_ms, layers: RefCell::new(Vec::new()), kv: Cell::new(None), db: Cell::new(None) }
     }
 
     pub fn record_layer(&self, layer: Layer, outcome: CacheOutcome, dur_ms: f64) {
-        self.layers.borrow_mut().push(LayerVisit {
-            layer,
-            outcome,
-            dur_ms,
-        });
+        self.layers.borrow_mut().push(LayerVisit { layer, outcome, dur_ms });
     }
 
     pub fn add_kv(&self, ms: f64) {
@@ -76,12 +67,7 @@ impl RequestTrace {
 
     /// The outcomes recorded for `layer`, in order.
     pub fn outcomes(&self, layer: Layer) -> Vec<CacheOutcome> {
-        self.layers
-            .borrow()
-            .iter()
-            .filter(|v| v.layer == layer)
-            .map(|v| v.outcome)
-            .collect()
+        self.layers.borrow().iter().filter(|v| v.layer == layer).map(|v| v.outcome).collect()
     }
 
     /// `x-cache`: one `layer=outcome` per layer touched; when a layer is visited more
@@ -118,13 +104,7 @@ impl RequestTrace {
     pub fn server_timing(&self, now_ms: f64) -> String {
         let mut out = String::new();
         for v in self.layers.borrow().iter() {
-            let _ = write!(
-                out,
-                "{};desc={};dur={:.3}, ",
-                v.layer.name(),
-                v.outcome.as_str(),
-                v.dur_ms
-            );
+            let _ = write!(out, "{};desc={};dur={:.3}, ", v.layer.name(), v.outcome.as_str(), v.dur_ms);
         }
         if let Some(ms) = self.kv.get() {
             let _ = write!(out, "kv;dur={ms:.3}, ");
@@ -149,10 +129,7 @@ mod tests {
         t.add_db(1.5);
         t.add_db(1.6);
         assert_eq!(t.x_cache(), "bot=hit");
-        assert_eq!(
-            t.server_timing(1005.0),
-            "bot;desc=hit;dur=0.400, kv;dur=0.400, db;dur=3.100, total;dur=5.000"
-        );
+        assert_eq!(t.server_timing(1005.0), "bot;desc=hit;dur=0.400, kv;dur=0.400, db;dur=3.100, total;dur=5.000");
     }
 
     #[test]

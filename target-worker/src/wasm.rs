@@ -9,28 +9,17 @@ use worker::{event, Context, D1Database, Env, KvStore, Request, Response, Result
 use crate::app::App;
 use crate::config::Config;
 use crate::http::{ApiError, ApiRequest, ApiResponse, MAX_BODY_BYTES};
-use crate::platform::{
-    BackgroundTask, Database, DbError, Kv, KvError, Row, Runtime, SqlValue, Statement,
-};
+use crate::platform::{BackgroundTask, Database, DbError, Kv, KvError, Row, Runtime, SqlValue, Statement};
 
 #[derive(Clone)]
 struct WorkersKv(KvStore);
 
 impl Kv for WorkersKv {
     async fn get(&self, key: &str) -> std::result::Result<Option<String>, KvError> {
-        self.0
-            .get(key)
-            .text()
-            .await
-            .map_err(|e| KvError(e.to_string()))
+        self.0.get(key).text().await.map_err(|e| KvError(e.to_string()))
     }
 
-    async fn put(
-        &self,
-        key: &str,
-        value: &str,
-        ttl_seconds: u64,
-    ) -> std::result::Result<(), KvError> {
+    async fn put(&self, key: &str, value: &str, ttl_seconds: u64) -> std::result::Result<(), KvError> {
         self.0
             .put(key, value)
             .map_err(|e| KvError(e.to_string()))?
@@ -83,29 +72,13 @@ fn db_err(e: worker::Error) -> DbError {
 }
 
 impl Database for D1 {
-    async fn query(
-        &self,
-        sql: &str,
-        params: &[SqlValue],
-    ) -> std::result::Result<Vec<Row>, DbError> {
-        let stmt = self
-            .0
-            .prepare(sql)
-            .bind(&js_params(params))
-            .map_err(db_err)?;
-        stmt.all()
-            .await
-            .map_err(db_err)?
-            .results::<Row>()
-            .map_err(db_err)
+    async fn query(&self, sql: &str, params: &[SqlValue]) -> std::result::Result<Vec<Row>, DbError> {
+        let stmt = self.0.prepare(sql).bind(&js_params(params)).map_err(db_err)?;
+        stmt.all().await.map_err(db_err)?.results::<Row>().map_err(db_err)
     }
 
     async fn execute(&self, sql: &str, params: &[SqlValue]) -> std::result::Result<(), DbError> {
-        let stmt = self
-            .0
-            .prepare(sql)
-            .bind(&js_params(params))
-            .map_err(db_err)?;
+        let stmt = self.0.prepare(sql).bind(&js_params(params)).map_err(db_err)?;
         stmt.run().await.map_err(db_err).map(drop)
     }
 
@@ -135,55 +108,32 @@ impl Runtime for WorkersRuntime {
     fn log(&self, line: &str) {
         worker::console_log!("{line}");
     }
+
+    fn sleep(&self, ms: u64) -> BackgroundTask {
+        Box::pin(worker::Delay::from(std::time::Duration::from_millis(ms)))
+    }
 }
 
 fn env_string(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .map(|v| v.to_string())
-        .or_else(|_| env.secret(name).map(|v| v.to_string()))
-        .ok()
+    env.var(name).map(|v| v.to_string()).or_else(|_| env.secret(name).map(|v| v.to_string())).ok()
 }
 
 async fn api_request(mut req: Request) -> std::result::Result<ApiRequest, ApiError> {
-    let too_large = |n: usize| {
-        ApiError::new(
-            413,
-            format!("request body is {n} bytes; the limit is {MAX_BODY_BYTES}"),
-        )
-    };
+    let too_large = |n: usize| ApiError::new(413, format!("request body is {n} bytes; the limit is {MAX_BODY_BYTES}"));
     // Refuse by the declared length before reading anything.
-    if let Some(len) = req
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse::<usize>().ok())
-    {
+    if let Some(len) = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok()) {
         if len > MAX_BODY_BYTES {
             return Err(too_large(len));
         }
     }
-    let url = req
-        .url()
-        .map_err(|e| ApiError::bad_request(format!("bad URL: {e}")))?;
-    let headers = req
-        .headers()
-        .entries()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
+    let url = req.url().map_err(|e| ApiError::bad_request(format!("bad URL: {e}")))?;
+    let headers = req.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
     let body = match req.method() {
         worker::Method::Get | worker::Method::Head => Vec::new(),
-        _ => req
-            .bytes()
-            .await
-            .map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?,
+        _ => req.bytes().await.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?,
     };
-    Ok(ApiRequest {
-        method: req.method().to_string(),
-        path: url.path().to_owned(),
-        headers,
-        body,
-    })
+    let query = url.query().unwrap_or_default().to_owned();
+    Ok(ApiRequest { method: req.method().to_string(), path: url.path().to_owned(), query, headers, body })
 }
 
 fn worker_response(resp: ApiResponse) -> Result<Response> {
@@ -210,11 +160,6 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Ok(r) => r,
         Err(e) => return worker_response(e.into_response()),
     };
-    let app = App::new(
-        WorkersKv(env.kv("CACHE")?),
-        D1(env.d1("DB")?),
-        Rc::new(WorkersRuntime(ctx)),
-        config,
-    );
+    let app = App::new(WorkersKv(env.kv("CACHE")?), D1(env.d1("DB")?), Rc::new(WorkersRuntime(ctx)), config);
     worker_response(app.handle(req).await)
 }

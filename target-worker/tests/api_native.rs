@@ -33,14 +33,8 @@ async fn token_for(w: &TestWorker, session: &str) -> String {
 
 fn assert_401(resp: &target_worker::ApiResponse, needle: &str) {
     assert_eq!(resp.status, 401, "{}", body_text(resp));
-    let msg = body_json(resp)["error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(
-        msg.contains(needle),
-        "error {msg:?} should mention {needle:?}"
-    );
+    let msg = body_json(resp)["error"].as_str().unwrap_or_default().to_owned();
+    assert!(msg.contains(needle), "error {msg:?} should mention {needle:?}");
 }
 
 #[tokio::test]
@@ -62,23 +56,13 @@ async fn each_credential_kind_is_accepted() {
     assert_eq!(body_json(&by_key)["auth"], "api-key");
 
     let token = token_for(&w, &u.session_id).await;
-    let by_jwt = w
-        .send(get(
-            "/auth/me",
-            &[("authorization", &format!("Bearer {token}"))],
-        ))
-        .await;
+    let by_jwt = w.send(get("/auth/me", &[("authorization", &format!("Bearer {token}"))])).await;
     assert_eq!(by_jwt.status, 200, "{}", body_text(&by_jwt));
     assert_eq!(body_json(&by_jwt)["user"]["id"], u.user_id.as_str());
     assert_eq!(body_json(&by_jwt)["auth"], "jwt");
 
     // Users are told apart: another user's key resolves to that user.
-    let other = w
-        .send(get(
-            "/auth/me",
-            &[("authorization", &format!("Bearer {}", user(2).api_key))],
-        ))
-        .await;
+    let other = w.send(get("/auth/me", &[("authorization", &format!("Bearer {}", user(2).api_key))])).await;
     assert_eq!(body_json(&other)["user"]["id"], user(2).user_id.as_str());
 }
 
@@ -86,89 +70,36 @@ async fn each_credential_kind_is_accepted() {
 async fn bad_credentials_are_refused_with_401_never_anonymous() {
     let w = seeded(&[]).await;
     let u = user(0);
-    assert_401(
-        &w.send(get("/auth/me", &[("cookie", "session=not-a-real-session")]))
-            .await,
-        "invalid session",
-    );
-    assert_401(
-        &w.send(get(
-            "/auth/me",
-            &[("authorization", "Bearer ak_wrongwrongwrong")],
-        ))
-        .await,
-        "invalid API key",
-    );
+    assert_401(&w.send(get("/auth/me", &[("cookie", "session=not-a-real-session")])).await, "invalid session");
+    assert_401(&w.send(get("/auth/me", &[("authorization", "Bearer ak_wrongwrongwrong")])).await, "invalid API key");
 
     let token = token_for(&w, &u.session_id).await;
     // Flip one character of the signature.
     let mut forged = token.clone();
     let last = forged.pop().unwrap();
     forged.push(if last == 'A' { 'B' } else { 'A' });
-    assert_401(
-        &w.send(get(
-            "/auth/me",
-            &[("authorization", &format!("Bearer {forged}"))],
-        ))
-        .await,
-        "signature",
-    );
+    assert_401(&w.send(get("/auth/me", &[("authorization", &format!("Bearer {forged}"))])).await, "signature");
 
     // A token signed with another secret.
-    let foreign = target_worker::jwt::issue(
-        "another-secret",
-        &u.user_id,
-        (w.clock.now_ms() / 1000.0) as i64,
-        600,
-    );
-    assert_401(
-        &w.send(get(
-            "/auth/me",
-            &[("authorization", &format!("Bearer {foreign}"))],
-        ))
-        .await,
-        "signature",
-    );
+    let foreign = target_worker::jwt::issue("another-secret", &u.user_id, (w.clock.now_ms() / 1000.0) as i64, 600);
+    assert_401(&w.send(get("/auth/me", &[("authorization", &format!("Bearer {foreign}"))])).await, "signature");
 
     // alg: none, no signature.
     use base64::Engine;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let claims = format!(
-        r#"{{"sub":"{}","iss":"target-worker","aud":"target-worker","iat":0,"exp":9999999999}}"#,
-        u.user_id
-    );
-    let none = format!(
-        "{}.{}.",
-        b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
-        b64.encode(claims)
-    );
-    assert_401(
-        &w.send(get(
-            "/auth/me",
-            &[("authorization", &format!("Bearer {none}"))],
-        ))
-        .await,
-        "none",
-    );
+    let claims =
+        format!(r#"{{"sub":"{}","iss":"target-worker","aud":"target-worker","iat":0,"exp":9999999999}}"#, u.user_id);
+    let none = format!("{}.{}.", b64.encode(r#"{"alg":"none","typ":"JWT"}"#), b64.encode(claims));
+    assert_401(&w.send(get("/auth/me", &[("authorization", &format!("Bearer {none}"))])).await, "none");
 
     // Expired JWT: the token lives an hour.
     w.clock.advance_secs(3601.0);
-    assert_401(
-        &w.send(get(
-            "/auth/me",
-            &[("authorization", &format!("Bearer {token}"))],
-        ))
-        .await,
-        "expired",
-    );
+    assert_401(&w.send(get("/auth/me", &[("authorization", &format!("Bearer {token}"))])).await, "expired");
 
     // Expired session: seeded sessions live 30 days.
     w.clock.advance_secs(31.0 * 24.0 * 3600.0);
     let cookie = format!("session={}", u.session_id);
-    assert_401(
-        &w.send(get("/auth/me", &[("cookie", &cookie)])).await,
-        "session expired",
-    );
+    assert_401(&w.send(get("/auth/me", &[("cookie", &cookie)])).await, "session expired");
 }
 
 #[tokio::test]
@@ -185,46 +116,28 @@ async fn malformed_credentials_get_a_json_error_naming_the_problem() {
         ("authorization", "Bearer e30.e30.e30", "alg"),
     ] {
         let resp = w.send(get("/auth/me", &[(header, value)])).await;
-        assert_eq!(
-            resp.status,
-            401,
-            "{header}: {value} -> {}",
-            body_text(&resp)
-        );
+        assert_eq!(resp.status, 401, "{header}: {value} -> {}", body_text(&resp));
         let msg = body_json(&resp)["error"].as_str().unwrap().to_owned();
-        assert!(
-            msg.contains(needle),
-            "{header}: {value} -> {msg:?} should mention {needle:?}"
-        );
+        assert!(msg.contains(needle), "{header}: {value} -> {msg:?} should mention {needle:?}");
     }
 }
 
 #[tokio::test]
 async fn anonymous_callers_are_not_users() {
     let w = seeded(&[]).await;
-    assert_401(
-        &w.send(get("/auth/me", &[("cf-connecting-ip", "198.51.100.7")]))
-            .await,
-        "authentication required",
-    );
-    let resp = w
-        .send(ApiRequest::new("POST", "/auth/token").header("user-agent", BROWSER_UA))
-        .await;
+    assert_401(&w.send(get("/auth/me", &[("cf-connecting-ip", "198.51.100.7")])).await, "authentication required");
+    let resp = w.send(ApiRequest::new("POST", "/auth/token").header("user-agent", BROWSER_UA)).await;
     assert_401(&resp, "authentication required");
 }
 
 #[tokio::test]
 async fn anonymous_bots_are_refused_but_authenticated_bots_pass() {
     let w = seeded(&[]).await;
+    assert_401(&w.send(ApiRequest::new("GET", "/auth/me")).await, "bot access is not allowed");
     assert_401(
-        &w.send(ApiRequest::new("GET", "/auth/me")).await,
-        "bot access is not allowed",
-    );
-    assert_401(
-        &w.send(ApiRequest::new("GET", "/auth/me").header(
-            "user-agent",
-            "Googlebot/2.1 (+http://www.google.com/bot.html)",
-        ))
+        &w.send(
+            ApiRequest::new("GET", "/auth/me").header("user-agent", "Googlebot/2.1 (+http://www.google.com/bot.html)"),
+        )
         .await,
         "bot access is not allowed",
     );
@@ -247,11 +160,7 @@ async fn bot_verdict_is_cached_then_expires_after_the_ttl() {
     // The write is fire-and-forget: not there when the response is produced.
     let first = w.app.handle(req()).await;
     assert_eq!(first.header_value("x-cache"), Some("bot=miss"));
-    assert_eq!(
-        w.kv.raw_get(&key),
-        None,
-        "the KV write must not happen before the response"
-    );
+    assert_eq!(w.kv.raw_get(&key), None, "the KV write must not happen before the response");
     assert_eq!(w.runtime.pending_tasks(), 1);
     w.runtime.run_background().await;
     assert_eq!(w.kv.raw_get(&key).as_deref(), Some("1"));
@@ -259,35 +168,21 @@ async fn bot_verdict_is_cached_then_expires_after_the_ttl() {
     let second = w.send(req()).await;
     assert_eq!(second.header_value("x-cache"), Some("bot=hit"));
     assert_eq!(second.status, 401);
-    assert!(second
-        .header_value("server-timing")
-        .unwrap()
-        .starts_with("bot;desc=hit;dur="));
+    assert!(second.header_value("server-timing").unwrap().starts_with("bot;desc=hit;dur="));
 
     w.clock.advance_secs(119.0);
     assert_eq!(w.send(req()).await.header_value("x-cache"), Some("bot=hit"));
     w.clock.advance_secs(2.0);
-    assert_eq!(
-        w.send(req()).await.header_value("x-cache"),
-        Some("bot=miss"),
-        "entry must expire after 120 s"
-    );
+    assert_eq!(w.send(req()).await.header_value("x-cache"), Some("bot=miss"), "entry must expire after 120 s");
 
     // Browsers are cached as humans under their own key.
     w.send(get("/auth/me", &[])).await;
-    assert_eq!(
-        w.kv.raw_get(&target_worker::bot::cache_key(BROWSER_UA))
-            .as_deref(),
-        Some("0")
-    );
+    assert_eq!(w.kv.raw_get(&target_worker::bot::cache_key(BROWSER_UA)).as_deref(), Some("0"));
 }
 
 #[tokio::test]
 async fn layer_off_makes_no_kv_calls() {
-    for vars in [
-        vec![("CACHE_MODE", "off")],
-        vec![("CACHE_LAYERS", "model-config,user-models")],
-    ] {
+    for vars in [vec![("CACHE_MODE", "off")], vec![("CACHE_LAYERS", "model-config,user-models")]] {
         let w = seeded(&vars).await;
         let before = w.kv.calls();
         for ua in ["curl/8.5.0", BROWSER_UA, ""] {
@@ -299,16 +194,9 @@ async fn layer_off_makes_no_kv_calls() {
                 )
                 .await;
             assert_eq!(resp.header_value("x-cache"), Some("bot=off"), "{vars:?}");
-            assert!(
-                !resp.header_value("server-timing").unwrap().contains("kv;"),
-                "{vars:?}"
-            );
+            assert!(!resp.header_value("server-timing").unwrap().contains("kv;"), "{vars:?}");
         }
-        assert_eq!(
-            w.kv.calls().total(),
-            before.total(),
-            "{vars:?}: no KV call with the bot layer off"
-        );
+        assert_eq!(w.kv.calls().total(), before.total(), "{vars:?}: no KV call with the bot layer off");
     }
 }
 
@@ -324,19 +212,9 @@ async fn kv_failures_give_identical_verdicts() {
     let session = format!("session={}", user(0).session_id);
     let requests = || {
         let mut reqs = Vec::new();
-        for ua in [
-            BROWSER_UA,
-            "curl/8.5.0",
-            "Googlebot/2.1",
-            "",
-            "Mozilla/5.0 (compatible; bingbot/2.0)",
-        ] {
+        for ua in [BROWSER_UA, "curl/8.5.0", "Googlebot/2.1", "", "Mozilla/5.0 (compatible; bingbot/2.0)"] {
             reqs.push(ApiRequest::new("GET", "/auth/me").header("user-agent", ua));
-            reqs.push(
-                ApiRequest::new("GET", "/auth/me")
-                    .header("user-agent", ua)
-                    .header("cookie", &session),
-            );
+            reqs.push(ApiRequest::new("GET", "/auth/me").header("user-agent", ua).header("cookie", &session));
         }
         reqs
     };
@@ -347,11 +225,7 @@ async fn kv_failures_give_identical_verdicts() {
             let desc = format!("{fault:?} {:?}", a.headers);
             let faulty = w.send(a).await;
             assert_eq!(faulty.header_value("x-cache"), Some("bot=error"), "{desc}");
-            assert_eq!(
-                (faulty.status, body_text(&faulty)),
-                answer(&reference, b).await,
-                "{desc}"
-            );
+            assert_eq!((faulty.status, body_text(&faulty)), answer(&reference, b).await, "{desc}");
         }
         let logs = w.runtime.logs.borrow();
         assert!(!logs.is_empty(), "{fault:?}: failures must be logged");
@@ -388,29 +262,15 @@ async fn bench_routes_are_refused_without_the_right_secret() {
                 req = req.header("x-bench-secret", s);
             }
             let resp = w.send(req).await;
-            assert_eq!(
-                resp.status,
-                404,
-                "{path} with {secret:?}: {}",
-                body_text(&resp)
-            );
+            assert_eq!(resp.status, 404, "{path} with {secret:?}: {}", body_text(&resp));
         }
     }
-    let count: i64 =
-        w.db.conn()
-            .query_row("SELECT COUNT(*) FROM user", [], |r| r.get(0))
-            .unwrap();
+    let count: i64 = w.db.conn().query_row("SELECT COUNT(*) FROM user", [], |r| r.get(0)).unwrap();
     assert_eq!(count, 0, "a refused seed must not write");
 
     // Not configured at all: the right-looking secret opens nothing either.
     let closed = TestWorker::new(config(&[("BENCH_SECRET", "")]));
-    let resp = closed
-        .send(
-            ApiRequest::new("POST", "/__bench/seed")
-                .header("x-bench-secret", "")
-                .body(seed_body),
-        )
-        .await;
+    let resp = closed.send(ApiRequest::new("POST", "/__bench/seed").header("x-bench-secret", "").body(seed_body)).await;
     assert_eq!(resp.status, 404);
 }
 
@@ -419,80 +279,31 @@ async fn bench_cache_override_needs_the_secret() {
     let w = seeded(&[]).await;
     let cookie = format!("session={}", user(0).session_id);
     // Ignored (and not an error) without the secret.
-    let resp = w
-        .send(get(
-            "/auth/me",
-            &[("cookie", &cookie), ("x-bench-cache", "off")],
-        ))
-        .await;
+    let resp = w.send(get("/auth/me", &[("cookie", &cookie), ("x-bench-cache", "off")])).await;
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header_value("x-cache"), Some("bot=miss"));
-    let resp = w
-        .send(get(
-            "/auth/me",
-            &[("cookie", &cookie), ("x-bench-cache", "bogus")],
-        ))
-        .await;
+    let resp = w.send(get("/auth/me", &[("cookie", &cookie), ("x-bench-cache", "bogus")])).await;
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header_value("x-cache"), Some("bot=hit"));
-    let resp = w
-        .send(get(
-            "/auth/me",
-            &[
-                ("cookie", &cookie),
-                ("x-bench-cache", "off"),
-                ("x-bench-secret", "wrong"),
-            ],
-        ))
-        .await;
+    let resp =
+        w.send(get("/auth/me", &[("cookie", &cookie), ("x-bench-cache", "off"), ("x-bench-secret", "wrong")])).await;
     assert_eq!(resp.header_value("x-cache"), Some("bot=hit"));
 
     let with = |spec: &'static str| {
-        get(
-            "/auth/me",
-            &[
-                ("cookie", &cookie),
-                ("x-bench-cache", spec),
-                ("x-bench-secret", BENCH_SECRET),
-            ],
-        )
+        get("/auth/me", &[("cookie", &cookie), ("x-bench-cache", spec), ("x-bench-secret", BENCH_SECRET)])
     };
-    assert_eq!(
-        w.send(with("off")).await.header_value("x-cache"),
-        Some("bot=off")
-    );
-    assert_eq!(
-        w.send(with("model-config")).await.header_value("x-cache"),
-        Some("bot=off")
-    );
-    assert_eq!(
-        w.send(with("bot")).await.header_value("x-cache"),
-        Some("bot=hit")
-    );
+    assert_eq!(w.send(with("off")).await.header_value("x-cache"), Some("bot=off"));
+    assert_eq!(w.send(with("model-config")).await.header_value("x-cache"), Some("bot=off"));
+    assert_eq!(w.send(with("bot")).await.header_value("x-cache"), Some("bot=hit"));
     let bad = w.send(with("bot,redis")).await;
     assert_eq!(bad.status, 400);
     assert!(body_text(&bad).contains("redis"));
 
     // And the other way: a cache-off deployment serves a cache-on request.
     let off = seeded(&[("CACHE_MODE", "off")]).await;
-    let req = || {
-        get(
-            "/auth/me",
-            &[
-                ("cookie", &cookie),
-                ("x-bench-cache", "on"),
-                ("x-bench-secret", BENCH_SECRET),
-            ],
-        )
-    };
-    assert_eq!(
-        off.send(req()).await.header_value("x-cache"),
-        Some("bot=miss")
-    );
-    assert_eq!(
-        off.send(req()).await.header_value("x-cache"),
-        Some("bot=hit")
-    );
+    let req = || get("/auth/me", &[("cookie", &cookie), ("x-bench-cache", "on"), ("x-bench-secret", BENCH_SECRET)]);
+    assert_eq!(off.send(req()).await.header_value("x-cache"), Some("bot=miss"));
+    assert_eq!(off.send(req()).await.header_value("x-cache"), Some("bot=hit"));
 }
 
 #[tokio::test]
@@ -504,56 +315,33 @@ async fn seeding_is_deterministic_and_reset_removes_it() {
     assert_eq!(count("SELECT COUNT(*) FROM user"), 5);
     assert_eq!(count("SELECT COUNT(*) FROM session"), 5);
     assert_eq!(count("SELECT COUNT(*) FROM user_api_keys"), 5);
-    assert_eq!(
-        count("SELECT COUNT(*) FROM provider_settings"),
-        5 * target_worker::providers::PROVIDERS.len() as i64
-    );
+    assert_eq!(count("SELECT COUNT(*) FROM provider_settings"), 5 * target_worker::providers::PROVIDERS.len() as i64);
     // Always-enabled providers are enabled for everyone.
     assert_eq!(
         count("SELECT COUNT(*) FROM provider_settings WHERE provider_id IN ('workers-ai','mistral') AND enabled = 1"),
         10
     );
     // No plaintext key is stored.
-    assert_eq!(
-        count(&format!(
-            "SELECT COUNT(*) FROM user_api_keys WHERE hashed_key = '{}'",
-            user(0).api_key
-        )),
-        0
-    );
+    assert_eq!(count(&format!("SELECT COUNT(*) FROM user_api_keys WHERE hashed_key = '{}'", user(0).api_key)), 0);
 
     // A different seed gives a different population.
     w.seed(2, SEED + 1).await;
     assert_eq!(count("SELECT COUNT(*) FROM user"), 7);
     let other = seeded_user(BENCH_SECRET, SEED + 1, 0);
-    let resp = w
-        .send(get(
-            "/auth/me",
-            &[("cookie", &format!("session={}", other.session_id))],
-        ))
-        .await;
+    let resp = w.send(get("/auth/me", &[("cookie", &format!("session={}", other.session_id))])).await;
     assert_eq!(resp.status, 200);
 
     w.send(get("/auth/me", &[])).await; // leaves a bot:… entry
     assert!(!w.kv.keys().is_empty());
-    let resp = w
-        .send(ApiRequest::new("POST", "/__bench/reset").header("x-bench-secret", BENCH_SECRET))
-        .await;
+    let resp = w.send(ApiRequest::new("POST", "/__bench/reset").header("x-bench-secret", BENCH_SECRET)).await;
     assert_eq!(resp.status, 200, "{}", body_text(&resp));
     assert_eq!(body_json(&resp)["deleted_users"], 7);
     assert_eq!(count("SELECT COUNT(*) FROM user"), 0);
     assert_eq!(count("SELECT COUNT(*) FROM session"), 0);
     assert_eq!(count("SELECT COUNT(*) FROM provider_settings"), 0);
-    assert!(
-        w.kv.keys().is_empty(),
-        "reset clears the cache prefixes: {:?}",
-        w.kv.keys()
-    );
+    assert!(w.kv.keys().is_empty(), "reset clears the cache prefixes: {:?}", w.kv.keys());
     let cookie = format!("session={}", user(0).session_id);
-    assert_401(
-        &w.send(get("/auth/me", &[("cookie", &cookie)])).await,
-        "invalid session",
-    );
+    assert_401(&w.send(get("/auth/me", &[("cookie", &cookie)])).await, "invalid session");
 }
 
 #[tokio::test]
@@ -568,25 +356,14 @@ async fn bad_bench_payloads_get_400_naming_the_problem() {
         (r#"{"users":"3","seed":1}"#, "invalid type"),
         (r#"{"users":0,"seed":1}"#, "between 1 and"),
         (r#"{"users":10001,"seed":1}"#, "between 1 and"),
-        (
-            r#"{"users":3,"seed":1,"admin":true}"#,
-            "unknown field `admin`",
-        ),
+        (r#"{"users":3,"seed":1,"admin":true}"#, "unknown field `admin`"),
         (r#"{"users":3,"seed":1} {}"#, "trailing characters"),
     ] {
-        let resp = w
-            .send(
-                ApiRequest::new("POST", "/__bench/seed")
-                    .header("x-bench-secret", BENCH_SECRET)
-                    .body(body),
-            )
-            .await;
+        let resp =
+            w.send(ApiRequest::new("POST", "/__bench/seed").header("x-bench-secret", BENCH_SECRET).body(body)).await;
         assert_eq!(resp.status, 400, "{body:?}: {}", body_text(&resp));
         let msg = body_json(&resp)["error"].as_str().unwrap().to_owned();
-        assert!(
-            msg.contains(needle),
-            "{body:?}: {msg:?} should mention {needle:?}"
-        );
+        assert!(msg.contains(needle), "{body:?}: {msg:?} should mention {needle:?}");
     }
 }
 
@@ -594,69 +371,37 @@ async fn bad_bench_payloads_get_400_naming_the_problem() {
 async fn routing_size_and_database_errors_are_json() {
     let w = seeded(&[]).await;
     let resp = w.send(get("/nope", &[])).await;
-    assert_eq!(
-        (resp.status, body_json(&resp)["error"].as_str()),
-        (404, Some("not found"))
-    );
+    assert_eq!((resp.status, body_json(&resp)["error"].as_str()), (404, Some("not found")));
 
-    let resp = w
-        .send(ApiRequest::new("DELETE", "/auth/me").header("user-agent", BROWSER_UA))
-        .await;
+    let resp = w.send(ApiRequest::new("DELETE", "/auth/me").header("user-agent", BROWSER_UA)).await;
     assert_eq!(resp.status, 405);
     assert_eq!(resp.header_value("allow"), Some("GET"));
-    assert!(body_json(&resp)["error"]
-        .as_str()
-        .unwrap()
-        .contains("DELETE"));
+    assert!(body_json(&resp)["error"].as_str().unwrap().contains("DELETE"));
 
     let big = vec![b'x'; 64 * 1024 + 1];
-    let resp = w
-        .send(
-            ApiRequest::new("POST", "/__bench/seed")
-                .header("x-bench-secret", BENCH_SECRET)
-                .body(big.clone()),
-        )
-        .await;
+    let resp =
+        w.send(ApiRequest::new("POST", "/__bench/seed").header("x-bench-secret", BENCH_SECRET).body(big.clone())).await;
     assert_eq!(resp.status, 413);
-    assert!(body_json(&resp)["error"]
-        .as_str()
-        .unwrap()
-        .contains("65536"));
-    let resp = w
-        .send(ApiRequest::new("POST", "/auth/token").body(big))
-        .await;
+    assert!(body_json(&resp)["error"].as_str().unwrap().contains("65536"));
+    let resp = w.send(ApiRequest::new("POST", "/auth/token").body(big)).await;
     assert_eq!(resp.status, 413);
 
     w.db.set_failing(true);
     let cookie = format!("session={}", user(0).session_id);
     let resp = w.send(get("/auth/me", &[("cookie", &cookie)])).await;
     assert_eq!(resp.status, 503, "{}", body_text(&resp));
-    assert!(body_json(&resp)["error"]
-        .as_str()
-        .unwrap()
-        .contains("database"));
-    assert!(w
-        .runtime
-        .logs
-        .borrow()
-        .iter()
-        .any(|l| l.contains("db_failure")));
+    assert!(body_json(&resp)["error"].as_str().unwrap().contains("database"));
+    assert!(w.runtime.logs.borrow().iter().any(|l| l.contains("db_failure")));
 }
 
 #[tokio::test]
 async fn health_reports_the_cache_configuration_and_skips_bot_detection() {
-    let w = TestWorker::new(config(&[
-        ("CACHE_LAYERS", "bot,user-models"),
-        ("CACHE_TTL_SECONDS", "600"),
-    ]));
+    let w = TestWorker::new(config(&[("CACHE_LAYERS", "bot,user-models"), ("CACHE_TTL_SECONDS", "600")]));
     let resp = w.send(ApiRequest::new("GET", "/health")).await;
     assert_eq!(resp.status, 200);
     let body = body_json(&resp);
     assert_eq!(body["cache"]["mode"], "on");
-    assert_eq!(
-        body["cache"]["layers"],
-        serde_json::json!(["bot", "user-models"])
-    );
+    assert_eq!(body["cache"]["layers"], serde_json::json!(["bot", "user-models"]));
     assert_eq!(body["cache"]["ttl_seconds"], 600);
     assert_eq!(resp.header_value("x-cache"), Some("none"));
     assert_eq!(w.kv.calls().total(), 0);
@@ -671,11 +416,7 @@ async fn health_reports_the_cache_configuration_and_skips_bot_detection() {
 async fn every_response_carries_timing_and_cache_headers() {
     let w = seeded(&[]).await;
     let cookie = format!("session={}", user(0).session_id);
-    for req in [
-        get("/auth/me", &[("cookie", &cookie)]),
-        get("/nope", &[]),
-        ApiRequest::new("GET", "/health"),
-    ] {
+    for req in [get("/auth/me", &[("cookie", &cookie)]), get("/nope", &[]), ApiRequest::new("GET", "/health")] {
         let resp = w.send(req).await;
         let timing = resp.header_value("server-timing").expect("server-timing");
         assert!(timing.contains("total;dur="), "{timing}");

@@ -19,19 +19,12 @@ const BROWSER_UA: &str =
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn wrangler_bin() -> PathBuf {
     let bin = repo_root().join("node_modules/.bin/wrangler");
-    assert!(
-        bin.exists(),
-        "{} is missing: run scripts/setup (it runs npm ci) first",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} is missing: run scripts/setup (it runs npm ci) first", bin.display());
     bin
 }
 
@@ -62,19 +55,12 @@ fn ensure_built() {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn wrangler(args: &[&str]) -> Command {
     let mut cmd = Command::new(wrangler_bin());
-    cmd.args(args)
-        .current_dir(repo_root())
-        .env("WRANGLER_SEND_METRICS", "false")
-        .env("CI", "1");
+    cmd.args(args).current_dir(repo_root()).env("WRANGLER_SEND_METRICS", "false").env("CI", "1");
     cmd
 }
 
@@ -89,27 +75,14 @@ struct WranglerDev {
 impl WranglerDev {
     fn start(name: &str, env: Option<&str>) -> WranglerDev {
         ensure_built();
-        let state = repo_root()
-            .join("target/e2e")
-            .join(format!("{name}-{}", std::process::id()));
+        let state = repo_root().join("target/e2e").join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state).unwrap();
         let state_arg = state.to_str().unwrap();
         let env_args: Vec<&str> = env.map(|e| vec!["--env", e]).unwrap_or_default();
 
-        let mut migrate = wrangler(&[
-            "d1",
-            "migrations",
-            "apply",
-            "DB",
-            "--local",
-            "--persist-to",
-            state_arg,
-        ]);
-        let out = migrate
-            .args(&env_args)
-            .output()
-            .expect("run wrangler d1 migrations apply");
+        let mut migrate = wrangler(&["d1", "migrations", "apply", "DB", "--local", "--persist-to", state_arg]);
+        let out = migrate.args(&env_args).output().expect("run wrangler d1 migrations apply");
         assert!(
             out.status.success(),
             "migrations failed:\n{}\n{}",
@@ -140,19 +113,11 @@ impl WranglerDev {
             "--var",
             &jwt,
         ]);
-        cmd.args(&env_args)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file);
+        cmd.args(&env_args).stdin(Stdio::null()).stdout(log_file.try_clone().unwrap()).stderr(log_file);
         // Its own process group, so the guard can stop workerd along with wrangler.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().expect("spawn wrangler dev");
-        let mut dev = WranglerDev {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-            state,
-        };
+        let mut dev = WranglerDev { child, base: format!("http://127.0.0.1:{port}"), log, state };
         dev.wait_ready();
         dev
     }
@@ -170,16 +135,9 @@ impl WranglerDev {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "wrangler dev exited ({status}) before it was ready:\n{}",
-                    self.log_tail()
-                );
+                panic!("wrangler dev exited ({status}) before it was ready:\n{}", self.log_tail());
             }
-            assert!(
-                Instant::now() < deadline,
-                "wrangler dev not ready after {READY_TIMEOUT:?}:\n{}",
-                self.log_tail()
-            );
+            assert!(Instant::now() < deadline, "wrangler dev not ready after {READY_TIMEOUT:?}:\n{}", self.log_tail());
             std::thread::sleep(Duration::from_millis(250));
         }
     }
@@ -211,16 +169,10 @@ impl Drop for WranglerDev {
 fn http_status(url: &str) -> std::io::Result<u16> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
     let mut s = std::net::TcpStream::connect(host)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
     buf.split_whitespace()
@@ -238,24 +190,12 @@ struct Reply {
 
 async fn send(req: reqwest::RequestBuilder) -> Reply {
     let resp = req.send().await.expect("request to wrangler dev");
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
-    };
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let (x_cache, server_timing) = (header("x-cache"), header("server-timing"));
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    let body =
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"));
-    Reply {
-        status,
-        x_cache,
-        server_timing,
-        body,
-    }
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"));
+    Reply { status, x_cache, server_timing, body }
 }
 
 async fn seed(client: &reqwest::Client, base: &str) {
@@ -277,45 +217,24 @@ async fn cache_on_authenticates_and_caches_bot_verdicts() {
     let me = format!("{base}/auth/me");
 
     // Bench routes do not exist without the secret.
-    let r = send(
-        client
-            .post(format!("{base}/__bench/seed"))
-            .body(r#"{"users":1,"seed":1}"#),
-    )
-    .await;
+    let r = send(client.post(format!("{base}/__bench/seed")).body(r#"{"users":1,"seed":1}"#)).await;
     assert_eq!(r.status, 404);
     let r = send(
-        client
-            .post(format!("{base}/__bench/seed"))
-            .header("x-bench-secret", "wrong")
-            .body(r#"{"users":1,"seed":1}"#),
+        client.post(format!("{base}/__bench/seed")).header("x-bench-secret", "wrong").body(r#"{"users":1,"seed":1}"#),
     )
     .await;
     assert_eq!(r.status, 404);
     seed(&client, base).await;
     let u = bench_seed::seeded_user(BENCH_SECRET, SEED, 1);
 
-    let r = send(
-        client
-            .get(&me)
-            .header("user-agent", BROWSER_UA)
-            .header("cookie", format!("session={}", u.session_id)),
-    )
-    .await;
+    let r =
+        send(client.get(&me).header("user-agent", BROWSER_UA).header("cookie", format!("session={}", u.session_id)))
+            .await;
     assert_eq!(r.status, 200, "session: {}", r.body);
     assert_eq!(r.body["user"]["id"], u.user_id.as_str());
-    println!(
-        "session  -> {} x-cache: {} | server-timing: {}",
-        r.status, r.x_cache, r.server_timing
-    );
+    println!("session  -> {} x-cache: {} | server-timing: {}", r.status, r.x_cache, r.server_timing);
 
-    let r = send(
-        client
-            .get(&me)
-            .header("user-agent", BROWSER_UA)
-            .bearer_auth(&u.api_key),
-    )
-    .await;
+    let r = send(client.get(&me).header("user-agent", BROWSER_UA).bearer_auth(&u.api_key)).await;
     assert_eq!(r.status, 200, "api key: {}", r.body);
     assert_eq!(r.body["user"]["id"], u.user_id.as_str());
     println!("api key  -> {} x-cache: {}", r.status, r.x_cache);
@@ -329,13 +248,7 @@ async fn cache_on_authenticates_and_caches_bot_verdicts() {
     .await;
     assert_eq!(t.status, 200, "token: {}", t.body);
     let token = t.body["token"].as_str().unwrap().to_owned();
-    let r = send(
-        client
-            .get(&me)
-            .header("user-agent", BROWSER_UA)
-            .bearer_auth(&token),
-    )
-    .await;
+    let r = send(client.get(&me).header("user-agent", BROWSER_UA).bearer_auth(&token)).await;
     assert_eq!(r.status, 200, "jwt: {}", r.body);
     assert_eq!(r.body["auth"], "jwt");
     println!("jwt      -> {} x-cache: {}", r.status, r.x_cache);
@@ -343,67 +256,32 @@ async fn cache_on_authenticates_and_caches_bot_verdicts() {
     let r = send(client.get(&me).bearer_auth(format!("{token}x"))).await;
     assert_eq!(r.status, 401, "tampered jwt: {}", r.body);
 
-    let r = send(client.get(&me).header(
-        "user-agent",
-        "Googlebot/2.1 (+http://www.google.com/bot.html)",
-    ))
-    .await;
-    assert_eq!(
-        (r.status, r.body["error"].as_str()),
-        (401, Some("bot access is not allowed"))
-    );
+    let r = send(client.get(&me).header("user-agent", "Googlebot/2.1 (+http://www.google.com/bot.html)")).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (401, Some("bot access is not allowed")));
     // reqwest sends no User-Agent unless told to.
     let r = send(client.get(&me)).await;
-    assert_eq!(
-        (r.status, r.body["error"].as_str()),
-        (401, Some("bot access is not allowed"))
-    );
+    assert_eq!((r.status, r.body["error"].as_str()), (401, Some("bot access is not allowed")));
 
     // A User-Agent this instance has never seen: miss, then (once the wait_until
     // write has landed) hit.
     let ua = format!("{BROWSER_UA} e2e/{}", std::process::id());
     let cookie = format!("session={}", u.session_id);
-    let first = send(
-        client
-            .get(&me)
-            .header("user-agent", &ua)
-            .header("cookie", &cookie),
-    )
-    .await;
-    println!(
-        "repeated UA #1 -> x-cache: {} | server-timing: {}",
-        first.x_cache, first.server_timing
-    );
+    let first = send(client.get(&me).header("user-agent", &ua).header("cookie", &cookie)).await;
+    println!("repeated UA #1 -> x-cache: {} | server-timing: {}", first.x_cache, first.server_timing);
     assert_eq!(first.x_cache, "bot=miss");
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut n = 1;
     loop {
         n += 1;
-        let again = send(
-            client
-                .get(&me)
-                .header("user-agent", &ua)
-                .header("cookie", &cookie),
-        )
-        .await;
+        let again = send(client.get(&me).header("user-agent", &ua).header("cookie", &cookie)).await;
         assert_eq!(again.status, 200);
         if again.x_cache == "bot=hit" {
-            println!(
-                "repeated UA #{n} -> x-cache: {} | server-timing: {}",
-                again.x_cache, again.server_timing
-            );
-            assert!(
-                again.server_timing.contains("bot;desc=hit"),
-                "{}",
-                again.server_timing
-            );
+            println!("repeated UA #{n} -> x-cache: {} | server-timing: {}", again.x_cache, again.server_timing);
+            assert!(again.server_timing.contains("bot;desc=hit"), "{}", again.server_timing);
             break;
         }
         assert_eq!(again.x_cache, "bot=miss");
-        assert!(
-            Instant::now() < deadline,
-            "the bot verdict never became a hit"
-        );
+        assert!(Instant::now() < deadline, "the bot verdict never became a hit");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -421,29 +299,16 @@ async fn cache_on_authenticates_and_caches_bot_verdicts() {
 
     // Bad input through the real Workers adapter.
     let r = send(
-        client
-            .post(format!("{base}/__bench/seed"))
-            .header("x-bench-secret", BENCH_SECRET)
-            .body(vec![b' '; 70 * 1024]),
+        client.post(format!("{base}/__bench/seed")).header("x-bench-secret", BENCH_SECRET).body(vec![b' '; 70 * 1024]),
     )
     .await;
     assert_eq!(r.status, 413, "{}", r.body);
-    let r = send(
-        client
-            .post(format!("{base}/__bench/seed"))
-            .header("x-bench-secret", BENCH_SECRET)
-            .body("{nope"),
-    )
-    .await;
+    let r =
+        send(client.post(format!("{base}/__bench/seed")).header("x-bench-secret", BENCH_SECRET).body("{nope")).await;
     assert_eq!(r.status, 400, "{}", r.body);
     let r = send(client.delete(&me).header("user-agent", BROWSER_UA)).await;
     assert_eq!(r.status, 405);
-    let r = send(
-        client
-            .get(format!("{base}/does-not-exist"))
-            .header("user-agent", BROWSER_UA),
-    )
-    .await;
+    let r = send(client.get(format!("{base}/does-not-exist")).header("user-agent", BROWSER_UA)).await;
     assert_eq!(r.status, 404);
 }
 
@@ -457,20 +322,10 @@ async fn cache_off_environment_never_uses_the_bot_cache() {
     seed(&client, base).await;
     let u = bench_seed::seeded_user(BENCH_SECRET, SEED, 0);
     for i in 0..3 {
-        let r = send(
-            client
-                .get(format!("{base}/auth/me"))
-                .header("user-agent", BROWSER_UA)
-                .bearer_auth(&u.api_key),
-        )
-        .await;
+        let r =
+            send(client.get(format!("{base}/auth/me")).header("user-agent", BROWSER_UA).bearer_auth(&u.api_key)).await;
         assert_eq!(r.status, 200, "{}", r.body);
-        println!(
-            "cache-off request {} -> x-cache: {} | server-timing: {}",
-            i + 1,
-            r.x_cache,
-            r.server_timing
-        );
+        println!("cache-off request {} -> x-cache: {} | server-timing: {}", i + 1, r.x_cache, r.server_timing);
         assert_eq!(r.x_cache, "bot=off");
         assert!(!r.server_timing.contains("kv;"), "{}", r.server_timing);
     }

@@ -10,8 +10,7 @@ use std::rc::Rc;
 
 use rusqlite::types::{Value as SqlV, ValueRef};
 use target_worker::platform::{
-    BackgroundTask, Database, DbError, Kv, KvError, Row, Runtime, SqlValue, Statement,
-    KV_MIN_TTL_SECONDS,
+    BackgroundTask, Database, DbError, Kv, KvError, Row, Runtime, SqlValue, Statement, KV_MIN_TTL_SECONDS,
 };
 use target_worker::{ApiRequest, ApiResponse, App, Config};
 
@@ -69,12 +68,7 @@ pub struct MemoryKv {
 
 impl MemoryKv {
     pub fn new(clock: ManualClock) -> Self {
-        MemoryKv {
-            entries: Rc::default(),
-            clock,
-            calls: Rc::default(),
-            fault: Rc::default(),
-        }
+        MemoryKv { entries: Rc::default(), clock, calls: Rc::default(), fault: Rc::default() }
     }
     pub fn calls(&self) -> KvCalls {
         self.calls.get()
@@ -85,20 +79,11 @@ impl MemoryKv {
     /// Live (unexpired) keys.
     pub fn keys(&self) -> Vec<String> {
         let now = self.clock.now_ms();
-        self.entries
-            .borrow()
-            .iter()
-            .filter(|(_, (_, exp))| *exp > now)
-            .map(|(k, _)| k.clone())
-            .collect()
+        self.entries.borrow().iter().filter(|(_, (_, exp))| *exp > now).map(|(k, _)| k.clone()).collect()
     }
     pub fn raw_get(&self, key: &str) -> Option<String> {
         let now = self.clock.now_ms();
-        self.entries
-            .borrow()
-            .get(key)
-            .filter(|(_, exp)| *exp > now)
-            .map(|(v, _)| v.clone())
+        self.entries.borrow().get(key).filter(|(_, exp)| *exp > now).map(|(v, _)| v.clone())
     }
     fn count(&self, f: impl FnOnce(&mut KvCalls)) {
         let mut c = self.calls.get();
@@ -140,15 +125,10 @@ impl Kv for MemoryKv {
             )));
         }
         if key.len() > 512 {
-            return Err(KvError(format!(
-                "KV key too long: {} bytes > 512",
-                key.len()
-            )));
+            return Err(KvError(format!("KV key too long: {} bytes > 512", key.len())));
         }
         let expires = self.clock.now_ms() + ttl_seconds as f64 * 1000.0;
-        self.entries
-            .borrow_mut()
-            .insert(key.to_owned(), (value.to_owned(), expires));
+        self.entries.borrow_mut().insert(key.to_owned(), (value.to_owned(), expires));
         Ok(())
     }
 
@@ -162,11 +142,7 @@ impl Kv for MemoryKv {
     async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, KvError> {
         self.count(|c| c.list += 1);
         self.check_fault()?;
-        Ok(self
-            .keys()
-            .into_iter()
-            .filter(|k| k.starts_with(prefix))
-            .collect())
+        Ok(self.keys().into_iter().filter(|k| k.starts_with(prefix)).collect())
     }
 }
 
@@ -191,13 +167,9 @@ impl SqliteDb {
         assert!(!files.is_empty(), "no migrations in {}", dir.display());
         for f in files {
             let sql = std::fs::read_to_string(&f).unwrap();
-            conn.execute_batch(&sql)
-                .unwrap_or_else(|e| panic!("migration {}: {e}", f.display()));
+            conn.execute_batch(&sql).unwrap_or_else(|e| panic!("migration {}: {e}", f.display()));
         }
-        SqliteDb {
-            conn: Rc::new(conn),
-            failing: Rc::default(),
-        }
+        SqliteDb { conn: Rc::new(conn), failing: Rc::default() }
     }
 
     /// Makes every following statement fail, as an unreachable D1 would.
@@ -239,9 +211,7 @@ impl Database for SqliteDb {
         self.check()?;
         let mut stmt = self.conn.prepare(sql).map_err(sqlite_err)?;
         let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(bind(params)))
-            .map_err(sqlite_err)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(bind(params))).map_err(sqlite_err)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(sqlite_err)? {
             let mut map = Row::new();
@@ -262,10 +232,7 @@ impl Database for SqliteDb {
 
     async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(), DbError> {
         self.check()?;
-        self.conn
-            .execute(sql, rusqlite::params_from_iter(bind(params)))
-            .map(drop)
-            .map_err(sqlite_err)
+        self.conn.execute(sql, rusqlite::params_from_iter(bind(params))).map(drop).map_err(sqlite_err)
     }
 
     async fn batch(&self, statements: &[Statement]) -> Result<(), DbError> {
@@ -273,8 +240,7 @@ impl Database for SqliteDb {
         // D1 runs a batch as one transaction; so does this.
         let tx = self.conn.unchecked_transaction().map_err(sqlite_err)?;
         for s in statements {
-            tx.execute(s.sql, rusqlite::params_from_iter(bind(&s.params)))
-                .map_err(sqlite_err)?;
+            tx.execute(s.sql, rusqlite::params_from_iter(bind(&s.params))).map_err(sqlite_err)?;
         }
         tx.commit().map_err(sqlite_err)
     }
@@ -298,6 +264,11 @@ impl Runtime for TestRuntime {
     fn log(&self, line: &str) {
         self.logs.borrow_mut().push(line.to_owned());
     }
+    /// Real tokio timers: tests that exercise time-outs run with tokio's clock
+    /// paused, which makes them deterministic.
+    fn sleep(&self, ms: u64) -> BackgroundTask {
+        Box::pin(tokio::time::sleep(std::time::Duration::from_millis(ms)))
+    }
 }
 
 impl TestRuntime {
@@ -319,16 +290,13 @@ pub const BROWSER_UA: &str =
 
 /// Builds a [`Config`] from `KEY=VALUE` pairs, with the test secrets unless overridden.
 pub fn config(vars: &[(&str, &str)]) -> Config {
-    let mut all: Vec<(String, String)> = vec![
-        ("BENCH_SECRET".into(), BENCH_SECRET.into()),
-        ("JWT_SECRET".into(), JWT_SECRET.into()),
-    ];
+    let mut all: Vec<(String, String)> =
+        vec![("BENCH_SECRET".into(), BENCH_SECRET.into()), ("JWT_SECRET".into(), JWT_SECRET.into())];
     for (k, v) in vars {
         all.retain(|(name, _)| name != k);
         all.push((k.to_string(), v.to_string()));
     }
-    Config::from_lookup(|name| all.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-        .expect("valid test config")
+    Config::from_lookup(|name| all.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())).expect("valid test config")
 }
 
 /// One worker over fresh SQLite and KV.
@@ -345,19 +313,10 @@ impl TestWorker {
         let clock = ManualClock::default();
         let kv = MemoryKv::new(clock.clone());
         let db = SqliteDb::migrated();
-        let runtime = Rc::new(TestRuntime {
-            clock: clock.clone(),
-            tasks: RefCell::default(),
-            logs: RefCell::default(),
-        });
+        let runtime =
+            Rc::new(TestRuntime { clock: clock.clone(), tasks: RefCell::default(), logs: RefCell::default() });
         let app = App::new(kv.clone(), db.clone(), runtime.clone(), config);
-        TestWorker {
-            app,
-            kv,
-            db,
-            runtime,
-            clock,
-        }
+        TestWorker { app, kv, db, runtime, clock }
     }
 
     /// Sends a request and then runs what it left for `wait_until`, as the Workers
@@ -385,14 +344,10 @@ pub fn body_text(resp: &ApiResponse) -> String {
 }
 
 pub fn body_json(resp: &ApiResponse) -> serde_json::Value {
-    serde_json::from_slice(&resp.body)
-        .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", body_text(resp)))
+    serde_json::from_slice(&resp.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", body_text(resp)))
 }
 
 /// A browser request to `path` with optional extra headers.
 pub fn get(path: &str, headers: &[(&str, &str)]) -> ApiRequest {
-    headers.iter().fold(
-        ApiRequest::new("GET", path).header("user-agent", BROWSER_UA),
-        |r, (k, v)| r.header(k, v),
-    )
+    headers.iter().fold(ApiRequest::new("GET", path).header("user-agent", BROWSER_UA), |r, (k, v)| r.header(k, v))
 }
