@@ -39,7 +39,6 @@ pub async fn seed<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<
     }
     let secret = ctx.config.bench_secret.as_deref().unwrap_or_default();
     let now = ctx.now_seconds();
-    let always_enabled = &ctx.config.always_enabled_providers;
     let mut statements = Vec::new();
     for index in 0..request.users {
         let u = seeded_user(secret, request.seed, index);
@@ -71,7 +70,7 @@ pub async fn seed<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<
         ));
         let chosen = enabled_providers(secret, request.seed, index, PROVIDERS);
         for provider in PROVIDERS {
-            let enabled = chosen.contains(provider) || always_enabled.iter().any(|p| p == provider);
+            let enabled = chosen.contains(provider) || ctx.config.always_enabled(provider);
             statements.push(Statement::new(
                 "INSERT INTO provider_settings (id, user_id, provider_id, enabled, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
                  ON CONFLICT(user_id, provider_id) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at",

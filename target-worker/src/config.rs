@@ -193,6 +193,11 @@ impl Config {
         })
     }
 
+    /// Whether every user may use `provider` without enabling it.
+    pub fn always_enabled(&self, provider: &str) -> bool {
+        self.always_enabled_providers.iter().any(|p| p == provider)
+    }
+
     /// The layers in effect when no per-request override applies.
     pub fn active_layers(&self) -> CacheLayers {
         if self.cache_mode_on {

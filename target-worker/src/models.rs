@@ -20,7 +20,7 @@ use crate::app::RequestContext;
 use crate::auth::Identity;
 use crate::cache::CacheRead;
 use crate::catalogue::{catalogue, Model};
-use crate::config::Layer;
+use crate::config::{Config, Layer};
 use crate::http::{ApiError, ApiResponse, Failure};
 use crate::platform::{Database, Kv};
 use crate::trace::CacheOutcome;
@@ -79,7 +79,7 @@ impl ModelFilter {
 
 /// Who may use which provider: the inputs of the access rule besides the model.
 struct Access<'a> {
-    always_enabled: &'a [String],
+    config: &'a Config,
     /// `None` for anonymous callers (no per-user providers).
     user_enabled: Option<BTreeSet<String>>,
 }
@@ -87,7 +87,7 @@ struct Access<'a> {
 impl Access<'_> {
     fn allows(&self, m: &Model) -> bool {
         m.free
-            || self.always_enabled.iter().any(|p| *p == m.provider)
+            || self.config.always_enabled(&m.provider)
             || self.user_enabled.as_ref().is_some_and(|set| set.contains(&m.provider))
     }
 }
@@ -139,10 +139,7 @@ async fn compute_list<K: Kv, D: Database>(
     filter: &ModelFilter,
 ) -> Result<Vec<&'static Model>, Failure> {
     let enabled = ctx.store.enabled_providers(user_id).await?;
-    let access = Access {
-        always_enabled: &ctx.config.always_enabled_providers,
-        user_enabled: Some(enabled.into_iter().collect()),
-    };
+    let access = Access { config: ctx.config, user_enabled: Some(enabled.into_iter().collect()) };
     Ok(catalogue().models.iter().filter(|m| access.allows(m) && filter.matches(m)).collect())
 }
 
@@ -154,7 +151,7 @@ pub async fn list<K: Kv, D: Database>(
     let filter = ModelFilter::from_query(&ctx.req.query_pairs())?;
     if identity.is_anonymous() {
         // Nothing user-specific to compute or cache: free and always-enabled only.
-        let access = Access { always_enabled: &ctx.config.always_enabled_providers, user_enabled: None };
+        let access = Access { config: ctx.config, user_enabled: None };
         return Ok(list_body(catalogue().models.iter().filter(|m| access.allows(m) && filter.matches(m)).collect()));
     }
     let user_id = identity.user_id.as_str();
@@ -272,7 +269,7 @@ pub async fn get<K: Kv, D: Database>(
 ) -> Result<ApiResponse, Failure> {
     let not_found = || ApiError::new(404, "model not found");
     let model = model_config(ctx, id).await.ok_or_else(not_found)?;
-    let always = ctx.config.always_enabled_providers.iter().any(|p| *p == model.provider);
+    let always = ctx.config.always_enabled(&model.provider);
     let allowed = model.free
         || always
         || (!identity.is_anonymous() && ctx.store.provider_enabled(&identity.user_id, &model.provider).await?);

@@ -194,7 +194,7 @@ pub async fn sync_providers<K: Kv, D: Database>(
     let statements: Vec<Statement> = PROVIDERS
         .iter()
         .map(|p| {
-            let enabled = ctx.config.always_enabled_providers.iter().any(|a| a == p);
+            let enabled = ctx.config.always_enabled(p);
             Statement::new(
                 "INSERT INTO provider_settings (id, user_id, provider_id, enabled, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(user_id, provider_id) DO NOTHING",
