@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 const BENCH_SECRET: &str = "e2e-bench-secret";
 const JWT_SECRET: &str = "e2e-jwt-secret";
+const ENCRYPTION_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const SEED: u64 = 7;
 const BROWSER_UA: &str =
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
@@ -96,6 +97,7 @@ impl WranglerDev {
         let log_file = File::create(&log).unwrap();
         let bench = format!("BENCH_SECRET:{BENCH_SECRET}");
         let jwt = format!("JWT_SECRET:{JWT_SECRET}");
+        let encryption = format!("ENCRYPTION_KEY:{ENCRYPTION_KEY}");
         let mut cmd = wrangler(&[
             "dev",
             "--ip",
@@ -112,6 +114,8 @@ impl WranglerDev {
             &bench,
             "--var",
             &jwt,
+            "--var",
+            &encryption,
         ]);
         cmd.args(&env_args).stdin(Stdio::null()).stdout(log_file.try_clone().unwrap()).stderr(log_file);
         // Its own process group, so the guard can stop workerd along with wrangler.
@@ -312,21 +316,121 @@ async fn cache_on_authenticates_and_caches_bot_verdicts() {
     assert_eq!(r.status, 404);
 }
 
+/// Status and raw body of a GET, the part a client sees.
+async fn raw_get(client: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let req = headers.iter().fold(client.get(url), |r, (k, v)| r.header(*k, *v));
+    let resp = req.send().await.expect("request to wrangler dev");
+    let x_cache = resp.headers().get("x-cache").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    (resp.status().as_u16(), resp.text().await.unwrap(), x_cache)
+}
+
+const READ_ROUTES: &[&str] = &[
+    "/models",
+    "/models?capability=vision",
+    "/models?type=text-embeddings",
+    "/models/capabilities",
+    "/models/mistral/mistral-large-latest",
+    "/models/openai/gpt-4.1",
+    "/models/openai/no-such-model",
+    "/models?capability=telepathy",
+    "/user/settings",
+    "/user/providers",
+    "/auth/me",
+];
+
+/// Cache on and the `cache-off` environment, side by side, seeded alike: the same
+/// bytes for every read route (cold, warm, and under each KV fault), read-your-writes
+/// and the filtered-list regression over real HTTP.
 #[tokio::test(flavor = "current_thread")]
-async fn cache_off_environment_never_uses_the_bot_cache() {
-    let dev = WranglerDev::start("cache-off", Some("cache-off"));
-    let base = dev.base.as_str();
+async fn cache_on_and_cache_off_answer_alike() {
+    let off = WranglerDev::start("cache-off", Some("cache-off"));
+    let on = WranglerDev::start("cache-on-ab", None);
     let client = reqwest::Client::new();
-    let health = send(client.get(format!("{base}/health"))).await;
+    let health = send(client.get(format!("{}/health", off.base))).await;
     assert_eq!(health.body["cache"]["mode"], "off", "{}", health.body);
-    seed(&client, base).await;
-    let u = bench_seed::seeded_user(BENCH_SECRET, SEED, 0);
+    seed(&client, &off.base).await;
+    seed(&client, &on.base).await;
+    let u = bench_seed::seeded_user(BENCH_SECRET, SEED, 2);
+    let cookie = format!("session={}", u.session_id);
+    let as_user = [("user-agent", BROWSER_UA), ("cookie", cookie.as_str())];
+
     for i in 0..3 {
         let r =
-            send(client.get(format!("{base}/auth/me")).header("user-agent", BROWSER_UA).bearer_auth(&u.api_key)).await;
+            send(client.get(format!("{}/auth/me", off.base)).header("user-agent", BROWSER_UA).bearer_auth(&u.api_key))
+                .await;
         assert_eq!(r.status, 200, "{}", r.body);
         println!("cache-off request {} -> x-cache: {} | server-timing: {}", i + 1, r.x_cache, r.server_timing);
         assert_eq!(r.x_cache, "bot=off");
         assert!(!r.server_timing.contains("kv;"), "{}", r.server_timing);
     }
+
+    let fault = |f: &'static str| [("x-bench-secret", BENCH_SECRET), ("x-bench-kv-fault", f)];
+    for route in READ_ROUTES {
+        for who in [&as_user[..], &[("user-agent", BROWSER_UA)][..]] {
+            let reference = raw_get(&client, &format!("{}{route}", off.base), who).await;
+            assert!(!reference.2.contains("hit") && !reference.2.contains("miss"), "{route}: {}", reference.2);
+            let mut seen = Vec::new();
+            for pass in 0..2 {
+                let got = raw_get(&client, &format!("{}{route}", on.base), who).await;
+                assert_eq!((got.0, &got.1), (reference.0, &reference.1), "{route} pass {pass}");
+                seen.push(got.2);
+            }
+            for f in ["error", "garbage", "slow:1500"] {
+                let headers: Vec<(&str, &str)> = who.iter().copied().chain(fault(f)).collect();
+                let got = raw_get(&client, &format!("{}{route}", on.base), &headers).await;
+                assert_eq!((got.0, &got.1), (reference.0, &reference.1), "{route} with KV fault {f}");
+                seen.push(got.2);
+            }
+            println!("{route:<40} x-cache: {}", seen.join(" | "));
+        }
+    }
+
+    // The seed's bug: a filtered list cached under the unfiltered key.
+    let full = raw_get(&client, &format!("{}/models", off.base), &as_user).await.1;
+    let u3 = bench_seed::seeded_user(BENCH_SECRET, SEED, 0);
+    let cookie3 = format!("session={}", u3.session_id);
+    let as_u3 = [("user-agent", BROWSER_UA), ("cookie", cookie3.as_str())];
+    let full3 = raw_get(&client, &format!("{}/models", off.base), &as_u3).await.1;
+    raw_get(&client, &format!("{}/models?capability=vision", on.base), &as_u3).await;
+    let after = raw_get(&client, &format!("{}/models", on.base), &as_u3).await;
+    assert_eq!(after.1, full3, "GET /models after a filtered GET must be the full list");
+    assert_ne!(full, "");
+
+    // Read-your-writes: enable a provider, then the very next list shows it.
+    let providers = send(client.get(format!("{}/user/providers", on.base)).headers(header_map(&as_user))).await;
+    let disabled = providers.body["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["enabled"] == false)
+        .map(|p| p["provider_id"].as_str().unwrap().to_owned())
+        .expect("a disabled provider");
+    let before = raw_get(&client, &format!("{}/models", on.base), &as_user).await;
+    assert!(!before.1.contains(&format!("\"provider\":\"{disabled}\"")));
+    for (method, path, body) in [
+        ("POST", "/user/store-provider-api-key", format!(r#"{{"providerId":"{disabled}","apiKey":"sk-e2e"}}"#)),
+        ("PUT", "/user/settings", r#"{"nickname":"e2e"}"#.to_owned()),
+        ("POST", "/user/sync-providers", String::new()),
+    ] {
+        let warm = raw_get(&client, &format!("{}/models", on.base), &as_user).await;
+        let req = client
+            .request(method.parse().unwrap(), format!("{}{path}", on.base))
+            .headers(header_map(&as_user))
+            .body(body);
+        let r = send(req).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        let next = raw_get(&client, &format!("{}/models", on.base), &as_user).await;
+        println!("read-your-writes {path:<30} before: {} after: {}", warm.2, next.2);
+        assert!(next.2.contains("user-models=miss"), "{path}: the write must invalidate ({})", next.2);
+        assert!(next.1.contains(&format!("\"provider\":\"{disabled}\"")), "{path}: list lacks {disabled}");
+    }
+    let settings = send(client.get(format!("{}/user/settings", on.base)).headers(header_map(&as_user))).await;
+    assert_eq!(settings.body["nickname"], "e2e");
+}
+
+fn header_map(pairs: &[(&str, &str)]) -> reqwest::header::HeaderMap {
+    pairs
+        .iter()
+        .map(|(k, v)| (reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap()))
+        .collect()
 }
