@@ -177,17 +177,6 @@ impl<'r, D: Database> Store<'r, D> {
             .collect()
     }
 
-    /// The stored (encrypted) key of one provider, for tests and future use.
-    pub async fn encrypted_provider_key(&self, user_id: &str, provider_id: &str) -> Result<Option<String>, DbError> {
-        let rows = self
-            .query(
-                "SELECT api_key_encrypted FROM provider_settings WHERE user_id = ?1 AND provider_id = ?2",
-                &[user_id.into(), provider_id.into()],
-            )
-            .await?;
-        Ok(rows.first().map(|r| r.opt_text("api_key_encrypted")).transpose()?.flatten())
-    }
-
     pub async fn user_settings(&self, user_id: &str) -> Result<UserSettings, DbError> {
         let rows = self
             .query(

@@ -253,14 +253,16 @@ async fn provider_keys_are_encrypted_at_rest_and_never_returned() {
     let body = r#"{"providerId":"bedrock","apiKey":"AKIA-PLAINTEXT-KEY","secretKey":"wJalr-SECRET"}"#;
     let resp = w.send(json_req("POST", "/user/store-provider-api-key", &u, body)).await;
     assert_eq!(resp.status, 200, "{}", body_text(&resp));
-    let stored: String =
+    let stored_key = || -> String {
         w.db.conn()
             .query_row(
                 "SELECT api_key_encrypted FROM provider_settings WHERE user_id = ?1 AND provider_id = 'bedrock'",
                 [&u.user_id],
                 |r| r.get(0),
             )
-            .unwrap();
+            .unwrap()
+    };
+    let stored = stored_key();
     assert!(!stored.contains("PLAINTEXT") && !stored.contains("SECRET"));
     use base64::Engine;
     let key: [u8; 32] = base64::engine::general_purpose::STANDARD.decode(ENCRYPTION_KEY).unwrap().try_into().unwrap();
@@ -273,14 +275,7 @@ async fn provider_keys_are_encrypted_at_rest_and_never_returned() {
 
     // Storing again uses a fresh nonce.
     w.send(json_req("POST", "/user/store-provider-api-key", &u, body)).await;
-    let again: String =
-        w.db.conn()
-            .query_row(
-                "SELECT api_key_encrypted FROM provider_settings WHERE user_id = ?1 AND provider_id = 'bedrock'",
-                [&u.user_id],
-                |r| r.get(0),
-            )
-            .unwrap();
+    let again = stored_key();
     assert_ne!(again, stored);
 
     let providers = w.send(as_user("GET", "/user/providers", &u)).await;
