@@ -145,6 +145,16 @@ fn worker_response(resp: ApiResponse) -> Result<Response> {
     Ok(out)
 }
 
+/// An answer given before the pipeline runs (bad configuration, oversized body)
+/// still carries the observability headers every response has.
+fn early_error(e: ApiError) -> ApiResponse {
+    let mut resp = e.into_response();
+    resp.set_header("server-timing", "total;dur=0.000");
+    resp.set_header("x-cache", "none");
+    resp.set_header("cache-control", "no-store");
+    resp
+}
+
 #[event(start)]
 fn start() {
     console_error_panic_hook::set_once();
@@ -154,11 +164,11 @@ fn start() {
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let config = match Config::from_lookup(|name| env_string(&env, name)) {
         Ok(c) => c,
-        Err(e) => return worker_response(ApiError::new(500, e.to_string()).into_response()),
+        Err(e) => return worker_response(early_error(ApiError::new(500, e.to_string()))),
     };
     let req = match api_request(req).await {
         Ok(r) => r,
-        Err(e) => return worker_response(e.into_response()),
+        Err(e) => return worker_response(early_error(e)),
     };
     let app = App::new(WorkersKv(env.kv("CACHE")?), D1(env.d1("DB")?), Rc::new(WorkersRuntime(ctx)), config);
     worker_response(app.handle(req).await)
