@@ -1,0 +1,23 @@
+//! The harness: scenario → schedule → client → recorder → result file (and, in
+//! later commands, compare → report). One module, one job.
+
+pub mod client;
+pub mod cpu;
+pub mod progress;
+pub mod recorder;
+pub mod result;
+pub mod runner;
+pub mod scenario;
+pub mod schedule;
+pub mod summary;
+pub mod thresholds;
+pub mod timer;
+pub mod users;
+
+/// Exit codes (DESIGN.md §3.6).
+pub mod exit {
+    pub const PASS: i32 = 0;
+    pub const GATE_FAILED: i32 = 1;
+    pub const BAD_INPUT: i32 = 2;
+    pub const UNREACHABLE_OR_INVALID: i32 = 3;
+}

@@ -1,0 +1,290 @@
+//! Recording: every measured request goes into HDR histograms per series (all,
+//! step, tag, cache outcome), corrected and raw, beside its status, error kind,
+//! size, cache outcomes and Server-Timing entries; and into per-second interval
+//! histograms. Memory is bounded by the number of series, not the run's length.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::client::{ErrorKind, Failure, Reply};
+
+/// 1 µs … 60 s at 3 significant digits, as DESIGN.md §3.3 asks.
+pub const HIGHEST_US: u64 = 60_000_000;
+pub const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// A histogram over 1 µs … 60 s. It starts small and grows to the largest value
+/// recorded, so a series of fast requests costs kilobytes, not a full 60 s range.
+pub fn new_histogram() -> Histogram<u64> {
+    let mut h = Histogram::new_with_bounds(1, 10_000, SIGNIFICANT_DIGITS).expect("static bounds are valid");
+    h.auto(true);
+    h
+}
+
+pub fn record(h: &mut Histogram<u64>, micros: u64) {
+    // Auto-resize cannot fail short of memory; values beyond 60 s are clamped.
+    let _ = h.record(micros.clamp(1, HIGHEST_US));
+}
+
+/// The series every request belongs to.
+pub const ALL: &str = "*";
+
+pub fn step_series(name: &str) -> String {
+    format!("step:{name}")
+}
+pub fn tag_series(name: &str) -> String {
+    format!("tag:{name}")
+}
+pub fn cache_series(layer: &str, outcome: &str) -> String {
+    format!("cache:{layer}={outcome}")
+}
+
+/// `x-cache: bot=hit,user-models=miss` → pairs; `none` → nothing.
+pub fn parse_x_cache(value: &str) -> Vec<(&str, &str)> {
+    value
+        .split(',')
+        .filter_map(|part| part.trim().split_once('='))
+        .map(|(l, o)| (l.trim(), o.trim()))
+        .filter(|(l, o)| !l.is_empty() && !o.is_empty())
+        .collect()
+}
+
+/// `Server-Timing: bot;desc=hit;dur=0.4, kv;dur=1.2` → (name, µs) for entries with a duration.
+pub fn parse_server_timing(value: &str) -> Vec<(&str, u64)> {
+    value
+        .split(',')
+        .filter_map(|entry| {
+            let mut params = entry.split(';');
+            let name = params.next()?.trim();
+            let dur = params.find_map(|p| p.trim().strip_prefix("dur="))?.trim().parse::<f64>().ok()?;
+            (!name.is_empty() && dur >= 0.0).then_some((name, (dur * 1000.0).round() as u64))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct SeriesStats {
+    /// From the intended start (coordinated-omission corrected).
+    pub corrected: Histogram<u64>,
+    /// From the actual send.
+    pub raw: Histogram<u64>,
+    pub requests: u64,
+    /// Transport errors plus responses that failed the step's expectations.
+    pub errors: u64,
+    pub check_failures: u64,
+    pub status: BTreeMap<String, u64>,
+    pub error_kinds: BTreeMap<ErrorKind, u64>,
+    pub bytes: u64,
+    /// layer → outcome → count.
+    pub cache: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Server-Timing entry → µs.
+    pub server_timing: BTreeMap<String, Histogram<u64>>,
+}
+
+impl Default for SeriesStats {
+    fn default() -> Self {
+        SeriesStats {
+            corrected: new_histogram(),
+            raw: new_histogram(),
+            requests: 0,
+            errors: 0,
+            check_failures: 0,
+            status: BTreeMap::new(),
+            error_kinds: BTreeMap::new(),
+            bytes: 0,
+            cache: BTreeMap::new(),
+            server_timing: BTreeMap::new(),
+        }
+    }
+}
+
+/// One finished request, as the recorder needs it.
+pub struct Sample<'a> {
+    pub step: &'a str,
+    pub tags: &'a [String],
+    pub corrected_us: u64,
+    pub raw_us: u64,
+    pub result: Result<&'a Reply, &'a Failure>,
+    /// The response met the step's expectations.
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct IntervalStats {
+    corrected: Option<Histogram<u64>>,
+    requests: u64,
+    errors: u64,
+    cache: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// One second of one series, for time series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntervalSummary {
+    /// Seconds since the measured part began (end of this interval).
+    pub t: u64,
+    pub series: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cache: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+#[derive(Default)]
+pub struct Recorder {
+    pub series: BTreeMap<String, SeriesStats>,
+    interval: BTreeMap<String, IntervalStats>,
+}
+
+fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K) {
+    *map.entry(key).or_insert(0) += 1;
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+impl Recorder {
+    pub fn record(&mut self, s: &Sample) {
+        let reply = s.result.ok();
+        let cache: Vec<(&str, &str)> = reply.and_then(|r| r.x_cache.as_deref()).map(parse_x_cache).unwrap_or_default();
+        let timings: Vec<(&str, u64)> =
+            reply.and_then(|r| r.server_timing.as_deref()).map(parse_server_timing).unwrap_or_default();
+
+        let mut keys: Vec<String> = Vec::with_capacity(2 + s.tags.len() + cache.len());
+        keys.push(ALL.to_owned());
+        keys.push(step_series(s.step));
+        keys.extend(s.tags.iter().map(|t| tag_series(t)));
+        let with_timing = keys.len();
+        keys.extend(cache.iter().map(|(l, o)| cache_series(l, o)));
+
+        for (i, key) in keys.iter().enumerate() {
+            let st = self.series.entry(key.clone()).or_default();
+            record(&mut st.corrected, s.corrected_us);
+            record(&mut st.raw, s.raw_us);
+            st.requests += 1;
+            match s.result {
+                Ok(r) => {
+                    bump(&mut st.status, format!("{}xx", r.status / 100));
+                    st.bytes += r.bytes;
+                    if !s.ok {
+                        st.errors += 1;
+                        st.check_failures += 1;
+                    }
+                }
+                Err(f) => {
+                    st.errors += 1;
+                    bump(&mut st.error_kinds, f.kind);
+                }
+            }
+            for (layer, outcome) in &cache {
+                bump(st.cache.entry((*layer).to_owned()).or_default(), (*outcome).to_owned());
+            }
+            // Server-side timings beside the client-side ones, for the series a
+            // comparison is made on (not repeated per cache outcome).
+            if i < with_timing {
+                for (name, us) in &timings {
+                    record(st.server_timing.entry((*name).to_owned()).or_insert_with(new_histogram), *us);
+                }
+            }
+        }
+        // Time series: everything, and each tag.
+        for key in std::iter::once(ALL.to_owned()).chain(s.tags.iter().map(|t| tag_series(t))) {
+            let iv = self.interval.entry(key).or_default();
+            record(iv.corrected.get_or_insert_with(new_histogram), s.corrected_us);
+            iv.requests += 1;
+            if !s.ok {
+                iv.errors += 1;
+            }
+            for (layer, outcome) in &cache {
+                bump(iv.cache.entry((*layer).to_owned()).or_default(), (*outcome).to_owned());
+            }
+        }
+    }
+
+    /// Closes the interval ending `t` seconds into the measured part: its summaries,
+    /// and its histograms for the interval log. The interval state is reset.
+    pub fn close_interval(&mut self, t: u64) -> Vec<(IntervalSummary, Histogram<u64>)> {
+        let mut out = Vec::new();
+        for (series, iv) in self.interval.iter_mut() {
+            let Some(h) = iv.corrected.as_mut() else { continue };
+            let summary = IntervalSummary {
+                t,
+                series: series.clone(),
+                requests: iv.requests,
+                errors: iv.errors,
+                p50_ms: ms(h.value_at_quantile(0.5)),
+                p90_ms: ms(h.value_at_quantile(0.9)),
+                p99_ms: ms(h.value_at_quantile(0.99)),
+                max_ms: ms(h.max()),
+                cache: std::mem::take(&mut iv.cache),
+            };
+            out.push((summary, h.clone()));
+            h.reset();
+            iv.requests = 0;
+            iv.errors = 0;
+        }
+        out
+    }
+
+    pub fn all(&self) -> Option<&SeriesStats> {
+        self.series.get(ALL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_parsing() {
+        assert_eq!(parse_x_cache("bot=hit,user-models=miss"), vec![("bot", "hit"), ("user-models", "miss")]);
+        assert!(parse_x_cache("none").is_empty());
+        assert_eq!(
+            parse_server_timing("bot;desc=hit;dur=0.4, kv;dur=1.2, total;dur=5.000, cfEdge;desc=x"),
+            vec![("bot", 400), ("kv", 1200), ("total", 5000)]
+        );
+    }
+
+    #[test]
+    fn series_and_intervals() {
+        let mut r = Recorder::default();
+        let reply = Reply {
+            status: 200,
+            x_cache: Some("bot=hit".into()),
+            server_timing: Some("bot;dur=1, total;dur=2".into()),
+            bytes: 10,
+            body: None,
+        };
+        let tags = vec!["auth".to_owned()];
+        for us in [1000, 2000, 3000] {
+            r.record(&Sample {
+                step: "me",
+                tags: &tags,
+                corrected_us: us,
+                raw_us: us / 2,
+                result: Ok(&reply),
+                ok: true,
+            });
+        }
+        let fail = Failure { kind: ErrorKind::Timeout, message: "t".into() };
+        r.record(&Sample { step: "me", tags: &tags, corrected_us: 9000, raw_us: 9000, result: Err(&fail), ok: false });
+        let all = r.all().unwrap();
+        assert_eq!((all.requests, all.errors, all.bytes), (4, 1, 30));
+        assert_eq!(all.status["2xx"], 3);
+        assert_eq!(all.error_kinds[&ErrorKind::Timeout], 1);
+        assert_eq!(r.series["cache:bot=hit"].requests, 3);
+        assert_eq!(r.series["tag:auth"].server_timing["total"].len(), 3);
+        assert!(!r.series["cache:bot=hit"].server_timing.contains_key("total"));
+        assert_eq!(all.raw.max(), hdrhistogram::Histogram::<u64>::new(3).unwrap().highest_equivalent(9000));
+        let closed = r.close_interval(1);
+        let star = closed.iter().find(|(s, _)| s.series == "*").unwrap();
+        assert_eq!((star.0.requests, star.0.errors), (4, 1));
+        assert_eq!(star.0.cache["bot"]["hit"], 3);
+        assert!(r.close_interval(2).iter().all(|(s, _)| s.requests == 0));
+    }
+}

@@ -1,0 +1,263 @@
+//! The result file (DESIGN.md §3.4): one JSON document per run, histograms as
+//! HdrHistogram V2 compressed and base64, rewritten atomically while the run goes
+//! on; beside it an `.hlog` interval log for the standard HdrHistogram tools.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::client::ErrorKind;
+use crate::recorder::{IntervalSummary, SeriesStats};
+use crate::thresholds::Verdict;
+
+pub const SCHEMA: &str = "cache-bench/result/v1";
+
+/// A histogram in HdrHistogram's V2 compressed encoding, base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EncodedHistogram(pub String);
+
+impl EncodedHistogram {
+    pub fn encode(h: &Histogram<u64>) -> EncodedHistogram {
+        let mut buf = Vec::new();
+        // Serialising into memory fails only for histograms V2 cannot express.
+        V2DeflateSerializer::new().serialize(h, &mut buf).expect("V2 serialisation of a u64 histogram");
+        EncodedHistogram(STANDARD.encode(buf))
+    }
+
+    pub fn decode(&self) -> Result<Histogram<u64>, String> {
+        let bytes = STANDARD.decode(&self.0).map_err(|e| format!("histogram is not base64: {e}"))?;
+        Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("histogram does not decode: {e:?}"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+    pub min: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Percentiles {
+            p50: ms(h.value_at_quantile(0.5)),
+            p90: ms(h.value_at_quantile(0.9)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+            mean: h.mean() / 1000.0,
+            min: ms(h.min()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesDoc {
+    pub requests: u64,
+    pub errors: u64,
+    pub check_failures: u64,
+    pub status: BTreeMap<String, u64>,
+    pub error_kinds: BTreeMap<ErrorKind, u64>,
+    pub bytes: u64,
+    pub cache: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Milliseconds, from the histograms below (for people; tools decode these).
+    pub corrected_ms: Percentiles,
+    pub raw_ms: Percentiles,
+    /// µs from the intended start (coordinated-omission corrected).
+    pub corrected: EncodedHistogram,
+    /// µs from the actual send.
+    pub raw: EncodedHistogram,
+    /// Server-Timing entry → µs.
+    pub server_timing: BTreeMap<String, EncodedHistogram>,
+}
+
+impl SeriesDoc {
+    pub fn from_stats(s: &SeriesStats) -> SeriesDoc {
+        SeriesDoc {
+            requests: s.requests,
+            errors: s.errors,
+            check_failures: s.check_failures,
+            status: s.status.clone(),
+            error_kinds: s.error_kinds.clone(),
+            bytes: s.bytes,
+            cache: s.cache.clone(),
+            corrected_ms: Percentiles::of(&s.corrected),
+            raw_ms: Percentiles::of(&s.raw),
+            corrected: EncodedHistogram::encode(&s.corrected),
+            raw: EncodedHistogram::encode(&s.raw),
+            server_timing: s.server_timing.iter().map(|(k, h)| (k.clone(), EncodedHistogram::encode(h))).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub hostname: String,
+    pub os: String,
+    pub arch: String,
+    pub cpus: usize,
+    pub cpu_model: Option<String>,
+}
+
+impl Machine {
+    pub fn current() -> Machine {
+        let read = |p: &str| std::fs::read_to_string(p).ok();
+        Machine {
+            hostname: read("/proc/sys/kernel/hostname").map(|s| s.trim().to_owned()).unwrap_or_default(),
+            os: std::env::consts::OS.to_owned(),
+            arch: std::env::consts::ARCH.to_owned(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model: read("/proc/cpuinfo").and_then(|c| {
+                c.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|s| s.trim().to_owned())
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub scenario: String,
+    pub scenario_file: String,
+    pub scenario_sha256: String,
+    pub target: String,
+    pub variant: Option<String>,
+    pub git_revision: Option<String>,
+    pub harness_version: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub load: serde_json::Value,
+    pub machine: Machine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    Complete,
+    Interrupted,
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunFigures {
+    pub status: Status,
+    /// Why the run is invalid (empty when it is not).
+    pub invalid_reasons: Vec<String>,
+    pub warnings: Vec<String>,
+    pub warmup_s: f64,
+    /// Length of the measured part as run.
+    pub measured_s: f64,
+    /// Open model: iterations per second the schedule asked for in the measured part.
+    pub target_rate: Option<f64>,
+    pub achieved_rate: f64,
+    pub scheduled_iterations: u64,
+    pub started_iterations: u64,
+    pub dropped_iterations: u64,
+    /// Sends more than 1 ms behind their intended time.
+    pub late_sends: u64,
+    pub requests: u64,
+    pub warmup_requests: u64,
+    /// Share of one core the harness used (user + system) over the run.
+    pub client_cpu_share: f64,
+    pub client_cpu_us_per_request: f64,
+    pub client_max_rss_kib: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultDoc {
+    pub schema: String,
+    pub metadata: Metadata,
+    pub run: RunFigures,
+    pub series: BTreeMap<String, SeriesDoc>,
+    pub intervals: Vec<IntervalSummary>,
+    pub thresholds: Vec<Verdict>,
+}
+
+impl ResultDoc {
+    pub fn read(path: &Path) -> Result<ResultDoc, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let doc: ResultDoc =
+            serde_json::from_str(&text).map_err(|e| format!("{}: not a result file: {e}", path.display()))?;
+        if doc.schema != SCHEMA {
+            return Err(format!("{}: schema {:?}, expected {SCHEMA:?}", path.display(), doc.schema));
+        }
+        Ok(doc)
+    }
+
+    /// Writes the document atomically: a reader (or a crash) sees the previous
+    /// complete version or this one, never half of one.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        {
+            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            serde_json::to_writer_pretty(&mut f, self)?;
+            f.write_all(b"\n")?;
+            f.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+        }
+        std::fs::rename(&tmp, path)
+    }
+}
+
+/// Paths of a run's files in `out_dir`.
+pub struct RunFiles {
+    pub json: PathBuf,
+    pub hlog: PathBuf,
+}
+
+impl RunFiles {
+    pub fn new(out_dir: &Path, stem: &str) -> RunFiles {
+        RunFiles { json: out_dir.join(format!("{stem}.json")), hlog: out_dir.join(format!("{stem}.hlog")) }
+    }
+}
+
+/// The current git revision of the working directory, if any.
+pub fn git_revision() -> Option<String> {
+    let out = std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// RFC 3339 UTC timestamp with milliseconds.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_000_000_123);
+        assert_eq!(rfc3339(t), "2026-11-18T11:06:40.123Z");
+        assert_eq!(rfc3339(std::time::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn histogram_round_trip() {
+        let mut h = crate::recorder::new_histogram();
+        for v in [1u64, 17, 5_000, 1_000_000, 59_000_000] {
+            crate::recorder::record(&mut h, v);
+        }
+        let back = EncodedHistogram::encode(&h).decode().unwrap();
+        assert_eq!(back, h);
+        assert!(EncodedHistogram("!!".into()).decode().is_err());
+    }
+}

@@ -1,0 +1,750 @@
+//! One run: scenario → schedule → client → recorder → result file. The load runs
+//! on one thread (a tokio current-thread runtime), so recording needs no locks and
+//! the harness's CPU use per request is the figure the benchmark compares.
+
+use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+use hdrhistogram::serialization::V2DeflateSerializer;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::weighted::WeightedIndex;
+use rand_distr::Distribution;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::client::{ErrorKind, HttpClient, Request};
+use crate::cpu;
+use crate::recorder::{self, Recorder, Sample};
+use crate::result::{self, Machine, Metadata, ResultDoc, RunFigures, RunFiles, SeriesDoc, Status};
+use crate::scenario::template::{Values, Var};
+use crate::scenario::{Executor, Flow, Scenario};
+use crate::schedule::ArrivalSchedule;
+use crate::thresholds::{Figures, Verdict};
+use crate::users::Population;
+
+/// A send more than this behind its intended time counts as late (DESIGN.md §3.3).
+pub const LATE: Duration = Duration::from_millis(1);
+/// A run whose achieved rate is this much below its target is invalid.
+pub const MAX_RATE_SHORTFALL: f64 = 0.02;
+/// Above this share of one core the harness may have been the bottleneck.
+pub const CLIENT_BOUND_CPU_SHARE: f64 = 0.8;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Base URL requests are sent to (scheme, host, port, optional path prefix).
+    pub target: String,
+    pub out_dir: PathBuf,
+    /// Derives the seeded users' credentials (`{{user.*}}`).
+    pub bench_secret: Option<String>,
+    /// A label for the result (e.g. `cache-on`).
+    pub variant: Option<String>,
+    /// Headers added to every request (e.g. `x-bench-cache: off`).
+    pub extra_headers: Vec<(String, String)>,
+    pub progress: bool,
+    /// File name stem of the result files; derived from the scenario when `None`.
+    pub stem: Option<String>,
+    /// Stop after this long even if the scenario runs longer (tests, smoke runs).
+    pub max_duration: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("target unreachable: {0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Setup(String),
+}
+
+pub struct RunOutcome {
+    pub doc: ResultDoc,
+    pub files: RunFiles,
+    /// The histograms as recorded (the document holds them encoded).
+    pub series: std::collections::BTreeMap<String, recorder::SeriesStats>,
+}
+
+#[derive(Default)]
+struct Counters {
+    scheduled: u64,
+    started: u64,
+    dropped: u64,
+    late: u64,
+    requests: u64,
+    warmup_requests: u64,
+    template_failures: u64,
+}
+
+struct Shared {
+    scenario: Scenario,
+    client: HttpClient,
+    extra_headers: Vec<(String, String)>,
+    recorder: RefCell<Recorder>,
+    population: RefCell<Option<Population>>,
+    rng: RefCell<SmallRng>,
+    counters: RefCell<Counters>,
+    mix: Option<WeightedIndex<f64>>,
+    measure_start: Instant,
+    measure_end: Instant,
+    stop: Cell<bool>,
+    iteration: Cell<u64>,
+    first_error: RefCell<Option<String>>,
+}
+
+/// What templates read during one request.
+struct StepValues<'a> {
+    population: Option<&'a Population>,
+    user: usize,
+    iteration: u64,
+    rng: &'a mut SmallRng,
+}
+
+impl Values for StepValues<'_> {
+    fn user_field(&self, var: &Var) -> Option<String> {
+        let u = self.population?.user(self.user);
+        Some(match var {
+            Var::UserId => u.user_id.clone(),
+            Var::UserSession => u.session_id.clone(),
+            Var::UserApiKey => u.api_key.clone(),
+            Var::UserEmail => u.email.clone(),
+            Var::UserName => u.name.clone(),
+            Var::UserIndex => u.index.to_string(),
+            _ => return None,
+        })
+    }
+    fn extracted(&self, name: &str) -> Option<String> {
+        self.population?.extracted(self.user, name).cloned()
+    }
+    fn iteration(&self) -> u64 {
+        self.iteration
+    }
+    fn random_u64(&mut self) -> u64 {
+        self.rng.random()
+    }
+}
+
+fn json_pointer_text(body: &[u8], pointer: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match v.pointer(pointer)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Runs one iteration: one user, its steps. `intended` is when it was meant to
+/// start; `measured` says whether it falls in the measured part.
+async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool) {
+    let sc = &shared.scenario;
+    let iteration = shared.iteration.get();
+    shared.iteration.set(iteration + 1);
+    let user = {
+        let mut pop = shared.population.borrow_mut();
+        pop.as_mut().map_or(0, |p| p.pick(&mut *shared.rng.borrow_mut()))
+    };
+    let steps: Vec<usize> = match (sc.flow, &shared.mix) {
+        (Flow::Mix, Some(mix)) => vec![mix.sample(&mut *shared.rng.borrow_mut())],
+        _ => (0..sc.steps.len()).collect(),
+    };
+    for s in steps {
+        let step = &sc.steps[s];
+        if step.once_per_user {
+            let mut pop = shared.population.borrow_mut();
+            if let Some(p) = pop.as_mut() {
+                if !p.claim_once(user, s) {
+                    continue;
+                }
+            }
+        }
+        let rendered = {
+            let pop = shared.population.borrow();
+            let mut rng = shared.rng.borrow_mut();
+            let mut values = StepValues { population: pop.as_ref(), user, iteration, rng: &mut rng };
+            let path = step.path.render(&mut values);
+            let headers: Result<Vec<(String, String)>, String> =
+                step.headers.iter().map(|(k, t)| t.render(&mut values).map(|v| (k.clone(), v))).collect();
+            let body = step.body.as_ref().map(|b| b.render(&mut values)).transpose();
+            match (path, headers, body) {
+                (Ok(p), Ok(h), Ok(b)) => Ok((p, h, b)),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+            }
+        };
+        let (path, mut headers, body) = match rendered {
+            Ok(r) => r,
+            Err(e) => {
+                shared.counters.borrow_mut().template_failures += 1;
+                shared.first_error.borrow_mut().get_or_insert_with(|| format!("step {}: {e}", step.name));
+                return;
+            }
+        };
+        headers.extend(shared.extra_headers.iter().cloned());
+        let keep_body = !step.extract.is_empty() || step.body_contains.is_some();
+        let sent = Instant::now();
+        let result =
+            shared.client.send(Request { method: &step.method, path: &path, headers: &headers, body, keep_body }).await;
+        let done = Instant::now();
+        let ok = match &result {
+            Ok(r) => {
+                let status_ok = if step.expect_status.is_empty() {
+                    (200..400).contains(&r.status)
+                } else {
+                    step.expect_status.contains(&r.status)
+                };
+                let body_ok = match (&step.body_contains, &r.body) {
+                    (Some(needle), Some(b)) => String::from_utf8_lossy(b).contains(needle.as_str()),
+                    _ => true,
+                };
+                status_ok && body_ok
+            }
+            Err(_) => false,
+        };
+        if let (Ok(r), true) = (&result, ok) {
+            if let Some(body) = &r.body {
+                let mut pop = shared.population.borrow_mut();
+                for (name, pointer) in &step.extract {
+                    if let (Some(p), Some(v)) = (pop.as_mut(), json_pointer_text(body, pointer)) {
+                        p.set_extracted(user, name, v);
+                    }
+                }
+            }
+        }
+        {
+            let mut c = shared.counters.borrow_mut();
+            c.requests += 1;
+            if !measured {
+                c.warmup_requests += 1;
+            }
+        }
+        if measured {
+            if let Err(f) = &result {
+                shared
+                    .first_error
+                    .borrow_mut()
+                    .get_or_insert_with(|| format!("{} {}: {}", step.method, path, f.message));
+            }
+            shared.recorder.borrow_mut().record(&Sample {
+                step: &step.name,
+                tags: &step.tags,
+                corrected_us: done.saturating_duration_since(intended).as_micros() as u64,
+                raw_us: done.saturating_duration_since(sent).as_micros() as u64,
+                result: result.as_ref(),
+                ok,
+            });
+        }
+        if result.is_err() || shared.stop.get() {
+            return; // a user whose request failed does not go on with the flow
+        }
+        if let Some(think) = step.think_time {
+            tokio::time::sleep(think).await;
+        }
+        // The next step is meant to start as soon as this one has finished.
+        intended = Instant::now();
+    }
+}
+
+/// Iterations started by the open-model dispatcher and not finished yet.
+#[derive(Default)]
+struct InFlight {
+    count: Cell<usize>,
+    idle: tokio::sync::Notify,
+}
+
+impl InFlight {
+    fn enter(&self) {
+        self.count.set(self.count.get() + 1);
+    }
+    fn leave(&self) {
+        self.count.set(self.count.get() - 1);
+        if self.count.get() == 0 {
+            self.idle.notify_one();
+        }
+    }
+}
+
+/// Open model: starts iterations at their intended times, whatever the server does.
+async fn dispatch_open(shared: Rc<Shared>, schedule: ArrivalSchedule, t0: Instant, in_flight: Rc<InFlight>) {
+    let sc = &shared.scenario;
+    let slots = std::sync::Arc::new(Semaphore::new(sc.load.max_in_flight));
+    // Without a precise timer, fall back to tokio's (sends then land up to ~2 ms late).
+    let timer = crate::timer::PreciseTimer::new().ok();
+    for offset in schedule {
+        if shared.stop.get() {
+            break;
+        }
+        let intended = t0 + offset;
+        if intended >= shared.measure_end {
+            break;
+        }
+        match &timer {
+            Some(t) if t.sleep_until(intended).await.is_ok() => {}
+            _ => tokio::time::sleep_until(intended.into()).await,
+        }
+        let measured = intended >= shared.measure_start;
+        if measured {
+            shared.counters.borrow_mut().scheduled += 1;
+        }
+        let permit = match std::sync::Arc::clone(&slots).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let deadline = intended + sc.load.drop_after;
+                match tokio::time::timeout_at(deadline.into(), std::sync::Arc::clone(&slots).acquire_owned()).await {
+                    Ok(Ok(p)) => p,
+                    _ => {
+                        if measured {
+                            shared.counters.borrow_mut().dropped += 1;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        if measured {
+            let mut c = shared.counters.borrow_mut();
+            c.started += 1;
+            if Instant::now().saturating_duration_since(intended) > LATE {
+                c.late += 1;
+            }
+        }
+        let shared = Rc::clone(&shared);
+        let in_flight = Rc::clone(&in_flight);
+        in_flight.enter();
+        tokio::task::spawn_local(async move {
+            run_iteration(shared, intended, measured).await;
+            drop(permit);
+            in_flight.leave();
+        });
+    }
+}
+
+/// Closed model: `vus` loops; each starts its next iteration when the last is done.
+async fn virtual_user(shared: Rc<Shared>, budget: Option<Rc<Cell<u64>>>) {
+    loop {
+        let now = Instant::now();
+        if shared.stop.get() || now >= shared.measure_end {
+            return;
+        }
+        let measured = now >= shared.measure_start;
+        if measured {
+            if let Some(b) = &budget {
+                if b.get() == 0 {
+                    return;
+                }
+                b.set(b.get() - 1);
+            }
+            let mut c = shared.counters.borrow_mut();
+            c.scheduled += 1;
+            c.started += 1;
+        }
+        run_iteration(Rc::clone(&shared), now, measured).await;
+        let think = shared.scenario.load.think_time;
+        if !think.is_zero() {
+            tokio::time::sleep(think).await;
+        }
+    }
+}
+
+fn stem_for(scenario: &Scenario, variant: Option<&str>) -> String {
+    let clean =
+        |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>();
+    let ts = result::rfc3339(SystemTime::now()).replace([':', '.'], "-");
+    match variant {
+        Some(v) => format!("{}-{}-{ts}", clean(&scenario.name), clean(v)),
+        None => format!("{}-{ts}", clean(&scenario.name)),
+    }
+}
+
+fn load_description(scenario: &Scenario) -> serde_json::Value {
+    let l = &scenario.load;
+    let mut v = serde_json::json!({
+        "executor": l.executor.name(),
+        "warmup_s": l.warmup.as_secs_f64(),
+        "duration_s": l.executor.duration().as_secs_f64(),
+        "max_in_flight": l.max_in_flight,
+        "timeout_s": l.timeout.as_secs_f64(),
+        "flow": match scenario.flow { Flow::Sequence => "sequence", Flow::Mix => "mix" },
+    });
+    match &l.executor {
+        Executor::ConstantArrivalRate { rate, .. } => v["rate"] = (*rate).into(),
+        Executor::RampingArrivalRate { start_rate, stages } => {
+            v["start_rate"] = (*start_rate).into();
+            v["stages"] = stages
+                .iter()
+                .map(|s| serde_json::json!({"target": s.target, "duration_s": s.duration.as_secs_f64()}))
+                .collect();
+        }
+        Executor::ConstantVus { vus, .. } => v["vus"] = (*vus).into(),
+        Executor::Iterations { vus, iterations, .. } => {
+            v["vus"] = (*vus).into();
+            v["iterations"] = (*iterations).into();
+        }
+    }
+    if let Some(u) = &scenario.users {
+        v["users"] = serde_json::json!({"count": u.count, "seed": u.seed, "pick": format!("{:?}", u.pick)});
+    }
+    v
+}
+
+/// Connects once to the target before any load, so an unreachable target is a
+/// one-line error rather than a run full of connect failures.
+async fn preflight(target: &str) -> Result<(), RunError> {
+    let url = url::Url::parse(target).map_err(|e| RunError::Setup(format!("--target {target:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(RunError::Setup(format!("--target must be http:// or https://, got {target:?}")));
+    }
+    let host = url.host_str().ok_or_else(|| RunError::Setup(format!("--target {target:?} has no host")))?.to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let connect = tokio::net::TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port));
+    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(RunError::Unreachable(format!("cannot connect to {host}:{port}: {e}"))),
+        Err(_) => Err(RunError::Unreachable(format!("no answer from {host}:{port} within 5 s"))),
+    }
+}
+
+/// State for writing the result while the run goes on.
+struct Snapshot<'a> {
+    scenario: &'a Scenario,
+    opts: &'a RunOptions,
+    started_at: SystemTime,
+    machine: Machine,
+    git: Option<String>,
+    intervals: Vec<recorder::IntervalSummary>,
+}
+
+impl Snapshot<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn document(
+        &self,
+        shared: &Shared,
+        status: Status,
+        run: RunFigures,
+        thresholds: Vec<Verdict>,
+        ended: bool,
+    ) -> ResultDoc {
+        let rec = shared.recorder.borrow();
+        ResultDoc {
+            schema: result::SCHEMA.to_owned(),
+            metadata: Metadata {
+                scenario: self.scenario.name.clone(),
+                scenario_file: self.scenario.file.display().to_string(),
+                scenario_sha256: self.scenario.sha256.clone(),
+                target: self.opts.target.clone(),
+                variant: self.opts.variant.clone(),
+                git_revision: self.git.clone(),
+                harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+                started_at: result::rfc3339(self.started_at),
+                ended_at: ended.then(|| result::rfc3339(SystemTime::now())),
+                load: load_description(self.scenario),
+                machine: self.machine.clone(),
+            },
+            run: RunFigures { status, ..run },
+            series: rec.series.iter().map(|(k, s)| (k.clone(), SeriesDoc::from_stats(s))).collect(),
+            intervals: self.intervals.clone(),
+            thresholds,
+        }
+    }
+}
+
+fn series_for_threshold<'a>(rec: &'a Recorder, name: &str) -> Option<&'a recorder::SeriesStats> {
+    if name == "*" {
+        return rec.all();
+    }
+    rec.series.get(&recorder::tag_series(name)).or_else(|| rec.series.get(&recorder::step_series(name)))
+}
+
+/// Runs `scenario` against `opts.target` and writes its result files.
+pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Setup(format!("cannot start the runtime: {e}")))?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, run_async(scenario, opts))
+}
+
+async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
+    preflight(&opts.target).await?;
+    let population = match &scenario.users {
+        None => None,
+        Some(u) => {
+            let secret = opts.bench_secret.as_deref().ok_or_else(|| {
+                RunError::Setup(format!(
+                    "{} has [users]: pass --bench-secret (or BENCH_SECRET) so their credentials can be derived",
+                    scenario.file.display()
+                ))
+            })?;
+            Some(Population::new(u, secret, scenario.steps.len()).map_err(RunError::Setup)?)
+        }
+    };
+    std::fs::create_dir_all(&opts.out_dir)
+        .map_err(|e| RunError::Setup(format!("cannot create {}: {e}", opts.out_dir.display())))?;
+    let stem = opts.stem.clone().unwrap_or_else(|| stem_for(scenario, opts.variant.as_deref()));
+    let files = RunFiles::new(&opts.out_dir, &stem);
+    let client =
+        HttpClient::new(&opts.target, scenario.load.max_in_flight, scenario.load.timeout).map_err(RunError::Setup)?;
+    let mix = match scenario.flow {
+        Flow::Mix => Some(
+            WeightedIndex::new(scenario.steps.iter().map(|s| s.weight)).map_err(|e| RunError::Setup(e.to_string()))?,
+        ),
+        Flow::Sequence => None,
+    };
+
+    let started_at = SystemTime::now();
+    let usage0 = cpu::usage();
+    let t0 = Instant::now();
+    let measure_start = t0 + scenario.load.warmup;
+    let mut planned = scenario.load.executor.duration();
+    if let Some(max) = opts.max_duration {
+        planned = planned.min(max);
+    }
+    let shared = Rc::new(Shared {
+        scenario: scenario.clone(),
+        client,
+        extra_headers: opts.extra_headers.clone(),
+        recorder: RefCell::new(Recorder::default()),
+        population: RefCell::new(population),
+        rng: RefCell::new(SmallRng::from_os_rng()),
+        counters: RefCell::new(Counters::default()),
+        mix,
+        measure_start,
+        measure_end: measure_start + planned,
+        stop: Cell::new(false),
+        iteration: Cell::new(0),
+        first_error: RefCell::new(None),
+    });
+
+    // Unbuffered: each interval reaches the file when it closes, so a crash keeps it.
+    let mut hlog_file =
+        std::fs::File::create(&files.hlog).map_err(|e| RunError::Setup(format!("{}: {e}", files.hlog.display())))?;
+    let mut serializer = V2DeflateSerializer::new();
+    let mut hlog = IntervalLogWriterBuilder::new()
+        .add_comment(&format!("cache-bench harness {} scenario {}", env!("CARGO_PKG_VERSION"), scenario.name))
+        .with_start_time(started_at)
+        .with_base_time(started_at)
+        .with_max_value_divisor(1000.0) // µs recorded, milliseconds in the log's max column
+        .begin_log_with(&mut hlog_file, &mut serializer)
+        .map_err(|e| RunError::Setup(format!("{}: {e}", files.hlog.display())))?;
+
+    let in_flight = Rc::new(InFlight::default());
+    let schedule = ArrivalSchedule::new(&scenario.load.executor, scenario.load.warmup);
+    let target_count = schedule.as_ref().map(|s| {
+        let w = scenario.load.warmup.as_secs_f64();
+        s.count_between(w, w + planned.as_secs_f64())
+    });
+    let mut drivers: JoinSet<()> = JoinSet::new();
+    match schedule {
+        Some(s) => {
+            drivers.spawn_local(dispatch_open(Rc::clone(&shared), s, t0, Rc::clone(&in_flight)));
+        }
+        None => {
+            let (vus, budget) = match scenario.load.executor {
+                Executor::ConstantVus { vus, .. } => (vus, None),
+                Executor::Iterations { vus, iterations, .. } => (vus, Some(Rc::new(Cell::new(iterations)))),
+                _ => unreachable!("open executors have a schedule"),
+            };
+            for _ in 0..vus {
+                drivers.spawn_local(virtual_user(Rc::clone(&shared), budget.clone()));
+            }
+        }
+    }
+
+    let total = scenario.load.warmup + planned;
+    let bar = crate::progress::Progress::new(opts.progress, total);
+    let mut snapshot = Snapshot {
+        scenario,
+        opts,
+        started_at,
+        machine: Machine::current(),
+        git: result::git_revision(),
+        intervals: Vec::new(),
+    };
+    let mut next_interval = measure_start + Duration::from_secs(1);
+    let mut interval_index = 0u64;
+    let mut last_snapshot = Instant::now();
+    let mut interrupted = false;
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let figures = |shared: &Shared, end: Instant, usage: cpu::Usage| -> RunFigures {
+        let c = shared.counters.borrow();
+        let measured_s = end.saturating_duration_since(shared.measure_start).as_secs_f64();
+        let cpu = usage.cpu.saturating_sub(usage0.cpu).as_secs_f64();
+        let wall = end.saturating_duration_since(t0).as_secs_f64().max(1e-9);
+        RunFigures {
+            status: Status::Running,
+            invalid_reasons: Vec::new(),
+            warnings: Vec::new(),
+            warmup_s: scenario.load.warmup.as_secs_f64(),
+            measured_s,
+            target_rate: target_count
+                .map(|n| if planned.as_secs_f64() > 0.0 { n / planned.as_secs_f64() } else { 0.0 }),
+            achieved_rate: if measured_s > 0.0 { c.started as f64 / measured_s } else { 0.0 },
+            scheduled_iterations: c.scheduled,
+            started_iterations: c.started,
+            dropped_iterations: c.dropped,
+            late_sends: c.late,
+            requests: c.requests,
+            warmup_requests: c.warmup_requests,
+            client_cpu_share: cpu / wall,
+            client_cpu_us_per_request: if c.requests > 0 { cpu * 1e6 / c.requests as f64 } else { 0.0 },
+            client_max_rss_kib: usage.max_rss_kib,
+        }
+    };
+
+    // The drivers end when the schedule (or the VUs) are done; then the in-flight
+    // iterations finish, bounded by the request time-out.
+    let mut drivers_done = false;
+    let mut drain_deadline: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            r = &mut ctrl_c, if !interrupted => {
+                if r.is_ok() {
+                    interrupted = true;
+                    shared.stop.set(true);
+                    bar.println("interrupted: stopping the schedule, letting requests in flight finish");
+                }
+            }
+            d = drivers.join_next(), if !drivers_done => {
+                if d.is_none() { drivers_done = true; }
+            }
+            _ = in_flight.idle.notified(), if drivers_done => {}
+        }
+        if drivers_done && in_flight.count.get() == 0 {
+            break;
+        }
+        let now = Instant::now();
+        if drivers_done && drain_deadline.is_none() {
+            drain_deadline = Some(now + scenario.load.timeout + Duration::from_secs(1));
+        }
+        if interrupted && drain_deadline.is_none() {
+            drain_deadline = Some(now + Duration::from_secs(5).min(scenario.load.timeout));
+        }
+        if drain_deadline.is_some_and(|d| now >= d) {
+            // What is still in flight is dropped with the runtime.
+            drivers.abort_all();
+            break;
+        }
+        while now >= next_interval {
+            interval_index += 1;
+            let closed = shared.recorder.borrow_mut().close_interval(interval_index);
+            for (summary, h) in closed {
+                let start = (next_interval - Duration::from_secs(1)).saturating_duration_since(t0);
+                let _ = hlog.write_histogram(
+                    &h,
+                    start,
+                    Duration::from_secs(1),
+                    Tag::new(&summary.series.replace([',', ' '], "_")),
+                );
+                snapshot.intervals.push(summary);
+            }
+            next_interval += Duration::from_secs(1);
+        }
+        if now.duration_since(last_snapshot) >= Duration::from_secs(5) {
+            let doc = snapshot.document(
+                &shared,
+                Status::Running,
+                figures(&shared, now.min(shared.measure_end), cpu::usage()),
+                vec![],
+                false,
+            );
+            let _ = doc.write(&files.json);
+            last_snapshot = now;
+        }
+        let rec = shared.recorder.borrow();
+        let c = shared.counters.borrow();
+        bar.update(
+            now.duration_since(t0),
+            now >= measure_start,
+            c.started,
+            rec.all(),
+            now.saturating_duration_since(measure_start),
+        );
+    }
+    let end = Instant::now().min(shared.measure_end.max(measure_start));
+    // The last, partial interval.
+    interval_index += 1;
+    for (summary, h) in shared.recorder.borrow_mut().close_interval(interval_index) {
+        if summary.requests > 0 {
+            let start = (next_interval - Duration::from_secs(1)).saturating_duration_since(t0);
+            let _ = hlog.write_histogram(
+                &h,
+                start,
+                Duration::from_secs(1),
+                Tag::new(&summary.series.replace([',', ' '], "_")),
+            );
+            snapshot.intervals.push(summary);
+        }
+    }
+    drop(hlog);
+    bar.finish();
+
+    let mut run = figures(&shared, end, cpu::usage());
+    let mut status = if interrupted { Status::Interrupted } else { Status::Complete };
+    let rec_requests = shared.recorder.borrow().all().map_or(0, |s| s.requests);
+    {
+        let rec = shared.recorder.borrow();
+        if let Some(all) = rec.all() {
+            let connect = all.error_kinds.get(&ErrorKind::Connect).copied().unwrap_or(0);
+            if connect == all.requests && connect > 0 {
+                run.invalid_reasons
+                    .push(format!("target unreachable during the run: all {connect} requests failed to connect"));
+            }
+        }
+    }
+    if rec_requests == 0 {
+        let why = shared.first_error.borrow().clone().map(|e| format!(" (first failure: {e})")).unwrap_or_default();
+        run.invalid_reasons.push(format!("no request was measured{why}"));
+    }
+    if let (Some(target), false) = (run.target_rate, interrupted) {
+        if target > 0.0 && run.achieved_rate < target * (1.0 - MAX_RATE_SHORTFALL) {
+            run.invalid_reasons.push(format!(
+                "achieved {:.1} iterations/s, {:.1} % below the target {:.1}/s ({} dropped, {} late sends): the harness or the target could not keep up",
+                run.achieved_rate,
+                100.0 * (1.0 - run.achieved_rate / target),
+                target,
+                run.dropped_iterations,
+                run.late_sends
+            ));
+        }
+    }
+    let template_failures = shared.counters.borrow().template_failures;
+    if template_failures > 0 {
+        run.warnings.push(format!(
+            "{template_failures} iterations stopped before a request: {}",
+            shared.first_error.borrow().clone().unwrap_or_default()
+        ));
+    }
+    if run.client_cpu_share > CLIENT_BOUND_CPU_SHARE {
+        run.warnings.push(format!(
+            "the harness used {:.0} % of a core: the run may be client-bound, so latencies may include the client's own queueing",
+            run.client_cpu_share * 100.0
+        ));
+    }
+    if !run.invalid_reasons.is_empty() {
+        status = Status::Invalid;
+    }
+    let verdicts: Vec<Verdict> = {
+        let rec = shared.recorder.borrow();
+        let empty = recorder::SeriesStats::default();
+        scenario
+            .thresholds
+            .iter()
+            .map(|t| {
+                let s = series_for_threshold(&rec, &t.series).unwrap_or(&empty);
+                t.evaluate(&Figures {
+                    corrected: &s.corrected,
+                    requests: s.requests,
+                    errors: s.errors,
+                    seconds: run.measured_s,
+                })
+            })
+            .collect()
+    };
+    let doc = snapshot.document(&shared, status, run, verdicts, true);
+    doc.write(&files.json).map_err(|e| RunError::Setup(format!("cannot write {}: {e}", files.json.display())))?;
+    let series = std::mem::take(&mut shared.recorder.borrow_mut().series);
+    Ok(RunOutcome { doc, files, series })
+}

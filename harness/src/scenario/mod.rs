@@ -1,0 +1,749 @@
+//! Scenario files (DESIGN.md §3.2): TOML naming a load model, users, steps and
+//! thresholds. Every error names the file, line and column and what was expected.
+
+pub mod duration;
+pub mod template;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+pub use duration::{format_duration, parse_duration};
+pub use template::{Template, Var};
+
+use crate::thresholds::Threshold;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+    }
+}
+
+// ---- the file as written ------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    flow: Option<Spanned<String>>,
+    load: Spanned<RawLoad>,
+    #[serde(default)]
+    users: Option<Spanned<RawUsers>>,
+    #[serde(default, rename = "step")]
+    steps: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    thresholds: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLoad {
+    executor: Spanned<String>,
+    rate: Option<Spanned<f64>>,
+    start_rate: Option<Spanned<f64>>,
+    stages: Option<Vec<Spanned<RawStage>>>,
+    duration: Option<Spanned<String>>,
+    warmup: Option<Spanned<String>>,
+    max_in_flight: Option<Spanned<i64>>,
+    vus: Option<Spanned<i64>>,
+    iterations: Option<Spanned<i64>>,
+    think_time: Option<Spanned<String>>,
+    drop_after: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    target: Spanned<f64>,
+    duration: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUsers {
+    count: Spanned<i64>,
+    #[serde(default)]
+    pick: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    seed: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    name: Spanned<String>,
+    #[serde(default)]
+    weight: Option<Spanned<f64>>,
+    #[serde(default)]
+    tags: Vec<String>,
+    request: Spanned<RawRequest>,
+    #[serde(default)]
+    expect: Option<RawExpect>,
+    #[serde(default)]
+    extract: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    think_time: Option<Spanned<String>>,
+    #[serde(default)]
+    once_per_user: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequest {
+    #[serde(default)]
+    method: Option<Spanned<String>>,
+    path: Spanned<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    body: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    #[serde(default)]
+    status: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    body_contains: Option<String>,
+}
+
+// ---- the validated scenario ---------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub target: f64,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Executor {
+    /// Open model: `rate` iterations per second for `duration`.
+    ConstantArrivalRate { rate: f64, duration: Duration },
+    /// Open model: the rate moves linearly from stage to stage.
+    RampingArrivalRate { start_rate: f64, stages: Vec<Stage> },
+    /// Closed model: `vus` loops, each starting its next iteration when the last ends.
+    ConstantVus { vus: u32, duration: Duration },
+    /// Closed model: `vus` loops sharing `iterations` iterations.
+    Iterations { vus: u32, iterations: u64, max_duration: Duration },
+}
+
+impl Executor {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Executor::ConstantArrivalRate { .. } => "constant-arrival-rate",
+            Executor::RampingArrivalRate { .. } => "ramping-arrival-rate",
+            Executor::ConstantVus { .. } => "constant-vus",
+            Executor::Iterations { .. } => "iterations",
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        matches!(self, Executor::ConstantArrivalRate { .. } | Executor::RampingArrivalRate { .. })
+    }
+
+    /// Length of the measured part of the run (after warm-up); for `iterations`,
+    /// the upper bound.
+    pub fn duration(&self) -> Duration {
+        match self {
+            Executor::ConstantArrivalRate { duration, .. } | Executor::ConstantVus { duration, .. } => *duration,
+            Executor::RampingArrivalRate { stages, .. } => stages.iter().map(|s| s.duration).sum(),
+            Executor::Iterations { max_duration, .. } => *max_duration,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Load {
+    pub executor: Executor,
+    /// Runs before the measured part, at the same load, and is not recorded.
+    pub warmup: Duration,
+    pub max_in_flight: usize,
+    /// Closed model: pause between iterations of one VU.
+    pub think_time: Duration,
+    /// Open model: an iteration that cannot start within this much of its intended
+    /// time (every in-flight slot busy) is dropped and counted.
+    pub drop_after: Duration,
+    /// Per-request time-out.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pick {
+    Uniform,
+    Zipf(f64),
+    Sequential,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Users {
+    pub count: u32,
+    pub pick: Pick,
+    /// The `seed` of `POST /__bench/seed` that created them.
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Every iteration runs every step, in order.
+    Sequence,
+    /// Every iteration runs one step, chosen by weight.
+    Mix,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub name: String,
+    pub weight: f64,
+    pub tags: Vec<String>,
+    pub method: String,
+    pub path: Template,
+    pub headers: Vec<(String, Template)>,
+    pub body: Option<Template>,
+    /// Accepted statuses; empty means any 2xx or 3xx.
+    pub expect_status: Vec<u16>,
+    pub body_contains: Option<String>,
+    /// Name → JSON pointer into the response body.
+    pub extract: Vec<(String, String)>,
+    pub think_time: Option<Duration>,
+    pub once_per_user: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub description: Option<String>,
+    pub file: PathBuf,
+    /// SHA-256 of the file, recorded in results.
+    pub sha256: String,
+    pub flow: Flow,
+    pub load: Load,
+    pub users: Option<Users>,
+    pub steps: Vec<Step>,
+    pub thresholds: Vec<Threshold>,
+}
+
+// ---- parsing ------------------------------------------------------------------
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn at(&self, offset: usize, message: impl Into<String>) -> ScenarioError {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ScenarioError { file: self.file.to_owned(), line, col, message: message.into() }
+    }
+
+    fn err<T>(&self, span: &Spanned<T>, message: impl Into<String>) -> ScenarioError {
+        self.at(span.span().start, message)
+    }
+
+    fn duration(&self, s: &Spanned<String>, what: &str) -> Result<Duration, ScenarioError> {
+        parse_duration(s.get_ref()).map_err(|e| self.err(s, format!("{what}: {e}")))
+    }
+
+    /// A template inside a TOML string: offsets move past the opening quote.
+    fn template(&self, s: &Spanned<String>, env: &dyn Fn(&str) -> Option<String>) -> Result<Template, ScenarioError> {
+        Template::compile(s.get_ref(), env).map_err(|e| self.at(s.span().start + 1 + e.offset, e.message))
+    }
+}
+
+fn positive(ctx: &Ctx, v: &Spanned<f64>, what: &str) -> Result<f64, ScenarioError> {
+    let x = *v.get_ref();
+    if x.is_finite() && x > 0.0 {
+        Ok(x)
+    } else {
+        Err(ctx.err(v, format!("{what} must be a positive number, got {x}")))
+    }
+}
+
+fn count(ctx: &Ctx, v: &Spanned<i64>, what: &str) -> Result<u64, ScenarioError> {
+    match *v.get_ref() {
+        n if n >= 1 => Ok(n as u64),
+        n => Err(ctx.err(v, format!("{what} must be at least 1, got {n}"))),
+    }
+}
+
+fn required<'a, T>(
+    ctx: &Ctx,
+    load: &Spanned<RawLoad>,
+    field: &'a Option<T>,
+    name: &str,
+    executor: &str,
+) -> Result<&'a T, ScenarioError> {
+    field.as_ref().ok_or_else(|| ctx.err(load, format!("[load] {name} is required by executor {executor:?}")))
+}
+
+fn parse_load(ctx: &Ctx, raw: &Spanned<RawLoad>) -> Result<Load, ScenarioError> {
+    let l = raw.get_ref();
+    let ex = l.executor.get_ref().as_str();
+    let dur = |s: &Option<Spanned<String>>, name: &str| -> Result<Duration, ScenarioError> {
+        ctx.duration(required(ctx, raw, s, name, ex)?, name)
+    };
+    let executor = match ex {
+        "constant-arrival-rate" => Executor::ConstantArrivalRate {
+            rate: positive(ctx, required(ctx, raw, &l.rate, "rate", ex)?, "rate")?,
+            duration: dur(&l.duration, "duration")?,
+        },
+        "ramping-arrival-rate" => {
+            let stages = required(ctx, raw, &l.stages, "stages", ex)?;
+            if stages.is_empty() {
+                return Err(ctx.err(raw, "[load] stages must hold at least one { target, duration }"));
+            }
+            let start_rate = match &l.start_rate {
+                None => 0.0,
+                Some(r) if *r.get_ref() >= 0.0 && r.get_ref().is_finite() => *r.get_ref(),
+                Some(r) => return Err(ctx.err(r, format!("start_rate must be 0 or more, got {}", r.get_ref()))),
+            };
+            let stages = stages
+                .iter()
+                .map(|s| {
+                    let st = s.get_ref();
+                    let target = *st.target.get_ref();
+                    if !(target.is_finite() && target >= 0.0) {
+                        return Err(ctx.err(&st.target, format!("stage target must be 0 or more, got {target}")));
+                    }
+                    Ok(Stage { target, duration: ctx.duration(&st.duration, "stage duration")? })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Executor::RampingArrivalRate { start_rate, stages }
+        }
+        "constant-vus" => Executor::ConstantVus {
+            vus: count(ctx, required(ctx, raw, &l.vus, "vus", ex)?, "vus")? as u32,
+            duration: dur(&l.duration, "duration")?,
+        },
+        "iterations" => Executor::Iterations {
+            vus: l.vus.as_ref().map(|v| count(ctx, v, "vus")).transpose()?.unwrap_or(1) as u32,
+            iterations: count(ctx, required(ctx, raw, &l.iterations, "iterations", ex)?, "iterations")?,
+            max_duration: l.duration.as_ref().map(|d| ctx.duration(d, "duration")).transpose()?.unwrap_or(Duration::from_secs(600)),
+        },
+        other => {
+            return Err(ctx.err(
+                &l.executor,
+                format!(
+                    "unknown executor {other:?}; expected constant-arrival-rate, ramping-arrival-rate, constant-vus or iterations"
+                ),
+            ))
+        }
+    };
+    if executor.duration().is_zero() {
+        return Err(ctx.err(raw, "[load] the run has no duration"));
+    }
+    let open_only =
+        [("rate", l.rate.is_some()), ("stages", l.stages.is_some()), ("start_rate", l.start_rate.is_some())];
+    let closed_only = [("vus", l.vus.is_some()), ("think_time", l.think_time.is_some())];
+    for (name, given) in if executor.is_open() { &closed_only[..] } else { &open_only[..] } {
+        if *given {
+            return Err(ctx.err(raw, format!("[load] {name} does not apply to executor {ex:?}")));
+        }
+    }
+    let max_in_flight = match &l.max_in_flight {
+        None => 1024,
+        Some(v) => count(ctx, v, "max_in_flight")? as usize,
+    };
+    let opt_dur = |s: &Option<Spanned<String>>, name: &str, default: Duration| {
+        s.as_ref().map(|d| ctx.duration(d, name)).transpose().map(|d| d.unwrap_or(default))
+    };
+    Ok(Load {
+        executor,
+        warmup: opt_dur(&l.warmup, "warmup", Duration::ZERO)?,
+        max_in_flight,
+        think_time: opt_dur(&l.think_time, "think_time", Duration::ZERO)?,
+        drop_after: opt_dur(&l.drop_after, "drop_after", Duration::from_secs(10))?,
+        timeout: opt_dur(&l.timeout, "timeout", Duration::from_secs(30))?,
+    })
+}
+
+fn parse_users(ctx: &Ctx, raw: &Spanned<RawUsers>) -> Result<Users, ScenarioError> {
+    let u = raw.get_ref();
+    let n = count(ctx, &u.count, "users.count")?;
+    if n > u32::MAX as u64 {
+        return Err(ctx.err(&u.count, "users.count is too large"));
+    }
+    let pick = match &u.pick {
+        None => Pick::Uniform,
+        Some(p) => match p.get_ref() {
+            toml::Value::String(s) if s == "uniform" => Pick::Uniform,
+            toml::Value::String(s) if s == "sequential" => Pick::Sequential,
+            toml::Value::Table(t) if t.len() == 1 && t.contains_key("zipf") => match t["zipf"] {
+                toml::Value::Float(s) if s > 0.0 => Pick::Zipf(s),
+                toml::Value::Integer(s) if s > 0 => Pick::Zipf(s as f64),
+                _ => return Err(ctx.err(p, "users.pick zipf exponent must be a positive number, e.g. { zipf = 1.1 }")),
+            },
+            _ => return Err(ctx.err(p, "users.pick must be \"uniform\", \"sequential\" or { zipf = <exponent> }")),
+        },
+    };
+    let seed = match &u.seed {
+        None => 1,
+        Some(s) if *s.get_ref() >= 0 => *s.get_ref() as u64,
+        Some(s) => return Err(ctx.err(s, "users.seed must be 0 or more")),
+    };
+    Ok(Users { count: n as u32, pick, seed })
+}
+
+fn parse_status(ctx: &Ctx, v: &Spanned<toml::Value>) -> Result<Vec<u16>, ScenarioError> {
+    let one = |x: &toml::Value| match x {
+        toml::Value::Integer(n) if (100..=599).contains(n) => Some(*n as u16),
+        _ => None,
+    };
+    let bad = || ctx.err(v, "expect.status must be an HTTP status (100–599) or a list of them");
+    match v.get_ref() {
+        toml::Value::Array(items) if !items.is_empty() => items.iter().map(|x| one(x).ok_or_else(bad)).collect(),
+        x => one(x).map(|s| vec![s]).ok_or_else(bad),
+    }
+}
+
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+fn parse_steps(
+    ctx: &Ctx,
+    raw: &[Spanned<RawStep>],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Step>, ScenarioError> {
+    let mut names = BTreeSet::new();
+    raw.iter()
+        .map(|s| {
+            let st = s.get_ref();
+            let name = st.name.get_ref().trim().to_owned();
+            if name.is_empty() {
+                return Err(ctx.err(&st.name, "step name must not be empty"));
+            }
+            if !names.insert(name.clone()) {
+                return Err(ctx.err(&st.name, format!("step name {name:?} is used twice; names must be unique")));
+            }
+            let weight = match &st.weight {
+                None => 1.0,
+                Some(w) => positive(ctx, w, "weight")?,
+            };
+            let req = st.request.get_ref();
+            let method = match &req.method {
+                None => "GET".to_owned(),
+                Some(m) => {
+                    let up = m.get_ref().to_ascii_uppercase();
+                    if !METHODS.contains(&up.as_str()) {
+                        return Err(ctx.err(
+                            m,
+                            format!("unknown method {:?}; expected one of {}", m.get_ref(), METHODS.join(", ")),
+                        ));
+                    }
+                    up
+                }
+            };
+            if !req.path.get_ref().starts_with('/') {
+                return Err(ctx.err(&req.path, "request.path must start with '/' (it is appended to --target)"));
+            }
+            let headers = req
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    let lower = k.to_ascii_lowercase();
+                    if matches!(
+                        lower.as_str(),
+                        "if-none-match" | "if-modified-since" | "if-match" | "if-unmodified-since"
+                    ) {
+                        return Err(ctx.err(
+                            v,
+                            format!(
+                                "header {k} is refused: only the server cache is measured, never a conditional request"
+                            ),
+                        ));
+                    }
+                    Ok((k.clone(), ctx.template(v, env)?))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let (expect_status, body_contains) = match &st.expect {
+                None => (Vec::new(), None),
+                Some(e) => (
+                    e.status.as_ref().map(|v| parse_status(ctx, v)).transpose()?.unwrap_or_default(),
+                    e.body_contains.clone(),
+                ),
+            };
+            let extract = st
+                .extract
+                .iter()
+                .map(|(name, path)| {
+                    let p = path.get_ref();
+                    let pointer = if let Some(rest) = p.strip_prefix("$.") {
+                        format!("/{}", rest.replace('.', "/"))
+                    } else if p.starts_with('/') {
+                        p.clone()
+                    } else {
+                        return Err(ctx.err(path, "extract paths are JSON pointers (\"/token\") or \"$.token\""));
+                    };
+                    Ok((name.clone(), pointer))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Step {
+                name,
+                weight,
+                tags: st.tags.clone(),
+                method,
+                path: ctx.template(&req.path, env)?,
+                headers,
+                body: req.body.as_ref().map(|b| ctx.template(b, env)).transpose()?,
+                expect_status,
+                body_contains,
+                extract,
+                think_time: st.think_time.as_ref().map(|t| ctx.duration(t, "think_time")).transpose()?,
+                once_per_user: st.once_per_user,
+            })
+        })
+        .collect()
+}
+
+/// Every `vars.X` a step uses must be extracted by a step that can run before it.
+fn check_extracted_vars(ctx: &Ctx, raw: &[Spanned<RawStep>], steps: &[Step], flow: Flow) -> Result<(), ScenarioError> {
+    let all: BTreeSet<&str> = steps.iter().flat_map(|s| s.extract.iter().map(|(n, _)| n.as_str())).collect();
+    let mut before: BTreeSet<&str> = BTreeSet::new();
+    for (raw_step, step) in raw.iter().zip(steps) {
+        let templates = std::iter::once(&step.path).chain(step.headers.iter().map(|(_, t)| t)).chain(step.body.iter());
+        for var in templates.flat_map(|t| t.vars()) {
+            if let Var::Extracted(name) = var {
+                let known = match flow {
+                    Flow::Sequence => before.contains(name.as_str()),
+                    Flow::Mix => all.contains(name.as_str()),
+                };
+                if !known {
+                    return Err(ctx.err(
+                        &raw_step.get_ref().request,
+                        format!("step {:?} uses {{{{vars.{name}}}}} but no earlier step extracts {name:?}", step.name),
+                    ));
+                }
+            }
+        }
+        before.extend(step.extract.iter().map(|(n, _)| n.as_str()));
+    }
+    Ok(())
+}
+
+/// Parses scenario `text` read from `file`; `env` resolves `{{env.NAME}}`.
+pub fn parse(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Scenario, ScenarioError> {
+    let ctx = Ctx { file, text };
+    let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        ctx.at(offset, e.message().trim().to_owned())
+    })?;
+    if raw.name.get_ref().trim().is_empty() {
+        return Err(ctx.err(&raw.name, "name must not be empty"));
+    }
+    let load = parse_load(&ctx, &raw.load)?;
+    let users = raw.users.as_ref().map(|u| parse_users(&ctx, u)).transpose()?;
+    if raw.steps.is_empty() {
+        return Err(ctx.at(text.len(), "the scenario has no steps; add at least one [[step]] with a request"));
+    }
+    let flow = match raw.flow.as_ref().map(|f| f.get_ref().as_str()) {
+        None | Some("sequence") => Flow::Sequence,
+        Some("mix") => Flow::Mix,
+        Some(other) => {
+            return Err(ctx
+                .err(raw.flow.as_ref().unwrap(), format!("unknown flow {other:?}; expected \"sequence\" or \"mix\"")))
+        }
+    };
+    let steps = parse_steps(&ctx, &raw.steps, env)?;
+    check_extracted_vars(&ctx, &raw.steps, &steps, flow)?;
+    let uses_users = steps.iter().any(|s| {
+        std::iter::once(&s.path)
+            .chain(s.headers.iter().map(|(_, t)| t))
+            .chain(s.body.iter())
+            .flat_map(|t| t.vars())
+            .any(|v| {
+                matches!(
+                    v,
+                    Var::UserId | Var::UserSession | Var::UserApiKey | Var::UserEmail | Var::UserName | Var::UserIndex
+                )
+            })
+    });
+    if uses_users && users.is_none() {
+        return Err(ctx.at(0, "steps use {{user.*}} but the scenario has no [users] section"));
+    }
+    let series: BTreeSet<&str> =
+        steps.iter().flat_map(|s| std::iter::once(s.name.as_str()).chain(s.tags.iter().map(String::as_str))).collect();
+    let mut thresholds = Vec::new();
+    for (key, exprs) in &raw.thresholds {
+        let name = key.get_ref().as_str();
+        if name != "*" && !series.contains(name) {
+            return Err(ctx.err(
+                key,
+                format!(
+                    "threshold for {name:?}, which is no step name or tag; known: *, {}",
+                    series.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        for expr in exprs {
+            let t = Threshold::parse(name, expr.get_ref()).map_err(|e| ctx.at(expr.span().start + 1, e))?;
+            thresholds.push(t);
+        }
+    }
+    Ok(Scenario {
+        name: raw.name.get_ref().trim().to_owned(),
+        description: raw.description,
+        file: file.to_owned(),
+        sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        flow,
+        load,
+        users,
+        steps,
+        thresholds,
+    })
+}
+
+/// Reads and parses a scenario file, with `{{env.NAME}}` from the process environment.
+pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ScenarioError {
+        file: file.to_owned(),
+        line: 0,
+        col: 0,
+        message: format!("cannot read the scenario: {e}"),
+    })?;
+    parse(file, &text, &|name| std::env::var(name).ok())
+}
+
+impl Scenario {
+    /// The iterations the open-model schedule plans for the measured part.
+    pub fn planned_measured_iterations(&self) -> Option<f64> {
+        match &self.load.executor {
+            Executor::ConstantArrivalRate { rate, duration } => Some(rate * duration.as_secs_f64()),
+            Executor::RampingArrivalRate { start_rate, stages } => {
+                let mut from = *start_rate;
+                Some(
+                    stages
+                        .iter()
+                        .map(|s| {
+                            let n = (from + s.target) / 2.0 * s.duration.as_secs_f64();
+                            from = s.target;
+                            n
+                        })
+                        .sum(),
+                )
+            }
+            Executor::Iterations { iterations, .. } => Some(*iterations as f64),
+            Executor::ConstantVus { .. } => None,
+        }
+    }
+
+    /// A plain-words account of what the scenario will do (`harness validate`).
+    pub fn explain(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let l = &self.load;
+        let _ = writeln!(out, "scenario {:?} ({})", self.name, self.file.display());
+        if let Some(d) = &self.description {
+            let _ = writeln!(out, "  {d}");
+        }
+        let warm = if l.warmup.is_zero() {
+            String::new()
+        } else {
+            format!(", after {} of warm-up (run, not recorded)", format_duration(l.warmup))
+        };
+        let load = match &l.executor {
+            Executor::ConstantArrivalRate { rate, duration } => format!(
+                "open model, constant arrival rate: {rate} iterations/s for {}{warm}; {} measured iterations planned",
+                format_duration(*duration),
+                (rate * duration.as_secs_f64()).round()
+            ),
+            Executor::RampingArrivalRate { start_rate, stages } => {
+                let s: Vec<String> =
+                    stages.iter().map(|s| format!("{} /s over {}", s.target, format_duration(s.duration))).collect();
+                format!(
+                    "open model, ramping arrival rate from {start_rate} /s: {}{warm}; {} measured iterations planned",
+                    s.join(", then "),
+                    self.planned_measured_iterations().unwrap_or(0.0).round()
+                )
+            }
+            Executor::ConstantVus { vus, duration } => format!(
+                "closed model: {vus} virtual users looping for {}{warm}, think time {}",
+                format_duration(*duration),
+                format_duration(l.think_time)
+            ),
+            Executor::Iterations { vus, iterations, max_duration } => format!(
+                "closed model: {vus} virtual users share {iterations} iterations (at most {}){warm}, think time {}",
+                format_duration(*max_duration),
+                format_duration(l.think_time)
+            ),
+        };
+        let _ = writeln!(out, "load: {load}");
+        let _ = writeln!(
+            out,
+            "limits: at most {} requests in flight; request time-out {}{}",
+            l.max_in_flight,
+            format_duration(l.timeout),
+            if l.executor.is_open() {
+                format!("; an iteration not started {} after its time is dropped", format_duration(l.drop_after))
+            } else {
+                String::new()
+            }
+        );
+        match &self.users {
+            None => {
+                let _ = writeln!(out, "users: none (no {{{{user.*}}}} templates)");
+            }
+            Some(u) => {
+                let pick = match u.pick {
+                    Pick::Uniform => "uniformly at random".to_owned(),
+                    Pick::Sequential => "in turn".to_owned(),
+                    Pick::Zipf(s) => format!("by a Zipf law, exponent {s} (a few users are hot)"),
+                };
+                let _ = writeln!(out, "users: {} seeded users (seed {}), picked {pick}", u.count, u.seed);
+            }
+        }
+        let total: f64 = self.steps.iter().map(|s| s.weight).sum();
+        let _ = writeln!(
+            out,
+            "flow: {}",
+            match self.flow {
+                Flow::Sequence => "each iteration runs every step in order",
+                Flow::Mix => "each iteration runs one step, chosen by weight",
+            }
+        );
+        let _ = writeln!(out, "steps:");
+        for s in &self.steps {
+            let share = if self.flow == Flow::Mix {
+                format!(" weight {} ({:.1} %)", s.weight, 100.0 * s.weight / total)
+            } else {
+                String::new()
+            };
+            let expect = if s.expect_status.is_empty() {
+                "2xx/3xx".to_owned()
+            } else {
+                s.expect_status.iter().map(u16::to_string).collect::<Vec<_>>().join("|")
+            };
+            let tags = if s.tags.is_empty() { String::new() } else { format!(" tags [{}]", s.tags.join(", ")) };
+            let _ = writeln!(out, "  - {}{share}: {} {}{tags}, expects {expect}", s.name, s.method, s.path.source());
+            for (name, ptr) in &s.extract {
+                let _ = writeln!(out, "      extracts vars.{name} from {ptr}");
+            }
+        }
+        if self.thresholds.is_empty() {
+            let _ = writeln!(out, "thresholds: none");
+        } else {
+            let _ = writeln!(out, "thresholds:");
+            for t in &self.thresholds {
+                let _ = writeln!(out, "  - {}: {}", t.series, t.source);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,137 @@
+//! The open-model schedule: when each iteration is meant to start, as an offset
+//! from the start of the run. Latency is measured from these intended times, so a
+//! stalled server cannot hide the requests it kept waiting (coordinated omission).
+
+use std::time::Duration;
+
+use crate::scenario::{Executor, Stage};
+
+/// Offsets of iteration starts, in order, covering warm-up and the measured part.
+#[derive(Debug, Clone)]
+pub struct ArrivalSchedule {
+    /// (start offset, duration, rate at start, rate at end) of each segment.
+    segments: Vec<(f64, f64, f64, f64)>,
+    segment: usize,
+    /// Iterations already scheduled before the current segment.
+    before: f64,
+    index: u64,
+    end: f64,
+}
+
+impl ArrivalSchedule {
+    /// `None` for closed-model executors. Warm-up runs at the rate the measured part
+    /// begins with (for a ramp: the first stage's target).
+    pub fn new(executor: &Executor, warmup: Duration) -> Option<ArrivalSchedule> {
+        let w = warmup.as_secs_f64();
+        let mut segments = Vec::new();
+        match executor {
+            Executor::ConstantArrivalRate { rate, duration } => {
+                segments.push((0.0, w + duration.as_secs_f64(), *rate, *rate));
+            }
+            Executor::RampingArrivalRate { start_rate, stages } => {
+                let mut t = 0.0;
+                if w > 0.0 {
+                    let r = stages.first().map_or(*start_rate, |s: &Stage| s.target);
+                    segments.push((0.0, w, r, r));
+                    t = w;
+                }
+                let mut from = *start_rate;
+                for s in stages {
+                    segments.push((t, s.duration.as_secs_f64(), from, s.target));
+                    t += s.duration.as_secs_f64();
+                    from = s.target;
+                }
+            }
+            Executor::ConstantVus { .. } | Executor::Iterations { .. } => return None,
+        }
+        let end = segments.last().map_or(0.0, |s| s.0 + s.1);
+        Some(ArrivalSchedule { segments, segment: 0, before: 0.0, index: 0, end })
+    }
+
+    /// Iterations the schedule holds in `[from, to)` seconds.
+    pub fn count_between(&self, from: f64, to: f64) -> f64 {
+        self.cumulative(to) - self.cumulative(from)
+    }
+
+    fn cumulative(&self, t: f64) -> f64 {
+        let mut n = 0.0;
+        for &(start, dur, r0, r1) in &self.segments {
+            let x = (t - start).clamp(0.0, dur);
+            if dur > 0.0 {
+                n += r0 * x + (r1 - r0) / (2.0 * dur) * x * x;
+            }
+        }
+        n
+    }
+}
+
+impl Iterator for ArrivalSchedule {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        // The n-th arrival (0-based) is at the time t where cumulative(t) = n.
+        let n = self.index as f64;
+        while let Some(&(start, dur, r0, r1)) = self.segments.get(self.segment) {
+            let in_segment = (r0 + r1) / 2.0 * dur;
+            let k = n - self.before;
+            if k < in_segment - 1e-9 {
+                let a = (r1 - r0) / (2.0 * dur);
+                let x = if a.abs() < 1e-12 { k / r0 } else { (-r0 + (r0 * r0 + 4.0 * a * k).sqrt()) / (2.0 * a) };
+                let t = start + x;
+                if t >= self.end {
+                    return None;
+                }
+                self.index += 1;
+                return Some(Duration::from_secs_f64(t.max(0.0)));
+            }
+            self.before += in_segment;
+            self.segment += 1;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_rate() {
+        let s = ArrivalSchedule::new(
+            &Executor::ConstantArrivalRate { rate: 4.0, duration: Duration::from_secs(2) },
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let offsets: Vec<f64> = s.map(|d| d.as_secs_f64()).collect();
+        assert_eq!(offsets.len(), 12);
+        assert!((offsets[1] - 0.25).abs() < 1e-9 && (offsets[11] - 2.75).abs() < 1e-9);
+    }
+
+    #[test]
+    fn ramp_counts_match_the_area_under_the_rate() {
+        let ex = Executor::RampingArrivalRate {
+            start_rate: 0.0,
+            stages: vec![
+                Stage { target: 100.0, duration: Duration::from_secs(10) },
+                Stage { target: 100.0, duration: Duration::from_secs(5) },
+            ],
+        };
+        let s = ArrivalSchedule::new(&ex, Duration::ZERO).unwrap();
+        assert!((s.count_between(0.0, 15.0) - 1000.0).abs() < 1e-6);
+        let offsets: Vec<f64> = s.map(|d| d.as_secs_f64()).collect();
+        assert!((offsets.len() as i64 - 1000).abs() <= 1, "{}", offsets.len());
+        assert!(offsets.windows(2).all(|w| w[0] <= w[1]));
+        // Half of the ramp's 500 arrivals come in its last 2.93 s (t = 10/sqrt(2)).
+        let first_half = offsets.iter().filter(|t| **t < 10.0 / 2f64.sqrt()).count();
+        assert!((first_half as i64 - 250).abs() <= 1, "{first_half}");
+    }
+
+    #[test]
+    fn closed_models_have_no_schedule() {
+        assert!(ArrivalSchedule::new(
+            &Executor::ConstantVus { vus: 1, duration: Duration::from_secs(1) },
+            Duration::ZERO
+        )
+        .is_none());
+    }
+}

@@ -1,0 +1,190 @@
+//! Thresholds in k6 syntax (DESIGN.md §3.6): `p(95) < 40ms`, `avg`, `med`, `max`,
+//! `min`, `error_rate < 0.1%`, `rps > 100`. Latency thresholds judge the
+//! coordinated-omission-corrected latency.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Percentile(f64),
+    Avg,
+    Med,
+    Min,
+    Max,
+    ErrorRate,
+    Rps,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Op {
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+    #[serde(rename = "==")]
+    Eq,
+}
+
+impl Op {
+    fn holds(self, actual: f64, limit: f64) -> bool {
+        match self {
+            Op::Lt => actual < limit,
+            Op::Le => actual <= limit,
+            Op::Gt => actual > limit,
+            Op::Ge => actual >= limit,
+            Op::Eq => (actual - limit).abs() < 1e-9,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Threshold {
+    /// A step name, a tag, or `*` for every request.
+    pub series: String,
+    pub source: String,
+    pub metric: Metric,
+    pub op: Op,
+    /// Milliseconds for latency, a fraction for `error_rate`, per second for `rps`.
+    pub limit: f64,
+}
+
+/// What a threshold is judged on.
+pub struct Figures<'a> {
+    pub corrected: &'a hdrhistogram::Histogram<u64>,
+    pub requests: u64,
+    pub errors: u64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub series: String,
+    pub threshold: String,
+    pub actual: f64,
+    pub unit: String,
+    pub pass: bool,
+}
+
+fn parse_latency(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix("us").or_else(|| t.strip_suffix("µs")) {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1e3)
+    } else {
+        (t, 1.0) // k6: a bare number is milliseconds
+    };
+    let v: f64 = num.trim().parse().map_err(|_| format!("{t:?} is not a latency; expected e.g. 40ms, 1.5s, 800us"))?;
+    if v < 0.0 {
+        return Err(format!("latency {t:?} is negative"));
+    }
+    Ok(v * scale)
+}
+
+impl Threshold {
+    pub fn parse(series: &str, text: &str) -> Result<Threshold, String> {
+        let t = text.trim();
+        let ops = [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("<", Op::Lt), (">", Op::Gt)];
+        let (pos, len, op) = ops
+            .iter()
+            .filter_map(|(s, op)| t.find(s).map(|p| (p, s.len(), *op)))
+            .min_by_key(|(p, len, _)| (*p, usize::MAX - len))
+            .ok_or_else(|| format!("threshold {t:?} has no comparison; expected e.g. \"p(95) < 40ms\""))?;
+        let (lhs, rhs) = (t[..pos].trim(), t[pos + len..].trim());
+        let metric = match lhs {
+            "avg" => Metric::Avg,
+            "med" => Metric::Med,
+            "min" => Metric::Min,
+            "max" => Metric::Max,
+            "error_rate" => Metric::ErrorRate,
+            "rps" => Metric::Rps,
+            p if p.starts_with("p(") && p.ends_with(')') => {
+                let q: f64 = p[2..p.len() - 1].trim().parse().map_err(|_| format!("bad percentile in {p:?}"))?;
+                if !(0.0..=100.0).contains(&q) {
+                    return Err(format!("percentile {q} is outside 0–100"));
+                }
+                Metric::Percentile(q)
+            }
+            other => {
+                return Err(format!(
+                    "unknown threshold metric {other:?}; expected p(N), avg, med, min, max, error_rate or rps"
+                ))
+            }
+        };
+        let limit = match metric {
+            Metric::ErrorRate => match rhs.strip_suffix('%') {
+                Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0).map_err(|_| format!("bad percentage {rhs:?}"))?,
+                None => {
+                    rhs.parse::<f64>().map_err(|_| format!("bad error rate {rhs:?}; expected e.g. 0.1% or 0.001"))?
+                }
+            },
+            Metric::Rps => rhs.parse::<f64>().map_err(|_| format!("bad rate {rhs:?}; expected requests per second"))?,
+            _ => parse_latency(rhs)?,
+        };
+        Ok(Threshold { series: series.to_owned(), source: t.to_owned(), metric, op, limit })
+    }
+
+    pub fn evaluate(&self, f: &Figures) -> Verdict {
+        let ms = |us: u64| us as f64 / 1000.0;
+        let h = f.corrected;
+        let (actual, unit) = match self.metric {
+            Metric::Percentile(q) => (ms(h.value_at_quantile(q / 100.0)), "ms"),
+            Metric::Avg => (h.mean() / 1000.0, "ms"),
+            Metric::Med => (ms(h.value_at_quantile(0.5)), "ms"),
+            Metric::Min => (ms(h.min()), "ms"),
+            Metric::Max => (ms(h.max()), "ms"),
+            Metric::ErrorRate => (if f.requests == 0 { 0.0 } else { f.errors as f64 / f.requests as f64 }, "ratio"),
+            Metric::Rps => (if f.seconds > 0.0 { f.requests as f64 / f.seconds } else { 0.0 }, "req/s"),
+        };
+        // No requests: a latency or rate threshold cannot be met.
+        let pass = (f.requests > 0 || self.metric == Metric::ErrorRate) && self.op.holds(actual, self.limit);
+        Verdict { series: self.series.clone(), threshold: self.source.clone(), actual, unit: unit.to_owned(), pass }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_k6_forms() {
+        let t = Threshold::parse("x", "p(95) < 40ms").unwrap();
+        assert_eq!((t.metric, t.op, t.limit), (Metric::Percentile(95.0), Op::Lt, 40.0));
+        assert_eq!(Threshold::parse("x", "p(99.9)<=1.5s").unwrap().limit, 1500.0);
+        assert_eq!(Threshold::parse("x", "avg < 800us").unwrap().limit, 0.8);
+        assert_eq!(Threshold::parse("x", "med < 12").unwrap().limit, 12.0);
+        assert!((Threshold::parse("x", "error_rate < 0.1%").unwrap().limit - 0.001).abs() < 1e-12);
+        assert_eq!(Threshold::parse("x", "rps >= 100").unwrap().op, Op::Ge);
+        assert!(Threshold::parse("x", "p95 < 4ms").unwrap_err().contains("unknown threshold metric"));
+        assert!(Threshold::parse("x", "p(95) 4ms").unwrap_err().contains("comparison"));
+        assert!(Threshold::parse("x", "p(95) < fast").is_err());
+        assert!(Threshold::parse("x", "p(101) < 1ms").is_err());
+    }
+
+    #[test]
+    fn evaluates() {
+        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for v in 1..=100u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let f = Figures { corrected: &h, requests: 100, errors: 1, seconds: 10.0 };
+        let check = |s: &str| Threshold::parse("x", s).unwrap().evaluate(&f);
+        assert!(check("p(95) < 96ms").pass);
+        assert!(!check("p(95) < 94ms").pass);
+        // HDR reports the top of the value's bucket: 100 ms reads as 100.03 ms.
+        assert!(check("max <= 100.1ms").pass);
+        assert!(!check("max < 99.9ms").pass);
+        assert!(check("error_rate <= 1%").pass);
+        assert!(!check("error_rate < 1%").pass);
+        assert!(check("rps == 10").pass);
+        let v = check("avg < 40ms");
+        assert!(!v.pass && (v.actual - 50.5).abs() < 0.1, "{v:?}");
+    }
+}

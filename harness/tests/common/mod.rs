@@ -1,0 +1,153 @@
+//! Real loopback HTTP servers with known behaviour, for the harness's tests.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// Answers every request after exactly this long.
+    Delay(Duration),
+    /// Answers after `base`; once every `period`, starting `first` after the first
+    /// request arrives, stops answering for `stall` (requests wait until it ends).
+    Stall { base: Duration, period: Duration, first: Duration, stall: Duration },
+    /// One request at a time, each taking this long: a fixed capacity.
+    Serial(Duration),
+    /// Always this status.
+    Status(u16),
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// When the first request arrived (for `Stall`).
+    pub first_request: Arc<Mutex<Option<Instant>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn answer(
+    b: Behaviour,
+    first: Arc<Mutex<Option<Instant>>>,
+    serial: Arc<tokio::sync::Mutex<()>>,
+) -> Response<Full<Bytes>> {
+    let arrived = Instant::now();
+    let t0 = *first.lock().unwrap().get_or_insert(arrived);
+    let ok = |status: u16| {
+        Response::builder()
+            .status(status)
+            .header("x-cache", "bot=hit,user-models=miss")
+            .header("server-timing", "bot;desc=hit;dur=0.5, kv;dur=0.5, total;dur=1.0")
+            .body(Full::new(Bytes::from_static(br#"{"ok":true,"token":"t-123"}"#)))
+            .unwrap()
+    };
+    match b {
+        Behaviour::Delay(d) => {
+            // tokio's own timer would add up to 2 ms to a 5 ms delay.
+            let timer = harness::timer::PreciseTimer::new().unwrap();
+            timer.sleep_until(arrived + d).await.unwrap();
+            ok(200)
+        }
+        Behaviour::Stall { base, period, first, stall } => {
+            harness::timer::PreciseTimer::new().unwrap().sleep_until(arrived + base).await.unwrap();
+            // Inside a stall window: wait for its end.
+            let since = Instant::now().duration_since(t0);
+            if since >= first {
+                let into = (since - first).as_secs_f64() % period.as_secs_f64();
+                if into < stall.as_secs_f64() {
+                    tokio::time::sleep(Duration::from_secs_f64(stall.as_secs_f64() - into)).await;
+                }
+            }
+            ok(200)
+        }
+        Behaviour::Serial(d) => {
+            let _one = serial.lock().await;
+            tokio::time::sleep(d).await;
+            ok(200)
+        }
+        Behaviour::Status(s) => ok(s),
+    }
+}
+
+pub fn spawn(behaviour: Behaviour) -> TestServer {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let first = Arc::new(Mutex::new(None));
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel();
+    let first2 = Arc::clone(&first);
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let serial = Arc::new(tokio::sync::Mutex::new(()));
+            loop {
+                tokio::select! {
+                    _ = &mut stop_rx => return,
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let _ = stream.set_nodelay(true);
+                        let (b, f, s) = (behaviour.clone(), Arc::clone(&first2), Arc::clone(&serial));
+                        tokio::spawn(async move {
+                            let svc = service_fn(move |_req: Request<hyper::body::Incoming>| {
+                                let (b, f, s) = (b.clone(), Arc::clone(&f), Arc::clone(&s));
+                                async move { Ok::<_, Infallible>(answer(b, f, s).await) }
+                            });
+                            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                        });
+                    }
+                }
+            }
+        });
+    });
+    TestServer { addr, first_request: first, stop: Some(stop_tx), thread: Some(thread) }
+}
+
+/// Timing-sensitive tests run one at a time: two load runs on two cores would
+/// measure each other.
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: OnceLock<Mutex<()>> = OnceLock::new();
+    LOCK.get_or_init(|| Mutex::new(())).lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn scenario(text: &str) -> harness::scenario::Scenario {
+    harness::scenario::parse(std::path::Path::new("test.toml"), text, &|_| None).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn options(target: &str, out: &std::path::Path) -> harness::runner::RunOptions {
+    harness::runner::RunOptions {
+        target: target.to_owned(),
+        out_dir: out.to_owned(),
+        bench_secret: Some("s".into()),
+        variant: None,
+        extra_headers: vec![],
+        progress: false,
+        stem: Some("run".into()),
+        max_duration: None,
+    }
+}
