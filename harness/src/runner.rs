@@ -82,7 +82,7 @@ struct Shared {
     client: HttpClient,
     extra_headers: Vec<(String, String)>,
     recorder: RefCell<Recorder>,
-    population: RefCell<Option<Population>>,
+    population: RefCell<Population>,
     rng: RefCell<SmallRng>,
     counters: RefCell<Counters>,
     mix: Option<WeightedIndex<f64>>,
@@ -95,7 +95,7 @@ struct Shared {
 
 /// What templates read during one request.
 struct StepValues<'a> {
-    population: Option<&'a Population>,
+    population: &'a Population,
     user: usize,
     iteration: u64,
     rng: &'a mut SmallRng,
@@ -103,7 +103,7 @@ struct StepValues<'a> {
 
 impl Values for StepValues<'_> {
     fn user_field(&self, var: &Var) -> Option<String> {
-        let u = self.population?.user(self.user);
+        let u = self.population.user(self.user)?;
         Some(match var {
             Var::UserId => u.user_id.clone(),
             Var::UserSession => u.session_id.clone(),
@@ -115,7 +115,7 @@ impl Values for StepValues<'_> {
         })
     }
     fn extracted(&self, name: &str) -> Option<String> {
-        self.population?.extracted(self.user, name).cloned()
+        self.population.extracted(self.user, name).cloned()
     }
     fn iteration(&self) -> u64 {
         self.iteration
@@ -140,28 +140,20 @@ async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool
     let sc = &shared.scenario;
     let iteration = shared.iteration.get();
     shared.iteration.set(iteration + 1);
-    let user = {
-        let mut pop = shared.population.borrow_mut();
-        pop.as_mut().map_or(0, |p| p.pick(&mut *shared.rng.borrow_mut()))
-    };
+    let user = shared.population.borrow_mut().pick(&mut *shared.rng.borrow_mut());
     let steps: Vec<usize> = match (sc.flow, &shared.mix) {
         (Flow::Mix, Some(mix)) => vec![mix.sample(&mut *shared.rng.borrow_mut())],
         _ => (0..sc.steps.len()).collect(),
     };
     for s in steps {
         let step = &sc.steps[s];
-        if step.once_per_user {
-            let mut pop = shared.population.borrow_mut();
-            if let Some(p) = pop.as_mut() {
-                if !p.claim_once(user, s) {
-                    continue;
-                }
-            }
+        if step.once_per_user && !shared.population.borrow_mut().claim_once(user, s) {
+            continue;
         }
         let rendered = {
             let pop = shared.population.borrow();
             let mut rng = shared.rng.borrow_mut();
-            let mut values = StepValues { population: pop.as_ref(), user, iteration, rng: &mut rng };
+            let mut values = StepValues { population: &pop, user, iteration, rng: &mut rng };
             let path = step.path.render(&mut values);
             let headers: Result<Vec<(String, String)>, String> =
                 step.headers.iter().map(|(k, t)| t.render(&mut values).map(|v| (k.clone(), v))).collect();
@@ -204,8 +196,8 @@ async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool
             if let Some(body) = &r.body {
                 let mut pop = shared.population.borrow_mut();
                 for (name, pointer) in &step.extract {
-                    if let (Some(p), Some(v)) = (pop.as_mut(), json_pointer_text(body, pointer)) {
-                        p.set_extracted(user, name, v);
+                    if let Some(v) = json_pointer_text(body, pointer) {
+                        pop.set_extracted(user, name, v);
                     }
                 }
             }
@@ -467,7 +459,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, RunErro
 async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
     preflight(&opts.target).await?;
     let population = match &scenario.users {
-        None => None,
+        None => Population::anonymous(scenario.steps.len()),
         Some(u) => {
             let secret = opts.bench_secret.as_deref().ok_or_else(|| {
                 RunError::Setup(format!(
@@ -475,7 +467,7 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
                     scenario.file.display()
                 ))
             })?;
-            Some(Population::new(u, secret, scenario.steps.len()).map_err(RunError::Setup)?)
+            Population::new(u, secret, scenario.steps.len()).map_err(RunError::Setup)?
         }
     };
     std::fs::create_dir_all(&opts.out_dir)

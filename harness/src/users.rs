@@ -25,6 +25,16 @@ enum Picker {
 }
 
 impl Population {
+    /// A run without `[users]`: one anonymous slot that holds extracted values.
+    pub fn anonymous(steps: usize) -> Population {
+        Population {
+            users: Vec::new(),
+            picker: Picker::Sequential(0),
+            extracted: vec![HashMap::new()],
+            done_once: vec![vec![false; steps]],
+        }
+    }
+
     pub fn new(spec: &Users, bench_secret: &str, steps: usize) -> Result<Population, String> {
         let n = spec.count as usize;
         let picker = match spec.pick {
@@ -50,6 +60,9 @@ impl Population {
 
     pub fn pick(&mut self, rng: &mut impl Rng) -> usize {
         let n = self.users.len();
+        if n == 0 {
+            return 0;
+        }
         match &mut self.picker {
             Picker::Uniform => rng.random_range(0..n),
             // Zipf samples 1..=n, 1 the most frequent: user 0 is the hottest.
@@ -62,8 +75,8 @@ impl Population {
         }
     }
 
-    pub fn user(&self, i: usize) -> &SeededUser {
-        &self.users[i]
+    pub fn user(&self, i: usize) -> Option<&SeededUser> {
+        self.users.get(i)
     }
 
     pub fn extracted(&self, i: usize, name: &str) -> Option<&String> {
@@ -106,7 +119,7 @@ mod tests {
         let picks: Vec<usize> = (0..102).map(|_| p.pick(&mut rng)).collect();
         assert_eq!(&picks[..3], &[0, 1, 2]);
         assert_eq!(picks[100], 0);
-        assert_eq!(p.user(5), &seeded_user("s", 1, 5));
+        assert_eq!(p.user(5), Some(&seeded_user("s", 1, 5)));
         assert!(p.claim_once(3, 0));
         assert!(!p.claim_once(3, 0));
     }

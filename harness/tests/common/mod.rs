@@ -24,6 +24,9 @@ pub enum Behaviour {
     Serial(Duration),
     /// Always this status.
     Status(u16),
+    /// `/token` returns `{"token":"t-123"}`; `/me` answers 200 only to
+    /// `authorization: Bearer t-123`, else 401.
+    Auth,
 }
 
 pub struct TestServer {
@@ -52,6 +55,7 @@ impl Drop for TestServer {
 }
 
 async fn answer(
+    req: Request<hyper::body::Incoming>,
     b: Behaviour,
     first: Arc<Mutex<Option<Instant>>>,
     serial: Arc<tokio::sync::Mutex<()>>,
@@ -91,6 +95,14 @@ async fn answer(
             ok(200)
         }
         Behaviour::Status(s) => ok(s),
+        Behaviour::Auth => {
+            let authorized = req.headers().get("authorization").is_some_and(|v| v == "Bearer t-123");
+            match req.uri().path() {
+                "/token" => ok(200),
+                "/me" if authorized => ok(200),
+                _ => ok(401),
+            }
+        }
     }
 }
 
@@ -114,9 +126,9 @@ pub fn spawn(behaviour: Behaviour) -> TestServer {
                         let _ = stream.set_nodelay(true);
                         let (b, f, s) = (behaviour.clone(), Arc::clone(&first2), Arc::clone(&serial));
                         tokio::spawn(async move {
-                            let svc = service_fn(move |_req: Request<hyper::body::Incoming>| {
+                            let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                                 let (b, f, s) = (b.clone(), Arc::clone(&f), Arc::clone(&s));
-                                async move { Ok::<_, Infallible>(answer(b, f, s).await) }
+                                async move { Ok::<_, Infallible>(answer(req, b, f, s).await) }
                             });
                             let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                         });
