@@ -85,7 +85,9 @@ struct Shared {
     population: RefCell<Population>,
     rng: RefCell<SmallRng>,
     counters: RefCell<Counters>,
-    mix: Option<WeightedIndex<f64>>,
+    /// Mix flow: the weighted choice among the steps that are not `once_per_user`,
+    /// and the step index of each choice.
+    mix: Option<(WeightedIndex<f64>, Vec<usize>)>,
     measure_start: Instant,
     measure_end: Instant,
     stop: Cell<bool>,
@@ -141,15 +143,17 @@ async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool
     let iteration = shared.iteration.get();
     shared.iteration.set(iteration + 1);
     let user = shared.population.borrow_mut().pick(&mut *shared.rng.borrow_mut());
-    let steps: Vec<usize> = match (sc.flow, &shared.mix) {
-        (Flow::Mix, Some(mix)) => vec![mix.sample(&mut *shared.rng.borrow_mut())],
-        _ => (0..sc.steps.len()).collect(),
-    };
+    // `once_per_user` steps run first, the first time the user is picked (a login,
+    // a token); then the iteration's own steps.
+    let mut steps: Vec<usize> = (0..sc.steps.len())
+        .filter(|&s| sc.steps[s].once_per_user && shared.population.borrow_mut().claim_once(user, s))
+        .collect();
+    match (sc.flow, &shared.mix) {
+        (Flow::Mix, Some((mix, index))) => steps.push(index[mix.sample(&mut *shared.rng.borrow_mut())]),
+        _ => steps.extend((0..sc.steps.len()).filter(|&s| !sc.steps[s].once_per_user)),
+    }
     for s in steps {
         let step = &sc.steps[s];
-        if step.once_per_user && !shared.population.borrow_mut().claim_once(user, s) {
-            continue;
-        }
         let rendered = {
             let pop = shared.population.borrow();
             let mut rng = shared.rng.borrow_mut();
@@ -477,9 +481,11 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     let client =
         HttpClient::new(&opts.target, scenario.load.max_in_flight, scenario.load.timeout).map_err(RunError::Setup)?;
     let mix = match scenario.flow {
-        Flow::Mix => Some(
-            WeightedIndex::new(scenario.steps.iter().map(|s| s.weight)).map_err(|e| RunError::Setup(e.to_string()))?,
-        ),
+        Flow::Mix => {
+            let index: Vec<usize> = (0..scenario.steps.len()).filter(|&i| !scenario.steps[i].once_per_user).collect();
+            let weights = index.iter().map(|&i| scenario.steps[i].weight);
+            Some((WeightedIndex::new(weights).map_err(|e| RunError::Setup(e.to_string()))?, index))
+        }
         Flow::Sequence => None,
     };
 

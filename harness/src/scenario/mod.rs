@@ -516,7 +516,9 @@ fn parse_steps(
 /// Every `vars.X` a step uses must be extracted by a step that can run before it.
 fn check_extracted_vars(ctx: &Ctx, raw: &[Spanned<RawStep>], steps: &[Step], flow: Flow) -> Result<(), ScenarioError> {
     let all: BTreeSet<&str> = steps.iter().flat_map(|s| s.extract.iter().map(|(n, _)| n.as_str())).collect();
-    let mut before: BTreeSet<&str> = BTreeSet::new();
+    // `once_per_user` steps run before the others.
+    let mut before: BTreeSet<&str> =
+        steps.iter().filter(|s| s.once_per_user).flat_map(|s| s.extract.iter().map(|(n, _)| n.as_str())).collect();
     for (raw_step, step) in raw.iter().zip(steps) {
         let templates = std::iter::once(&step.path).chain(step.headers.iter().map(|(_, t)| t)).chain(step.body.iter());
         for var in templates.flat_map(|t| t.vars()) {
@@ -562,6 +564,11 @@ pub fn parse(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         }
     };
     let steps = parse_steps(&ctx, &raw.steps, env)?;
+    if steps.iter().all(|s| s.once_per_user) {
+        return Err(
+            ctx.err(&raw.steps[0].get_ref().name, "every step is once_per_user: add a step that iterations repeat")
+        );
+    }
     check_extracted_vars(&ctx, &raw.steps, &steps, flow)?;
     let uses_users = steps.iter().any(|s| {
         std::iter::once(&s.path)
@@ -709,7 +716,7 @@ impl Scenario {
                 let _ = writeln!(out, "users: {} seeded users (seed {}), picked {pick}", u.count, u.seed);
             }
         }
-        let total: f64 = self.steps.iter().map(|s| s.weight).sum();
+        let total: f64 = self.steps.iter().filter(|s| !s.once_per_user).map(|s| s.weight).sum();
         let _ = writeln!(
             out,
             "flow: {}",
@@ -720,7 +727,9 @@ impl Scenario {
         );
         let _ = writeln!(out, "steps:");
         for s in &self.steps {
-            let share = if self.flow == Flow::Mix {
+            let share = if s.once_per_user {
+                " once per user, before its first iteration".to_owned()
+            } else if self.flow == Flow::Mix {
                 format!(" weight {} ({:.1} %)", s.weight, 100.0 * s.weight / total)
             } else {
                 String::new()
