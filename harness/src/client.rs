@@ -52,10 +52,29 @@ pub struct Request<'a> {
     pub keep_body: bool,
 }
 
-#[derive(Clone)]
+/// Which HTTP implementation sends the requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    /// hyper for http:// targets, reqwest for https://.
+    Auto,
+    /// A lean HTTP/1.1 path on hyper's connection API: one keep-alive connection
+    /// per request in flight, no pool bookkeeping. http:// only.
+    Hyper,
+    /// reqwest (hyper's pooled client, rustls for https).
+    Reqwest,
+}
+
+/// Sends requests to one target. Used from one thread (the run's runtime).
 pub struct HttpClient {
-    inner: reqwest::Client,
-    base: String,
+    backend: Backend,
+    /// The implementation chosen (never `Auto`).
+    pub kind: ClientKind,
+}
+
+enum Backend {
+    Reqwest { inner: reqwest::Client, base: String },
+    Hyper(crate::client_hyper::HyperClient),
 }
 
 fn classify(e: &reqwest::Error) -> ErrorKind {
@@ -99,8 +118,26 @@ fn describe(e: &reqwest::Error) -> String {
 impl HttpClient {
     /// A client for `base` (scheme, host, port, optional path prefix) keeping up to
     /// `connections` idle keep-alive connections.
-    pub fn new(base: &str, connections: usize, timeout: Duration) -> Result<HttpClient, String> {
-        let inner = reqwest::Client::builder()
+    pub fn new(base: &str, connections: usize, timeout: Duration, kind: ClientKind) -> Result<HttpClient, String> {
+        let https = base.starts_with("https://");
+        match kind {
+            ClientKind::Hyper if https => Err("--http-client hyper supports http:// targets only; use reqwest".into()),
+            ClientKind::Hyper | ClientKind::Auto if !https => Ok(HttpClient {
+                backend: Backend::Hyper(crate::client_hyper::HyperClient::new(base, connections, timeout)?),
+                kind: ClientKind::Hyper,
+            }),
+            _ => Ok(HttpClient {
+                backend: Backend::Reqwest {
+                    inner: Self::reqwest(connections, timeout)?,
+                    base: base.trim_end_matches('/').to_owned(),
+                },
+                kind: ClientKind::Reqwest,
+            }),
+        }
+    }
+
+    fn reqwest(connections: usize, timeout: Duration) -> Result<reqwest::Client, String> {
+        reqwest::Client::builder()
             .pool_max_idle_per_host(connections)
             .pool_idle_timeout(Duration::from_secs(90))
             .timeout(timeout)
@@ -110,14 +147,20 @@ impl HttpClient {
             .http1_only()
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(HttpClient { inner, base: base.trim_end_matches('/').to_owned() })
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))
     }
 
     pub async fn send(&self, req: Request<'_>) -> Result<Reply, Failure> {
+        match &self.backend {
+            Backend::Hyper(h) => h.send(req).await,
+            Backend::Reqwest { inner, base } => Self::send_reqwest(inner, base, req).await,
+        }
+    }
+
+    async fn send_reqwest(inner: &reqwest::Client, base: &str, req: Request<'_>) -> Result<Reply, Failure> {
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|e| Failure { kind: ErrorKind::Other, message: e.to_string() })?;
-        let mut builder = self.inner.request(method, format!("{}{}", self.base, req.path));
+        let mut builder = inner.request(method, format!("{base}{}", req.path));
         for (k, v) in req.headers {
             builder = builder.header(k, v);
         }

@@ -2,6 +2,7 @@
 //! later commands, compare → report). One module, one job.
 
 pub mod client;
+pub mod client_hyper;
 pub mod cpu;
 pub mod progress;
 pub mod recorder;

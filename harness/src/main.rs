@@ -51,6 +51,9 @@ enum Command {
         /// No live progress line.
         #[arg(long, short)]
         quiet: bool,
+        /// HTTP implementation: auto (hyper for http://, reqwest for https://), hyper, reqwest.
+        #[arg(long, value_enum, default_value = "auto", env = "HARNESS_HTTP_CLIENT")]
+        http_client: harness::client::ClientKind,
     },
     /// Parse scenarios and explain what they would do.
     Validate {
@@ -128,7 +131,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Validate { scenarios } => validate(&scenarios),
-        Command::Run { scenarios, target, out, bench_secret, variant, headers, quiet } => {
+        Command::Run { scenarios, target, out, bench_secret, variant, headers, quiet, http_client } => {
             let extra_headers = match headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>() {
                 Ok(h) => h,
                 Err(e) => {
@@ -145,6 +148,7 @@ fn main() -> ExitCode {
                 progress: !quiet,
                 stem: None,
                 max_duration: None,
+                http_client,
             };
             run(&scenarios, opts)
         }

@@ -99,10 +99,36 @@ impl Default for SeriesStats {
     }
 }
 
+/// The series a step's requests are recorded in, computed once per step so that
+/// recording allocates nothing per request.
+#[derive(Debug, Clone)]
+pub struct StepSeries {
+    /// `*`, `step:<name>`, `tag:<tag>`…
+    pub all: Vec<String>,
+    /// The time-series subset: `*` and the tags.
+    pub intervals: Vec<String>,
+}
+
+impl StepSeries {
+    pub fn new(step: &str, tags: &[String]) -> StepSeries {
+        let tag_keys = tags.iter().map(|t| tag_series(t));
+        StepSeries {
+            all: [ALL.to_owned(), step_series(step)].into_iter().chain(tag_keys.clone()).collect(),
+            intervals: std::iter::once(ALL.to_owned()).chain(tag_keys).collect(),
+        }
+    }
+}
+
+fn series_mut<'m, T: Default>(map: &'m mut BTreeMap<String, T>, key: &str) -> &'m mut T {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), T::default());
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
 /// One finished request, as the recorder needs it.
 pub struct Sample<'a> {
-    pub step: &'a str,
-    pub tags: &'a [String],
+    pub series: &'a StepSeries,
     pub corrected_us: u64,
     pub raw_us: u64,
     pub result: Result<&'a Reply, &'a Failure>,
@@ -155,15 +181,10 @@ impl Recorder {
         let timings: Vec<(&str, u64)> =
             reply.and_then(|r| r.server_timing.as_deref()).map(parse_server_timing).unwrap_or_default();
 
-        let mut keys: Vec<String> = Vec::with_capacity(2 + s.tags.len() + cache.len());
-        keys.push(ALL.to_owned());
-        keys.push(step_series(s.step));
-        keys.extend(s.tags.iter().map(|t| tag_series(t)));
-        let with_timing = keys.len();
-        keys.extend(cache.iter().map(|(l, o)| cache_series(l, o)));
-
-        for (i, key) in keys.iter().enumerate() {
-            let st = self.series.entry(key.clone()).or_default();
+        let cache_keys: Vec<String> = cache.iter().map(|(l, o)| cache_series(l, o)).collect();
+        let with_timing = s.series.all.len();
+        for (i, key) in s.series.all.iter().chain(cache_keys.iter()).enumerate() {
+            let st = series_mut(&mut self.series, key);
             record(&mut st.corrected, s.corrected_us);
             record(&mut st.raw, s.raw_us);
             st.requests += 1;
@@ -193,8 +214,8 @@ impl Recorder {
             }
         }
         // Time series: everything, and each tag.
-        for key in std::iter::once(ALL.to_owned()).chain(s.tags.iter().map(|t| tag_series(t))) {
-            let iv = self.interval.entry(key).or_default();
+        for key in &s.series.intervals {
+            let iv = series_mut(&mut self.interval, key);
             record(iv.corrected.get_or_insert_with(new_histogram), s.corrected_us);
             iv.requests += 1;
             if !s.ok {
@@ -260,19 +281,12 @@ mod tests {
             bytes: 10,
             body: None,
         };
-        let tags = vec!["auth".to_owned()];
+        let series = StepSeries::new("me", &["auth".to_owned()]);
         for us in [1000, 2000, 3000] {
-            r.record(&Sample {
-                step: "me",
-                tags: &tags,
-                corrected_us: us,
-                raw_us: us / 2,
-                result: Ok(&reply),
-                ok: true,
-            });
+            r.record(&Sample { series: &series, corrected_us: us, raw_us: us / 2, result: Ok(&reply), ok: true });
         }
         let fail = Failure { kind: ErrorKind::Timeout, message: "t".into() };
-        r.record(&Sample { step: "me", tags: &tags, corrected_us: 9000, raw_us: 9000, result: Err(&fail), ok: false });
+        r.record(&Sample { series: &series, corrected_us: 9000, raw_us: 9000, result: Err(&fail), ok: false });
         let all = r.all().unwrap();
         assert_eq!((all.requests, all.errors, all.bytes), (4, 1, 30));
         assert_eq!(all.status["2xx"], 3);

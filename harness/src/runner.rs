@@ -49,6 +49,7 @@ pub struct RunOptions {
     pub stem: Option<String>,
     /// Stop after this long even if the scenario runs longer (tests, smoke runs).
     pub max_duration: Option<Duration>,
+    pub http_client: crate::client::ClientKind,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +89,8 @@ struct Shared {
     /// Mix flow: the weighted choice among the steps that are not `once_per_user`,
     /// and the step index of each choice.
     mix: Option<(WeightedIndex<f64>, Vec<usize>)>,
+    /// Per step, the series its requests are recorded in.
+    step_series: Vec<recorder::StepSeries>,
     measure_start: Instant,
     measure_end: Instant,
     stop: Cell<bool>,
@@ -221,8 +224,7 @@ async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool
                     .get_or_insert_with(|| format!("{} {}: {}", step.method, path, f.message));
             }
             shared.recorder.borrow_mut().record(&Sample {
-                step: &step.name,
-                tags: &step.tags,
+                series: &shared.step_series[s],
                 corrected_us: done.saturating_duration_since(intended).as_micros() as u64,
                 raw_us: done.saturating_duration_since(sent).as_micros() as u64,
                 result: result.as_ref(),
@@ -401,6 +403,7 @@ async fn preflight(target: &str) -> Result<(), RunError> {
 
 /// State for writing the result while the run goes on.
 struct Snapshot<'a> {
+    client: &'static str,
     scenario: &'a Scenario,
     opts: &'a RunOptions,
     started_at: SystemTime,
@@ -432,7 +435,11 @@ impl Snapshot<'_> {
                 harness_version: env!("CARGO_PKG_VERSION").to_owned(),
                 started_at: result::rfc3339(self.started_at),
                 ended_at: ended.then(|| result::rfc3339(SystemTime::now())),
-                load: load_description(self.scenario),
+                load: {
+                    let mut load = load_description(self.scenario);
+                    load["http_client"] = self.client.into();
+                    load
+                },
                 machine: self.machine.clone(),
             },
             run: RunFigures { status, ..run },
@@ -478,8 +485,12 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
         .map_err(|e| RunError::Setup(format!("cannot create {}: {e}", opts.out_dir.display())))?;
     let stem = opts.stem.clone().unwrap_or_else(|| stem_for(scenario, opts.variant.as_deref()));
     let files = RunFiles::new(&opts.out_dir, &stem);
-    let client =
-        HttpClient::new(&opts.target, scenario.load.max_in_flight, scenario.load.timeout).map_err(RunError::Setup)?;
+    let client = HttpClient::new(&opts.target, scenario.load.max_in_flight, scenario.load.timeout, opts.http_client)
+        .map_err(RunError::Setup)?;
+    let client_name = match client.kind {
+        crate::client::ClientKind::Hyper => "hyper",
+        _ => "reqwest",
+    };
     let mix = match scenario.flow {
         Flow::Mix => {
             let index: Vec<usize> = (0..scenario.steps.len()).filter(|&i| !scenario.steps[i].once_per_user).collect();
@@ -506,6 +517,7 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
         rng: RefCell::new(SmallRng::from_os_rng()),
         counters: RefCell::new(Counters::default()),
         mix,
+        step_series: scenario.steps.iter().map(|s| recorder::StepSeries::new(&s.name, &s.tags)).collect(),
         measure_start,
         measure_end: measure_start + planned,
         stop: Cell::new(false),
@@ -551,6 +563,7 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     let total = scenario.load.warmup + planned;
     let bar = crate::progress::Progress::new(opts.progress, total);
     let mut snapshot = Snapshot {
+        client: client_name,
         scenario,
         opts,
         started_at,

@@ -173,3 +173,36 @@ fn result_file_histograms_equal_the_recorded_ones() {
     }
     assert_eq!(total, from_file.series["*"].requests);
 }
+
+#[test]
+fn both_http_clients_measure_alike_and_classify_failures() {
+    use harness::client::{ClientKind, ErrorKind};
+    let _x = exclusive();
+    let server = spawn(Behaviour::Delay(Duration::from_millis(5)));
+    let closing = spawn(Behaviour::Close);
+    let slow = spawn(Behaviour::Delay(Duration::from_millis(800)));
+    for kind in [ClientKind::Hyper, ClientKind::Reqwest] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = options(&server.url(), dir.path());
+        opts.http_client = kind;
+        let out = runner::run(&scenario(&open_scenario(100, 2, 64, "")), &opts).unwrap();
+        let p50 = out.doc.series["*"].corrected_ms.p50;
+        assert!((5.0..=6.0).contains(&p50), "{kind:?}: p50 {p50} ms");
+        assert_eq!(out.doc.metadata.load["http_client"], format!("{kind:?}").to_lowercase());
+
+        opts.target = closing.url();
+        let out = runner::run(&scenario(&open_scenario(20, 1, 8, "")), &opts).unwrap();
+        let kinds = &out.doc.series["*"].error_kinds;
+        assert!(kinds.get(&ErrorKind::Reset).copied().unwrap_or(0) >= 15, "{kind:?}: {kinds:?}");
+        assert_eq!(out.doc.series["*"].errors, out.doc.series["*"].requests);
+
+        opts.target = slow.url();
+        let out = runner::run(&scenario(&open_scenario(20, 1, 64, "timeout = \"200ms\"")), &opts).unwrap();
+        let kinds = &out.doc.series["*"].error_kinds;
+        assert_eq!(
+            kinds.get(&ErrorKind::Timeout).copied().unwrap_or(0),
+            out.doc.series["*"].requests,
+            "{kind:?}: {kinds:?}"
+        );
+    }
+}

@@ -27,6 +27,8 @@ pub enum Behaviour {
     /// `/token` returns `{"token":"t-123"}`; `/me` answers 200 only to
     /// `authorization: Bearer t-123`, else 401.
     Auth,
+    /// Accepts connections and closes them without answering.
+    Close,
 }
 
 pub struct TestServer {
@@ -95,6 +97,7 @@ async fn answer(
             ok(200)
         }
         Behaviour::Status(s) => ok(s),
+        Behaviour::Close => unreachable!("connections are closed on accept"),
         Behaviour::Auth => {
             let authorized = req.headers().get("authorization").is_some_and(|v| v == "Bearer t-123");
             match req.uri().path() {
@@ -123,6 +126,10 @@ pub fn spawn(behaviour: Behaviour) -> TestServer {
                     _ = &mut stop_rx => return,
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
+                        if matches!(behaviour, Behaviour::Close) {
+                            drop(stream);
+                            continue;
+                        }
                         let _ = stream.set_nodelay(true);
                         let (b, f, s) = (behaviour.clone(), Arc::clone(&first2), Arc::clone(&serial));
                         tokio::spawn(async move {
@@ -161,5 +168,6 @@ pub fn options(target: &str, out: &std::path::Path) -> harness::runner::RunOptio
         progress: false,
         stem: Some("run".into()),
         max_duration: None,
+        http_client: harness::client::ClientKind::Auto,
     }
 }
