@@ -1,8 +1,11 @@
 //! The harness: scenario → schedule → client → recorder → result file (and, in
 //! later commands, compare → report). One module, one job.
 
+pub mod claims;
 pub mod client;
 pub mod client_hyper;
+pub mod compare;
+pub mod compare_report;
 pub mod cpu;
 pub mod progress;
 pub mod recorder;
@@ -10,6 +13,7 @@ pub mod result;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;
+pub mod stats;
 pub mod summary;
 pub mod thresholds;
 pub mod timer;

@@ -1,15 +1,18 @@
 //! `harness`: the command-line edge. Errors become one line and an exit code:
 //! 0 pass, 1 a gate failed, 2 bad input or usage, 3 target unreachable or run invalid.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
+use harness::claims::{self, Claim};
+use harness::client::ClientKind;
+use harness::compare::{self, CompareOptions, Comparison};
 use harness::exit;
-use harness::result::Status;
-use harness::runner::{self, RunError, RunOptions};
-use harness::scenario;
+use harness::result::{AnyResult, ResultDoc, Status};
+use harness::runner::{self, ArmSpec, RunError, RunOptions};
+use harness::scenario::{self, Scenario};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,6 +29,50 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Args, Debug, Clone)]
+struct LoadArgs {
+    /// Directory for result files (<scenario>-<label>-<time>.json and .hlog).
+    #[arg(long, env = "HARNESS_OUT", default_value = "reports/runs")]
+    out: PathBuf,
+    /// The target's BENCH_SECRET: derives the seeded users' credentials.
+    #[arg(long, env = "BENCH_SECRET", hide_env_values = true)]
+    bench_secret: Option<String>,
+    /// Extra header for every request, "name: value" (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// No live progress line.
+    #[arg(long, short)]
+    quiet: bool,
+    /// HTTP implementation: auto (hyper for http://, reqwest for https://), hyper, reqwest.
+    #[arg(long, value_enum, default_value = "auto", env = "HARNESS_HTTP_CLIENT")]
+    http_client: ClientKind,
+}
+
+#[derive(Args, Debug, Clone)]
+struct CompareArgs {
+    /// Claims to judge (e.g. scenarios/claims.toml).
+    #[arg(long)]
+    claims: Option<PathBuf>,
+    /// Exit 1 unless every claim is confirmed or exceeded.
+    #[arg(long)]
+    require_claims: bool,
+    /// Exit 1 when a series is slower than this (e.g. 10%) beyond the noise band.
+    #[arg(long, value_parser = parse_percent)]
+    max_regression: Option<f64>,
+    /// Changes inside ± this count as no difference.
+    #[arg(long, value_parser = parse_percent, default_value = "2%")]
+    noise: f64,
+    /// Bootstrap resamples for the confidence intervals.
+    #[arg(long, default_value_t = 2000)]
+    resamples: usize,
+    /// Seed of the bootstrap, for reproducible intervals.
+    #[arg(long, default_value_t = 0x5eed)]
+    seed: u64,
+    /// Also write the comparison as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run scenarios against a target, write result files, print a summary, enforce thresholds.
@@ -36,30 +83,67 @@ enum Command {
         /// Base URL of the target, e.g. http://127.0.0.1:8787
         #[arg(long, env = "HARNESS_TARGET")]
         target: String,
-        /// Directory for result files (<scenario>-<time>.json and .hlog).
-        #[arg(long, env = "HARNESS_OUT", default_value = "reports/runs")]
-        out: PathBuf,
-        /// The target's BENCH_SECRET: derives the seeded users' credentials.
-        #[arg(long, env = "BENCH_SECRET", hide_env_values = true)]
-        bench_secret: Option<String>,
         /// A label stored with the result, e.g. cache-on.
         #[arg(long)]
         variant: Option<String>,
-        /// Extra header for every request, "name: value" (repeatable).
-        #[arg(long = "header", value_name = "NAME: VALUE")]
-        headers: Vec<String>,
-        /// No live progress line.
-        #[arg(long, short)]
-        quiet: bool,
-        /// HTTP implementation: auto (hyper for http://, reqwest for https://), hyper, reqwest.
-        #[arg(long, value_enum, default_value = "auto", env = "HARNESS_HTTP_CLIENT")]
-        http_client: harness::client::ClientKind,
+        /// Compare with this earlier result and fail on a regression (with --max-regression).
+        #[arg(long, requires = "max_regression")]
+        baseline: Option<PathBuf>,
+        #[arg(long, value_parser = parse_percent)]
+        max_regression: Option<f64>,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// One schedule, iterations alternating between A and B in pairs of random order;
+    /// then the comparison of B against A.
+    Ab {
+        scenario: PathBuf,
+        /// Baseline target (two-target form).
+        #[arg(long, requires = "b")]
+        a: Option<String>,
+        /// Candidate target (two-target form).
+        #[arg(long, requires = "a")]
+        b: Option<String>,
+        /// One target whose arms differ by x-bench-cache (needs --bench-secret).
+        #[arg(long, conflicts_with_all = ["a", "b"])]
+        target: Option<String>,
+        /// x-bench-cache for arm A in the one-target form.
+        #[arg(long, default_value = "off")]
+        a_cache: String,
+        /// x-bench-cache for arm B in the one-target form.
+        #[arg(long, default_value = "on")]
+        b_cache: String,
+        #[arg(long, default_value = "a")]
+        a_label: String,
+        #[arg(long, default_value = "b")]
+        b_label: String,
+        #[command(flatten)]
+        load: LoadArgs,
+        #[command(flatten)]
+        compare: CompareArgs,
+    },
+    /// Compare a baseline and a candidate result (or the two arms of one `ab` result).
+    Compare {
+        /// BASE.json CAND.json, or one A/B result.
+        #[arg(required = true, num_args = 1..=2)]
+        results: Vec<PathBuf>,
+        #[command(flatten)]
+        compare: CompareArgs,
     },
     /// Parse scenarios and explain what they would do.
     Validate {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
     },
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v: f64 = t.trim_end_matches('%').trim().parse().map_err(|_| format!("{s:?} is not a percentage (e.g. 10%)"))?;
+    if !(0.0..=1000.0).contains(&v) {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(v / 100.0)
 }
 
 fn parse_header(h: &str) -> Result<(String, String), String> {
@@ -71,87 +155,197 @@ fn parse_header(h: &str) -> Result<(String, String), String> {
     Ok((k.to_owned(), v.trim().to_owned()))
 }
 
-fn validate(files: &[PathBuf]) -> i32 {
-    let mut code = exit::PASS;
-    for f in files {
-        match scenario::load(f) {
-            Ok(s) => print!("{}", s.explain()),
-            Err(e) => {
-                eprintln!("error: {e}");
-                code = exit::BAD_INPUT;
-            }
+/// A failure at the edge: what to print and the exit code.
+struct Fail(i32, String);
+
+impl From<RunError> for Fail {
+    fn from(e: RunError) -> Fail {
+        match e {
+            RunError::Unreachable(_) => Fail(exit::UNREACHABLE_OR_INVALID, e.to_string()),
+            RunError::Setup(_) => Fail(exit::BAD_INPUT, e.to_string()),
         }
     }
-    code
 }
 
-fn run(files: &[PathBuf], opts: RunOptions) -> i32 {
-    // Every file is checked before any load is sent.
-    let mut scenarios = Vec::new();
-    for f in files {
-        match scenario::load(f) {
-            Ok(s) => scenarios.push(s),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return exit::BAD_INPUT;
-            }
-        }
+fn bad(msg: impl Into<String>) -> Fail {
+    Fail(exit::BAD_INPUT, msg.into())
+}
+
+fn load_scenario(f: &Path) -> Result<Scenario, Fail> {
+    scenario::load(f).map_err(|e| bad(e.to_string()))
+}
+
+fn options(load: &LoadArgs, arms: Vec<ArmSpec>) -> RunOptions {
+    RunOptions {
+        arms,
+        out_dir: load.out.clone(),
+        bench_secret: load.bench_secret.clone(),
+        progress: !load.quiet,
+        stem: None,
+        max_duration: None,
+        http_client: load.http_client,
     }
-    let mut code = exit::PASS;
-    for sc in &scenarios {
-        match runner::run(sc, &opts) {
-            Ok(outcome) => {
-                print!("{}", harness::summary::render(&outcome.doc));
+}
+
+fn headers(load: &LoadArgs) -> Result<Vec<(String, String)>, Fail> {
+    load.headers.iter().map(|h| parse_header(h).map_err(bad)).collect()
+}
+
+fn run_code(doc: &ResultDoc) -> i32 {
+    match doc.run.status {
+        Status::Invalid | Status::Interrupted => exit::UNREACHABLE_OR_INVALID,
+        _ if doc.thresholds.iter().any(|t| !t.pass) => exit::GATE_FAILED,
+        _ => exit::PASS,
+    }
+}
+
+fn compare_options(c: &CompareArgs) -> CompareOptions {
+    CompareOptions { noise: c.noise, resamples: c.resamples, seed: c.seed, max_regression: c.max_regression }
+}
+
+fn load_claims(c: &CompareArgs) -> Result<Vec<Claim>, Fail> {
+    match &c.claims {
+        None => Ok(Vec::new()),
+        Some(p) => claims::load(p).map_err(bad),
+    }
+}
+
+/// Prints the comparison, writes its JSON, and returns the gate's exit code.
+fn finish_comparison(c: &Comparison, args: &CompareArgs) -> Result<i32, Fail> {
+    print!("{}", harness::compare_report::render(c));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(c).map_err(|e| bad(e.to_string()))?;
+        std::fs::write(path, text + "\n").map_err(|e| bad(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let claims_fail = args.require_claims && c.claims.iter().any(|v| !v.verdict.holds());
+    Ok(if claims_fail || !c.regressions.is_empty() { exit::GATE_FAILED } else { exit::PASS })
+}
+
+fn read_arms(results: &[PathBuf]) -> Result<(ResultDoc, ResultDoc, bool), Fail> {
+    let read = |p: &PathBuf| AnyResult::read(p).map_err(bad);
+    match results {
+        [one] => match read(one)? {
+            AnyResult::Ab(ab) if ab.arms.len() == 2 => {
+                let mut arms = ab.arms.into_iter();
+                Ok((arms.next().unwrap(), arms.next().unwrap(), true))
+            }
+            _ => Err(bad(format!(
+                "{}: one file must be an A/B result; otherwise give BASE.json CAND.json",
+                one.display()
+            ))),
+        },
+        [base, cand] => match (read(base)?, read(cand)?) {
+            (AnyResult::Single(a), AnyResult::Single(b)) => Ok((a, b, false)),
+            _ => Err(bad("compare BASE.json CAND.json takes two single-run results")),
+        },
+        _ => Err(bad("compare takes BASE.json CAND.json, or one A/B result")),
+    }
+}
+
+fn main_inner(cli: Cli) -> Result<i32, Fail> {
+    match cli.command {
+        Command::Validate { scenarios } => {
+            let mut code = exit::PASS;
+            for f in &scenarios {
+                match scenario::load(f) {
+                    Ok(s) => print!("{}", s.explain()),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        code = exit::BAD_INPUT;
+                    }
+                }
+            }
+            Ok(code)
+        }
+        Command::Run { scenarios, target, variant, baseline, max_regression, load } => {
+            // Every input is checked before any load is sent.
+            let scenarios = scenarios.iter().map(|f| load_scenario(f)).collect::<Result<Vec<_>, _>>()?;
+            let baseline = match &baseline {
+                None => None,
+                Some(p) => match AnyResult::read(p).map_err(bad)? {
+                    AnyResult::Single(d) => Some(d),
+                    AnyResult::Ab(_) => {
+                        return Err(bad(format!("{}: --baseline takes a single-run result", p.display())))
+                    }
+                },
+            };
+            let arm = ArmSpec { label: variant, target, extra_headers: headers(&load)? };
+            let opts = options(&load, vec![arm]);
+            let mut code = exit::PASS;
+            for sc in &scenarios {
+                let outcome = runner::run(sc, &opts)?;
+                let doc = outcome.doc();
+                print!("{}", harness::summary::render(doc));
                 println!("result: {} (interval log {})", outcome.files.json.display(), outcome.files.hlog.display());
-                let c = match outcome.doc.run.status {
-                    Status::Invalid | Status::Interrupted => exit::UNREACHABLE_OR_INVALID,
-                    _ if outcome.doc.thresholds.iter().any(|t| !t.pass) => exit::GATE_FAILED,
-                    _ => exit::PASS,
-                };
-                code = code.max(c);
-                if outcome.doc.run.status == Status::Interrupted {
+                code = code.max(run_code(doc));
+                if let Some(base) = &baseline {
+                    let copts = CompareOptions { max_regression, ..CompareOptions::default() };
+                    let c = compare::compare(base, doc, false, &[], &copts).map_err(bad)?;
+                    print!("{}", harness::compare_report::render(&c));
+                    if !c.regressions.is_empty() {
+                        code = code.max(exit::GATE_FAILED);
+                    }
+                }
+                if doc.run.status == Status::Interrupted {
                     break;
                 }
             }
-            Err(e @ RunError::Unreachable(_)) => {
-                eprintln!("error: {e}");
-                return exit::UNREACHABLE_OR_INVALID;
+            Ok(code)
+        }
+        Command::Ab { scenario, a, b, target, a_cache, b_cache, a_label, b_label, load, compare } => {
+            let sc = load_scenario(&scenario)?;
+            let claims = load_claims(&compare)?;
+            let extra = headers(&load)?;
+            let arms = match (a, b, target) {
+                (Some(a), Some(b), None) => vec![
+                    ArmSpec { label: Some(a_label), target: a, extra_headers: extra.clone() },
+                    ArmSpec { label: Some(b_label), target: b, extra_headers: extra },
+                ],
+                (None, None, Some(t)) => {
+                    let secret = load.bench_secret.clone().ok_or_else(|| {
+                        bad("the one-target form needs --bench-secret: x-bench-cache is ignored without it")
+                    })?;
+                    let arm = |label: String, cache: &str| {
+                        let mut h = extra.clone();
+                        h.push(("x-bench-secret".into(), secret.clone()));
+                        h.push(("x-bench-cache".into(), cache.to_owned()));
+                        ArmSpec { label: Some(label), target: t.clone(), extra_headers: h }
+                    };
+                    vec![arm(a_label, &a_cache), arm(b_label, &b_cache)]
+                }
+                _ => {
+                    return Err(bad(
+                        "give --a URL --b URL, or --target URL (with --a-cache/--b-cache and --bench-secret)",
+                    ))
+                }
+            };
+            let outcome = runner::run(&sc, &options(&load, arms))?;
+            for arm in &outcome.arms {
+                print!("{}", harness::summary::render(&arm.doc));
             }
-            Err(e @ RunError::Setup(_)) => {
-                eprintln!("error: {e}");
-                return exit::BAD_INPUT;
-            }
+            println!("result: {} (interval log {})", outcome.files.json.display(), outcome.files.hlog.display());
+            let run = outcome.arms.iter().map(|a| run_code(&a.doc)).max().unwrap_or(exit::PASS);
+            let c =
+                compare::compare(&outcome.arms[0].doc, &outcome.arms[1].doc, true, &claims, &compare_options(&compare))
+                    .map_err(bad)?;
+            let gate = finish_comparison(&c, &compare)?;
+            Ok(run.max(gate))
+        }
+        Command::Compare { results, compare } => {
+            let claims = load_claims(&compare)?;
+            let (a, b, interleaved) = read_arms(&results)?;
+            let c = compare::compare(&a, &b, interleaved, &claims, &compare_options(&compare)).map_err(bad)?;
+            finish_comparison(&c, &compare)
         }
     }
-    code
 }
 
 fn main() -> ExitCode {
     // clap exits with code 2 on usage errors: the contract's "bad input".
     let cli = Cli::parse();
-    let code = match cli.command {
-        Command::Validate { scenarios } => validate(&scenarios),
-        Command::Run { scenarios, target, out, bench_secret, variant, headers, quiet, http_client } => {
-            let extra_headers = match headers.iter().map(|h| parse_header(h)).collect::<Result<Vec<_>, _>>() {
-                Ok(h) => h,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(exit::BAD_INPUT as u8);
-                }
-            };
-            let opts = RunOptions {
-                target,
-                out_dir: out,
-                bench_secret,
-                variant,
-                extra_headers,
-                progress: !quiet,
-                stem: None,
-                max_duration: None,
-                http_client,
-            };
-            run(&scenarios, opts)
-        }
-    };
+    let code = main_inner(cli).unwrap_or_else(|Fail(code, msg)| {
+        eprintln!("error: {msg}");
+        code
+    });
     ExitCode::from(code as u8)
 }

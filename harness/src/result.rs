@@ -205,15 +205,64 @@ impl ResultDoc {
     /// Writes the document atomically: a reader (or a crash) sees the previous
     /// complete version or this one, never half of one.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = path.with_extension("json.tmp");
-        {
-            let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-            serde_json::to_writer_pretty(&mut f, self)?;
-            f.write_all(b"\n")?;
-            f.into_inner().map_err(|e| e.into_error())?.sync_data()?;
-        }
-        std::fs::rename(&tmp, path)
+        write_json_atomically(path, self)
     }
+}
+
+pub const AB_SCHEMA: &str = "cache-bench/ab/v1";
+
+/// The result of an interleaved A/B run: one [`ResultDoc`] per arm, measured under
+/// one schedule whose iterations alternate between the arms in pairs of random order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AbDoc {
+    pub schema: String,
+    pub interleaving: String,
+    pub arms: Vec<ResultDoc>,
+}
+
+impl AbDoc {
+    pub fn new(arms: Vec<ResultDoc>) -> AbDoc {
+        AbDoc {
+            schema: AB_SCHEMA.to_owned(),
+            interleaving: "pairs in random order (AB or BA), one schedule".to_owned(),
+            arms,
+        }
+    }
+
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        write_json_atomically(path, self)
+    }
+}
+
+/// A result file of either kind, as read back.
+pub enum AnyResult {
+    Single(ResultDoc),
+    Ab(AbDoc),
+}
+
+impl AnyResult {
+    pub fn read(path: &Path) -> Result<AnyResult, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let probe: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+        let parse_err = |e: serde_json::Error| format!("{}: not a result file: {e}", path.display());
+        match probe.get("schema").and_then(|s| s.as_str()) {
+            Some(SCHEMA) => Ok(AnyResult::Single(serde_json::from_value(probe).map_err(parse_err)?)),
+            Some(AB_SCHEMA) => Ok(AnyResult::Ab(serde_json::from_value(probe).map_err(parse_err)?)),
+            other => Err(format!("{}: schema {other:?}; expected {SCHEMA:?} or {AB_SCHEMA:?}", path.display())),
+        }
+    }
+}
+
+fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        serde_json::to_writer_pretty(&mut f, value)?;
+        f.write_all(b"\n")?;
+        f.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+    }
+    std::fs::rename(&tmp, path)
 }
 
 /// Paths of a run's files in `out_dir`.

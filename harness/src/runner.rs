@@ -33,17 +33,25 @@ pub const MAX_RATE_SHORTFALL: f64 = 0.02;
 /// Above this share of one core the harness may have been the bottleneck.
 pub const CLIENT_BOUND_CPU_SHARE: f64 = 0.8;
 
+/// One side of a run: where its requests go and what they carry.
 #[derive(Debug, Clone)]
-pub struct RunOptions {
+pub struct ArmSpec {
+    /// A label for the result (e.g. `cache-on`).
+    pub label: Option<String>,
     /// Base URL requests are sent to (scheme, host, port, optional path prefix).
     pub target: String,
+    /// Headers added to every request (e.g. `x-bench-cache: off`).
+    pub extra_headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// One arm for `run`; two for `ab`, whose iterations alternate between them in
+    /// pairs of random order under one schedule.
+    pub arms: Vec<ArmSpec>,
     pub out_dir: PathBuf,
     /// Derives the seeded users' credentials (`{{user.*}}`).
     pub bench_secret: Option<String>,
-    /// A label for the result (e.g. `cache-on`).
-    pub variant: Option<String>,
-    /// Headers added to every request (e.g. `x-bench-cache: off`).
-    pub extra_headers: Vec<(String, String)>,
     pub progress: bool,
     /// File name stem of the result files; derived from the scenario when `None`.
     pub stem: Option<String>,
@@ -60,13 +68,26 @@ pub enum RunError {
     Setup(String),
 }
 
-pub struct RunOutcome {
+pub struct ArmOutcome {
     pub doc: ResultDoc,
-    pub files: RunFiles,
     /// The histograms as recorded (the document holds them encoded).
     pub series: std::collections::BTreeMap<String, recorder::SeriesStats>,
 }
 
+pub struct RunOutcome {
+    /// One per arm, in the order of [`RunOptions::arms`].
+    pub arms: Vec<ArmOutcome>,
+    pub files: RunFiles,
+}
+
+impl RunOutcome {
+    /// The result of the first (for `run`, the only) arm.
+    pub fn doc(&self) -> &ResultDoc {
+        &self.arms[0].doc
+    }
+}
+
+/// Schedule-level counts, shared by the arms.
 #[derive(Default)]
 struct Counters {
     scheduled: u64,
@@ -74,15 +95,47 @@ struct Counters {
     dropped: u64,
     late: u64,
     requests: u64,
-    warmup_requests: u64,
     template_failures: u64,
+}
+
+struct Arm {
+    spec: ArmSpec,
+    client: HttpClient,
+    recorder: RefCell<Recorder>,
+    intervals: RefCell<Vec<recorder::IntervalSummary>>,
+    requests: Cell<u64>,
+    warmup_requests: Cell<u64>,
+}
+
+/// Which arm iteration `k` goes to: pairs (2j, 2j+1) go to both arms, in an order
+/// drawn at random per pair, so that drift and noise hit both arms alike.
+struct ArmAlternator {
+    arms: usize,
+    k: u64,
+    swap: bool,
+}
+
+impl ArmAlternator {
+    fn new(arms: usize) -> ArmAlternator {
+        ArmAlternator { arms, k: 0, swap: false }
+    }
+
+    fn next(&mut self, rng: &mut SmallRng) -> usize {
+        if self.arms < 2 {
+            return 0;
+        }
+        if self.k % 2 == 0 {
+            self.swap = rng.random();
+        }
+        let arm = ((self.k % 2) as usize) ^ usize::from(self.swap);
+        self.k += 1;
+        arm
+    }
 }
 
 struct Shared {
     scenario: Scenario,
-    client: HttpClient,
-    extra_headers: Vec<(String, String)>,
-    recorder: RefCell<Recorder>,
+    arms: Vec<Arm>,
     population: RefCell<Population>,
     rng: RefCell<SmallRng>,
     counters: RefCell<Counters>,
@@ -91,6 +144,7 @@ struct Shared {
     mix: Option<(WeightedIndex<f64>, Vec<usize>)>,
     /// Per step, the series its requests are recorded in.
     step_series: Vec<recorder::StepSeries>,
+    alternator: RefCell<ArmAlternator>,
     measure_start: Instant,
     measure_end: Instant,
     stop: Cell<bool>,
@@ -143,6 +197,10 @@ fn json_pointer_text(body: &[u8], pointer: &str) -> Option<String> {
 /// start; `measured` says whether it falls in the measured part.
 async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool) {
     let sc = &shared.scenario;
+    let arm = {
+        let mut rng = shared.rng.borrow_mut();
+        &shared.arms[shared.alternator.borrow_mut().next(&mut rng)]
+    };
     let iteration = shared.iteration.get();
     shared.iteration.set(iteration + 1);
     let user = shared.population.borrow_mut().pick(&mut *shared.rng.borrow_mut());
@@ -178,11 +236,11 @@ async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool
                 return;
             }
         };
-        headers.extend(shared.extra_headers.iter().cloned());
+        headers.extend(arm.spec.extra_headers.iter().cloned());
         let keep_body = !step.extract.is_empty() || step.body_contains.is_some();
         let sent = Instant::now();
         let result =
-            shared.client.send(Request { method: &step.method, path: &path, headers: &headers, body, keep_body }).await;
+            arm.client.send(Request { method: &step.method, path: &path, headers: &headers, body, keep_body }).await;
         let done = Instant::now();
         let ok = match &result {
             Ok(r) => {
@@ -209,12 +267,10 @@ async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool
                 }
             }
         }
-        {
-            let mut c = shared.counters.borrow_mut();
-            c.requests += 1;
-            if !measured {
-                c.warmup_requests += 1;
-            }
+        shared.counters.borrow_mut().requests += 1;
+        arm.requests.set(arm.requests.get() + 1);
+        if !measured {
+            arm.warmup_requests.set(arm.warmup_requests.get() + 1);
         }
         if measured {
             if let Err(f) = &result {
@@ -223,7 +279,7 @@ async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool
                     .borrow_mut()
                     .get_or_insert_with(|| format!("{} {}: {}", step.method, path, f.message));
             }
-            shared.recorder.borrow_mut().record(&Sample {
+            arm.recorder.borrow_mut().record(&Sample {
                 series: &shared.step_series[s],
                 corrected_us: done.saturating_duration_since(intended).as_micros() as u64,
                 raw_us: done.saturating_duration_since(sent).as_micros() as u64,
@@ -401,50 +457,41 @@ async fn preflight(target: &str) -> Result<(), RunError> {
     }
 }
 
-/// State for writing the result while the run goes on.
-struct Snapshot<'a> {
-    client: &'static str,
+/// What the result documents need besides the recorders.
+struct DocContext<'a> {
     scenario: &'a Scenario,
-    opts: &'a RunOptions,
     started_at: SystemTime,
     machine: Machine,
     git: Option<String>,
-    intervals: Vec<recorder::IntervalSummary>,
 }
 
-impl Snapshot<'_> {
-    #[allow(clippy::too_many_arguments)]
-    fn document(
-        &self,
-        shared: &Shared,
-        status: Status,
-        run: RunFigures,
-        thresholds: Vec<Verdict>,
-        ended: bool,
-    ) -> ResultDoc {
-        let rec = shared.recorder.borrow();
+impl DocContext<'_> {
+    fn document(&self, arm: &Arm, run: RunFigures, thresholds: Vec<Verdict>, ended: bool) -> ResultDoc {
+        let rec = arm.recorder.borrow();
+        let mut load = load_description(self.scenario);
+        load["http_client"] = match arm.client.kind {
+            crate::client::ClientKind::Hyper => "hyper",
+            _ => "reqwest",
+        }
+        .into();
         ResultDoc {
             schema: result::SCHEMA.to_owned(),
             metadata: Metadata {
                 scenario: self.scenario.name.clone(),
                 scenario_file: self.scenario.file.display().to_string(),
                 scenario_sha256: self.scenario.sha256.clone(),
-                target: self.opts.target.clone(),
-                variant: self.opts.variant.clone(),
+                target: arm.spec.target.clone(),
+                variant: arm.spec.label.clone(),
                 git_revision: self.git.clone(),
                 harness_version: env!("CARGO_PKG_VERSION").to_owned(),
                 started_at: result::rfc3339(self.started_at),
                 ended_at: ended.then(|| result::rfc3339(SystemTime::now())),
-                load: {
-                    let mut load = load_description(self.scenario);
-                    load["http_client"] = self.client.into();
-                    load
-                },
+                load,
                 machine: self.machine.clone(),
             },
-            run: RunFigures { status, ..run },
+            run: RunFigures { requests: arm.requests.get(), warmup_requests: arm.warmup_requests.get(), ..run },
             series: rec.series.iter().map(|(k, s)| (k.clone(), SeriesDoc::from_stats(s))).collect(),
-            intervals: self.intervals.clone(),
+            intervals: arm.intervals.borrow().clone(),
             thresholds,
         }
     }
@@ -455,6 +502,38 @@ fn series_for_threshold<'a>(rec: &'a Recorder, name: &str) -> Option<&'a recorde
         return rec.all();
     }
     rec.series.get(&recorder::tag_series(name)).or_else(|| rec.series.get(&recorder::step_series(name)))
+}
+
+/// Writes one document per arm: a result file for one arm, an A/B file for two.
+fn write_docs(path: &std::path::Path, docs: &[ResultDoc]) -> std::io::Result<()> {
+    match docs {
+        [one] => one.write(path),
+        many => result::AbDoc::new(many.to_vec()).write(path),
+    }
+}
+
+/// Closes the interval `index` of every arm: summaries kept, histograms logged.
+fn close_interval<W: std::io::Write, S: hdrhistogram::serialization::Serializer>(
+    shared: &Shared,
+    index: u64,
+    start: Duration,
+    hlog: &mut hdrhistogram::serialization::interval_log::IntervalLogWriter<'_, '_, W, S>,
+    keep_empty: bool,
+) {
+    for arm in &shared.arms {
+        let prefix = match (&arm.spec.label, shared.arms.len()) {
+            (Some(l), n) if n > 1 => format!("{l}/"),
+            _ => String::new(),
+        };
+        for (summary, h) in arm.recorder.borrow_mut().close_interval(index) {
+            if summary.requests == 0 && !keep_empty {
+                continue;
+            }
+            let tag = format!("{prefix}{}", summary.series).replace([',', ' '], "_");
+            let _ = hlog.write_histogram(&h, start, Duration::from_secs(1), Tag::new(&tag));
+            arm.intervals.borrow_mut().push(summary);
+        }
+    }
 }
 
 /// Runs `scenario` against `opts.target` and writes its result files.
@@ -468,7 +547,12 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, RunErro
 }
 
 async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
-    preflight(&opts.target).await?;
+    if opts.arms.is_empty() || opts.arms.len() > 2 {
+        return Err(RunError::Setup(format!("a run has one or two arms, not {}", opts.arms.len())));
+    }
+    for arm in &opts.arms {
+        preflight(&arm.target).await?;
+    }
     let population = match &scenario.users {
         None => Population::anonymous(scenario.steps.len()),
         Some(u) => {
@@ -483,14 +567,32 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     };
     std::fs::create_dir_all(&opts.out_dir)
         .map_err(|e| RunError::Setup(format!("cannot create {}: {e}", opts.out_dir.display())))?;
-    let stem = opts.stem.clone().unwrap_or_else(|| stem_for(scenario, opts.variant.as_deref()));
-    let files = RunFiles::new(&opts.out_dir, &stem);
-    let client = HttpClient::new(&opts.target, scenario.load.max_in_flight, scenario.load.timeout, opts.http_client)
-        .map_err(RunError::Setup)?;
-    let client_name = match client.kind {
-        crate::client::ClientKind::Hyper => "hyper",
-        _ => "reqwest",
+    let label = match opts.arms.as_slice() {
+        [one] => one.label.clone(),
+        _ => Some("ab".to_owned()),
     };
+    let stem = opts.stem.clone().unwrap_or_else(|| stem_for(scenario, label.as_deref()));
+    let files = RunFiles::new(&opts.out_dir, &stem);
+    let arms = opts
+        .arms
+        .iter()
+        .map(|spec| {
+            Ok(Arm {
+                client: HttpClient::new(
+                    &spec.target,
+                    scenario.load.max_in_flight,
+                    scenario.load.timeout,
+                    opts.http_client,
+                )
+                .map_err(RunError::Setup)?,
+                spec: spec.clone(),
+                recorder: RefCell::new(Recorder::default()),
+                intervals: RefCell::new(Vec::new()),
+                requests: Cell::new(0),
+                warmup_requests: Cell::new(0),
+            })
+        })
+        .collect::<Result<Vec<_>, RunError>>()?;
     let mix = match scenario.flow {
         Flow::Mix => {
             let index: Vec<usize> = (0..scenario.steps.len()).filter(|&i| !scenario.steps[i].once_per_user).collect();
@@ -510,9 +612,8 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     }
     let shared = Rc::new(Shared {
         scenario: scenario.clone(),
-        client,
-        extra_headers: opts.extra_headers.clone(),
-        recorder: RefCell::new(Recorder::default()),
+        alternator: RefCell::new(ArmAlternator::new(arms.len())),
+        arms,
         population: RefCell::new(population),
         rng: RefCell::new(SmallRng::from_os_rng()),
         counters: RefCell::new(Counters::default()),
@@ -562,15 +663,7 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
 
     let total = scenario.load.warmup + planned;
     let bar = crate::progress::Progress::new(opts.progress, total);
-    let mut snapshot = Snapshot {
-        client: client_name,
-        scenario,
-        opts,
-        started_at,
-        machine: Machine::current(),
-        git: result::git_revision(),
-        intervals: Vec::new(),
-    };
+    let ctx = DocContext { scenario, started_at, machine: Machine::current(), git: result::git_revision() };
     let mut next_interval = measure_start + Duration::from_secs(1);
     let mut interval_index = 0u64;
     let mut last_snapshot = Instant::now();
@@ -597,7 +690,7 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
             dropped_iterations: c.dropped,
             late_sends: c.late,
             requests: c.requests,
-            warmup_requests: c.warmup_requests,
+            warmup_requests: shared.arms.iter().map(|a| a.warmup_requests.get()).sum(),
             client_cpu_share: cpu / wall,
             client_cpu_us_per_request: if c.requests > 0 { cpu * 1e6 / c.requests as f64 } else { 0.0 },
             client_max_rss_kib: usage.max_rss_kib,
@@ -640,75 +733,40 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
         }
         while now >= next_interval {
             interval_index += 1;
-            let closed = shared.recorder.borrow_mut().close_interval(interval_index);
-            for (summary, h) in closed {
-                let start = (next_interval - Duration::from_secs(1)).saturating_duration_since(t0);
-                let _ = hlog.write_histogram(
-                    &h,
-                    start,
-                    Duration::from_secs(1),
-                    Tag::new(&summary.series.replace([',', ' '], "_")),
-                );
-                snapshot.intervals.push(summary);
-            }
+            let start = (next_interval - Duration::from_secs(1)).saturating_duration_since(t0);
+            close_interval(&shared, interval_index, start, &mut hlog, true);
             next_interval += Duration::from_secs(1);
         }
         if now.duration_since(last_snapshot) >= Duration::from_secs(5) {
-            let doc = snapshot.document(
-                &shared,
-                Status::Running,
-                figures(&shared, now.min(shared.measure_end), cpu::usage()),
-                vec![],
-                false,
-            );
-            let _ = doc.write(&files.json);
+            let run = figures(&shared, now.min(shared.measure_end), cpu::usage());
+            let docs: Vec<ResultDoc> = shared
+                .arms
+                .iter()
+                .map(|a| ctx.document(a, RunFigures { status: Status::Running, ..run.clone() }, vec![], false))
+                .collect();
+            let _ = write_docs(&files.json, &docs);
             last_snapshot = now;
         }
-        let rec = shared.recorder.borrow();
+        let first = shared.arms[0].recorder.borrow();
         let c = shared.counters.borrow();
         bar.update(
             now.duration_since(t0),
             now >= measure_start,
             c.started,
-            rec.all(),
+            first.all(),
             now.saturating_duration_since(measure_start),
         );
     }
     let end = Instant::now().min(shared.measure_end.max(measure_start));
     // The last, partial interval.
     interval_index += 1;
-    for (summary, h) in shared.recorder.borrow_mut().close_interval(interval_index) {
-        if summary.requests > 0 {
-            let start = (next_interval - Duration::from_secs(1)).saturating_duration_since(t0);
-            let _ = hlog.write_histogram(
-                &h,
-                start,
-                Duration::from_secs(1),
-                Tag::new(&summary.series.replace([',', ' '], "_")),
-            );
-            snapshot.intervals.push(summary);
-        }
-    }
+    let start = (next_interval - Duration::from_secs(1)).saturating_duration_since(t0);
+    close_interval(&shared, interval_index, start, &mut hlog, false);
     drop(hlog);
     bar.finish();
 
     let mut run = figures(&shared, end, cpu::usage());
-    let mut status = if interrupted { Status::Interrupted } else { Status::Complete };
-    let rec_requests = shared.recorder.borrow().all().map_or(0, |s| s.requests);
-    {
-        let rec = shared.recorder.borrow();
-        if let Some(all) = rec.all() {
-            let connect = all.error_kinds.get(&ErrorKind::Connect).copied().unwrap_or(0);
-            if connect == all.requests && connect > 0 {
-                run.invalid_reasons
-                    .push(format!("target unreachable during the run: all {connect} requests failed to connect"));
-            }
-        }
-    }
-    if rec_requests == 0 {
-        let why = shared.first_error.borrow().clone().map(|e| format!(" (first failure: {e})")).unwrap_or_default();
-        run.invalid_reasons.push(format!("no request was measured{why}"));
-    }
+    let status = if interrupted { Status::Interrupted } else { Status::Complete };
     if let (Some(target), false) = (run.target_rate, interrupted) {
         if target > 0.0 && run.achieved_rate < target * (1.0 - MAX_RATE_SHORTFALL) {
             run.invalid_reasons.push(format!(
@@ -734,13 +792,25 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
             run.client_cpu_share * 100.0
         ));
     }
-    if !run.invalid_reasons.is_empty() {
-        status = Status::Invalid;
-    }
-    let verdicts: Vec<Verdict> = {
-        let rec = shared.recorder.borrow();
+    let mut docs = Vec::new();
+    for arm in &shared.arms {
+        let mut arm_run = run.clone();
+        let rec = arm.recorder.borrow();
+        let measured = rec.all().map_or(0, |s| s.requests);
+        if let Some(all) = rec.all() {
+            let connect = all.error_kinds.get(&ErrorKind::Connect).copied().unwrap_or(0);
+            if connect == all.requests && connect > 0 {
+                arm_run
+                    .invalid_reasons
+                    .push(format!("target unreachable during the run: all {connect} requests failed to connect"));
+            }
+        }
+        if measured == 0 {
+            let why = shared.first_error.borrow().clone().map(|e| format!(" (first failure: {e})")).unwrap_or_default();
+            arm_run.invalid_reasons.push(format!("no request was measured{why}"));
+        }
         let empty = recorder::SeriesStats::default();
-        scenario
+        let verdicts: Vec<Verdict> = scenario
             .thresholds
             .iter()
             .map(|t| {
@@ -752,10 +822,18 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
                     seconds: run.measured_s,
                 })
             })
-            .collect()
-    };
-    let doc = snapshot.document(&shared, status, run, verdicts, true);
-    doc.write(&files.json).map_err(|e| RunError::Setup(format!("cannot write {}: {e}", files.json.display())))?;
-    let series = std::mem::take(&mut shared.recorder.borrow_mut().series);
-    Ok(RunOutcome { doc, files, series })
+            .collect();
+        arm_run.status = if arm_run.invalid_reasons.is_empty() { status } else { Status::Invalid };
+        drop(rec);
+        docs.push(ctx.document(arm, arm_run, verdicts, true));
+    }
+    write_docs(&files.json, &docs)
+        .map_err(|e| RunError::Setup(format!("cannot write {}: {e}", files.json.display())))?;
+    let arms = shared
+        .arms
+        .iter()
+        .zip(docs)
+        .map(|(arm, doc)| ArmOutcome { doc, series: std::mem::take(&mut arm.recorder.borrow_mut().series) })
+        .collect();
+    Ok(RunOutcome { arms, files })
 }

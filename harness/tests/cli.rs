@@ -147,26 +147,26 @@ expect = { status = 200 }
     let iterations = format!("name = \"it\"\n[load]\nexecutor = \"iterations\"\nvus = 3\niterations = 30\n{flow}");
     let sc = common::scenario(&iterations);
     let out = harness::runner::run(&sc, &common::options(&server.url(), dir.path())).unwrap();
-    assert_eq!(out.doc.series["*"].requests, 60);
-    assert_eq!(out.doc.series["step:me"].errors, 0, "the extracted token was sent back");
-    assert_eq!(out.doc.run.started_iterations, 30);
+    assert_eq!(out.doc().series["*"].requests, 60);
+    assert_eq!(out.doc().series["step:me"].errors, 0, "the extracted token was sent back");
+    assert_eq!(out.doc().run.started_iterations, 30);
 
     let vus = format!(
         "name = \"vu\"\n[load]\nexecutor = \"constant-vus\"\nvus = 2\nduration = \"1s\"\nthink_time = \"50ms\"\n{flow}"
     );
     let out = harness::runner::run(&common::scenario(&vus), &common::options(&server.url(), dir.path())).unwrap();
-    let n = out.doc.series["step:me"].requests;
+    let n = out.doc().series["step:me"].requests;
     // 2 VUs, each iteration about 50 ms of think time plus two quick requests.
     assert!((20..=42).contains(&n), "{n}");
-    assert_eq!(out.doc.series["step:me"].errors, 0);
+    assert_eq!(out.doc().series["step:me"].errors, 0);
 
     // Without the extraction the check fails and counts as an error.
     let broken = vus.replace("extract = { token = \"/token\" }", "extract = { token = \"/missing\" }");
     let out = harness::runner::run(&common::scenario(&broken), &common::options(&server.url(), dir.path())).unwrap();
-    assert_eq!(out.doc.series.get("step:me").map_or(0, |s| s.requests), 0);
+    assert_eq!(out.doc().series.get("step:me").map_or(0, |s| s.requests), 0);
     assert!(
-        out.doc.run.warnings.iter().any(|w| w.contains("vars.token has no value yet")),
+        out.doc().run.warnings.iter().any(|w| w.contains("vars.token has no value yet")),
         "{:?}",
-        out.doc.run.warnings
+        out.doc().run.warnings
     );
 }

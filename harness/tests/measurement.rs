@@ -34,12 +34,12 @@ fn a_5ms_server_reads_as_5_to_6ms() {
     let dir = tempfile::tempdir().unwrap();
     let sc = scenario(&open_scenario(100, 3, 64, "warmup = \"500ms\""));
     let out = runner::run(&sc, &options(&server.url(), dir.path())).unwrap();
-    let all = &out.doc.series["*"];
+    let all = &out.doc().series["*"];
     assert!(all.requests >= 290, "{}", all.requests);
     let p50 = all.corrected_ms.p50;
     assert!((5.0..=6.0).contains(&p50), "p50 {p50} ms");
     assert!((5.0..=6.0).contains(&all.raw_ms.p50), "raw p50 {} ms", all.raw_ms.p50);
-    assert_eq!(out.doc.run.status, Status::Complete, "{:?}", out.doc.run.invalid_reasons);
+    assert_eq!(out.doc().run.status, Status::Complete, "{:?}", out.doc().run.invalid_reasons);
 }
 
 /// The corrected p99 a single-connection client must report for the schedule:
@@ -80,7 +80,7 @@ fn corrected_latency_shows_a_stall_that_raw_latency_hides() {
     // client while the server stalls, and their raw latency starts only at the send.
     let sc = scenario(&open_scenario(100, 10, 1, ""));
     let out = runner::run(&sc, &options(&server.url(), dir.path())).unwrap();
-    let all = &out.doc.series["*"];
+    let all = &out.doc().series["*"];
     let expected = simulated_p99(100.0, 10.0, 0.002, &[(4.0, 5.0)]) * 1000.0;
     let corrected = all.corrected_ms.p99;
     let raw = all.raw_ms.p99;
@@ -92,8 +92,8 @@ fn corrected_latency_shows_a_stall_that_raw_latency_hides() {
         "corrected p99 {corrected} ms vs {expected} ms from the schedule"
     );
     assert!(raw < 50.0, "raw p99 {raw} ms should not show the stall");
-    assert!(out.doc.run.late_sends > 50, "queued sends are late: {}", out.doc.run.late_sends);
-    let summary = harness::summary::render(&out.doc);
+    assert!(out.doc().run.late_sends > 50, "queued sends are late: {}", out.doc().run.late_sends);
+    let summary = harness::summary::render(out.doc());
     assert!(summary.contains("raw p99"), "{summary}");
 }
 
@@ -104,7 +104,7 @@ fn a_2000_per_second_schedule_is_achieved() {
     let dir = tempfile::tempdir().unwrap();
     let sc = scenario(&open_scenario(2000, 5, 256, ""));
     let out = runner::run(&sc, &options(&server.url(), dir.path())).unwrap();
-    let r = &out.doc.run;
+    let r = &out.doc().run;
     println!(
         "rate test: achieved {:.1}/s of {:?}, late {}, dropped {}, cpu {:.0} %",
         r.achieved_rate,
@@ -115,7 +115,7 @@ fn a_2000_per_second_schedule_is_achieved() {
     );
     assert!((r.achieved_rate - 2000.0).abs() <= 40.0, "achieved {}", r.achieved_rate);
     assert_eq!(r.status, Status::Complete, "{:?}", r.invalid_reasons);
-    assert_eq!(out.doc.series["*"].requests as f64, (r.achieved_rate * r.measured_s).round());
+    assert_eq!(out.doc().series["*"].requests as f64, (r.achieved_rate * r.measured_s).round());
 }
 
 #[test]
@@ -126,12 +126,12 @@ fn a_server_too_slow_for_the_rate_makes_the_run_invalid() {
     let dir = tempfile::tempdir().unwrap();
     let sc = scenario(&open_scenario(200, 2, 4, "drop_after = \"100ms\""));
     let out = runner::run(&sc, &options(&server.url(), dir.path())).unwrap();
-    let r = &out.doc.run;
+    let r = &out.doc().run;
     assert_eq!(r.status, Status::Invalid);
     assert!(r.dropped_iterations > 100, "{}", r.dropped_iterations);
     let reason = r.invalid_reasons.join(" ");
     assert!(reason.contains("below the target") && reason.contains("dropped"), "{reason}");
-    let summary = harness::summary::render(&out.doc);
+    let summary = harness::summary::render(out.doc());
     assert!(summary.contains("INVALID"), "{summary}");
 }
 
@@ -143,8 +143,8 @@ fn result_file_histograms_equal_the_recorded_ones() {
     let sc = scenario(&open_scenario(200, 1, 64, ""));
     let out = runner::run(&sc, &options(&server.url(), dir.path())).unwrap();
     let from_file = ResultDoc::read(&out.files.json).unwrap();
-    assert_eq!(from_file, out.doc);
-    for (name, recorded) in &out.series {
+    assert_eq!(&from_file, out.doc());
+    for (name, recorded) in &out.arms[0].series {
         let doc = &from_file.series[name];
         assert_eq!(&doc.corrected.decode().unwrap(), &recorded.corrected, "{name} corrected");
         assert_eq!(&doc.raw.decode().unwrap(), &recorded.raw, "{name} raw");
@@ -186,22 +186,22 @@ fn both_http_clients_measure_alike_and_classify_failures() {
         let mut opts = options(&server.url(), dir.path());
         opts.http_client = kind;
         let out = runner::run(&scenario(&open_scenario(100, 2, 64, "")), &opts).unwrap();
-        let p50 = out.doc.series["*"].corrected_ms.p50;
+        let p50 = out.doc().series["*"].corrected_ms.p50;
         assert!((5.0..=6.0).contains(&p50), "{kind:?}: p50 {p50} ms");
-        assert_eq!(out.doc.metadata.load["http_client"], format!("{kind:?}").to_lowercase());
+        assert_eq!(out.doc().metadata.load["http_client"], format!("{kind:?}").to_lowercase());
 
-        opts.target = closing.url();
+        opts.arms[0].target = closing.url();
         let out = runner::run(&scenario(&open_scenario(20, 1, 8, "")), &opts).unwrap();
-        let kinds = &out.doc.series["*"].error_kinds;
+        let kinds = &out.doc().series["*"].error_kinds;
         assert!(kinds.get(&ErrorKind::Reset).copied().unwrap_or(0) >= 15, "{kind:?}: {kinds:?}");
-        assert_eq!(out.doc.series["*"].errors, out.doc.series["*"].requests);
+        assert_eq!(out.doc().series["*"].errors, out.doc().series["*"].requests);
 
-        opts.target = slow.url();
+        opts.arms[0].target = slow.url();
         let out = runner::run(&scenario(&open_scenario(20, 1, 64, "timeout = \"200ms\"")), &opts).unwrap();
-        let kinds = &out.doc.series["*"].error_kinds;
+        let kinds = &out.doc().series["*"].error_kinds;
         assert_eq!(
             kinds.get(&ErrorKind::Timeout).copied().unwrap_or(0),
-            out.doc.series["*"].requests,
+            out.doc().series["*"].requests,
             "{kind:?}: {kinds:?}"
         );
     }

@@ -160,11 +160,9 @@ pub fn scenario(text: &str) -> harness::scenario::Scenario {
 
 pub fn options(target: &str, out: &std::path::Path) -> harness::runner::RunOptions {
     harness::runner::RunOptions {
-        target: target.to_owned(),
+        arms: vec![harness::runner::ArmSpec { label: None, target: target.to_owned(), extra_headers: vec![] }],
         out_dir: out.to_owned(),
         bench_secret: Some("s".into()),
-        variant: None,
-        extra_headers: vec![],
         progress: false,
         stem: Some("run".into()),
         max_duration: None,

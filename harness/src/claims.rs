@@ -1,0 +1,192 @@
+//! The seed's claims (`scenarios/claims.toml`) and their verdicts (DESIGN.md §3.5):
+//! confirmed (the CI of the improvement lies inside the claimed range), exceeded
+//! (above it), short (below it, but an improvement), refuted (no improvement, or
+//! worse), inconclusive (the CI straddles an edge of the range).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::compare::SeriesComparison;
+use crate::stats::Metric;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimsFile {
+    #[serde(rename = "claim")]
+    claims: Vec<Claim>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    pub name: String,
+    /// The claim in the seed's words.
+    pub statement: String,
+    /// The series it is about: `tag:auth`, `*`, …
+    pub series: String,
+    /// A Server-Timing entry of that series (`bot`), for server-side claims.
+    #[serde(default)]
+    pub server_timing: Option<String>,
+    pub metrics: Vec<String>,
+    /// The claimed improvement, percent faster (or lower): `[25, 35]`.
+    pub faster_by: [f64; 2],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Confirmed,
+    Exceeded,
+    Short,
+    Refuted,
+    Inconclusive,
+    NotMeasured,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Confirmed => "confirmed",
+            Verdict::Exceeded => "exceeded",
+            Verdict::Short => "short",
+            Verdict::Refuted => "refuted",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::NotMeasured => "not measured",
+        }
+    }
+
+    /// What `--require-claims` accepts.
+    pub fn holds(self) -> bool {
+        matches!(self, Verdict::Confirmed | Verdict::Exceeded)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricVerdict {
+    pub metric: Metric,
+    /// Percent faster (negative: slower), with its 95 % CI.
+    pub improvement: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub verdict: Verdict,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimVerdict {
+    pub name: String,
+    pub statement: String,
+    pub series: String,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub metrics: Vec<MetricVerdict>,
+}
+
+fn judge_metric(improvement: f64, lo: f64, hi: f64, range: [f64; 2], noise: f64) -> (Verdict, String) {
+    let [low, high] = range;
+    let ci = format!("95 % CI {lo:.1}–{hi:.1} %");
+    if hi <= noise {
+        let what = if hi < -noise { "it got slower" } else { "no improvement beyond the noise band" };
+        (Verdict::Refuted, format!("{what}: {improvement:.1} % faster, {ci}, claimed {low}–{high} %"))
+    } else if lo >= low && hi <= high {
+        (Verdict::Confirmed, format!("{improvement:.1} % faster, {ci}, inside the claimed {low}–{high} %"))
+    } else if lo > high {
+        (Verdict::Exceeded, format!("{improvement:.1} % faster, {ci}, above the claimed {low}–{high} %"))
+    } else if hi < low && lo > 0.0 {
+        (Verdict::Short, format!("{improvement:.1} % faster, {ci}, below the claimed {low}–{high} %"))
+    } else {
+        (Verdict::Inconclusive, format!("{improvement:.1} % faster but the {ci} straddles the claimed {low}–{high} %"))
+    }
+}
+
+impl Claim {
+    pub fn key(&self) -> String {
+        match &self.server_timing {
+            Some(entry) => format!("{} server:{entry}", self.series),
+            None => self.series.clone(),
+        }
+    }
+
+    /// The verdict on the compared series; the metrics must agree for any verdict
+    /// but inconclusive.
+    pub fn judge(&self, compared: &[SeriesComparison], noise: f64) -> ClaimVerdict {
+        let key = self.key();
+        let base = |verdict, reason: String, metrics| ClaimVerdict {
+            name: self.name.clone(),
+            statement: self.statement.clone(),
+            series: key.clone(),
+            verdict,
+            reason,
+            metrics,
+        };
+        let Some(s) = compared.iter().find(|s| s.series == key) else {
+            return base(Verdict::NotMeasured, format!("{key} is not in both results"), Vec::new());
+        };
+        let mut metrics = Vec::new();
+        let mut reasons = Vec::new();
+        for name in &self.metrics {
+            let Some(m) = Metric::parse(name).and_then(|m| s.metric(m)) else { continue };
+            let (imp, lo, hi) = (-m.change * 100.0, -m.ci_high * 100.0, -m.ci_low * 100.0);
+            let (verdict, reason) = judge_metric(imp, lo, hi, self.faster_by, noise * 100.0);
+            reasons.push(format!("{}: {reason}", m.metric.name()));
+            metrics.push(MetricVerdict { metric: m.metric, improvement: imp, ci_low: lo, ci_high: hi, verdict });
+        }
+        if metrics.is_empty() {
+            return base(Verdict::NotMeasured, "none of the claim's metrics were compared".into(), metrics);
+        }
+        let first = metrics[0].verdict;
+        let verdict = if metrics.iter().all(|m| m.verdict == first) { first } else { Verdict::Inconclusive };
+        let reason = if verdict == Verdict::Inconclusive && first != Verdict::Inconclusive {
+            format!("the metrics disagree: {}", reasons.join("; "))
+        } else {
+            reasons.join("; ")
+        };
+        base(verdict, reason, metrics)
+    }
+}
+
+pub fn load(path: &Path) -> Result<Vec<Claim>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file: ClaimsFile = toml::from_str(&text).map_err(|e| {
+        let (line, col) = e.span().map_or((0, 0), |s| {
+            let before = &text[..s.start.min(text.len())];
+            (before.matches('\n').count() + 1, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1)
+        });
+        format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
+    })?;
+    for c in &file.claims {
+        if let Some(bad) = c.metrics.iter().find(|m| Metric::parse(m).is_none()) {
+            return Err(format!(
+                "{}: claim {:?}: unknown metric {bad:?}; expected p50, p90, p95, p99 or mean",
+                path.display(),
+                c.name
+            ));
+        }
+        if !(c.faster_by[0] < c.faster_by[1]) {
+            return Err(format!(
+                "{}: claim {:?}: faster_by must be [low, high] with low < high",
+                path.display(),
+                c.name
+            ));
+        }
+    }
+    Ok(file.claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_rules() {
+        let r = [25.0, 35.0];
+        assert_eq!(judge_metric(30.0, 27.0, 33.0, r, 2.0).0, Verdict::Confirmed);
+        assert_eq!(judge_metric(45.0, 40.0, 50.0, r, 2.0).0, Verdict::Exceeded);
+        assert_eq!(judge_metric(10.0, 7.0, 13.0, r, 2.0).0, Verdict::Short);
+        assert_eq!(judge_metric(0.5, -1.0, 1.5, r, 2.0).0, Verdict::Refuted);
+        assert_eq!(judge_metric(-20.0, -25.0, -15.0, r, 2.0).0, Verdict::Refuted);
+        assert_eq!(judge_metric(24.0, 20.0, 28.0, r, 2.0).0, Verdict::Inconclusive);
+        assert_eq!(judge_metric(1.0, -3.0, 5.0, r, 2.0).0, Verdict::Inconclusive);
+        assert!(judge_metric(-20.0, -25.0, -15.0, r, 2.0).1.contains("slower"));
+    }
+}

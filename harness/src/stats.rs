@@ -1,0 +1,279 @@
+//! Statistics for comparisons (DESIGN.md §3.5): percentiles and means of recorded
+//! distributions, the Mann-Whitney U test, and bootstrap confidence intervals of a
+//! relative change, all computed from (value, count) bins so that a run of millions
+//! of requests costs no more than its histogram has buckets.
+
+use hdrhistogram::Histogram;
+use rand::Rng;
+use rand_distr::{Binomial, Distribution};
+
+/// A distribution as ascending distinct values with their counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dist {
+    values: Vec<f64>,
+    counts: Vec<u64>,
+    total: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    P50,
+    P90,
+    P95,
+    P99,
+    Mean,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 5] = [Metric::P50, Metric::P90, Metric::P95, Metric::P99, Metric::Mean];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::P50 => "p50",
+            Metric::P90 => "p90",
+            Metric::P95 => "p95",
+            Metric::P99 => "p99",
+            Metric::Mean => "mean",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    pub fn of(self, d: &Dist) -> f64 {
+        match self {
+            Metric::P50 => d.quantile(0.50),
+            Metric::P90 => d.quantile(0.90),
+            Metric::P95 => d.quantile(0.95),
+            Metric::P99 => d.quantile(0.99),
+            Metric::Mean => d.mean(),
+        }
+    }
+}
+
+impl Dist {
+    /// From raw samples (any order).
+    pub fn from_samples(samples: &[f64]) -> Dist {
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let mut d = Dist { values: Vec::new(), counts: Vec::new(), total: 0 };
+        for v in sorted {
+            if d.values.last() == Some(&v) {
+                *d.counts.last_mut().unwrap() += 1;
+            } else {
+                d.values.push(v);
+                d.counts.push(1);
+            }
+            d.total += 1;
+        }
+        d
+    }
+
+    /// From an HDR histogram of microseconds, in milliseconds. Each bucket stands
+    /// for its median-equivalent value (the middle of the values it cannot tell apart).
+    pub fn from_histogram(h: &Histogram<u64>) -> Dist {
+        let mut d = Dist { values: Vec::new(), counts: Vec::new(), total: 0 };
+        for v in h.iter_recorded() {
+            d.values.push(h.median_equivalent(v.value_iterated_to()) as f64 / 1000.0);
+            d.counts.push(v.count_at_value());
+            d.total += v.count_at_value();
+        }
+        d
+    }
+
+    fn with_counts(&self, counts: Vec<u64>) -> Dist {
+        Dist { values: self.values.clone(), total: counts.iter().sum(), counts }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The nearest-rank quantile: the smallest value with at least ⌈q·n⌉ values at
+    /// or below it (HdrHistogram's definition).
+    pub fn quantile(&self, q: f64) -> f64 {
+        if self.total == 0 {
+            return f64::NAN;
+        }
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let mut seen = 0;
+        for (v, c) in self.values.iter().zip(&self.counts) {
+            seen += c;
+            if seen >= rank {
+                return *v;
+            }
+        }
+        *self.values.last().unwrap()
+    }
+
+    pub fn mean(&self) -> f64 {
+        if self.total == 0 {
+            return f64::NAN;
+        }
+        self.values.iter().zip(&self.counts).map(|(v, c)| v * *c as f64).sum::<f64>() / self.total as f64
+    }
+
+    /// A bootstrap resample: n draws with replacement, as new bin counts
+    /// (a multinomial drawn as a chain of binomials).
+    pub fn resample(&self, rng: &mut impl Rng) -> Dist {
+        let mut left = self.total;
+        let mut mass_left = self.total;
+        let counts = self
+            .counts
+            .iter()
+            .map(|&c| {
+                if left == 0 || mass_left == 0 {
+                    return 0;
+                }
+                let p = (c as f64 / mass_left as f64).min(1.0);
+                let drawn = if p >= 1.0 { left } else { Binomial::new(left, p).map_or(0, |b| b.sample(rng)) };
+                left -= drawn;
+                mass_left -= c;
+                drawn
+            })
+            .collect();
+        self.with_counts(counts)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MannWhitney {
+    /// U of the first sample: the number of (a, b) pairs with a > b, ties counting ½.
+    pub u_a: f64,
+    pub u_b: f64,
+    pub z: f64,
+    /// Two-sided, normal approximation with tie and continuity corrections.
+    pub p_value: f64,
+}
+
+/// The standard normal distribution function.
+fn phi(x: f64) -> f64 {
+    0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
+}
+
+pub fn mann_whitney(a: &Dist, b: &Dist) -> MannWhitney {
+    let (na, nb) = (a.total as f64, b.total as f64);
+    let n = na + nb;
+    let (mut i, mut j) = (0, 0);
+    let mut rank_before = 0.0;
+    let mut rank_sum_a = 0.0;
+    let mut ties = 0.0;
+    while i < a.values.len() || j < b.values.len() {
+        let va = a.values.get(i).copied().unwrap_or(f64::INFINITY);
+        let vb = b.values.get(j).copied().unwrap_or(f64::INFINITY);
+        let v = va.min(vb);
+        let ca = if va == v { a.counts[i] as f64 } else { 0.0 };
+        let cb = if vb == v { b.counts[j] as f64 } else { 0.0 };
+        let t = ca + cb;
+        let mid_rank = rank_before + (t + 1.0) / 2.0;
+        rank_sum_a += ca * mid_rank;
+        ties += t * t * t - t;
+        rank_before += t;
+        if va == v {
+            i += 1;
+        }
+        if vb == v {
+            j += 1;
+        }
+    }
+    let u_a = rank_sum_a - na * (na + 1.0) / 2.0;
+    let u_b = na * nb - u_a;
+    let mean = na * nb / 2.0;
+    let var = na * nb / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)));
+    if !(var > 0.0) {
+        return MannWhitney { u_a, u_b, z: 0.0, p_value: 1.0 };
+    }
+    let diff = u_a - mean;
+    // Continuity correction towards 0, never past it.
+    let corrected = if diff.abs() <= 0.5 { 0.0 } else { diff - 0.5 * diff.signum() };
+    let z = corrected / var.sqrt();
+    MannWhitney { u_a, u_b, z, p_value: (2.0 * (1.0 - phi(z.abs()))).clamp(0.0, 1.0) }
+}
+
+/// The relative change of `metric` from `a` to `b`, `(b - a) / a`, with its
+/// percentile-bootstrap 95 % confidence interval.
+pub fn bootstrap_change(a: &Dist, b: &Dist, metric: Metric, resamples: usize, rng: &mut impl Rng) -> (f64, f64, f64) {
+    let change = |ma: f64, mb: f64| (mb - ma) / ma;
+    let point = change(metric.of(a), metric.of(b));
+    let mut changes: Vec<f64> = (0..resamples)
+        .map(|_| change(metric.of(&a.resample(rng)), metric.of(&b.resample(rng))))
+        .filter(|c| c.is_finite())
+        .collect();
+    if changes.is_empty() {
+        return (point, f64::NAN, f64::NAN);
+    }
+    changes.sort_by(f64::total_cmp);
+    let at = |q: f64| changes[((q * changes.len() as f64).floor() as usize).min(changes.len() - 1)];
+    (point, at(0.025), at(0.975))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn percentiles_by_hand() {
+        // 1..=10: nearest rank p50 = 5th value, p90 = 9th, p95 = p99 = 10th.
+        let d = Dist::from_samples(&[7.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 9.0, 10.0]);
+        assert_eq!(Metric::P50.of(&d), 5.0);
+        assert_eq!(Metric::P90.of(&d), 9.0);
+        assert_eq!(Metric::P95.of(&d), 10.0);
+        assert_eq!(Metric::P99.of(&d), 10.0);
+        assert_eq!(Metric::Mean.of(&d), 5.5);
+        let dup = Dist::from_samples(&[2.0, 2.0, 2.0, 9.0]);
+        assert_eq!(dup.quantile(0.75), 2.0);
+        assert_eq!(dup.quantile(0.76), 9.0);
+    }
+
+    #[test]
+    fn mann_whitney_by_hand() {
+        // No overlap: U_a = 0, U_b = 9; z = (0 - 4.5 + 0.5) / sqrt(3·3·7/12) = -1.746.
+        let m = mann_whitney(&Dist::from_samples(&[1.0, 2.0, 3.0]), &Dist::from_samples(&[4.0, 5.0, 6.0]));
+        assert_eq!((m.u_a, m.u_b), (0.0, 9.0));
+        assert!((m.z + 1.7457).abs() < 1e-3, "{}", m.z);
+        assert!((m.p_value - 0.0809).abs() < 1e-3, "{}", m.p_value);
+        // With ties: a = {1, 2, 2}, b = {2, 3}: pairs a > b: 0; ties (2,2): 2 → U_a = 1.
+        let t = mann_whitney(&Dist::from_samples(&[1.0, 2.0, 2.0]), &Dist::from_samples(&[2.0, 3.0]));
+        assert_eq!(t.u_a, 1.0);
+        assert_eq!(t.u_b, 5.0);
+        // Identical samples: no evidence of a difference.
+        let same = mann_whitney(&Dist::from_samples(&[1.0, 2.0, 3.0, 4.0]), &Dist::from_samples(&[1.0, 2.0, 3.0, 4.0]));
+        assert_eq!(same.u_a, 8.0);
+        assert!(same.p_value > 0.99);
+    }
+
+    #[test]
+    fn bootstrap_brackets_a_known_change() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let a: Vec<f64> = (0..4000).map(|i| 10.0 + (i % 100) as f64 / 10.0).collect();
+        let b: Vec<f64> = a.iter().map(|v| v * 0.7).collect();
+        let (point, lo, hi) =
+            bootstrap_change(&Dist::from_samples(&a), &Dist::from_samples(&b), Metric::P50, 500, &mut rng);
+        assert!((point + 0.3).abs() < 1e-9, "{point}");
+        assert!(lo <= point && point <= hi && hi - lo < 0.05, "{lo} {hi}");
+        let (p, lo, hi) =
+            bootstrap_change(&Dist::from_samples(&a), &Dist::from_samples(&a), Metric::Mean, 500, &mut rng);
+        assert!(p == 0.0 && lo < 0.0 && hi > 0.0);
+        // A resample keeps the sample size.
+        assert_eq!(Dist::from_samples(&a).resample(&mut rng).len(), 4000);
+    }
+
+    #[test]
+    fn histogram_bins_become_values() {
+        let mut h = crate::recorder::new_histogram();
+        for us in [1000u64, 1000, 2000, 50_000] {
+            crate::recorder::record(&mut h, us);
+        }
+        let d = Dist::from_histogram(&h);
+        assert_eq!(d.len(), 4);
+        assert!((d.quantile(0.5) - 1.0).abs() < 0.001);
+        assert!((d.quantile(1.0) - 50.0).abs() < 0.05);
+    }
+}
