@@ -162,7 +162,7 @@ pub fn load(path: &Path) -> Result<Vec<Claim>, String> {
                 c.name
             ));
         }
-        if !(c.faster_by[0] < c.faster_by[1]) {
+        if c.faster_by[0].partial_cmp(&c.faster_by[1]) != Some(std::cmp::Ordering::Less) {
             return Err(format!(
                 "{}: claim {:?}: faster_by must be [low, high] with low < high",
                 path.display(),

@@ -235,7 +235,7 @@ fn read_arms(results: &[PathBuf]) -> Result<(ResultDoc, ResultDoc, bool), Fail> 
             ))),
         },
         [base, cand] => match (read(base)?, read(cand)?) {
-            (AnyResult::Single(a), AnyResult::Single(b)) => Ok((a, b, false)),
+            (AnyResult::Single(a), AnyResult::Single(b)) => Ok((*a, *b, false)),
             _ => Err(bad("compare BASE.json CAND.json takes two single-run results")),
         },
         _ => Err(bad("compare takes BASE.json CAND.json, or one A/B result")),
@@ -263,7 +263,7 @@ fn main_inner(cli: Cli) -> Result<i32, Fail> {
             let baseline = match &baseline {
                 None => None,
                 Some(p) => match AnyResult::read(p).map_err(bad)? {
-                    AnyResult::Single(d) => Some(d),
+                    AnyResult::Single(d) => Some(*d),
                     AnyResult::Ab(_) => {
                         return Err(bad(format!("{}: --baseline takes a single-run result", p.display())))
                     }

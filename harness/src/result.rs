@@ -236,7 +236,7 @@ impl AbDoc {
 
 /// A result file of either kind, as read back.
 pub enum AnyResult {
-    Single(ResultDoc),
+    Single(Box<ResultDoc>),
     Ab(AbDoc),
 }
 
@@ -247,7 +247,7 @@ impl AnyResult {
             serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
         let parse_err = |e: serde_json::Error| format!("{}: not a result file: {e}", path.display());
         match probe.get("schema").and_then(|s| s.as_str()) {
-            Some(SCHEMA) => Ok(AnyResult::Single(serde_json::from_value(probe).map_err(parse_err)?)),
+            Some(SCHEMA) => Ok(AnyResult::Single(Box::new(serde_json::from_value(probe).map_err(parse_err)?))),
             Some(AB_SCHEMA) => Ok(AnyResult::Ab(serde_json::from_value(probe).map_err(parse_err)?)),
             other => Err(format!("{}: schema {other:?}; expected {SCHEMA:?} or {AB_SCHEMA:?}", path.display())),
         }

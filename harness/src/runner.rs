@@ -124,7 +124,7 @@ impl ArmAlternator {
         if self.arms < 2 {
             return 0;
         }
-        if self.k % 2 == 0 {
+        if self.k.is_multiple_of(2) {
             self.swap = rng.random();
         }
         let arm = ((self.k % 2) as usize) ^ usize::from(self.swap);
