@@ -186,7 +186,7 @@ pub fn mann_whitney(a: &Dist, b: &Dist) -> MannWhitney {
     let u_b = na * nb - u_a;
     let mean = na * nb / 2.0;
     let var = na * nb / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)));
-    if !(var > 0.0) {
+    if var.is_nan() || var <= 0.0 {
         return MannWhitney { u_a, u_b, z: 0.0, p_value: 1.0 };
     }
     let diff = u_a - mean;
