@@ -29,6 +29,10 @@ pub enum Behaviour {
     Auth,
     /// Accepts connections and closes them without answering.
     Close,
+    /// Known effects for A/B tests: `median` times a shape drawn per request
+    /// (uniform 0.8–1.2), in `tail` of the requests multiplied by 6, plus `drift`
+    /// per second since the first request.
+    Shaped { median: Duration, tail: f64, drift: Duration },
 }
 
 pub struct TestServer {
@@ -98,6 +102,21 @@ async fn answer(
         }
         Behaviour::Status(s) => ok(s),
         Behaviour::Close => unreachable!("connections are closed on accept"),
+        Behaviour::Shaped { median, tail, drift } => {
+            use rand::Rng;
+            let (shape, heavy) = {
+                let mut rng = rand::rng();
+                (rng.random_range(0.8..1.2), rng.random::<f64>() < tail)
+            };
+            let elapsed = arrived.duration_since(t0).as_secs_f64();
+            let secs = median.as_secs_f64() * shape * if heavy { 6.0 } else { 1.0 } + drift.as_secs_f64() * elapsed;
+            harness::timer::PreciseTimer::new()
+                .unwrap()
+                .sleep_until(arrived + Duration::from_secs_f64(secs))
+                .await
+                .unwrap();
+            ok(200)
+        }
         Behaviour::Auth => {
             let authorized = req.headers().get("authorization").is_some_and(|v| v == "Bearer t-123");
             match req.uri().path() {

@@ -1,0 +1,175 @@
+//! A/B comparison against loopback servers with known effects: the verdicts on a
+//! claim, and why the arms must be interleaved.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use harness::claims::{Claim, Verdict};
+use harness::compare::{compare, CompareOptions, Comparison};
+use harness::runner::{self, ArmSpec};
+use harness::stats::Metric;
+
+fn claim() -> Claim {
+    Claim {
+        name: "t".into(),
+        statement: "25–35 % faster".into(),
+        series: "tag:probe".into(),
+        server_timing: None,
+        metrics: vec!["p50".into(), "mean".into()],
+        faster_by: [25.0, 35.0],
+    }
+}
+
+fn scenario_text(rate: u32, seconds: u32) -> String {
+    format!(
+        "name = \"ab\"\n[load]\nexecutor = \"constant-arrival-rate\"\nrate = {rate}\nduration = \"{seconds}s\"\nwarmup = \"500ms\"\nmax_in_flight = 256\n[[step]]\nname = \"get\"\ntags = [\"probe\"]\nrequest = {{ path = \"/x\" }}\n"
+    )
+}
+
+fn interleaved(a: &str, b: &str, rate: u32, seconds: u32, dir: &Path) -> Comparison {
+    let mut opts = options(a, dir);
+    opts.arms = vec![
+        ArmSpec { label: Some("a".into()), target: a.to_owned(), extra_headers: vec![] },
+        ArmSpec { label: Some("b".into()), target: b.to_owned(), extra_headers: vec![] },
+    ];
+    let out = runner::run(&scenario(&scenario_text(rate, seconds)), &opts).unwrap();
+    assert_eq!(out.arms.len(), 2);
+    let (na, nb) = (out.arms[0].doc.series["*"].requests, out.arms[1].doc.series["*"].requests);
+    assert!(na.abs_diff(nb) <= 1, "pairs split the iterations evenly: {na} vs {nb}");
+    // The A/B file holds both arms.
+    match harness::result::AnyResult::read(&out.files.json).unwrap() {
+        harness::result::AnyResult::Ab(ab) => assert_eq!(ab.arms.len(), 2),
+        _ => panic!("an A/B run writes an A/B result"),
+    }
+    compare(&out.arms[0].doc, &out.arms[1].doc, true, &[claim()], &CompareOptions::default()).unwrap()
+}
+
+fn probe(c: &Comparison) -> &harness::compare::SeriesComparison {
+    c.series.iter().find(|s| s.series == "tag:probe").unwrap()
+}
+
+fn shaped(median_ms: f64, tail: f64) -> TestServer {
+    spawn(Behaviour::Shaped { median: Duration::from_secs_f64(median_ms / 1000.0), tail, drift: Duration::ZERO })
+}
+
+#[test]
+fn thirty_percent_faster_confirms_a_25_to_35_claim() {
+    let _x = exclusive();
+    let (a, b) = (shaped(20.0, 0.0), shaped(14.0, 0.0));
+    let dir = tempfile::tempdir().unwrap();
+    let c = interleaved(&a.url(), &b.url(), 200, 5, dir.path());
+    let p = probe(&c);
+    println!("{}", harness::compare_report::render(&c));
+    assert_eq!(c.claims[0].verdict, Verdict::Confirmed, "{}", c.claims[0].reason);
+    assert!(p.summary.contains("faster at p50"), "{}", p.summary);
+    assert!(p.mann_whitney.p_value < 0.001);
+}
+
+#[test]
+fn identical_arms_confirm_nothing_and_the_ci_holds_zero() {
+    let _x = exclusive();
+    let server = shaped(10.0, 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let c = interleaved(&server.url(), &server.url(), 200, 4, dir.path());
+    println!("{}", harness::compare_report::render(&c));
+    assert!(!c.claims[0].verdict.holds(), "{:?}", c.claims[0]);
+    for m in [Metric::P50, Metric::Mean] {
+        let ch = probe(&c).metric(m).unwrap();
+        assert!(ch.ci_low <= 0.0 && ch.ci_high >= 0.0, "{m:?}: {ch:?}");
+        assert_eq!(ch.direction, "same");
+    }
+}
+
+#[test]
+fn ten_percent_faster_with_a_heavy_tail_is_short() {
+    let _x = exclusive();
+    let (a, b) = (shaped(20.0, 0.05), shaped(18.0, 0.05));
+    let dir = tempfile::tempdir().unwrap();
+    let c = interleaved(&a.url(), &b.url(), 200, 6, dir.path());
+    println!("{}", harness::compare_report::render(&c));
+    assert_eq!(c.claims[0].verdict, Verdict::Short, "{}", c.claims[0].reason);
+}
+
+#[test]
+fn interleaving_cancels_drift_that_back_to_back_runs_report() {
+    let _x = exclusive();
+    // Everyone gets slower by 3 ms every second.
+    let server =
+        spawn(Behaviour::Shaped { median: Duration::from_millis(5), tail: 0.0, drift: Duration::from_millis(3) });
+    let dir = tempfile::tempdir().unwrap();
+    let c = interleaved(&server.url(), &server.url(), 200, 4, dir.path());
+    let p50 = probe(&c).metric(Metric::P50).unwrap().clone();
+    assert!(p50.ci_low <= 0.0 && p50.ci_high >= 0.0, "interleaved identical arms: {p50:?}");
+    assert_eq!(p50.direction, "same");
+
+    // The same arms one after the other: the drift reads as a slowdown.
+    let text = scenario_text(100, 3);
+    let first = runner::run(&scenario(&text), &options(&server.url(), dir.path())).unwrap();
+    let second = runner::run(&scenario(&text), &options(&server.url(), dir.path())).unwrap();
+    let c = compare(first.doc(), second.doc(), false, &[], &CompareOptions::default()).unwrap();
+    let p50 = probe(&c).metric(Metric::P50).unwrap();
+    println!("back to back: {}", probe(&c).summary);
+    assert_eq!(p50.direction, "slower", "{p50:?}");
+    assert!(c.notes.iter().any(|n| n.contains("interleaves")));
+}
+
+#[test]
+fn the_cli_gates_claims_and_regressions() {
+    let _x = exclusive();
+    let (a, b) = (shaped(10.0, 0.0), shaped(9.5, 0.0));
+    let dir = tempfile::tempdir().unwrap();
+    let sc = dir.path().join("s.toml");
+    std::fs::write(&sc, scenario_text(100, 3)).unwrap();
+    let claims = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/claims.toml");
+    let json = dir.path().join("cmp.json");
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_harness"));
+        cmd.args(["ab", sc.to_str().unwrap(), "--quiet", "--a", &a.url(), "--b", &b.url(), "--out"])
+            .arg(dir.path())
+            .args(extra);
+        cmd.output().unwrap()
+    };
+    // The real claims file names series this scenario lacks: not measured, so
+    // --require-claims fails; without it the run passes.
+    let out = run(&["--claims", claims.to_str().unwrap(), "--json", json.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("NOT MEASURED"), "{stdout}");
+    let saved: Comparison = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(saved.claims.len(), 3);
+    let out = run(&["--claims", claims.to_str().unwrap(), "--require-claims"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // compare on the A/B file: B is 5 % faster, so B→A is a 5 % regression: a 2 %
+    // limit fails, 10 % passes, and an improvement never fails.
+    let ab_file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("-ab-") && p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let compare = |limit: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(["compare", ab_file.to_str().unwrap(), "--max-regression", limit])
+            .output()
+            .unwrap()
+    };
+    let out = compare("10%");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let doc = harness::result::AnyResult::read(&ab_file).unwrap();
+    let harness::result::AnyResult::Ab(ab) = doc else { panic!() };
+    let a_file = dir.path().join("a.json");
+    let b_file = dir.path().join("b.json");
+    ab.arms[0].write(&a_file).unwrap();
+    ab.arms[1].write(&b_file).unwrap();
+    let reverse = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["compare", b_file.to_str().unwrap(), a_file.to_str().unwrap(), "--max-regression", "2%"])
+        .output()
+        .unwrap();
+    assert_eq!(reverse.status.code(), Some(1), "{}", String::from_utf8_lossy(&reverse.stdout));
+    assert!(String::from_utf8_lossy(&reverse.stdout).contains("baseline gate FAILED"));
+    let out = compare("2%");
+    assert_eq!(out.status.code(), Some(0), "an improvement never fails the gate");
+}
