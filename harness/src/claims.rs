@@ -85,17 +85,26 @@ pub struct ClaimVerdict {
 fn judge_metric(improvement: f64, lo: f64, hi: f64, range: [f64; 2], noise: f64) -> (Verdict, String) {
     let [low, high] = range;
     let ci = format!("95 % CI {lo:.1}–{hi:.1} %");
-    if hi <= noise {
-        let what = if hi < -noise { "it got slower" } else { "no improvement beyond the noise band" };
-        (Verdict::Refuted, format!("{what}: {improvement:.1} % faster, {ci}, claimed {low}–{high} %"))
+    if hi < -noise {
+        (
+            Verdict::Refuted,
+            format!(
+                "it got slower: {:.1} % slower, {ci} of the improvement, claimed {low}–{high} % faster",
+                -improvement
+            ),
+        )
     } else if lo >= low && hi <= high {
         (Verdict::Confirmed, format!("{improvement:.1} % faster, {ci}, inside the claimed {low}–{high} %"))
     } else if lo > high {
         (Verdict::Exceeded, format!("{improvement:.1} % faster, {ci}, above the claimed {low}–{high} %"))
-    } else if hi < low && lo > 0.0 {
+    } else if hi < low && lo > noise {
         (Verdict::Short, format!("{improvement:.1} % faster, {ci}, below the claimed {low}–{high} %"))
+    } else if hi < low {
+        // Entirely below the range and not clear of zero: no improvement is shown.
+        (Verdict::Refuted, format!("no improvement beyond the ±{noise} % noise band: {improvement:.1} % faster, {ci}, claimed {low}–{high} %"))
     } else {
-        (Verdict::Inconclusive, format!("{improvement:.1} % faster but the {ci} straddles the claimed {low}–{high} %"))
+        let edge = if lo < low { low } else { high };
+        (Verdict::Inconclusive, format!("{improvement:.1} % faster but the {ci} straddles the claimed range's edge at {edge} %: more samples needed"))
     }
 }
 
@@ -127,7 +136,14 @@ impl Claim {
         for name in &self.metrics {
             let Some(m) = Metric::parse(name).and_then(|m| s.metric(m)) else { continue };
             let (imp, lo, hi) = (-m.change * 100.0, -m.ci_high * 100.0, -m.ci_low * 100.0);
-            let (verdict, reason) = judge_metric(imp, lo, hi, self.faster_by, noise * 100.0);
+            let (verdict, mut reason) = judge_metric(imp, lo, hi, self.faster_by, noise * 100.0);
+            // 1 µs is the recording floor: a baseline there was measured as zero
+            // (Workers' clock does not advance during pure computation).
+            if m.a <= 0.0011 {
+                reason.push_str(
+                    " (A measured 0 ms, below the clock's resolution: the relative change is not meaningful)",
+                );
+            }
             reasons.push(format!("{}: {reason}", m.metric.name()));
             metrics.push(MetricVerdict { metric: m.metric, improvement: imp, ci_low: lo, ci_high: hi, verdict });
         }
@@ -185,8 +201,12 @@ mod tests {
         assert_eq!(judge_metric(10.0, 7.0, 13.0, r, 2.0).0, Verdict::Short);
         assert_eq!(judge_metric(0.5, -1.0, 1.5, r, 2.0).0, Verdict::Refuted);
         assert_eq!(judge_metric(-20.0, -25.0, -15.0, r, 2.0).0, Verdict::Refuted);
-        assert_eq!(judge_metric(24.0, 20.0, 28.0, r, 2.0).0, Verdict::Inconclusive);
-        assert_eq!(judge_metric(1.0, -3.0, 5.0, r, 2.0).0, Verdict::Inconclusive);
         assert!(judge_metric(-20.0, -25.0, -15.0, r, 2.0).1.contains("slower"));
+        // Below the range but not clear of zero: no improvement shown.
+        assert_eq!(judge_metric(3.0, -1.0, 7.0, r, 2.0).0, Verdict::Refuted);
+        // Straddling an edge of the range: it may hold.
+        assert_eq!(judge_metric(24.0, 20.0, 28.0, r, 2.0).0, Verdict::Inconclusive);
+        assert!(judge_metric(24.0, 20.0, 28.0, r, 2.0).1.contains("edge at 25"));
+        assert_eq!(judge_metric(36.0, 31.0, 41.0, r, 2.0).0, Verdict::Inconclusive);
     }
 }
