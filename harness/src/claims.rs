@@ -82,29 +82,30 @@ pub struct ClaimVerdict {
     pub metrics: Vec<MetricVerdict>,
 }
 
+/// `improvement` and its CI `lo`–`hi` in percent faster; `noise` in percent.
 fn judge_metric(improvement: f64, lo: f64, hi: f64, range: [f64; 2], noise: f64) -> (Verdict, String) {
     let [low, high] = range;
     let ci = format!("95 % CI {lo:.1}–{hi:.1} %");
-    if hi < -noise {
-        (
-            Verdict::Refuted,
-            format!(
-                "it got slower: {:.1} % slower, {ci} of the improvement, claimed {low}–{high} % faster",
-                -improvement
-            ),
-        )
-    } else if lo >= low && hi <= high {
+    if lo >= low && hi <= high {
         (Verdict::Confirmed, format!("{improvement:.1} % faster, {ci}, inside the claimed {low}–{high} %"))
     } else if lo > high {
         (Verdict::Exceeded, format!("{improvement:.1} % faster, {ci}, above the claimed {low}–{high} %"))
-    } else if hi < low && lo > noise {
-        (Verdict::Short, format!("{improvement:.1} % faster, {ci}, below the claimed {low}–{high} %"))
+    } else if improvement <= noise && hi < low {
+        let what = if improvement < -noise {
+            format!("it got slower: {:.1} % slower", -improvement)
+        } else {
+            format!("no improvement beyond the ±{noise} % noise band: {improvement:.1} % faster")
+        };
+        (Verdict::Refuted, format!("{what}, {ci}, claimed {low}–{high} % faster"))
     } else if hi < low {
-        // Entirely below the range and not clear of zero: no improvement is shown.
-        (Verdict::Refuted, format!("no improvement beyond the ±{noise} % noise band: {improvement:.1} % faster, {ci}, claimed {low}–{high} %"))
+        let caveat = if lo <= 0.0 { " (the CI does not exclude no improvement)" } else { "" };
+        (Verdict::Short, format!("{improvement:.1} % faster, {ci}, below the claimed {low}–{high} %{caveat}"))
     } else {
         let edge = if lo < low { low } else { high };
-        (Verdict::Inconclusive, format!("{improvement:.1} % faster but the {ci} straddles the claimed range's edge at {edge} %: more samples needed"))
+        (
+            Verdict::Inconclusive,
+            format!("{improvement:.1} % faster but the {ci} straddles the claimed range's edge at {edge} %: more samples needed"),
+        )
     }
 }
 
@@ -202,8 +203,10 @@ mod tests {
         assert_eq!(judge_metric(0.5, -1.0, 1.5, r, 2.0).0, Verdict::Refuted);
         assert_eq!(judge_metric(-20.0, -25.0, -15.0, r, 2.0).0, Verdict::Refuted);
         assert!(judge_metric(-20.0, -25.0, -15.0, r, 2.0).1.contains("slower"));
-        // Below the range but not clear of zero: no improvement shown.
-        assert_eq!(judge_metric(3.0, -1.0, 7.0, r, 2.0).0, Verdict::Refuted);
+        // Below the range, faster beyond the noise band, CI not clear of zero: short.
+        assert_eq!(judge_metric(8.7, -0.3, 16.8, r, 2.0).0, Verdict::Short);
+        assert!(judge_metric(8.7, -0.3, 16.8, r, 2.0).1.contains("does not exclude"));
+        assert_eq!(judge_metric(1.0, -3.0, 5.0, r, 2.0).0, Verdict::Refuted);
         // Straddling an edge of the range: it may hold.
         assert_eq!(judge_metric(24.0, 20.0, 28.0, r, 2.0).0, Verdict::Inconclusive);
         assert!(judge_metric(24.0, 20.0, 28.0, r, 2.0).1.contains("edge at 25"));
