@@ -9,6 +9,7 @@ pub mod compare_report;
 pub mod cpu;
 pub mod progress;
 pub mod recorder;
+pub mod report;
 pub mod result;
 pub mod runner;
 pub mod scenario;

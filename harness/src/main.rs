@@ -91,6 +91,9 @@ enum Command {
         baseline: Option<PathBuf>,
         #[arg(long, value_parser = parse_percent)]
         max_regression: Option<f64>,
+        /// Also write the HTML/PNG/Markdown report into this directory.
+        #[arg(long)]
+        report: Option<PathBuf>,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -117,6 +120,9 @@ enum Command {
         a_label: String,
         #[arg(long, default_value = "b")]
         b_label: String,
+        /// Also write the HTML/PNG/Markdown report into this directory.
+        #[arg(long)]
+        report: Option<PathBuf>,
         #[command(flatten)]
         load: LoadArgs,
         #[command(flatten)]
@@ -129,6 +135,19 @@ enum Command {
         results: Vec<PathBuf>,
         #[command(flatten)]
         compare: CompareArgs,
+    },
+    /// Write index.html (self-contained), one PNG per chart, summary.md and junit.xml.
+    Report {
+        /// Result files: runs, or one A/B result (its arms are compared).
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+        /// Compare the first two single-run results (baseline, candidate).
+        #[arg(long)]
+        compare: bool,
+        #[arg(long, default_value = "reports/report")]
+        out: PathBuf,
+        #[command(flatten)]
+        compare_args: CompareArgs,
     },
     /// Parse scenarios and explain what they would do.
     Validate {
@@ -242,6 +261,23 @@ fn read_arms(results: &[PathBuf]) -> Result<(ResultDoc, ResultDoc, bool), Fail> 
     }
 }
 
+fn write_report(
+    docs: &[ResultDoc],
+    comparison: Option<&Comparison>,
+    sources: &[String],
+    dir: &Path,
+) -> Result<(), Fail> {
+    let files = harness::report::write(docs, comparison, sources, dir).map_err(|e| Fail(exit::BAD_INPUT, e))?;
+    println!(
+        "report: {} ({} charts, {}, {})",
+        files.html.display(),
+        files.charts.len(),
+        files.markdown.display(),
+        files.junit.display()
+    );
+    Ok(())
+}
+
 fn main_inner(cli: Cli) -> Result<i32, Fail> {
     match cli.command {
         Command::Validate { scenarios } => {
@@ -257,7 +293,7 @@ fn main_inner(cli: Cli) -> Result<i32, Fail> {
             }
             Ok(code)
         }
-        Command::Run { scenarios, target, variant, baseline, max_regression, load } => {
+        Command::Run { scenarios, target, variant, baseline, max_regression, report, load } => {
             // Every input is checked before any load is sent.
             let scenarios = scenarios.iter().map(|f| load_scenario(f)).collect::<Result<Vec<_>, _>>()?;
             let baseline = match &baseline {
@@ -278,6 +314,7 @@ fn main_inner(cli: Cli) -> Result<i32, Fail> {
                 print!("{}", harness::summary::render(doc));
                 println!("result: {} (interval log {})", outcome.files.json.display(), outcome.files.hlog.display());
                 code = code.max(run_code(doc));
+                let mut comparison = None;
                 if let Some(base) = &baseline {
                     let copts = CompareOptions { max_regression, ..CompareOptions::default() };
                     let c = compare::compare(base, doc, false, &[], &copts).map_err(bad)?;
@@ -285,6 +322,13 @@ fn main_inner(cli: Cli) -> Result<i32, Fail> {
                     if !c.regressions.is_empty() {
                         code = code.max(exit::GATE_FAILED);
                     }
+                    comparison = Some(c);
+                }
+                if let Some(dir) = &report {
+                    let dir = if scenarios.len() > 1 { dir.join(&sc.name) } else { dir.clone() };
+                    let docs: Vec<ResultDoc> = baseline.iter().cloned().chain(std::iter::once(doc.clone())).collect();
+                    let docs = if comparison.is_some() { docs } else { vec![doc.clone()] };
+                    write_report(&docs, comparison.as_ref(), &[outcome.files.json.display().to_string()], &dir)?;
                 }
                 if doc.run.status == Status::Interrupted {
                     break;
@@ -292,7 +336,7 @@ fn main_inner(cli: Cli) -> Result<i32, Fail> {
             }
             Ok(code)
         }
-        Command::Ab { scenario, a, b, target, a_cache, b_cache, a_label, b_label, load, compare } => {
+        Command::Ab { scenario, a, b, target, a_cache, b_cache, a_label, b_label, report, load, compare } => {
             let sc = load_scenario(&scenario)?;
             let claims = load_claims(&compare)?;
             let extra = headers(&load)?;
@@ -329,7 +373,53 @@ fn main_inner(cli: Cli) -> Result<i32, Fail> {
                 compare::compare(&outcome.arms[0].doc, &outcome.arms[1].doc, true, &claims, &compare_options(&compare))
                     .map_err(bad)?;
             let gate = finish_comparison(&c, &compare)?;
+            if let Some(dir) = &report {
+                let docs: Vec<ResultDoc> = outcome.arms.iter().map(|a| a.doc.clone()).collect();
+                write_report(&docs, Some(&c), &[outcome.files.json.display().to_string()], dir)?;
+            }
             Ok(run.max(gate))
+        }
+        Command::Report { results, compare, out, compare_args } => {
+            let claims = load_claims(&compare_args)?;
+            let mut docs = Vec::new();
+            let mut interleaved = false;
+            for p in &results {
+                match AnyResult::read(p).map_err(bad)? {
+                    AnyResult::Single(d) => docs.push(*d),
+                    AnyResult::Ab(ab) => {
+                        if results.len() > 1 {
+                            return Err(bad(format!("{}: an A/B result is reported on its own", p.display())));
+                        }
+                        interleaved = true;
+                        docs.extend(ab.arms);
+                    }
+                }
+            }
+            let comparison = if interleaved || compare {
+                if docs.len() < 2 {
+                    return Err(bad("--compare needs two results: BASE.json CAND.json"));
+                }
+                Some(
+                    compare::compare(&docs[0], &docs[1], interleaved, &claims, &compare_options(&compare_args))
+                        .map_err(bad)?,
+                )
+            } else {
+                None
+            };
+            if comparison.is_some() {
+                docs.truncate(2);
+            }
+            let sources: Vec<String> = results.iter().map(|p| p.display().to_string()).collect();
+            write_report(&docs, comparison.as_ref(), &sources, &out)?;
+            let gate = comparison.as_ref().map_or(exit::PASS, |c| {
+                let claims_fail = compare_args.require_claims && c.claims.iter().any(|v| !v.verdict.holds());
+                if claims_fail || !c.regressions.is_empty() {
+                    exit::GATE_FAILED
+                } else {
+                    exit::PASS
+                }
+            });
+            Ok(gate)
         }
         Command::Compare { results, compare } => {
             let claims = load_claims(&compare)?;
