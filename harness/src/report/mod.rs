@@ -374,7 +374,8 @@ pub fn write(
     let ctx = json!({
         "title": title,
         "harness_version": first.metadata.harness_version,
-        "worker_version": "target-worker 0.1.0 (as built from this revision)",
+        // The result files do not record the worker's version yet; say so rather than guess.
+        "worker_version": "not recorded in the result (see the git revision)",
         "machine": format!("{} ({} {}, {} CPUs{})", m.hostname, m.os, m.arch, m.cpus, m.cpu_model.as_ref().map(|c| format!(", {c}")).unwrap_or_default()),
         "sources": sources,
         "environment": environment(docs),
