@@ -51,8 +51,14 @@ fn probe(c: &Comparison) -> &harness::compare::SeriesComparison {
     c.series.iter().find(|s| s.series == "tag:probe").unwrap()
 }
 
+/// A server with a `median_ms` median; `tail` is the share of 6× slow requests.
 fn shaped(median_ms: f64, tail: f64) -> TestServer {
-    spawn(Behaviour::Shaped { median: Duration::from_secs_f64(median_ms / 1000.0), tail, drift: Duration::ZERO })
+    spawn(Behaviour::Shaped {
+        median: Duration::from_secs_f64(median_ms / 1000.0),
+        tail_every: if tail > 0.0 { (1.0 / tail).round() as u64 } else { 0 },
+        drift: Duration::ZERO,
+        served: Default::default(),
+    })
 }
 
 #[test]
@@ -97,8 +103,12 @@ fn ten_percent_faster_with_a_heavy_tail_is_short() {
 fn interleaving_cancels_drift_that_back_to_back_runs_report() {
     let _x = exclusive();
     // Everyone gets slower by 3 ms every second.
-    let server =
-        spawn(Behaviour::Shaped { median: Duration::from_millis(5), tail: 0.0, drift: Duration::from_millis(3) });
+    let server = spawn(Behaviour::Shaped {
+        median: Duration::from_millis(5),
+        tail_every: 0,
+        drift: Duration::from_millis(3),
+        served: Default::default(),
+    });
     let dir = tempfile::tempdir().unwrap();
     let c = interleaved(&server.url(), &server.url(), 200, 4, dir.path());
     let p50 = probe(&c).metric(Metric::P50).unwrap().clone();

@@ -30,9 +30,10 @@ pub enum Behaviour {
     /// Accepts connections and closes them without answering.
     Close,
     /// Known effects for A/B tests: `median` times a shape drawn per request
-    /// (uniform 0.8–1.2), in `tail` of the requests multiplied by 6, plus `drift`
-    /// per second since the first request.
-    Shaped { median: Duration, tail: f64, drift: Duration },
+    /// (uniform 0.8–1.2), every `tail_every`-th request (0: none) multiplied by 6,
+    /// plus `drift` per second since the first request. The tail is counted, not
+    /// drawn, so two servers have exactly the same tail share.
+    Shaped { median: Duration, tail_every: u64, drift: Duration, served: Arc<std::sync::atomic::AtomicU64> },
 }
 
 pub struct TestServer {
@@ -102,12 +103,11 @@ async fn answer(
         }
         Behaviour::Status(s) => ok(s),
         Behaviour::Close => unreachable!("connections are closed on accept"),
-        Behaviour::Shaped { median, tail, drift } => {
+        Behaviour::Shaped { median, tail_every, drift, served } => {
             use rand::Rng;
-            let (shape, heavy) = {
-                let mut rng = rand::rng();
-                (rng.random_range(0.8..1.2), rng.random::<f64>() < tail)
-            };
+            let n = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let heavy = tail_every > 0 && n % tail_every == tail_every - 1;
+            let shape = rand::rng().random_range(0.8..1.2);
             let elapsed = arrived.duration_since(t0).as_secs_f64();
             let secs = median.as_secs_f64() * shape * if heavy { 6.0 } else { 1.0 } + drift.as_secs_f64() * elapsed;
             harness::timer::PreciseTimer::new()
