@@ -140,6 +140,9 @@ pub struct Metadata {
     pub variant: Option<String>,
     pub git_revision: Option<String>,
     pub harness_version: String,
+    /// What the target's `GET /health` said its version was, if it said.
+    #[serde(default)]
+    pub worker_version: Option<String>,
     /// RFC 3339, UTC.
     pub started_at: String,
     pub ended_at: Option<String>,

@@ -101,6 +101,8 @@ struct Counters {
 struct Arm {
     spec: ArmSpec,
     client: HttpClient,
+    /// From the target's `GET /health`, when it answers with a `version`.
+    worker_version: Option<String>,
     recorder: RefCell<Recorder>,
     intervals: RefCell<Vec<recorder::IntervalSummary>>,
     requests: Cell<u64>,
@@ -457,6 +459,15 @@ async fn preflight(target: &str) -> Result<(), RunError> {
     }
 }
 
+/// Asks the target's `GET /health` for its version (the target worker reports one);
+/// any other answer, or none within 2 s, leaves it unknown.
+async fn worker_version(client: &HttpClient) -> Option<String> {
+    let req = Request { method: "GET", path: "/health", headers: &[], body: None, keep_body: true };
+    let reply = tokio::time::timeout(Duration::from_secs(2), client.send(req)).await.ok()?.ok()?;
+    let body: serde_json::Value = serde_json::from_slice(reply.body.as_deref()?).ok()?;
+    (reply.status == 200).then(|| body.get("version")?.as_str().map(str::to_owned)).flatten()
+}
+
 /// What the result documents need besides the recorders.
 struct DocContext<'a> {
     scenario: &'a Scenario,
@@ -484,6 +495,7 @@ impl DocContext<'_> {
                 variant: arm.spec.label.clone(),
                 git_revision: self.git.clone(),
                 harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+                worker_version: arm.worker_version.clone(),
                 started_at: result::rfc3339(self.started_at),
                 ended_at: ended.then(|| result::rfc3339(SystemTime::now())),
                 load,
@@ -586,13 +598,18 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
                 )
                 .map_err(RunError::Setup)?,
                 spec: spec.clone(),
+                worker_version: None,
                 recorder: RefCell::new(Recorder::default()),
                 intervals: RefCell::new(Vec::new()),
                 requests: Cell::new(0),
                 warmup_requests: Cell::new(0),
             })
         })
-        .collect::<Result<Vec<_>, RunError>>()?;
+        .collect::<Result<Vec<Arm>, RunError>>()?;
+    let mut arms = arms;
+    for arm in &mut arms {
+        arm.worker_version = worker_version(&arm.client).await;
+    }
     let mix = match scenario.flow {
         Flow::Mix => {
             let index: Vec<usize> = (0..scenario.steps.len()).filter(|&i| !scenario.steps[i].once_per_user).collect();

@@ -79,6 +79,10 @@ fn html_structure_numbers_and_self_containment() {
     assert!(html.contains("Probe 40–60 % faster"));
     assert!(html.contains("FAIL") && html.contains("pass"));
     assert!(html.contains("Absolute latencies do not transfer to production"));
+    // Harness and worker versions, the worker's as its /health reported it.
+    assert!(html.contains(&format!("Harness {}", env!("CARGO_PKG_VERSION"))));
+    assert!(html.contains("cache-off: test-1.2.3, cache-on: test-1.2.3"), "worker versions");
+    assert!(docs.iter().all(|d| d.metadata.worker_version.as_deref() == Some("test-1.2.3")));
     assert_eq!(html.matches("data:image/png;base64,").count(), files.charts.len());
     // summary.md and junit.xml: one test case per threshold (per arm) and claim.
     let md = std::fs::read_to_string(&files.markdown).unwrap();

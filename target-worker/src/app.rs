@@ -250,6 +250,8 @@ fn health<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, layers: CacheLayer
         200,
         &serde_json::json!({
             "status": "ok",
+            // Recorded by the harness with every result, so a report names what it measured.
+            "version": env!("CARGO_PKG_VERSION"),
             "cache": {
                 "mode": if layers == CacheLayers::NONE { "off" } else { "on" },
                 "layers": layers.names(),

@@ -403,6 +403,7 @@ async fn health_reports_the_cache_configuration_and_skips_bot_detection() {
     assert_eq!(body["cache"]["mode"], "on");
     assert_eq!(body["cache"]["layers"], serde_json::json!(["bot", "user-models"]));
     assert_eq!(body["cache"]["ttl_seconds"], 600);
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(resp.header_value("x-cache"), Some("none"));
     assert_eq!(w.kv.calls().total(), 0);
 

@@ -374,8 +374,12 @@ pub fn write(
     let ctx = json!({
         "title": title,
         "harness_version": first.metadata.harness_version,
-        // The result files do not record the worker's version yet; say so rather than guess.
-        "worker_version": "not recorded in the result (see the git revision)",
+        "worker_version": docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("{}: {}", label(d, i), d.metadata.worker_version.as_deref().unwrap_or("not reported by the target")))
+            .collect::<Vec<_>>()
+            .join(", "),
         "machine": format!("{} ({} {}, {} CPUs{})", m.hostname, m.os, m.arch, m.cpus, m.cpu_model.as_ref().map(|c| format!(", {c}")).unwrap_or_default()),
         "sources": sources,
         "environment": environment(docs),

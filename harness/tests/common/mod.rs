@@ -67,6 +67,13 @@ async fn answer(
     first: Arc<Mutex<Option<Instant>>>,
     serial: Arc<tokio::sync::Mutex<()>>,
 ) -> Response<Full<Bytes>> {
+    if req.uri().path() == "/health" {
+        // What the target worker answers; the harness records the version.
+        return Response::builder()
+            .status(200)
+            .body(Full::new(Bytes::from_static(br#"{"status":"ok","version":"test-1.2.3"}"#)))
+            .unwrap();
+    }
     let arrived = Instant::now();
     let t0 = *first.lock().unwrap().get_or_insert(arrived);
     let ok = |status: u16| {
