@@ -585,7 +585,7 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     };
     let stem = opts.stem.clone().unwrap_or_else(|| stem_for(scenario, label.as_deref()));
     let files = RunFiles::new(&opts.out_dir, &stem);
-    let arms = opts
+    let mut arms = opts
         .arms
         .iter()
         .map(|spec| {
@@ -606,7 +606,6 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
             })
         })
         .collect::<Result<Vec<Arm>, RunError>>()?;
-    let mut arms = arms;
     for arm in &mut arms {
         arm.worker_version = worker_version(&arm.client).await;
     }
