@@ -73,6 +73,8 @@ pub struct SeriesStats {
     /// Transport errors plus responses that failed the step's expectations.
     pub errors: u64,
     pub check_failures: u64,
+    /// Read-backs that did not show the write they followed (read-your-writes broken).
+    pub stale_reads: u64,
     pub status: BTreeMap<String, u64>,
     pub error_kinds: BTreeMap<ErrorKind, u64>,
     pub bytes: u64,
@@ -90,6 +92,7 @@ impl Default for SeriesStats {
             requests: 0,
             errors: 0,
             check_failures: 0,
+            stale_reads: 0,
             status: BTreeMap::new(),
             error_kinds: BTreeMap::new(),
             bytes: 0,
@@ -134,6 +137,8 @@ pub struct Sample<'a> {
     pub result: Result<&'a Reply, &'a Failure>,
     /// The response met the step's expectations.
     pub ok: bool,
+    /// A read-back answered but did not show the write: a stale read.
+    pub stale: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -195,6 +200,7 @@ impl Recorder {
                     if !s.ok {
                         st.errors += 1;
                         st.check_failures += 1;
+                        st.stale_reads += u64::from(s.stale);
                     }
                 }
                 Err(f) => {
@@ -283,10 +289,24 @@ mod tests {
         };
         let series = StepSeries::new("me", &["auth".to_owned()]);
         for us in [1000, 2000, 3000] {
-            r.record(&Sample { series: &series, corrected_us: us, raw_us: us / 2, result: Ok(&reply), ok: true });
+            r.record(&Sample {
+                series: &series,
+                corrected_us: us,
+                raw_us: us / 2,
+                result: Ok(&reply),
+                ok: true,
+                stale: false,
+            });
         }
         let fail = Failure { kind: ErrorKind::Timeout, message: "t".into() };
-        r.record(&Sample { series: &series, corrected_us: 9000, raw_us: 9000, result: Err(&fail), ok: false });
+        r.record(&Sample {
+            series: &series,
+            corrected_us: 9000,
+            raw_us: 9000,
+            result: Err(&fail),
+            ok: false,
+            stale: false,
+        });
         let all = r.all().unwrap();
         assert_eq!((all.requests, all.errors, all.bytes), (4, 1, 30));
         assert_eq!(all.status["2xx"], 3);

@@ -70,6 +70,9 @@ pub struct SeriesDoc {
     pub requests: u64,
     pub errors: u64,
     pub check_failures: u64,
+    /// Read-backs that did not show the write they followed.
+    #[serde(default)]
+    pub stale_reads: u64,
     pub status: BTreeMap<String, u64>,
     pub error_kinds: BTreeMap<ErrorKind, u64>,
     pub bytes: u64,
@@ -91,6 +94,7 @@ impl SeriesDoc {
             requests: s.requests,
             errors: s.errors,
             check_failures: s.check_failures,
+            stale_reads: s.stale_reads,
             status: s.status.clone(),
             error_kinds: s.error_kinds.clone(),
             bytes: s.bytes,

@@ -70,6 +70,15 @@ pub fn render(doc: &ResultDoc) -> String {
                 if kinds.is_empty() { "none".into() } else { kinds.join(", ") }
             );
         }
+        if let Some(rb) = doc.series.get(&crate::recorder::tag_series(crate::scenario::READ_BACK_TAG)) {
+            let _ = writeln!(
+                out,
+                "read-your-writes: {} read-backs, {} stale{}",
+                rb.requests,
+                rb.stale_reads,
+                if rb.stale_reads > 0 { " (a read after a write did not show it: counted as errors)" } else { "" }
+            );
+        }
         let statuses: Vec<String> = all.status.iter().map(|(k, n)| format!("{k} {n}")).collect();
         let _ = writeln!(out, "status: {}", statuses.join(", "));
     }

@@ -162,7 +162,7 @@ fn each_broken_file_gets_its_own_positioned_message() {
 fn env_templates_resolve_at_load() {
     let text = "name = \"x\"\n[load]\nexecutor = \"iterations\"\niterations = 3\n[[step]]\nname = \"a\"\nrequest = { path = \"/\", headers = { x-bench-secret = \"{{env.SECRET}}\" } }\n";
     let s = parse(text).unwrap();
-    assert!(s.steps[0].headers[0].1.is_static());
+    assert!(s.steps[0].request.headers[0].1.is_static());
     let missing = text.replace("env.SECRET", "env.NOT_SET");
     assert!(parse(&missing).unwrap_err().message.contains("NOT_SET"));
 }

@@ -88,6 +88,7 @@ fn series_rows(doc: &ResultDoc) -> Vec<Value> {
                 "p99": f(s.corrected_ms.p99, 2), "max": f(s.corrected_ms.max, 2), "mean": f(s.corrected_ms.mean, 2),
                 "raw_p99": f(s.raw_ms.p99, 2),
                 "errors": s.errors,
+                "stale_reads": s.stale_reads,
                 "cache": cache.join(", "),
             })
         })

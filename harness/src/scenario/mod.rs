@@ -49,6 +49,24 @@ struct RawScenario {
     steps: Vec<Spanned<RawStep>>,
     #[serde(default)]
     thresholds: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    #[serde(default)]
+    lists: BTreeMap<String, Spanned<RawList>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawList {
+    #[serde(default)]
+    per: Option<Spanned<String>>,
+    values: Spanned<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReadBack {
+    request: Spanned<RawRequest>,
+    #[serde(default)]
+    expect: Option<RawExpect>,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +120,8 @@ struct RawStep {
     think_time: Option<Spanned<String>>,
     #[serde(default)]
     once_per_user: bool,
+    #[serde(default)]
+    read_back: Option<Spanned<RawReadBack>>,
 }
 
 #[derive(Deserialize)]
@@ -122,7 +142,7 @@ struct RawExpect {
     #[serde(default)]
     status: Option<Spanned<toml::Value>>,
     #[serde(default)]
-    body_contains: Option<String>,
+    body_contains: Option<Spanned<String>>,
 }
 
 // ---- the validated scenario ---------------------------------------------------
@@ -208,22 +228,92 @@ pub enum Flow {
     Mix,
 }
 
+/// A `[lists.<name>]` table: values a template draws with `{{list.<name>}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct List {
+    pub name: String,
+    /// Each user keeps one value (a browser's User-Agent); otherwise one value is
+    /// drawn per iteration, the same for every template of that iteration.
+    pub per_user: bool,
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestSpec {
+    pub method: String,
+    pub path: Template,
+    pub headers: Vec<(String, Template)>,
+    pub body: Option<Template>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expect {
+    /// Accepted statuses; empty means any 2xx or 3xx.
+    pub status: Vec<u16>,
+    pub body_contains: Option<Template>,
+}
+
+impl Expect {
+    pub fn status_ok(&self, status: u16) -> bool {
+        if self.status.is_empty() {
+            (200..400).contains(&status)
+        } else {
+            self.status.contains(&status)
+        }
+    }
+
+    fn describe(&self) -> String {
+        let status = if self.status.is_empty() {
+            "2xx/3xx".to_owned()
+        } else {
+            self.status.iter().map(u16::to_string).collect::<Vec<_>>().join("|")
+        };
+        match &self.body_contains {
+            Some(t) => format!("{status} and a body containing {:?}", t.source()),
+            None => status,
+        }
+    }
+}
+
+/// A read made right after its step succeeded, by the same user, that must show
+/// the write: when its expectation fails, that is a stale read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadBack {
+    pub request: RequestSpec,
+    pub expect: Expect,
+}
+
+/// The tag of every read-back series.
+pub const READ_BACK_TAG: &str = "read-your-writes";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub name: String,
     pub weight: f64,
     pub tags: Vec<String>,
-    pub method: String,
-    pub path: Template,
-    pub headers: Vec<(String, Template)>,
-    pub body: Option<Template>,
-    /// Accepted statuses; empty means any 2xx or 3xx.
-    pub expect_status: Vec<u16>,
-    pub body_contains: Option<String>,
+    pub request: RequestSpec,
+    pub expect: Expect,
     /// Name → JSON pointer into the response body.
     pub extract: Vec<(String, String)>,
     pub think_time: Option<Duration>,
     pub once_per_user: bool,
+    pub read_back: Option<ReadBack>,
+}
+
+impl Step {
+    /// The step name its read-back is recorded under.
+    pub fn read_back_name(&self) -> String {
+        format!("{}.read-back", self.name)
+    }
+
+    /// Every template the step renders, read-back included.
+    pub fn templates(&self) -> impl Iterator<Item = &Template> {
+        fn of(r: &RequestSpec) -> impl Iterator<Item = &Template> {
+            std::iter::once(&r.path).chain(r.headers.iter().map(|(_, t)| t)).chain(r.body.iter())
+        }
+        let rb = self.read_back.iter().flat_map(|rb| of(&rb.request).chain(rb.expect.body_contains.iter()));
+        of(&self.request).chain(self.expect.body_contains.iter()).chain(rb)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -238,6 +328,7 @@ pub struct Scenario {
     pub users: Option<Users>,
     pub steps: Vec<Step>,
     pub thresholds: Vec<Threshold>,
+    pub lists: Vec<List>,
 }
 
 // ---- parsing ------------------------------------------------------------------
@@ -417,6 +508,85 @@ fn parse_status(ctx: &Ctx, v: &Spanned<toml::Value>) -> Result<Vec<u16>, Scenari
 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
+fn parse_request(
+    ctx: &Ctx,
+    raw: &Spanned<RawRequest>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<RequestSpec, ScenarioError> {
+    let req = raw.get_ref();
+    let method = match &req.method {
+        None => "GET".to_owned(),
+        Some(m) => {
+            let up = m.get_ref().to_ascii_uppercase();
+            if !METHODS.contains(&up.as_str()) {
+                return Err(
+                    ctx.err(m, format!("unknown method {:?}; expected one of {}", m.get_ref(), METHODS.join(", ")))
+                );
+            }
+            up
+        }
+    };
+    if !req.path.get_ref().starts_with('/') {
+        return Err(ctx.err(&req.path, "request.path must start with '/' (it is appended to --target)"));
+    }
+    let headers = req
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            let lower = k.to_ascii_lowercase();
+            if matches!(lower.as_str(), "if-none-match" | "if-modified-since" | "if-match" | "if-unmodified-since") {
+                return Err(ctx.err(
+                    v,
+                    format!("header {k} is refused: only the server cache is measured, never a conditional request"),
+                ));
+            }
+            Ok((k.clone(), ctx.template(v, env)?))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RequestSpec {
+        method,
+        path: ctx.template(&req.path, env)?,
+        headers,
+        body: req.body.as_ref().map(|b| ctx.template(b, env)).transpose()?,
+    })
+}
+
+fn parse_expect(
+    ctx: &Ctx,
+    raw: Option<&RawExpect>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Expect, ScenarioError> {
+    Ok(match raw {
+        None => Expect { status: Vec::new(), body_contains: None },
+        Some(e) => Expect {
+            status: e.status.as_ref().map(|v| parse_status(ctx, v)).transpose()?.unwrap_or_default(),
+            body_contains: e.body_contains.as_ref().map(|b| ctx.template(b, env)).transpose()?,
+        },
+    })
+}
+
+fn parse_lists(ctx: &Ctx, raw: &BTreeMap<String, Spanned<RawList>>) -> Result<Vec<List>, ScenarioError> {
+    raw.iter()
+        .map(|(name, l)| {
+            let list = l.get_ref();
+            let per_user = match list.per.as_ref().map(|p| p.get_ref().as_str()) {
+                None | Some("iteration") => false,
+                Some("user") => true,
+                Some(other) => {
+                    return Err(ctx.err(
+                        list.per.as_ref().expect("matched Some"),
+                        format!("lists.{name}.per is {other:?}; expected \"iteration\" or \"user\""),
+                    ))
+                }
+            };
+            if list.values.get_ref().is_empty() {
+                return Err(ctx.err(&list.values, format!("lists.{name}.values is empty; give at least one value")));
+            }
+            Ok(List { name: name.clone(), per_user, values: list.values.get_ref().clone() })
+        })
+        .collect()
+}
+
 fn parse_steps(
     ctx: &Ctx,
     raw: &[Spanned<RawStep>],
@@ -437,49 +607,8 @@ fn parse_steps(
                 None => 1.0,
                 Some(w) => positive(ctx, w, "weight")?,
             };
-            let req = st.request.get_ref();
-            let method = match &req.method {
-                None => "GET".to_owned(),
-                Some(m) => {
-                    let up = m.get_ref().to_ascii_uppercase();
-                    if !METHODS.contains(&up.as_str()) {
-                        return Err(ctx.err(
-                            m,
-                            format!("unknown method {:?}; expected one of {}", m.get_ref(), METHODS.join(", ")),
-                        ));
-                    }
-                    up
-                }
-            };
-            if !req.path.get_ref().starts_with('/') {
-                return Err(ctx.err(&req.path, "request.path must start with '/' (it is appended to --target)"));
-            }
-            let headers = req
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    let lower = k.to_ascii_lowercase();
-                    if matches!(
-                        lower.as_str(),
-                        "if-none-match" | "if-modified-since" | "if-match" | "if-unmodified-since"
-                    ) {
-                        return Err(ctx.err(
-                            v,
-                            format!(
-                                "header {k} is refused: only the server cache is measured, never a conditional request"
-                            ),
-                        ));
-                    }
-                    Ok((k.clone(), ctx.template(v, env)?))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let (expect_status, body_contains) = match &st.expect {
-                None => (Vec::new(), None),
-                Some(e) => (
-                    e.status.as_ref().map(|v| parse_status(ctx, v)).transpose()?.unwrap_or_default(),
-                    e.body_contains.clone(),
-                ),
-            };
+            let request = parse_request(ctx, &st.request, env)?;
+            let expect = parse_expect(ctx, st.expect.as_ref(), env)?;
             let extract = st
                 .extract
                 .iter()
@@ -495,33 +624,59 @@ fn parse_steps(
                     Ok((name.clone(), pointer))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            let read_back = match &st.read_back {
+                None => None,
+                Some(rb) => {
+                    let rb = rb.get_ref();
+                    Some(ReadBack {
+                        request: parse_request(ctx, &rb.request, env)?,
+                        expect: parse_expect(ctx, rb.expect.as_ref(), env)?,
+                    })
+                }
+            };
             Ok(Step {
                 name,
                 weight,
                 tags: st.tags.clone(),
-                method,
-                path: ctx.template(&req.path, env)?,
-                headers,
-                body: req.body.as_ref().map(|b| ctx.template(b, env)).transpose()?,
-                expect_status,
-                body_contains,
+                request,
+                expect,
                 extract,
                 think_time: st.think_time.as_ref().map(|t| ctx.duration(t, "think_time")).transpose()?,
                 once_per_user: st.once_per_user,
+                read_back,
             })
         })
         .collect()
 }
 
-/// Every `vars.X` a step uses must be extracted by a step that can run before it.
-fn check_extracted_vars(ctx: &Ctx, raw: &[Spanned<RawStep>], steps: &[Step], flow: Flow) -> Result<(), ScenarioError> {
+/// Every `vars.X` a step uses must be extracted by a step that can run before it,
+/// and every `list.X` must be a `[lists]` entry.
+fn check_template_vars(
+    ctx: &Ctx,
+    raw: &[Spanned<RawStep>],
+    steps: &[Step],
+    flow: Flow,
+    lists: &[List],
+) -> Result<(), ScenarioError> {
     let all: BTreeSet<&str> = steps.iter().flat_map(|s| s.extract.iter().map(|(n, _)| n.as_str())).collect();
     // `once_per_user` steps run before the others.
     let mut before: BTreeSet<&str> =
         steps.iter().filter(|s| s.once_per_user).flat_map(|s| s.extract.iter().map(|(n, _)| n.as_str())).collect();
     for (raw_step, step) in raw.iter().zip(steps) {
-        let templates = std::iter::once(&step.path).chain(step.headers.iter().map(|(_, t)| t)).chain(step.body.iter());
-        for var in templates.flat_map(|t| t.vars()) {
+        for var in step.templates().flat_map(|t| t.vars()) {
+            if let Var::List(name) = var {
+                if !lists.iter().any(|l| &l.name == name) {
+                    let known: Vec<&str> = lists.iter().map(|l| l.name.as_str()).collect();
+                    return Err(ctx.err(
+                        &raw_step.get_ref().name,
+                        format!(
+                            "step {:?} uses {{{{list.{name}}}}} but there is no [lists.{name}]; defined: {}",
+                            step.name,
+                            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                        ),
+                    ));
+                }
+            }
             if let Var::Extracted(name) = var {
                 let known = match flow {
                     Flow::Sequence => before.contains(name.as_str()),
@@ -569,24 +724,32 @@ pub fn parse(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
             ctx.err(&raw.steps[0].get_ref().name, "every step is once_per_user: add a step that iterations repeat")
         );
     }
-    check_extracted_vars(&ctx, &raw.steps, &steps, flow)?;
+    let lists = parse_lists(&ctx, &raw.lists)?;
+    check_template_vars(&ctx, &raw.steps, &steps, flow, &lists)?;
     let uses_users = steps.iter().any(|s| {
-        std::iter::once(&s.path)
-            .chain(s.headers.iter().map(|(_, t)| t))
-            .chain(s.body.iter())
-            .flat_map(|t| t.vars())
-            .any(|v| {
-                matches!(
-                    v,
-                    Var::UserId | Var::UserSession | Var::UserApiKey | Var::UserEmail | Var::UserName | Var::UserIndex
-                )
-            })
+        s.templates().flat_map(|t| t.vars()).any(|v| {
+            matches!(
+                v,
+                Var::UserId | Var::UserSession | Var::UserApiKey | Var::UserEmail | Var::UserName | Var::UserIndex
+            )
+        })
     });
     if uses_users && users.is_none() {
         return Err(ctx.at(0, "steps use {{user.*}} but the scenario has no [users] section"));
     }
-    let series: BTreeSet<&str> =
+    if let (Some(l), None) = (lists.iter().find(|l| l.per_user), &users) {
+        return Err(ctx.err(
+            &raw.lists[&l.name],
+            format!("lists.{} has per = \"user\" but the scenario has no [users] section", l.name),
+        ));
+    }
+    let read_backs: Vec<String> = steps.iter().filter(|s| s.read_back.is_some()).map(Step::read_back_name).collect();
+    let mut series: BTreeSet<&str> =
         steps.iter().flat_map(|s| std::iter::once(s.name.as_str()).chain(s.tags.iter().map(String::as_str))).collect();
+    if !read_backs.is_empty() {
+        series.insert(READ_BACK_TAG);
+        series.extend(read_backs.iter().map(String::as_str));
+    }
     let mut thresholds = Vec::new();
     for (key, exprs) in &raw.thresholds {
         let name = key.get_ref().as_str();
@@ -614,6 +777,7 @@ pub fn parse(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         users,
         steps,
         thresholds,
+        lists,
     })
 }
 
@@ -734,16 +898,39 @@ impl Scenario {
             } else {
                 String::new()
             };
-            let expect = if s.expect_status.is_empty() {
-                "2xx/3xx".to_owned()
-            } else {
-                s.expect_status.iter().map(u16::to_string).collect::<Vec<_>>().join("|")
-            };
             let tags = if s.tags.is_empty() { String::new() } else { format!(" tags [{}]", s.tags.join(", ")) };
-            let _ = writeln!(out, "  - {}{share}: {} {}{tags}, expects {expect}", s.name, s.method, s.path.source());
+            let r = &s.request;
+            let _ = writeln!(
+                out,
+                "  - {}{share}: {} {}{tags}, expects {}",
+                s.name,
+                r.method,
+                r.path.source(),
+                s.expect.describe()
+            );
             for (name, ptr) in &s.extract {
                 let _ = writeln!(out, "      extracts vars.{name} from {ptr}");
             }
+            if let Some(rb) = &s.read_back {
+                let _ = writeln!(
+                    out,
+                    "      then reads back {} {} as the same user (series {}, tag {READ_BACK_TAG}): expects {}; \
+                     otherwise a stale read",
+                    rb.request.method,
+                    rb.request.path.source(),
+                    s.read_back_name(),
+                    rb.expect.describe()
+                );
+            }
+        }
+        for l in &self.lists {
+            let _ = writeln!(
+                out,
+                "list {}: {} values, {}",
+                l.name,
+                l.values.len(),
+                if l.per_user { "one kept per user" } else { "one drawn per iteration" }
+            );
         }
         if self.thresholds.is_empty() {
             let _ = writeln!(out, "thresholds: none");

@@ -19,10 +19,12 @@ pub enum Var {
     RandomHex16,
     RandomUuid,
     Iteration,
+    /// An element of a `[lists.<name>]` list, drawn per iteration or kept per user.
+    List(String),
 }
 
 pub const KNOWN: &str = "user.id, user.session, user.api_key, user.email, user.name, user.index, \
-vars.<name> (extracted), random.u32, random.hex16, random.uuid, iteration, env.<NAME>";
+vars.<name> (extracted), list.<name> (from [lists]), random.u32, random.hex16, random.uuid, iteration, env.<NAME>";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -48,6 +50,8 @@ pub trait Values {
     fn extracted(&self, name: &str) -> Option<String>;
     fn iteration(&self) -> u64;
     fn random_u64(&mut self) -> u64;
+    /// The iteration's element of list `name`.
+    fn list_item(&mut self, name: &str) -> Option<String>;
 }
 
 impl Template {
@@ -79,6 +83,7 @@ impl Template {
                 "random.uuid" => Var::RandomUuid,
                 "iteration" => Var::Iteration,
                 _ if name.starts_with("vars.") && name.len() > 5 => Var::Extracted(name[5..].to_owned()),
+                _ if name.starts_with("list.") && name.len() > 5 => Var::List(name[5..].to_owned()),
                 _ if name.starts_with("env.") && name.len() > 4 => {
                     let value = env(&name[4..]).ok_or_else(|| TemplateError {
                         offset: at,
@@ -130,6 +135,9 @@ impl Template {
                     Var::Iteration => {
                         let _ = write!(out, "{}", values.iteration());
                     }
+                    Var::List(name) => {
+                        out.push_str(&values.list_item(name).ok_or_else(|| format!("list.{name} is not defined"))?)
+                    }
                     Var::RandomU32 => {
                         let _ = write!(out, "{}", values.random_u64() as u32);
                     }
@@ -180,6 +188,7 @@ fn var_name(v: &Var) -> String {
         Var::RandomHex16 => "random.hex16".into(),
         Var::RandomUuid => "random.uuid".into(),
         Var::Iteration => "iteration".into(),
+        Var::List(n) => format!("list.{n}"),
     }
 }
 
@@ -205,6 +214,9 @@ mod tests {
         fn random_u64(&mut self) -> u64 {
             0x0123_4567_89ab_cdef
         }
+        fn list_item(&mut self, name: &str) -> Option<String> {
+            (name == "ua").then(|| "Mozilla/5.0".into())
+        }
     }
 
     fn env(name: &str) -> Option<String> {
@@ -216,6 +228,9 @@ mod tests {
         let t = Template::compile("session={{user.session}}; i={{ iteration }} {{vars.token}} {{env.SECRET}}", &env)
             .unwrap();
         assert_eq!(t.render(&mut V).unwrap(), "session=sess; i=3 tok s3");
+        let ua = Template::compile("{{list.ua}}", &env).unwrap();
+        assert_eq!(ua.render(&mut V).unwrap(), "Mozilla/5.0");
+        assert_eq!(ua.source(), "{{list.ua}}");
         assert!(Template::compile("/models", &env).unwrap().is_static());
         let uuid = Template::compile("{{random.uuid}}", &env).unwrap().render(&mut V).unwrap();
         assert_eq!(uuid.len(), 36);

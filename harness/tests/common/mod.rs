@@ -13,6 +13,11 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
+/// (path, User-Agent) of every request a `Store` server answered.
+pub type RequestLog = Arc<Mutex<Vec<(String, String)>>>;
+/// Key → (value before the last write, value now).
+pub type StoreValues = Arc<Mutex<std::collections::HashMap<String, (String, String)>>>;
+
 #[derive(Clone, Debug)]
 pub enum Behaviour {
     /// Answers every request after exactly this long.
@@ -34,6 +39,14 @@ pub enum Behaviour {
     /// plus `drift` per second since the first request. The tail is counted, not
     /// drawn, so two servers have exactly the same tail share.
     Shaped { median: Duration, tail_every: u64, drift: Duration, served: Arc<std::sync::atomic::AtomicU64> },
+    /// A key-value store: `PUT /kv/<key>` stores the body, `GET /kv/<key>` returns
+    /// it — or, when `stale`, the value before the last write (a cache that was not
+    /// invalidated). Every request's path and User-Agent is logged.
+    Store {
+        stale: bool,
+        log: Arc<Mutex<Vec<(String, String)>>>,
+        values: Arc<Mutex<std::collections::HashMap<String, (String, String)>>>,
+    },
 }
 
 pub struct TestServer {
@@ -123,6 +136,23 @@ async fn answer(
                 .await
                 .unwrap();
             ok(200)
+        }
+        Behaviour::Store { stale, log, values } => {
+            use http_body_util::BodyExt;
+            let path = req.uri().path().to_owned();
+            let ua = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            log.lock().unwrap().push((path.clone(), ua));
+            let Some(key) = path.strip_prefix("/kv/").map(str::to_owned) else { return ok(404) };
+            if req.method() == hyper::Method::PUT {
+                let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let mut map = values.lock().unwrap();
+                let entry = map.entry(key).or_default();
+                entry.0 = std::mem::replace(&mut entry.1, String::from_utf8_lossy(&body).into_owned());
+                return ok(200);
+            }
+            let map = values.lock().unwrap();
+            let (before, now) = map.get(&key).cloned().unwrap_or_default();
+            Response::builder().status(200).body(Full::new(Bytes::from(if stale { before } else { now }))).unwrap()
         }
         Behaviour::Auth => {
             let authorized = req.headers().get("authorization").is_some_and(|v| v == "Bearer t-123");
