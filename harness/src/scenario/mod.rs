@@ -58,7 +58,11 @@ struct RawScenario {
 struct RawList {
     #[serde(default)]
     per: Option<Spanned<String>>,
-    values: Spanned<Vec<String>>,
+    #[serde(default)]
+    values: Option<Spanned<Vec<String>>>,
+    /// One value per line, relative to the scenario file; `#` starts a comment.
+    #[serde(default)]
+    file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -565,8 +569,16 @@ fn parse_expect(
     })
 }
 
-fn parse_lists(ctx: &Ctx, raw: &BTreeMap<String, Spanned<RawList>>) -> Result<Vec<List>, ScenarioError> {
-    raw.iter()
+/// The values of a list file: one per line, blank lines and `#` comments skipped.
+fn list_file_values(text: &str) -> Vec<String> {
+    text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect()
+}
+
+fn parse_lists(ctx: &Ctx, raw: &BTreeMap<String, Spanned<RawList>>) -> Result<(Vec<List>, String), ScenarioError> {
+    // The list files' text, hashed with the scenario so a result names exactly what ran.
+    let mut included = String::new();
+    let lists = raw
+        .iter()
         .map(|(name, l)| {
             let list = l.get_ref();
             let per_user = match list.per.as_ref().map(|p| p.get_ref().as_str()) {
@@ -579,12 +591,24 @@ fn parse_lists(ctx: &Ctx, raw: &BTreeMap<String, Spanned<RawList>>) -> Result<Ve
                     ))
                 }
             };
-            if list.values.get_ref().is_empty() {
-                return Err(ctx.err(&list.values, format!("lists.{name}.values is empty; give at least one value")));
+            let values = match (&list.values, &list.file) {
+                (Some(v), None) => v.get_ref().clone(),
+                (None, Some(f)) => {
+                    let path = ctx.file.parent().unwrap_or(Path::new(".")).join(f.get_ref());
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| ctx.err(f, format!("lists.{name}.file: cannot read {}: {e}", path.display())))?;
+                    included.push_str(&text);
+                    list_file_values(&text)
+                }
+                _ => return Err(ctx.err(l, format!("lists.{name} needs exactly one of values = [...] or file = \"...\""))),
+            };
+            if values.is_empty() {
+                return Err(ctx.err(l, format!("lists.{name} has no values; give at least one")));
             }
-            Ok(List { name: name.clone(), per_user, values: list.values.get_ref().clone() })
+            Ok(List { name: name.clone(), per_user, values })
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((lists, included))
 }
 
 fn parse_steps(
@@ -724,7 +748,7 @@ pub fn parse(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
             ctx.err(&raw.steps[0].get_ref().name, "every step is once_per_user: add a step that iterations repeat")
         );
     }
-    let lists = parse_lists(&ctx, &raw.lists)?;
+    let (lists, included) = parse_lists(&ctx, &raw.lists)?;
     check_template_vars(&ctx, &raw.steps, &steps, flow, &lists)?;
     let uses_users = steps.iter().any(|s| {
         s.templates().flat_map(|t| t.vars()).any(|v| {
@@ -771,7 +795,7 @@ pub fn parse(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         name: raw.name.get_ref().trim().to_owned(),
         description: raw.description,
         file: file.to_owned(),
-        sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        sha256: hex::encode(Sha256::new().chain_update(text.as_bytes()).chain_update(included.as_bytes()).finalize()),
         flow,
         load,
         users,
