@@ -1,6 +1,7 @@
 //! The harness: scenario → schedule → client → recorder → result file (and, in
 //! later commands, compare → report). One module, one job.
 
+pub mod bench;
 pub mod claims;
 pub mod client;
 pub mod client_hyper;

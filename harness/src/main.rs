@@ -149,6 +149,15 @@ enum Command {
         #[command(flatten)]
         compare_args: CompareArgs,
     },
+    /// The main job: a complete A/B benchmark of the cached API with a report.
+    ///
+    /// With no target: builds the worker if needed, starts two `wrangler dev` (cache on, and
+    /// the `cache-off` env) on free loopback ports, migrates and seeds both, runs every
+    /// scenario as an interleaved A/B and a per-layer ablation, judges the claims, writes
+    /// reports/<timestamp>/index.html and stops both servers on every path (Ctrl-C too).
+    /// Exit: 0 valid, 1 a threshold failed (or a claim, with --require-claims),
+    /// 2 bad input or a machine not set up, 3 a server failed or the run is invalid.
+    Bench(BenchArgs),
     /// Parse scenarios and explain what they would do.
     Validate {
         #[arg(required = true)]
@@ -203,6 +212,7 @@ fn options(load: &LoadArgs, arms: Vec<ArmSpec>) -> RunOptions {
         stem: None,
         max_duration: None,
         http_client: load.http_client,
+        cancel: None,
     }
 }
 
@@ -278,8 +288,106 @@ fn write_report(
     Ok(())
 }
 
+/// The directory scenarios are found in: `<repo>/scenarios`, the repository found
+/// upwards from `root` by its wrangler.toml (or `root` itself).
+fn repo_dir(root: &Path) -> PathBuf {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_owned());
+    root.ancestors().find(|d| d.join("wrangler.toml").is_file()).unwrap_or(&root).to_owned()
+}
+
+fn bench(opts: BenchArgs) -> Result<i32, Fail> {
+    use harness::bench::{self, BenchError, BenchOptions};
+    let repo = repo_dir(&opts.root);
+    let scenarios = if opts.scenarios.is_empty() {
+        bench::STANDARD_SCENARIOS.iter().map(|n| repo.join("scenarios").join(format!("{n}.toml"))).collect()
+    } else {
+        opts.scenarios
+    };
+    let claims_file = opts.compare.claims.clone().or_else(|| {
+        let default = repo.join("scenarios/claims.toml");
+        default.is_file().then_some(default)
+    });
+    let claims = match &claims_file {
+        Some(p) => claims::load(p).map_err(bad)?,
+        None => Vec::new(),
+    };
+    let bench_opts = BenchOptions {
+        scenarios,
+        claims: claims_file,
+        target_on: opts.target_on,
+        target_off: opts.target_off,
+        bench_secret: opts.bench_secret,
+        no_seed: opts.no_seed,
+        quick: opts.quick,
+        ablation: (!opts.no_ablation).then_some(opts.ablation_scenario),
+        out: opts.out,
+        root: opts.root,
+        wrangler: opts.wrangler,
+        http_client: opts.http_client,
+        progress: !opts.quiet,
+        compare: compare_options(&opts.compare),
+    };
+    let cancel = bench::cancel_flag();
+    match bench::run(&bench_opts, &claims, &cancel) {
+        Ok((summary, dir)) => {
+            print!("{}", harness::bench::report::console(&summary));
+            println!("report: {}", dir.join("index.html").display());
+            Ok(summary.exit_code(opts.compare.require_claims))
+        }
+        Err(BenchError::Setup(m)) => Err(bad(m)),
+        Err(e @ (BenchError::Server(_) | BenchError::Interrupted)) => {
+            Err(Fail(exit::UNREACHABLE_OR_INVALID, e.to_string()))
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Scenario files [default: scenarios/{auth,model-list,settings-change,mixed}.toml].
+    scenarios: Vec<PathBuf>,
+    /// Deployed cache-on worker (with --target-off): no local servers.
+    #[arg(long, env = "HARNESS_TARGET_ON", requires = "target_off")]
+    target_on: Option<String>,
+    /// Deployed cache-off worker (`wrangler deploy --env cache-off`).
+    #[arg(long, env = "HARNESS_TARGET_OFF", requires = "target_on")]
+    target_off: Option<String>,
+    /// The deployed workers' BENCH_SECRET: seeds users, enables the layer ablation.
+    #[arg(long, env = "BENCH_SECRET", hide_env_values = true)]
+    bench_secret: Option<String>,
+    /// Deployed workers are already seeded with this secret: do not seed them.
+    #[arg(long)]
+    no_seed: bool,
+    /// A few seconds per run (5 s measured, 2 s warm-up): a smoke test for CI.
+    #[arg(long, env = "HARNESS_QUICK")]
+    quick: bool,
+    /// Scenario (by name) of the per-layer ablation.
+    #[arg(long, default_value = "mixed")]
+    ablation_scenario: String,
+    /// Skip the per-layer ablation.
+    #[arg(long)]
+    no_ablation: bool,
+    /// Directory of bench reports: each run writes <DIR>/<timestamp>/.
+    #[arg(long, env = "HARNESS_REPORTS", default_value = "reports")]
+    out: PathBuf,
+    /// The repository (wrangler.toml, node_modules, scenarios); found upwards from here.
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+    /// The wrangler to run [default: <root>/node_modules/.bin/wrangler].
+    #[arg(long, env = "HARNESS_WRANGLER")]
+    wrangler: Option<PathBuf>,
+    /// HTTP implementation: auto (hyper for http://, reqwest for https://), hyper, reqwest.
+    #[arg(long, value_enum, default_value = "auto", env = "HARNESS_HTTP_CLIENT")]
+    http_client: ClientKind,
+    /// No live progress line.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    compare: CompareArgs,
+}
+
 fn main_inner(cli: Cli) -> Result<i32, Fail> {
     match cli.command {
+        Command::Bench(args) => bench(args),
         Command::Validate { scenarios } => {
             let mut code = exit::PASS;
             for f in &scenarios {

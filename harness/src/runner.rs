@@ -58,6 +58,8 @@ pub struct RunOptions {
     /// Stop after this long even if the scenario runs longer (tests, smoke runs).
     pub max_duration: Option<Duration>,
     pub http_client: crate::client::ClientKind,
+    /// Set from outside (a signal handler) to stop the run as Ctrl-C would.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -862,7 +864,13 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     let mut drain_deadline: Option<Instant> = None;
     loop {
         tokio::select! {
-            _ = ticker.tick() => {}
+            _ = ticker.tick() => {
+                if !interrupted && opts.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
+                    interrupted = true;
+                    shared.stop.set(true);
+                    bar.println("interrupted: stopping the schedule, letting requests in flight finish");
+                }
+            }
             r = &mut ctrl_c, if !interrupted => {
                 if r.is_ok() {
                     interrupted = true;

@@ -37,7 +37,7 @@ fn f(v: f64, digits: usize) -> String {
 
 /// A target as shown in the report: no `scheme://`, so the page holds no URL a
 /// browser or a reader could mistake for something to fetch.
-fn shown_target(target: &str) -> String {
+pub(crate) fn shown_target(target: &str) -> String {
     match target.split_once("://") {
         Some((scheme, rest)) => format!("{} ({scheme})", rest.trim_end_matches('/')),
         None => target.to_owned(),
@@ -325,11 +325,13 @@ fn draw_charts(
     Ok(made)
 }
 
-fn environment_templates() -> Result<minijinja::Environment<'static>, String> {
+pub(crate) fn environment_templates() -> Result<minijinja::Environment<'static>, String> {
     let mut env = minijinja::Environment::new();
     env.add_template("report.html", include_str!("../../templates/report.html")).map_err(|e| e.to_string())?;
     env.add_template("junit.xml", include_str!("../../templates/junit.xml")).map_err(|e| e.to_string())?;
     env.add_template("summary.md", include_str!("../../templates/summary.md")).map_err(|e| e.to_string())?;
+    env.add_template("bench.html", include_str!("../../templates/bench.html")).map_err(|e| e.to_string())?;
+    env.add_template("bench.md", include_str!("../../templates/bench.md")).map_err(|e| e.to_string())?;
     // Markdown is not HTML: no escaping there; HTML and XML escape every value.
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".md") {

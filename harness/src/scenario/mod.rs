@@ -600,7 +600,11 @@ fn parse_lists(ctx: &Ctx, raw: &BTreeMap<String, Spanned<RawList>>) -> Result<(V
                     included.push_str(&text);
                     list_file_values(&text)
                 }
-                _ => return Err(ctx.err(l, format!("lists.{name} needs exactly one of values = [...] or file = \"...\""))),
+                _ => {
+                    return Err(
+                        ctx.err(l, format!("lists.{name} needs exactly one of values = [...] or file = \"...\""))
+                    )
+                }
             };
             if values.is_empty() {
                 return Err(ctx.err(l, format!("lists.{name} has no values; give at least one")));

@@ -223,5 +223,6 @@ pub fn options(target: &str, out: &std::path::Path) -> harness::runner::RunOptio
         stem: Some("run".into()),
         max_duration: None,
         http_client: harness::client::ClientKind::Auto,
+        cancel: None,
     }
 }

@@ -1,0 +1,726 @@
+//! `harness bench` (DESIGN.md §4): the main job. Starts (or is given) a cache-on
+//! and a cache-off worker, seeds both identically, runs every standard scenario as
+//! an interleaved A/B, a per-layer ablation, compares, judges the claims and writes
+//! one report directory. Orchestration only: running is `runner`, statistics are
+//! `compare`, rendering is `bench::report`.
+
+pub mod report;
+pub mod servers;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::claims::{Claim, ClaimVerdict, Verdict};
+use crate::client::ClientKind;
+use crate::compare::{self, CompareOptions, Comparison, MetricChange};
+use crate::result::{self, ResultDoc, Status};
+use crate::runner::{self, ArmSpec, RunError, RunOptions};
+use crate::scenario::{format_duration, Executor, Scenario};
+use crate::stats::Metric;
+use servers::{LocalServer, Secrets, ServerSpec, SetupClient, Workspace};
+
+pub const BENCH_SCHEMA: &str = "cache-bench/bench/v1";
+
+/// The standard scenarios, in the order they run.
+pub const STANDARD_SCENARIOS: [&str; 4] = ["auth", "model-list", "settings-change", "mixed"];
+/// The layers of the ablation, each switched on alone.
+pub const LAYERS: [&str; 3] = ["bot", "model-config", "user-models"];
+/// `--quick`: measured seconds and warm-up per run.
+pub const QUICK_MEASURED: Duration = Duration::from_secs(5);
+pub const QUICK_WARMUP: Duration = Duration::from_secs(2);
+/// Roughly what starting the two local servers costs with an up-to-date build
+/// (migrations, `wrangler dev`'s double start), for the up-front estimate.
+const LOCAL_STARTUP: Duration = Duration::from_secs(45);
+/// The promise of issue 7: the default run on a 2-core machine.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Bad input or a machine that is not set up: nothing was measured.
+    #[error("{0}")]
+    Setup(String),
+    /// A server could not be started or reached.
+    #[error("{0}")]
+    Server(String),
+    #[error("interrupted before any measurement")]
+    Interrupted,
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Scenario files, run in this order.
+    pub scenarios: Vec<PathBuf>,
+    pub claims: Option<PathBuf>,
+    /// Deployed workers; both or neither.
+    pub target_on: Option<String>,
+    pub target_off: Option<String>,
+    /// The deployed workers' BENCH_SECRET (local runs make their own).
+    pub bench_secret: Option<String>,
+    /// Do not seed deployed workers (they were seeded before with this secret).
+    pub no_seed: bool,
+    pub quick: bool,
+    /// Scenario (by name) the per-layer ablation runs; `None`: no ablation.
+    pub ablation: Option<String>,
+    /// `reports/`: the run writes `reports/<timestamp>/`.
+    pub out: PathBuf,
+    /// Where to look for wrangler.toml (local runs).
+    pub root: PathBuf,
+    pub wrangler: Option<PathBuf>,
+    pub http_client: ClientKind,
+    pub progress: bool,
+    pub compare: CompareOptions,
+}
+
+/// Whether the numbers of a bench can be used, and why not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub change: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub direction: String,
+}
+
+impl From<&MetricChange> for Change {
+    fn from(m: &MetricChange) -> Change {
+        Change { change: m.change, ci_low: m.ci_low, ci_high: m.ci_high, direction: m.direction.clone() }
+    }
+}
+
+/// One series of one A/B in the verdict table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub series: String,
+    pub count_a: u64,
+    pub count_b: u64,
+    /// Milliseconds, A and B.
+    pub p50_a: f64,
+    pub p50_b: f64,
+    pub p50: Change,
+    pub p99_a: f64,
+    pub p99_b: f64,
+    pub p99: Change,
+    pub summary: String,
+}
+
+/// One A/B of the bench: a scenario (cache off vs on) or a layer alone (off vs only it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AbSummary {
+    /// `auth`, `layer bot`, …
+    pub name: String,
+    pub scenario: String,
+    /// The layer for an ablation run.
+    pub layer: Option<String>,
+    pub a: String,
+    pub b: String,
+    /// `valid`, `invalid`, `interrupted`.
+    pub status: String,
+    pub invalid_reasons: Vec<String>,
+    pub warnings: Vec<String>,
+    pub requests: u64,
+    pub errors: u64,
+    pub stale_reads: u64,
+    pub thresholds_failed: Vec<String>,
+    pub rows: Vec<Row>,
+    /// Claims measured in this run (not-measured ones left out).
+    pub claims: Vec<ClaimVerdict>,
+    /// Relative to the bench directory.
+    pub report: Option<String>,
+    pub result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchSummary {
+    pub schema: String,
+    pub started_at: String,
+    pub wall_s: f64,
+    /// `local wrangler dev` or `deployed`.
+    pub mode: String,
+    pub environment: String,
+    pub target_on: String,
+    pub target_off: String,
+    pub quick: bool,
+    pub harness_version: String,
+    pub worker_version: Option<String>,
+    pub git_revision: Option<String>,
+    pub valid: bool,
+    pub invalid_reasons: Vec<String>,
+    pub notes: Vec<String>,
+    pub runs: Vec<AbSummary>,
+}
+
+impl BenchSummary {
+    /// Exit code: 3 invalid or interrupted, 1 a threshold failed (or, with
+    /// `require_claims`, a claim did not hold), 0 otherwise. A refuted claim alone
+    /// is a finding, not a failure.
+    pub fn exit_code(&self, require_claims: bool) -> i32 {
+        if !self.valid {
+            return crate::exit::UNREACHABLE_OR_INVALID;
+        }
+        let thresholds = self.runs.iter().any(|r| !r.thresholds_failed.is_empty());
+        let claims = require_claims && self.headline_claims().iter().any(|(_, c)| !c.verdict.holds());
+        if thresholds || claims {
+            crate::exit::GATE_FAILED
+        } else {
+            crate::exit::PASS
+        }
+    }
+
+    /// Each claim judged on the scenario it is about: the first scenario run
+    /// (not a layer) that measured it.
+    pub fn headline_claims(&self) -> Vec<(&str, &ClaimVerdict)> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for run in self.runs.iter().filter(|r| r.layer.is_none()) {
+            for c in &run.claims {
+                if seen.insert(c.name.clone()) {
+                    out.push((run.name.as_str(), c));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Installs the Ctrl-C/SIGTERM/SIGHUP flag: the bench stops what it is doing,
+/// stops the servers and writes what it has.
+pub fn cancel_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        // Registration fails only for forbidden signals, which these are not.
+        let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+    }
+    flag
+}
+
+/// Loads the scenarios and shortens them for `--quick`.
+pub fn load_scenarios(opts: &BenchOptions) -> Result<Vec<Scenario>, BenchError> {
+    let mut out = Vec::new();
+    for f in &opts.scenarios {
+        let mut sc = crate::scenario::load(f).map_err(|e| BenchError::Setup(e.to_string()))?;
+        if opts.quick {
+            shorten(&mut sc, QUICK_MEASURED, QUICK_WARMUP);
+        }
+        out.push(sc);
+    }
+    if let Some(name) = &opts.ablation {
+        if !out.iter().any(|s| &s.name == name) {
+            return Err(BenchError::Setup(format!(
+                "the ablation scenario {name:?} is not among the scenarios ({})",
+                out.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// At most `measured` of measured load after at most `warmup` of warm-up.
+pub fn shorten(sc: &mut Scenario, measured: Duration, warmup: Duration) {
+    sc.load.warmup = sc.load.warmup.min(warmup);
+    match &mut sc.load.executor {
+        Executor::ConstantArrivalRate { duration, .. } | Executor::ConstantVus { duration, .. } => {
+            *duration = (*duration).min(measured)
+        }
+        Executor::Iterations { max_duration, .. } => *max_duration = (*max_duration).min(measured),
+        Executor::RampingArrivalRate { stages, .. } => {
+            // Keep the shape, scaled to fit.
+            let total: Duration = stages.iter().map(|s| s.duration).sum();
+            if total > measured {
+                let k = measured.as_secs_f64() / total.as_secs_f64();
+                for s in stages.iter_mut() {
+                    s.duration = s.duration.mul_f64(k);
+                }
+            }
+        }
+    }
+}
+
+/// The plan in words, with its expected duration.
+pub fn plan(scenarios: &[Scenario], opts: &BenchOptions, local: bool) -> (String, Duration) {
+    let run_time = |s: &Scenario| s.load.warmup + s.load.executor.duration();
+    let mut total: Duration = scenarios.iter().map(run_time).sum();
+    let mut lines = Vec::new();
+    for s in scenarios {
+        lines.push(format!(
+            "  {:<16} A/B cache-off vs cache-on, {} warm-up + {} measured",
+            s.name,
+            format_duration(s.load.warmup),
+            format_duration(s.load.executor.duration())
+        ));
+    }
+    if let Some(name) = &opts.ablation {
+        let s = scenarios.iter().find(|s| &s.name == name).expect("checked by load_scenarios");
+        for layer in LAYERS {
+            total += run_time(s);
+            lines.push(format!(
+                "  {:<16} A/B off vs only `{layer}` on, scenario {name}, {} warm-up + {} measured",
+                format!("layer {layer}"),
+                format_duration(s.load.warmup),
+                format_duration(s.load.executor.duration())
+            ));
+        }
+    }
+    // Reports (bootstrap CIs, charts) take a few seconds per run.
+    total += Duration::from_secs(3) * lines.len() as u32;
+    if local {
+        total += LOCAL_STARTUP;
+    }
+    (lines.join("\n"), total)
+}
+
+/// What the bench runs against.
+struct Targets {
+    on: String,
+    off: String,
+    secret: Option<String>,
+    /// Local servers, stopped when this is dropped.
+    local: Vec<LocalServer>,
+    worker_version: Option<String>,
+}
+
+impl Targets {
+    /// Why a local server is gone, if one is.
+    fn dead_server(&mut self) -> Option<String> {
+        self.local.iter_mut().find_map(|s| s.exited().map(|r| format!("{r}; its log: {}", s.log.display())))
+    }
+}
+
+/// Starts the two local servers: migrated, healthy, their modes checked.
+fn start_local(opts: &BenchOptions, dir: &Path, cancel: &AtomicBool) -> Result<Targets, BenchError> {
+    let ws = Workspace::find(&opts.root, opts.wrangler.clone())?;
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", logs.display())))?;
+    println!("building the worker if needed (scripts/build-worker; log {})", logs.join("build.log").display());
+    let mut build = std::process::Command::new("bash");
+    build.arg("scripts/build-worker").current_dir(&ws.root);
+    servers::run_logged(build, "the worker build (scripts/build-worker)", &logs.join("build.log"), cancel).map_err(
+        |e| match e {
+            BenchError::Setup(m) => BenchError::Setup(format!(
+                "{m}\nIf a tool is missing (worker-build, wasm-bindgen, the wasm32 target), run scripts/setup."
+            )),
+            other => other,
+        },
+    )?;
+    let secrets = Secrets::random();
+    // Fresh state per run, beside the other wrangler state (not in the report).
+    let stamp = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let state_root = ws.root.join(".wrangler/bench").join(&stamp);
+    let mut local = Vec::new();
+    for (name, env) in [("cache-on", None), ("cache-off", Some("cache-off"))] {
+        let state = state_root.join(name);
+        let log = logs.join(format!("wrangler-{name}.log"));
+        let spec = ServerSpec { name, env, state: &state, log: &log };
+        local.push(LocalServer::start(&ws, &spec, &secrets, cancel)?);
+        println!(
+            "{name}: starting wrangler dev on {} (log {})",
+            local.last().map_or("", |s| s.url.as_str()),
+            log.display()
+        );
+    }
+    let mut worker_version = None;
+    for (server, expected) in local.iter_mut().zip(["on", "off"]) {
+        let health = server.wait_ready(cancel)?;
+        if health.cache.mode != expected {
+            return Err(BenchError::Server(format!(
+                "{} answers with cache mode {:?}, expected {expected:?}: another server holds {}?",
+                server.name, health.cache.mode, server.url
+            )));
+        }
+        println!(
+            "{}: ready on {} (cache {}: {})",
+            server.name,
+            server.url,
+            health.cache.mode,
+            health.cache.layers.join(",")
+        );
+        worker_version = worker_version.or(health.version);
+    }
+    Ok(Targets {
+        on: local[0].url.clone(),
+        off: local[1].url.clone(),
+        secret: Some(secrets.bench),
+        local,
+        worker_version,
+    })
+}
+
+/// Resets the bench data and seeds `users` per seed on `target`, so both arms start
+/// from the same state.
+fn seed(
+    client: &SetupClient,
+    target: &str,
+    secret: &str,
+    users: &BTreeMap<u64, u32>,
+    reset: bool,
+) -> Result<(), String> {
+    let base = target.trim_end_matches('/');
+    let h = [("x-bench-secret", secret)];
+    if reset {
+        match client.send(reqwest::Method::POST, &format!("{base}/__bench/reset"), &h, None)? {
+            (200, _) => {}
+            (status, body) => return Err(format!("POST {base}/__bench/reset: {status} {body}")),
+        }
+    }
+    for (seed, count) in users {
+        let body = serde_json::json!({ "users": count, "seed": seed }).to_string();
+        match client.send(reqwest::Method::POST, &format!("{base}/__bench/seed"), &h, Some(body))? {
+            (200, _) => {}
+            (404, _) => {
+                return Err(format!(
+                    "POST {base}/__bench/seed: 404: the worker has no BENCH_SECRET or it is not the one given"
+                ))
+            }
+            (status, body) => return Err(format!("POST {base}/__bench/seed: {status} {body}")),
+        }
+    }
+    Ok(())
+}
+
+/// `reports/<UTC date>T<time>`, unique.
+fn bench_dir(out: &Path) -> Result<PathBuf, BenchError> {
+    let stamp: String = result::rfc3339(SystemTime::now()).chars().take(19).collect::<String>().replace(':', "-");
+    let mut dir = out.join(&stamp);
+    let mut n = 1;
+    while dir.exists() {
+        n += 1;
+        dir = out.join(format!("{stamp}-{n}"));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+/// The rows of the verdict table: every request, then each tag and its
+/// server-side timings (cache-outcome and per-step series stay in the run's report).
+fn rows(c: &Comparison, a: &ResultDoc, b: &ResultDoc) -> Vec<Row> {
+    let keep = |s: &str| {
+        let base = s.split(" server:").next().unwrap_or(s);
+        base == crate::recorder::ALL || base.starts_with("tag:")
+    };
+    let ms = |doc: &ResultDoc, series: &str, m: Metric| -> f64 {
+        doc.series.get(series).map_or(f64::NAN, |s| match m {
+            Metric::P50 => s.corrected_ms.p50,
+            _ => s.corrected_ms.p99,
+        })
+    };
+    c.series
+        .iter()
+        .filter(|s| keep(&s.series))
+        .filter_map(|s| {
+            let (p50, p99) = (s.metric(Metric::P50)?, s.metric(Metric::P99)?);
+            let server_side = s.series.contains(" server:");
+            Some(Row {
+                series: s.series.clone(),
+                count_a: s.count_a,
+                count_b: s.count_b,
+                p50_a: if server_side { p50.a } else { ms(a, &s.series, Metric::P50) },
+                p50_b: if server_side { p50.b } else { ms(b, &s.series, Metric::P50) },
+                p50: p50.into(),
+                p99_a: if server_side { p99.a } else { ms(a, &s.series, Metric::P99) },
+                p99_b: if server_side { p99.b } else { ms(b, &s.series, Metric::P99) },
+                p99: p99.into(),
+                summary: s.summary.clone(),
+            })
+        })
+        .collect()
+}
+
+fn status_of(docs: &[&ResultDoc]) -> &'static str {
+    if docs.iter().any(|d| d.run.status == Status::Interrupted) {
+        "interrupted"
+    } else if docs.iter().any(|d| d.run.status == Status::Invalid) {
+        "invalid"
+    } else {
+        "valid"
+    }
+}
+
+/// One A/B: run, compare, report; the server check after it.
+struct AbJob<'a> {
+    name: String,
+    scenario: &'a Scenario,
+    layer: Option<&'a str>,
+    arms: Vec<ArmSpec>,
+}
+
+fn run_ab(
+    job: AbJob,
+    opts: &BenchOptions,
+    claims: &[Claim],
+    dir: &Path,
+    secret: Option<&str>,
+    cancel: &Arc<AtomicBool>,
+) -> Result<AbSummary, String> {
+    let slug: String =
+        job.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect::<String>();
+    let run_opts = RunOptions {
+        arms: job.arms,
+        out_dir: dir.join("results"),
+        bench_secret: secret.map(str::to_owned),
+        progress: opts.progress,
+        stem: Some(slug.clone()),
+        max_duration: None,
+        http_client: opts.http_client,
+        cancel: Some(Arc::clone(cancel)),
+    };
+    let outcome = runner::run(job.scenario, &run_opts).map_err(|e| match e {
+        RunError::Unreachable(m) => format!("target unreachable: {m}"),
+        RunError::Setup(m) => m,
+    })?;
+    let (a, b) = (&outcome.arms[0].doc, &outcome.arms[1].doc);
+    for arm in &outcome.arms {
+        print!("{}", crate::summary::render(&arm.doc));
+    }
+    let comparison = compare::compare(a, b, true, claims, &opts.compare)?;
+    print!("{}", crate::compare_report::render(&comparison));
+    let report_dir = dir.join(&slug);
+    let source = outcome.files.json.strip_prefix(dir).unwrap_or(&outcome.files.json).display().to_string();
+    let report = match crate::report::write(
+        &[a.clone(), b.clone()],
+        Some(&comparison),
+        std::slice::from_ref(&source),
+        &report_dir,
+    ) {
+        Ok(_) => Some(format!("{slug}/index.html")),
+        Err(e) => {
+            eprintln!("warning: the report of {} could not be written: {e}", job.name);
+            None
+        }
+    };
+    let all = |d: &ResultDoc, f: fn(&result::SeriesDoc) -> u64| d.series.get(crate::recorder::ALL).map_or(0, f);
+    let mut invalid_reasons = Vec::new();
+    let mut warnings = Vec::new();
+    let mut thresholds_failed = Vec::new();
+    for d in [a, b] {
+        let label = d.metadata.variant.clone().unwrap_or_default();
+        invalid_reasons.extend(d.run.invalid_reasons.iter().map(|r| format!("{label}: {r}")));
+        warnings.extend(d.run.warnings.iter().map(|w| format!("{label}: {w}")));
+        thresholds_failed.extend(
+            d.thresholds
+                .iter()
+                .filter(|t| !t.pass)
+                .map(|t| format!("{label}: {} {} (actual {:.3} {})", t.series, t.threshold, t.actual, t.unit)),
+        );
+    }
+    Ok(AbSummary {
+        name: job.name,
+        scenario: job.scenario.name.clone(),
+        layer: job.layer.map(str::to_owned),
+        a: comparison.a.clone(),
+        b: comparison.b.clone(),
+        status: status_of(&[a, b]).to_owned(),
+        invalid_reasons,
+        warnings,
+        requests: all(a, |s| s.requests) + all(b, |s| s.requests),
+        errors: all(a, |s| s.errors) + all(b, |s| s.errors),
+        stale_reads: all(a, |s| s.stale_reads) + all(b, |s| s.stale_reads),
+        thresholds_failed,
+        rows: rows(&comparison, a, b),
+        claims: comparison.claims.iter().filter(|c| c.verdict != Verdict::NotMeasured).cloned().collect(),
+        report,
+        result: source,
+    })
+}
+
+fn arm(label: &str, target: &str, headers: Vec<(String, String)>) -> ArmSpec {
+    ArmSpec { label: Some(label.to_owned()), target: target.to_owned(), extra_headers: headers }
+}
+
+/// Runs the whole bench and writes its report into `reports/<timestamp>/`. The
+/// servers it started are stopped before it returns, on every path.
+pub fn run(
+    opts: &BenchOptions,
+    claims: &[Claim],
+    cancel: &Arc<AtomicBool>,
+) -> Result<(BenchSummary, PathBuf), BenchError> {
+    let started = Instant::now();
+    let started_at = result::rfc3339(SystemTime::now());
+    let scenarios = load_scenarios(opts)?;
+    let local = opts.target_on.is_none();
+    let (plan_text, estimate) = plan(&scenarios, opts, local);
+    println!(
+        "harness bench: {} run(s):\n{plan_text}",
+        scenarios.len() + if opts.ablation.is_some() { LAYERS.len() } else { 0 }
+    );
+    println!(
+        "expected wall time: about {} ({}); the default run finishes in under {} minutes on a 2-core machine",
+        format_duration(Duration::from_secs(estimate.as_secs())),
+        if opts.quick { "--quick" } else { "full" },
+        DEFAULT_BUDGET.as_secs() / 60
+    );
+    let dir = bench_dir(&opts.out)?;
+    let mut targets = match (&opts.target_on, &opts.target_off) {
+        (Some(on), Some(off)) => Targets {
+            on: on.clone(),
+            off: off.clone(),
+            secret: opts.bench_secret.clone(),
+            local: Vec::new(),
+            worker_version: None,
+        },
+        (None, None) => start_local(opts, &dir, cancel)?,
+        _ => return Err(BenchError::Setup("give both --target-on URL and --target-off URL, or neither".into())),
+    };
+    let client = SetupClient::new();
+    if !local {
+        for t in [&targets.on, &targets.off] {
+            let h =
+                servers::get_health(&client, t).map_err(|e| BenchError::Server(format!("target unreachable: {e}")))?;
+            targets.worker_version = targets.worker_version.take().or(h.version);
+        }
+    }
+    let mut notes = Vec::new();
+    let mut invalid_reasons = Vec::new();
+    let mut runs = Vec::new();
+    // Users each seed must provide: the largest count any scenario asks for.
+    let mut users: BTreeMap<u64, u32> = BTreeMap::new();
+    for s in &scenarios {
+        if let Some(u) = &s.users {
+            let n = users.entry(u.seed).or_insert(0);
+            *n = (*n).max(u.count);
+        }
+    }
+    let seeding = targets.secret.is_some() && (local || !opts.no_seed);
+    if !local && targets.secret.is_none() {
+        notes.push(
+            "no --bench-secret: nothing was seeded, no layer ablation, and scenarios with [users] were skipped \
+             (their credentials derive from the secret)"
+                .to_owned(),
+        );
+    }
+
+    let mut jobs: Vec<AbJob> = Vec::new();
+    for s in &scenarios {
+        if s.users.is_some() && targets.secret.is_none() {
+            notes.push(format!("{}: skipped, it needs --bench-secret", s.name));
+            continue;
+        }
+        jobs.push(AbJob {
+            name: s.name.clone(),
+            scenario: s,
+            layer: None,
+            arms: vec![arm("cache-off", &targets.off, Vec::new()), arm("cache-on", &targets.on, Vec::new())],
+        });
+    }
+    match (&opts.ablation, &targets.secret) {
+        (Some(name), Some(secret)) => {
+            let s = scenarios.iter().find(|s| &s.name == name).expect("checked by load_scenarios");
+            let header = |v: &str| {
+                vec![("x-bench-secret".to_owned(), secret.clone()), ("x-bench-cache".to_owned(), v.to_owned())]
+            };
+            for layer in LAYERS {
+                jobs.push(AbJob {
+                    name: format!("layer {layer}"),
+                    scenario: s,
+                    layer: Some(layer),
+                    arms: vec![
+                        arm("off", &targets.on, header("off")),
+                        arm(&format!("only {layer}"), &targets.on, header(layer)),
+                    ],
+                });
+            }
+        }
+        (Some(_), None) => notes.push("per-layer ablation skipped: it needs --bench-secret (x-bench-cache)".to_owned()),
+        (None, _) => {}
+    }
+    if jobs.is_empty() {
+        return Err(BenchError::Setup(
+            "nothing to run: every scenario needs seeded users; pass --bench-secret (the workers' BENCH_SECRET)".into(),
+        ));
+    }
+
+    let total = jobs.len();
+    for (i, job) in jobs.into_iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            invalid_reasons.push("interrupted (Ctrl-C): the runs after it did not happen".to_owned());
+            break;
+        }
+        if let Some(dead) = targets.dead_server() {
+            invalid_reasons.push(format!("{dead}; the runs from {} on did not happen", job.name));
+            break;
+        }
+        println!(
+            "\n== [{}/{total}] {} ({} vs {}) ==",
+            i + 1,
+            job.name,
+            job.arms[0].label.as_deref().unwrap_or("a"),
+            job.arms[1].label.as_deref().unwrap_or("b")
+        );
+        if seeding && job.layer.is_none() {
+            let secret = targets.secret.as_deref().expect("seeding needs the secret");
+            for t in [&targets.on, &targets.off] {
+                if let Err(e) = seed(&client, t, secret, &users, local) {
+                    invalid_reasons.push(format!("seeding before {} failed: {e}", job.name));
+                }
+            }
+            if !invalid_reasons.is_empty() {
+                break;
+            }
+        }
+        let name = job.name.clone();
+        match run_ab(job, opts, claims, &dir, targets.secret.as_deref(), cancel) {
+            Ok(mut summary) => {
+                if let Some(dead) = targets.dead_server() {
+                    summary.status = "invalid".into();
+                    summary.invalid_reasons.push(format!("{dead} during this run"));
+                }
+                if summary.status != "valid" {
+                    invalid_reasons.extend(summary.invalid_reasons.iter().map(|r| format!("{name}: {r}")));
+                    if summary.status == "interrupted" && summary.invalid_reasons.is_empty() {
+                        invalid_reasons.push(format!("{name}: interrupted (Ctrl-C)"));
+                    }
+                }
+                runs.push(summary);
+            }
+            Err(e) => {
+                let dead = targets.dead_server();
+                invalid_reasons.push(format!("{name}: {}", dead.unwrap_or(e)));
+                break;
+            }
+        }
+        if runs.last().is_some_and(|r| r.status != "valid") && targets.dead_server().is_some() {
+            break;
+        }
+    }
+    // Stop the servers before the report: nothing of theirs is needed now.
+    for s in &mut targets.local {
+        s.stop();
+    }
+    let summary = BenchSummary {
+        schema: BENCH_SCHEMA.to_owned(),
+        started_at,
+        wall_s: started.elapsed().as_secs_f64(),
+        mode: if local { "local wrangler dev".into() } else { "deployed".into() },
+        environment: environment_statement(local),
+        target_on: targets.on.clone(),
+        target_off: targets.off.clone(),
+        quick: opts.quick,
+        harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+        worker_version: targets.worker_version.clone(),
+        git_revision: result::git_revision(),
+        valid: invalid_reasons.is_empty() && !runs.is_empty(),
+        invalid_reasons,
+        notes,
+        runs,
+    };
+    report::write(&summary, &dir).map_err(BenchError::Setup)?;
+    Ok((summary, dir))
+}
+
+fn environment_statement(local: bool) -> String {
+    if local {
+        "Measured on this machine under local `wrangler dev`: workerd with KV and D1 simulated on the same \
+         machine (two worker processes, cache on and cache off, each with its own local state). Absolute \
+         latencies do not transfer to production, where KV is a network store with edge caches and D1 a \
+         remote database; local KV also sees its own writes at once, while production KV is eventually \
+         consistent. The verdicts hold for the environment measured."
+            .into()
+    } else {
+        "Measured against deployed workers from this machine: latencies include the network path from here \
+         to the edge; production KV is eventually consistent (up to about 60 s between locations), so \
+         read-your-writes is only guaranteed at the location that wrote."
+            .into()
+    }
+}

@@ -1,0 +1,343 @@
+//! The local stack of `harness bench`: two `wrangler dev` processes (cache on, and
+//! wrangler.toml's `cache-off` env) on free loopback ports, each with its own
+//! persisted KV and D1 state, migrated before it starts. Each runs in its own
+//! process group, so stopping it (on drop: every path, panics included) ends
+//! workerd with it and a terminal's Ctrl-C reaches only the harness.
+
+use std::fs::File;
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::BenchError;
+
+/// The repository the bench runs from: where wrangler.toml and node_modules are.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub wrangler: PathBuf,
+}
+
+impl Workspace {
+    /// The first directory from `start` upwards that holds wrangler.toml; the
+    /// wrangler it installed with `npm ci` unless `wrangler` names another.
+    pub fn find(start: &Path, wrangler: Option<PathBuf>) -> Result<Workspace, BenchError> {
+        let start = start.canonicalize().unwrap_or_else(|_| start.to_owned());
+        let root = start.ancestors().find(|d| d.join("wrangler.toml").is_file()).ok_or_else(|| {
+            BenchError::Setup(format!(
+                "no wrangler.toml in {} or above: run `harness bench` from the repository (or pass --root DIR), \
+                 or give --target-on URL --target-off URL for deployed workers",
+                start.display()
+            ))
+        })?;
+        let wrangler = wrangler.unwrap_or_else(|| root.join("node_modules/.bin/wrangler"));
+        if !wrangler.is_file() {
+            return Err(BenchError::Setup(format!(
+                "wrangler is not installed ({} is missing): run `scripts/setup` in {} (it runs `npm ci` from \
+                 package-lock.json and installs the Rust tools the worker build needs)",
+                wrangler.display(),
+                root.display()
+            )));
+        }
+        Ok(Workspace { root: root.to_owned(), wrangler })
+    }
+}
+
+/// Secrets of one local run, fresh for each: nothing outside the run knows them.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    pub bench: String,
+    pub jwt: String,
+    /// 32 bytes, base64: the AES-256-GCM key for stored provider API keys.
+    pub encryption_key: String,
+}
+
+impl Secrets {
+    pub fn random() -> Secrets {
+        use base64::Engine;
+        use rand::Rng;
+        let mut rng = rand::rng();
+        let hex = |rng: &mut rand::rngs::ThreadRng| hex::encode(rng.random::<[u8; 16]>());
+        Secrets {
+            bench: hex(&mut rng),
+            jwt: hex(&mut rng),
+            encryption_key: base64::engine::general_purpose::STANDARD.encode(rng.random::<[u8; 32]>()),
+        }
+    }
+}
+
+/// A free loopback port: bound, read and released. Another process could take it
+/// before wrangler binds it; `LocalServer::start` then tries again with another.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// Polls `child` until it ends or `cancel` is set (then it is killed). `None`
+/// means cancelled.
+fn wait_child(child: &mut Child, cancel: &AtomicBool) -> std::io::Result<Option<std::process::ExitStatus>> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if cancel.load(Ordering::Relaxed) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs a set-up command to its end, with its output in `log`; an error carries
+/// the output's last lines.
+pub fn run_logged(mut cmd: Command, what: &str, log: &Path, cancel: &AtomicBool) -> Result<(), BenchError> {
+    let file = File::create(log).map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", log.display())))?;
+    let err_file = file.try_clone().map_err(|e| BenchError::Setup(e.to_string()))?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err_file)
+        .spawn()
+        .map_err(|e| BenchError::Setup(format!("cannot run {what}: {e}")))?;
+    match wait_child(&mut child, cancel).map_err(|e| BenchError::Setup(format!("{what}: {e}")))? {
+        None => Err(BenchError::Interrupted),
+        Some(s) if s.success() => Ok(()),
+        Some(s) => {
+            Err(BenchError::Setup(format!("{what} failed ({s}); its output ({}):\n{}", log.display(), tail(log, 15))))
+        }
+    }
+}
+
+/// The last `lines` lines of a log file.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = File::open(path) {
+        let _ = f.read_to_string(&mut text);
+    }
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// One `wrangler dev`, stopped with its whole process group when dropped.
+pub struct LocalServer {
+    /// `cache-on` or `cache-off`.
+    pub name: String,
+    pub url: String,
+    pub log: PathBuf,
+    child: Child,
+    stopped: bool,
+}
+
+/// What a server's `GET /health` said.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Health {
+    #[serde(default)]
+    pub version: Option<String>,
+    pub cache: HealthCache,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct HealthCache {
+    pub mode: String,
+    #[serde(default)]
+    pub layers: Vec<String>,
+}
+
+/// How long `wrangler dev` may take to answer its first `/health` (a cold worker
+/// build happens before it, in `scripts/build-worker`).
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+
+pub struct ServerSpec<'a> {
+    pub name: &'a str,
+    /// The wrangler.toml env (`cache-off`), or the top level.
+    pub env: Option<&'a str>,
+    /// Its persisted KV/D1 state.
+    pub state: &'a Path,
+    pub log: &'a Path,
+}
+
+impl LocalServer {
+    /// Migrates the server's D1 state, then starts `wrangler dev` on a free port.
+    pub fn start(
+        ws: &Workspace,
+        spec: &ServerSpec,
+        secrets: &Secrets,
+        cancel: &AtomicBool,
+    ) -> Result<LocalServer, BenchError> {
+        std::fs::create_dir_all(spec.state)
+            .map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", spec.state.display())))?;
+        let env_args: Vec<&str> = spec.env.map(|e| vec!["--env", e]).unwrap_or_default();
+        let mut migrate = wrangler(ws);
+        migrate.args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"]).arg(spec.state).args(&env_args);
+        let migrate_log = spec.log.with_extension("migrate.log");
+        run_logged(migrate, &format!("{}: wrangler d1 migrations apply", spec.name), &migrate_log, cancel)?;
+
+        let port = free_port().map_err(|e| BenchError::Setup(format!("no free loopback port: {e}")))?;
+        let inspector = free_port().map_err(|e| BenchError::Setup(format!("no free loopback port: {e}")))?;
+        let log = File::create(spec.log).map_err(|e| BenchError::Setup(format!("{}: {e}", spec.log.display())))?;
+        let log2 = log.try_clone().map_err(|e| BenchError::Setup(e.to_string()))?;
+        let mut cmd = wrangler(ws);
+        cmd.args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--inspector-port", &inspector.to_string()])
+            .args(["--local", "--show-interactive-dev-session=false", "--persist-to"])
+            .arg(spec.state)
+            .args(["--var", &format!("BENCH_SECRET:{}", secrets.bench)])
+            .args(["--var", &format!("JWT_SECRET:{}", secrets.jwt)])
+            .args(["--var", &format!("ENCRYPTION_KEY:{}", secrets.encryption_key)])
+            .args(&env_args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            // Its own process group: stopped as a whole, and out of reach of the
+            // terminal's Ctrl-C, which the harness handles.
+            .process_group(0);
+        let child =
+            cmd.spawn().map_err(|e| BenchError::Setup(format!("cannot start {}: {e}", ws.wrangler.display())))?;
+        Ok(LocalServer {
+            name: spec.name.to_owned(),
+            url: format!("http://127.0.0.1:{port}"),
+            log: spec.log.to_owned(),
+            child,
+            stopped: false,
+        })
+    }
+
+    /// Waits for `GET /health`; fails when the process ends first (with its log's
+    /// last lines), after [`READY_TIMEOUT`], or on Ctrl-C.
+    pub fn wait_ready(&mut self, cancel: &AtomicBool) -> Result<Health, BenchError> {
+        let started = Instant::now();
+        let agent = health_agent();
+        loop {
+            if let Some(reason) = self.exited() {
+                return Err(BenchError::Server(format!(
+                    "{reason} before it answered; its log ({}):\n{}",
+                    self.log.display(),
+                    tail(&self.log, 15)
+                )));
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return Err(BenchError::Interrupted);
+            }
+            if let Ok(h) = get_health(&agent, &self.url) {
+                return Ok(h);
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(BenchError::Server(format!(
+                    "{} did not answer GET /health within {} s; its log ({}):\n{}",
+                    self.name,
+                    READY_TIMEOUT.as_secs(),
+                    self.log.display(),
+                    tail(&self.log, 15)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Why the process is gone, if it is.
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(format!("the {} server (wrangler dev) exited ({status})", self.name)),
+            Ok(None) => None,
+            Err(e) => Some(format!("the {} server cannot be checked: {e}", self.name)),
+        }
+    }
+
+    /// Ends the process group: SIGTERM, then SIGKILL after 5 s.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let pgid = self.child.id() as libc::pid_t;
+        // SAFETY: signals our own child's process group (created with process_group(0)).
+        unsafe { libc::killpg(pgid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // workerd may outlive wrangler's node process: the group goes, whatever is left of it.
+        // SAFETY: as above.
+        unsafe { libc::killpg(pgid, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn wrangler(ws: &Workspace) -> Command {
+    let mut cmd = Command::new(&ws.wrangler);
+    cmd.current_dir(&ws.root).env("WRANGLER_SEND_METRICS", "false").env("CI", "1");
+    cmd
+}
+
+/// A small blocking HTTP client for set-up calls (health, seeding): set-up is not
+/// measured, so reqwest's blocking client would do, but the harness has no need of
+/// it elsewhere; a current-thread runtime around the async one is as simple.
+pub struct SetupClient {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+fn health_agent() -> SetupClient {
+    SetupClient::new()
+}
+
+impl SetupClient {
+    pub fn new() -> SetupClient {
+        SetupClient {
+            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a current-thread runtime"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("a reqwest client with default TLS"),
+        }
+    }
+
+    /// `method url` with headers and a body; the status and body text.
+    pub fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Result<(u16, String), String> {
+        self.rt.block_on(async {
+            let mut req = self.client.request(method, url);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            if let Some(b) = body {
+                req = req.header("content-type", "application/json").body(b);
+            }
+            let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+            let status = resp.status().as_u16();
+            let text = resp.text().await.map_err(|e| format!("{url}: {e}"))?;
+            Ok((status, text))
+        })
+    }
+}
+
+impl Default for SetupClient {
+    fn default() -> Self {
+        SetupClient::new()
+    }
+}
+
+pub fn get_health(client: &SetupClient, base: &str) -> Result<Health, String> {
+    let url = format!("{}/health", base.trim_end_matches('/'));
+    match client.send(reqwest::Method::GET, &url, &[], None)? {
+        (200, body) => serde_json::from_str(&body).map_err(|e| format!("{url}: not the target worker's health ({e})")),
+        (status, _) => Err(format!("{url}: status {status}")),
+    }
+}
