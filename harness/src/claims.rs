@@ -92,11 +92,12 @@ fn judge_metric(improvement: f64, lo: f64, hi: f64, range: [f64; 2], noise: f64)
         (Verdict::Exceeded, format!("{improvement:.1} % faster, {ci}, above the claimed {low}–{high} %"))
     } else if improvement <= noise && hi < low {
         let what = if improvement < -noise {
-            format!("it got slower: {:.1} % slower", -improvement)
+            // In the direction it went: "slower, CI 0.5–16.5 % slower", not a negative speed-up.
+            format!("it got slower: {:.1} % slower, 95 % CI {:.1}–{:.1} % slower", -improvement, -hi, -lo)
         } else {
-            format!("no improvement beyond the ±{noise} % noise band: {improvement:.1} % faster")
+            format!("no improvement beyond the ±{noise} % noise band: {improvement:.1} % faster, {ci}")
         };
-        (Verdict::Refuted, format!("{what}, {ci}, claimed {low}–{high} % faster"))
+        (Verdict::Refuted, format!("{what}, claimed {low}–{high} % faster"))
     } else if hi < low {
         let caveat = if lo <= 0.0 { " (the CI does not exclude no improvement)" } else { "" };
         (Verdict::Short, format!("{improvement:.1} % faster, {ci}, below the claimed {low}–{high} %{caveat}"))

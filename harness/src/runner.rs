@@ -171,6 +171,9 @@ struct Shared {
     /// Per user, held from a write through its read-back: two writes of one user
     /// must not overlap, or a read-back could see the other write and be called stale.
     user_locks: RefCell<std::collections::HashMap<usize, Rc<tokio::sync::Mutex<()>>>>,
+    /// Per user, held while its `once_per_user` steps run.
+    once_locks: RefCell<std::collections::HashMap<usize, Rc<tokio::sync::Mutex<()>>>>,
+    has_once: bool,
     alternator: RefCell<ArmAlternator>,
     measure_start: Instant,
     measure_end: Instant,
@@ -182,6 +185,9 @@ struct Shared {
 impl Shared {
     fn user_lock(&self, user: usize) -> Rc<tokio::sync::Mutex<()>> {
         Rc::clone(self.user_locks.borrow_mut().entry(user).or_default())
+    }
+    fn once_lock(&self, user: usize) -> Rc<tokio::sync::Mutex<()>> {
+        Rc::clone(self.once_locks.borrow_mut().entry(user).or_default())
     }
 }
 
@@ -359,14 +365,26 @@ async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool
     let mut picks = vec![None; sc.lists.len()];
     // `once_per_user` steps run first, the first time the user is picked (a login,
     // a token); then the iteration's own steps.
+    // While one iteration runs them, the user's other iterations wait: they need
+    // what those steps extract (the token), as the same client would; the wait is
+    // part of their latency (measured from the intended start).
+    let once_lock = shared.has_once.then(|| shared.once_lock(user));
+    let mut once_guard = match &once_lock {
+        Some(l) => Some(l.lock().await),
+        None => None,
+    };
     let mut steps: Vec<usize> = (0..sc.steps.len())
         .filter(|&s| sc.steps[s].once_per_user && shared.population.borrow_mut().claim_once(user, s))
         .collect();
+    let once_steps = steps.len();
     match (sc.flow, draw.mix_choice) {
         (Flow::Mix, Some(choice)) => steps.push(choice),
         _ => steps.extend((0..sc.steps.len()).filter(|&s| !sc.steps[s].once_per_user)),
     }
-    for s in steps {
+    for (i, s) in steps.into_iter().enumerate() {
+        if i == once_steps {
+            drop(once_guard.take());
+        }
         let step = &sc.steps[s];
         let rendered = {
             let pop = shared.population.borrow();
@@ -780,6 +798,8 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
             })
             .collect(),
         user_locks: RefCell::new(std::collections::HashMap::new()),
+        once_locks: RefCell::new(std::collections::HashMap::new()),
+        has_once: scenario.steps.iter().any(|s| s.once_per_user),
         measure_start,
         measure_end: measure_start + planned,
         stop: Cell::new(false),

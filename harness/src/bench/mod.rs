@@ -279,6 +279,8 @@ struct Targets {
     secret: Option<String>,
     /// Local servers, stopped when this is dropped.
     local: Vec<LocalServer>,
+    /// The local servers' KV/D1 state, removed once they are stopped.
+    state: Option<PathBuf>,
     worker_version: Option<String>,
 }
 
@@ -344,6 +346,7 @@ fn start_local(opts: &BenchOptions, dir: &Path, cancel: &AtomicBool) -> Result<T
         off: local[1].url.clone(),
         secret: Some(secrets.bench),
         local,
+        state: Some(state_root),
         worker_version,
     })
 }
@@ -471,11 +474,24 @@ fn run_ab(
         RunError::Setup(m) => m,
     })?;
     let (a, b) = (&outcome.arms[0].doc, &outcome.arms[1].doc);
-    for arm in &outcome.arms {
-        print!("{}", crate::summary::render(&arm.doc));
-    }
     let comparison = compare::compare(a, b, true, claims, &opts.compare)?;
-    print!("{}", crate::compare_report::render(&comparison));
+    // The full tables are in the run's report; the terminal gets the plain words.
+    for d in [a, b] {
+        let label = d.metadata.variant.as_deref().unwrap_or("?");
+        let r = &d.run;
+        println!(
+            "{label}: {} requests, {:.1} it/s achieved, {:?}{}",
+            r.requests,
+            r.achieved_rate,
+            r.status,
+            if r.invalid_reasons.is_empty() { String::new() } else { format!(": {}", r.invalid_reasons.join("; ")) }
+        );
+    }
+    for s in comparison.series.iter().filter(|s| s.series == crate::recorder::ALL || s.series.starts_with("tag:")) {
+        if !s.series.contains(" server:") {
+            println!("  {}", s.summary);
+        }
+    }
     let report_dir = dir.join(&slug);
     let source = outcome.files.json.strip_prefix(dir).unwrap_or(&outcome.files.json).display().to_string();
     let report = match crate::report::write(
@@ -558,6 +574,7 @@ pub fn run(
             off: off.clone(),
             secret: opts.bench_secret.clone(),
             local: Vec::new(),
+            state: None,
             worker_version: None,
         },
         (None, None) => start_local(opts, &dir, cancel)?,
@@ -687,6 +704,10 @@ pub fn run(
     // Stop the servers before the report: nothing of theirs is needed now.
     for s in &mut targets.local {
         s.stop();
+    }
+    if let Some(state) = &targets.state {
+        // Disposable: every bench starts from fresh state; the logs are in the report.
+        let _ = std::fs::remove_dir_all(state);
     }
     let summary = BenchSummary {
         schema: BENCH_SCHEMA.to_owned(),

@@ -299,6 +299,9 @@ impl SetupClient {
             rt: tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a current-thread runtime"),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                // Set-up calls are seconds apart: a pooled connection may have been
+                // closed by the server in between.
+                .pool_max_idle_per_host(0)
                 .build()
                 .expect("a reqwest client with default TLS"),
         }
