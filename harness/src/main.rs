@@ -319,7 +319,7 @@ fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         bench_secret: opts.bench_secret,
         no_seed: opts.no_seed,
         quick: opts.quick,
-        ablation: (!opts.no_ablation).then_some(opts.ablation_scenario),
+        ablation: if opts.no_ablation { None } else { Some(opts.ablation_scenario) },
         out: opts.out,
         root: opts.root,
         wrangler: opts.wrangler,
@@ -360,9 +360,9 @@ struct BenchArgs {
     /// A few seconds per run (5 s measured, 2 s warm-up): a smoke test for CI.
     #[arg(long, env = "HARNESS_QUICK")]
     quick: bool,
-    /// Scenario (by name) of the per-layer ablation.
-    #[arg(long, default_value = "mixed")]
-    ablation_scenario: String,
+    /// Scenario (by name) of the per-layer ablation [default: mixed if it runs, else the last one].
+    #[arg(long)]
+    ablation_scenario: Option<String>,
     /// Skip the per-layer ablation.
     #[arg(long)]
     no_ablation: bool,

@@ -64,8 +64,9 @@ pub struct BenchOptions {
     /// Do not seed deployed workers (they were seeded before with this secret).
     pub no_seed: bool,
     pub quick: bool,
-    /// Scenario (by name) the per-layer ablation runs; `None`: no ablation.
-    pub ablation: Option<String>,
+    /// The per-layer ablation: `None` none; `Some(None)` on `mixed` if it runs, else
+    /// on the last scenario; `Some(Some(name))` on that scenario.
+    pub ablation: Option<Option<String>>,
     /// `reports/`: the run writes `reports/<timestamp>/`.
     pub out: PathBuf,
     /// Where to look for wrangler.toml (local runs).
@@ -198,6 +199,14 @@ pub fn cancel_flag() -> Arc<AtomicBool> {
 }
 
 /// Loads the scenarios and shortens them for `--quick`.
+/// The scenario the per-layer ablation runs, if any.
+pub fn ablation_scenario<'a>(scenarios: &'a [Scenario], opts: &BenchOptions) -> Option<&'a Scenario> {
+    match opts.ablation.as_ref()? {
+        Some(name) => scenarios.iter().find(|s| &s.name == name),
+        None => scenarios.iter().find(|s| s.name == "mixed").or(scenarios.last()),
+    }
+}
+
 pub fn load_scenarios(opts: &BenchOptions) -> Result<Vec<Scenario>, BenchError> {
     let mut out = Vec::new();
     for f in &opts.scenarios {
@@ -207,7 +216,7 @@ pub fn load_scenarios(opts: &BenchOptions) -> Result<Vec<Scenario>, BenchError> 
         }
         out.push(sc);
     }
-    if let Some(name) = &opts.ablation {
+    if let Some(Some(name)) = &opts.ablation {
         if !out.iter().any(|s| &s.name == name) {
             return Err(BenchError::Setup(format!(
                 "the ablation scenario {name:?} is not among the scenarios ({})",
@@ -240,7 +249,7 @@ pub fn shorten(sc: &mut Scenario, measured: Duration, warmup: Duration) {
 }
 
 /// The plan in words, with its expected duration.
-pub fn plan(scenarios: &[Scenario], opts: &BenchOptions, local: bool) -> (String, Duration) {
+pub fn plan(scenarios: &[Scenario], opts: &BenchOptions, local: bool, ablation: bool) -> (String, Duration) {
     let run_time = |s: &Scenario| s.load.warmup + s.load.executor.duration();
     let mut total: Duration = scenarios.iter().map(run_time).sum();
     let mut lines = Vec::new();
@@ -252,8 +261,8 @@ pub fn plan(scenarios: &[Scenario], opts: &BenchOptions, local: bool) -> (String
             format_duration(s.load.executor.duration())
         ));
     }
-    if let Some(name) = &opts.ablation {
-        let s = scenarios.iter().find(|s| &s.name == name).expect("checked by load_scenarios");
+    if let Some(s) = ablation_scenario(scenarios, opts).filter(|_| ablation) {
+        let name = &s.name;
         for layer in LAYERS {
             total += run_time(s);
             lines.push(format!(
@@ -326,19 +335,8 @@ fn start_local(opts: &BenchOptions, dir: &Path, cancel: &AtomicBool) -> Result<T
     let mut worker_version = None;
     for (server, expected) in local.iter_mut().zip(["on", "off"]) {
         let health = server.wait_ready(cancel)?;
-        if health.cache.mode != expected {
-            return Err(BenchError::Server(format!(
-                "{} answers with cache mode {:?}, expected {expected:?}: another server holds {}?",
-                server.name, health.cache.mode, server.url
-            )));
-        }
-        println!(
-            "{}: ready on {} (cache {}: {})",
-            server.name,
-            server.url,
-            health.cache.mode,
-            health.cache.layers.join(",")
-        );
+        let cache = check_mode(&health, expected, &server.name, &server.url)?;
+        println!("{}: ready on {} (cache {}: {})", server.name, server.url, cache.mode, cache.layers.join(","));
         worker_version = worker_version.or(health.version);
     }
     Ok(Targets {
@@ -349,6 +347,29 @@ fn start_local(opts: &BenchOptions, dir: &Path, cancel: &AtomicBool) -> Result<T
         state: Some(state_root),
         worker_version,
     })
+}
+
+/// The cache mode a target reports must be the one its arm stands for: a swapped
+/// pair, or another server on the port, would turn the verdicts upside down.
+fn check_mode(
+    health: &servers::Health,
+    expected: &str,
+    name: &str,
+    url: &str,
+) -> Result<servers::HealthCache, BenchError> {
+    let cache = health.cache.clone().ok_or_else(|| {
+        BenchError::Server(format!(
+            "{name} ({url}) does not report its cache mode in GET /health: is it the target worker?"
+        ))
+    })?;
+    if cache.mode != expected {
+        return Err(BenchError::Server(format!(
+            "{name} ({url}) reports cache mode {:?}, expected {expected:?}: are the targets swapped, or is another \
+             server on that port?",
+            cache.mode
+        )));
+    }
+    Ok(cache)
 }
 
 /// Resets the bench data and seeds `users` per seed on `target`, so both arms start
@@ -556,11 +577,8 @@ pub fn run(
     let started_at = result::rfc3339(SystemTime::now());
     let scenarios = load_scenarios(opts)?;
     let local = opts.target_on.is_none();
-    let (plan_text, estimate) = plan(&scenarios, opts, local);
-    println!(
-        "harness bench: {} run(s):\n{plan_text}",
-        scenarios.len() + if opts.ablation.is_some() { LAYERS.len() } else { 0 }
-    );
+    let (plan_text, estimate) = plan(&scenarios, opts, local, local || opts.bench_secret.is_some());
+    println!("harness bench: {} run(s):\n{plan_text}", plan_text.lines().count());
     println!(
         "expected wall time: about {} ({}); the default run finishes in under {} minutes on a 2-core machine",
         format_duration(Duration::from_secs(estimate.as_secs())),
@@ -581,14 +599,19 @@ pub fn run(
         _ => return Err(BenchError::Setup("give both --target-on URL and --target-off URL, or neither".into())),
     };
     let client = SetupClient::new();
+    let mut notes = Vec::new();
     if !local {
-        for t in [&targets.on, &targets.off] {
+        for (t, name, expected) in [(&targets.on, "cache-on", "on"), (&targets.off, "cache-off", "off")] {
             let h =
                 servers::get_health(&client, t).map_err(|e| BenchError::Server(format!("target unreachable: {e}")))?;
+            if h.cache.is_some() {
+                check_mode(&h, expected, name, t)?;
+            } else {
+                notes.push(format!("the {name} target does not report its cache mode in GET /health: not checked"));
+            }
             targets.worker_version = targets.worker_version.take().or(h.version);
         }
     }
-    let mut notes = Vec::new();
     let mut invalid_reasons = Vec::new();
     let mut runs = Vec::new();
     // Users each seed must provide: the largest count any scenario asks for.
@@ -621,9 +644,8 @@ pub fn run(
             arms: vec![arm("cache-off", &targets.off, Vec::new()), arm("cache-on", &targets.on, Vec::new())],
         });
     }
-    match (&opts.ablation, &targets.secret) {
-        (Some(name), Some(secret)) => {
-            let s = scenarios.iter().find(|s| &s.name == name).expect("checked by load_scenarios");
+    match (ablation_scenario(&scenarios, opts), &targets.secret) {
+        (Some(s), Some(secret)) => {
             let header = |v: &str| {
                 vec![("x-bench-secret".to_owned(), secret.clone()), ("x-bench-cache".to_owned(), v.to_owned())]
             };

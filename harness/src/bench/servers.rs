@@ -137,7 +137,9 @@ pub struct LocalServer {
 pub struct Health {
     #[serde(default)]
     pub version: Option<String>,
-    pub cache: HealthCache,
+    /// The target worker reports its cache mode; other servers may not.
+    #[serde(default)]
+    pub cache: Option<HealthCache>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]

@@ -1,0 +1,243 @@
+//! `harness bench`, the main job, as a user meets it: a machine that is not set
+//! up, deployed targets (real loopback servers here), and the real local stack
+//! (`wrangler dev` twice) losing a server mid-run and being interrupted.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use harness::bench::BenchSummary;
+
+fn harness() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// The one `reports/<timestamp>/` a bench wrote under `out`.
+fn bench_dir(out: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+fn summary(dir: &Path) -> BenchSummary {
+    serde_json::from_slice(&std::fs::read(dir.join("bench.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_machine_without_wrangler_is_told_which_setup_command_to_run() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("wrangler.toml"), "name = \"x\"\n").unwrap();
+    let out = harness()
+        .args(["bench", "--quick", "--root"])
+        .arg(root.path())
+        .arg("--out")
+        .arg(root.path().join("reports"))
+        .args(std::iter::once(repo().join("scenarios/auth.toml")))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("wrangler is not installed") && stderr.contains("scripts/setup"), "{stderr}");
+    assert!(stderr.contains("node_modules/.bin/wrangler"), "{stderr}");
+
+    let half = harness().args(["bench", "--target-on", "http://127.0.0.1:9"]).output().unwrap();
+    assert_eq!(half.status.code(), Some(2), "--target-on needs --target-off");
+}
+
+const NO_USERS: &str = r#"
+name = "probe"
+flow = "mix"
+[load]
+executor = "constant-arrival-rate"
+rate = 100
+duration = "30s"
+warmup = "1s"
+[[step]]
+name = "get"
+tags = ["probe"]
+request = { path = "/x" }
+[thresholds]
+"probe" = ["error_rate < 1%"]
+"#;
+
+#[test]
+fn deployed_targets_get_an_interleaved_ab_and_a_report() {
+    let _x = exclusive();
+    let off = spawn(Behaviour::Delay(Duration::from_millis(6)));
+    let on = spawn(Behaviour::Delay(Duration::from_millis(3)));
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("probe.toml");
+    std::fs::write(&scenario, NO_USERS).unwrap();
+    let reports = dir.path().join("reports");
+    let out = harness()
+        .args(["bench", "--quick", "--quiet", "--target-on", &on.url(), "--target-off", &off.url(), "--out"])
+        .arg(&reports)
+        .arg(&scenario)
+        .env_remove("BENCH_SECRET")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("expected wall time") && stdout.contains("under 10 minutes"), "{stdout}");
+    let bench = bench_dir(&reports);
+    let s = summary(&bench);
+    assert!(s.valid, "{:?}", s.invalid_reasons);
+    assert_eq!(s.mode, "deployed");
+    assert_eq!(s.runs.len(), 1, "no secret: no ablation");
+    assert!(s.notes.iter().any(|n| n.contains("ablation") && n.contains("--bench-secret")), "{:?}", s.notes);
+    let run = &s.runs[0];
+    assert_eq!((run.a.as_str(), run.b.as_str()), ("cache-off", "cache-on"));
+    // --quick: 5 s measured at 100 it/s, split between the arms.
+    assert!((400..=600).contains(&run.requests), "{}", run.requests);
+    let all = run.rows.iter().find(|r| r.series == "*").expect("all requests row");
+    assert!(all.p50.change < -0.3 && all.p50.ci_high < 0.0, "3 ms vs 6 ms: {:?}", all.p50);
+    assert_eq!(all.p50.direction, "faster");
+    for f in ["index.html", "summary.md", "junit.xml", "p50-change.png", "probe/index.html", "results/probe.json"] {
+        assert!(bench.join(f).is_file(), "{f} missing");
+    }
+    let html = std::fs::read_to_string(bench.join("index.html")).unwrap();
+    assert!(html.contains("Verdict table") && html.contains("cache-off → cache-on"), "verdict table");
+    assert!(!html.contains("http://") && !html.contains("https://"), "self-contained, no URL");
+}
+
+/// Reads the bench's stdout on a thread; lines arrive on the channel.
+fn lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a line containing `needle`, collecting what came before.
+fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<String>, limit: Duration) -> String {
+    let end = Instant::now() + limit;
+    while let Ok(line) = rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+        seen.push(line.clone());
+        if line.contains(needle) {
+            return line;
+        }
+    }
+    panic!("no line with {needle:?} within {limit:?}; got:\n{}", seen.join("\n"));
+}
+
+/// The port of a `…: ready on http://127.0.0.1:PORT (…)` line.
+fn port_of(line: &str) -> u16 {
+    let rest = line.split("http://127.0.0.1:").nth(1).unwrap();
+    rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+/// PIDs of processes whose command line names `--port PORT` or `entry=127.0.0.1:PORT`
+/// (the wrangler node processes and workerd the bench started).
+fn pids_on(port: u16) -> Vec<i32> {
+    let needles = [format!("--port {port} "), format!("entry=127.0.0.1:{port} ")];
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if needles.iter().any(|n| cmd.contains(n.as_str())) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Ends the bench on a failed assertion too, so no server outlives the test.
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            // SAFETY: SIGTERM to our own child; the bench stops its servers on it.
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn local_bench(out: &Path) -> Kill {
+    let child = harness()
+        .current_dir(repo())
+        .args(["bench", "--quick", "--quiet", "--no-ablation", "--out"])
+        .arg(out)
+        .arg(repo().join("scenarios/model-list.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Kill(child)
+}
+
+#[test]
+fn the_local_stack_survives_a_dying_server_and_ctrl_c_and_stops_both_servers() {
+    let _x = exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+
+    // A server that dies mid-run: the run is invalid with the reason, the partial
+    // results are kept, the other server is stopped.
+    let out = tmp.path().join("dies");
+    let mut bench = local_bench(&out);
+    let rx = lines(&mut bench.0);
+    let mut seen = Vec::new();
+    let on = port_of(&wait_for(&rx, "cache-on: ready on", &mut seen, Duration::from_secs(400)));
+    let off = port_of(&wait_for(&rx, "cache-off: ready on", &mut seen, Duration::from_secs(60)));
+    wait_for(&rx, "== [1/1] model-list", &mut seen, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(3));
+    let victims = pids_on(off);
+    assert!(!victims.is_empty(), "cache-off processes on port {off}");
+    for pid in victims {
+        // SAFETY: a process of the wrangler dev the bench under test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let status = bench.0.wait().unwrap();
+    seen.extend(rx.try_iter());
+    assert_eq!(status.code(), Some(3), "{}", seen.join("\n"));
+    let dir = bench_dir(&out);
+    let s = summary(&dir);
+    assert!(!s.valid);
+    assert!(
+        s.invalid_reasons.iter().any(|r| r.contains("cache-off") && r.contains("exited")),
+        "{:?}",
+        s.invalid_reasons
+    );
+    assert!(dir.join("results/model-list.json").is_file(), "partial results kept");
+    assert!(dir.join("index.html").is_file(), "the report says what happened");
+    assert!(std::fs::read_to_string(dir.join("index.html")).unwrap().contains("INVALID"));
+    assert!(pids_on(on).is_empty(), "the cache-on server was stopped");
+
+    // Ctrl-C during the run: stops, writes what it has, stops both servers.
+    let out = tmp.path().join("ctrl-c");
+    let mut bench = local_bench(&out);
+    let rx = lines(&mut bench.0);
+    let mut seen = Vec::new();
+    let on = port_of(&wait_for(&rx, "cache-on: ready on", &mut seen, Duration::from_secs(400)));
+    let off = port_of(&wait_for(&rx, "cache-off: ready on", &mut seen, Duration::from_secs(60)));
+    wait_for(&rx, "== [1/1] model-list", &mut seen, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: SIGINT to the bench under test, as a terminal's Ctrl-C.
+    unsafe { libc::kill(bench.0.id() as i32, libc::SIGINT) };
+    let status = bench.0.wait().unwrap();
+    seen.extend(rx.try_iter());
+    assert_eq!(status.code(), Some(3), "{}", seen.join("\n"));
+    let s = summary(&bench_dir(&out));
+    assert!(
+        !s.valid && s.runs.first().is_some_and(|r| r.status == "interrupted"),
+        "{:?}",
+        s.runs.first().map(|r| &r.status)
+    );
+    assert!(pids_on(on).is_empty() && pids_on(off).is_empty(), "both servers stopped");
+}
