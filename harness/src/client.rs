@@ -139,7 +139,7 @@ impl HttpClient {
     fn reqwest(connections: usize, timeout: Duration) -> Result<reqwest::Client, String> {
         reqwest::Client::builder()
             .pool_max_idle_per_host(connections)
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(crate::client_hyper::MAX_IDLE)
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .tcp_nodelay(true)

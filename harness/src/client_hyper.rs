@@ -5,7 +5,7 @@
 //! 7 µs per request on this machine.
 
 use std::cell::RefCell;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -14,6 +14,12 @@ use hyper_util::rt::TokioIo;
 
 use crate::client::{ErrorKind, Failure, Reply, Request};
 
+/// Idle connections older than this are dropped, not reused: servers close idle
+/// keep-alive connections (Node's default, wrangler dev's proxy included, after 5 s),
+/// and a request sent on one just as it closes fails with a reset that is the
+/// client's doing, not the target's.
+pub const MAX_IDLE: Duration = Duration::from_secs(4);
+
 pub struct HyperClient {
     /// host:port to connect to.
     addr: String,
@@ -21,7 +27,8 @@ pub struct HyperClient {
     host: String,
     /// Path prefix of the target URL, without the trailing slash.
     prefix: String,
-    idle: RefCell<Vec<SendRequest<Full<Bytes>>>>,
+    /// Idle connections and when each went idle.
+    idle: RefCell<Vec<(SendRequest<Full<Bytes>>, Instant)>>,
     max_idle: usize,
     timeout: Duration,
 }
@@ -88,7 +95,8 @@ impl HyperClient {
         loop {
             let pooled = self.idle.borrow_mut().pop();
             match pooled {
-                Some(mut c) if !c.is_closed() => {
+                Some((_, since)) if since.elapsed() > MAX_IDLE => {}
+                Some((mut c, _)) if !c.is_closed() => {
                     // A connection the server closed while idle is not the request's fault.
                     if c.ready().await.is_ok() {
                         return Ok(c);
@@ -137,7 +145,7 @@ impl HyperClient {
         if !conn.is_closed() {
             let mut idle = self.idle.borrow_mut();
             if idle.len() < self.max_idle {
-                idle.push(conn);
+                idle.push((conn, Instant::now()));
             }
         }
         Ok(Reply { status, x_cache, server_timing, bytes, body: kept })

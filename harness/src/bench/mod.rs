@@ -336,7 +336,8 @@ fn start_local(opts: &BenchOptions, dir: &Path, cancel: &AtomicBool) -> Result<T
     for (server, expected) in local.iter_mut().zip(["on", "off"]) {
         let health = server.wait_ready(cancel)?;
         let cache = check_mode(&health, expected, &server.name, &server.url)?;
-        println!("{}: ready on {} (cache {}: {})", server.name, server.url, cache.mode, cache.layers.join(","));
+        let layers = if cache.layers.is_empty() { "no layers".to_owned() } else { cache.layers.join(",") };
+        println!("{}: ready on {} (cache {}: {layers})", server.name, server.url, cache.mode);
         worker_version = worker_version.or(health.version);
     }
     Ok(Targets {
