@@ -155,6 +155,27 @@ pub struct BenchSummary {
 }
 
 impl BenchSummary {
+    /// A bench that has not run anything yet: invalid until runs are added.
+    fn begin(started_at: String, local: bool, quick: bool) -> BenchSummary {
+        BenchSummary {
+            schema: BENCH_SCHEMA.to_owned(),
+            started_at,
+            wall_s: 0.0,
+            mode: if local { "local wrangler dev".into() } else { "deployed".into() },
+            environment: environment_statement(local),
+            target_on: "–".into(),
+            target_off: "–".into(),
+            quick,
+            harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+            worker_version: None,
+            git_revision: result::git_revision(),
+            valid: false,
+            invalid_reasons: Vec::new(),
+            notes: Vec::new(),
+            runs: Vec::new(),
+        }
+    }
+
     /// Exit code: 3 invalid or interrupted, 1 a threshold failed (or, with
     /// `require_claims`, a claim did not hold), 0 otherwise. A refuted claim alone
     /// is a finding, not a failure.
@@ -301,7 +322,12 @@ impl Targets {
 }
 
 /// Starts the two local servers: migrated, healthy, their modes checked.
-fn start_local(opts: &BenchOptions, dir: &Path, cancel: &AtomicBool) -> Result<Targets, BenchError> {
+fn start_local(
+    opts: &BenchOptions,
+    dir: &Path,
+    cancel: &AtomicBool,
+    notes: &mut Vec<String>,
+) -> Result<Targets, BenchError> {
     let ws = Workspace::find(&opts.root, opts.wrangler.clone())?;
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", logs.display())))?;
@@ -317,6 +343,26 @@ fn start_local(opts: &BenchOptions, dir: &Path, cancel: &AtomicBool) -> Result<T
         },
     )?;
     let secrets = Secrets::random();
+    let server_cpus = match servers::cpu_split() {
+        Some((harness_cpu, rest)) => match servers::pin_to(&[harness_cpu]) {
+            Ok(()) => {
+                notes.push(format!("the harness ran on CPU {harness_cpu}, the servers on CPUs {rest:?}"));
+                rest
+            }
+            Err(e) => {
+                notes.push(format!("CPUs not pinned: {e}"));
+                Vec::new()
+            }
+        },
+        None => {
+            notes.push(format!(
+                "harness and servers share the machine's {} CPU(s): too few to pin them apart without starving \
+                 the servers; each run records the harness's CPU share and flags a client-bound run",
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            ));
+            Vec::new()
+        }
+    };
     // Fresh state per run, beside the other wrangler state (not in the report).
     let stamp = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let state_root = ws.root.join(".wrangler/bench").join(&stamp);
@@ -324,7 +370,7 @@ fn start_local(opts: &BenchOptions, dir: &Path, cancel: &AtomicBool) -> Result<T
     for (name, env) in [("cache-on", None), ("cache-off", Some("cache-off"))] {
         let state = state_root.join(name);
         let log = logs.join(format!("wrangler-{name}.log"));
-        let spec = ServerSpec { name, env, state: &state, log: &log };
+        let spec = ServerSpec { name, env, state: &state, log: &log, cpus: &server_cpus };
         local.push(LocalServer::start(&ws, &spec, &secrets, cancel)?);
         println!(
             "{name}: starting wrangler dev on {} (log {})",
@@ -587,6 +633,7 @@ pub fn run(
         DEFAULT_BUDGET.as_secs() / 60
     );
     let dir = bench_dir(&opts.out)?;
+    let mut notes = Vec::new();
     let mut targets = match (&opts.target_on, &opts.target_off) {
         (Some(on), Some(off)) => Targets {
             on: on.clone(),
@@ -596,11 +643,24 @@ pub fn run(
             state: None,
             worker_version: None,
         },
-        (None, None) => start_local(opts, &dir, cancel)?,
+        (None, None) => match start_local(opts, &dir, cancel, &mut notes) {
+            Ok(t) => t,
+            Err(BenchError::Server(reason)) => {
+                // Nothing was measured, but the report says why: CI and users look there.
+                let summary = BenchSummary {
+                    wall_s: started.elapsed().as_secs_f64(),
+                    invalid_reasons: vec![format!("the local servers did not start: {reason}")],
+                    notes,
+                    ..BenchSummary::begin(started_at, true, opts.quick)
+                };
+                report::write(&summary, &dir).map_err(BenchError::Setup)?;
+                return Err(BenchError::Server(format!("{reason}\nreport: {}", dir.join("index.html").display())));
+            }
+            Err(e) => return Err(e),
+        },
         _ => return Err(BenchError::Setup("give both --target-on URL and --target-off URL, or neither".into())),
     };
     let client = SetupClient::new();
-    let mut notes = Vec::new();
     if !local {
         for (t, name, expected) in [(&targets.on, "cache-on", "on"), (&targets.off, "cache-off", "off")] {
             let h =
@@ -733,21 +793,15 @@ pub fn run(
         let _ = std::fs::remove_dir_all(state);
     }
     let summary = BenchSummary {
-        schema: BENCH_SCHEMA.to_owned(),
-        started_at,
         wall_s: started.elapsed().as_secs_f64(),
-        mode: if local { "local wrangler dev".into() } else { "deployed".into() },
-        environment: environment_statement(local),
         target_on: targets.on.clone(),
         target_off: targets.off.clone(),
-        quick: opts.quick,
-        harness_version: env!("CARGO_PKG_VERSION").to_owned(),
         worker_version: targets.worker_version.clone(),
-        git_revision: result::git_revision(),
         valid: invalid_reasons.is_empty() && !runs.is_empty(),
         invalid_reasons,
         notes,
         runs,
+        ..BenchSummary::begin(started_at, local, opts.quick)
     };
     report::write(&summary, &dir).map_err(BenchError::Setup)?;
     Ok((summary, dir))

@@ -70,6 +70,31 @@ impl Secrets {
     }
 }
 
+/// CPUs for the harness and for the servers, when there are enough to keep them
+/// apart (DESIGN.md §3.3): the load generator on CPU 0, workerd and wrangler on the
+/// rest. With fewer than 4, pinning would starve the servers (each request passes
+/// two workerd processes and node), so nothing is pinned.
+pub fn cpu_split() -> Option<(usize, Vec<usize>)> {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (n >= 4).then(|| (0, (1..n).collect()))
+}
+
+/// Restricts the calling process (and what it starts later) to `cpus`.
+pub fn pin_to(cpus: &[usize]) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it for CPUs below
+    // CPU_SETSIZE, which available_parallelism stays under.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// A free loopback port: bound, read and released. Another process could take it
 /// before wrangler binds it; `LocalServer::start` then tries again with another.
 pub fn free_port() -> std::io::Result<u16> {
@@ -160,6 +185,8 @@ pub struct ServerSpec<'a> {
     /// Its persisted KV/D1 state.
     pub state: &'a Path,
     pub log: &'a Path,
+    /// CPUs the server (and workerd under it) may use; empty: any.
+    pub cpus: &'a [usize],
 }
 
 impl LocalServer {
@@ -196,6 +223,13 @@ impl LocalServer {
             // Its own process group: stopped as a whole, and out of reach of the
             // terminal's Ctrl-C, which the harness handles.
             .process_group(0);
+        if !spec.cpus.is_empty() {
+            let cpus = spec.cpus.to_vec();
+            // SAFETY: between fork and exec only sched_setaffinity runs (async-signal-safe).
+            unsafe {
+                cmd.pre_exec(move || pin_to(&cpus));
+            }
+        }
         let child =
             cmd.spawn().map_err(|e| BenchError::Setup(format!("cannot start {}: {e}", ws.wrangler.display())))?;
         Ok(LocalServer {
