@@ -169,6 +169,28 @@ impl Drop for Kill {
     }
 }
 
+/// A local bench of model-list, as far as its run's start: the bench, its output so
+/// far, and the cache-on and cache-off ports.
+struct Started {
+    bench: Kill,
+    rx: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    on: u16,
+    off: u16,
+}
+
+fn start_local_bench(out: &Path) -> Started {
+    let mut bench = local_bench(out);
+    let rx = lines(&mut bench.0);
+    let mut seen = Vec::new();
+    let on = port_of(&wait_for(&rx, "cache-on: ready on", &mut seen, Duration::from_secs(400)));
+    let off = port_of(&wait_for(&rx, "cache-off: ready on", &mut seen, Duration::from_secs(60)));
+    wait_for(&rx, "== [1/1] model-list", &mut seen, Duration::from_secs(60));
+    // Into the measured run.
+    std::thread::sleep(Duration::from_secs(3));
+    Started { bench, rx, seen, on, off }
+}
+
 fn local_bench(out: &Path) -> Kill {
     let child = harness()
         .current_dir(repo())
@@ -190,13 +212,7 @@ fn the_local_stack_survives_a_dying_server_and_ctrl_c_and_stops_both_servers() {
     // A server that dies mid-run: the run is invalid with the reason, the partial
     // results are kept, the other server is stopped.
     let out = tmp.path().join("dies");
-    let mut bench = local_bench(&out);
-    let rx = lines(&mut bench.0);
-    let mut seen = Vec::new();
-    let on = port_of(&wait_for(&rx, "cache-on: ready on", &mut seen, Duration::from_secs(400)));
-    let off = port_of(&wait_for(&rx, "cache-off: ready on", &mut seen, Duration::from_secs(60)));
-    wait_for(&rx, "== [1/1] model-list", &mut seen, Duration::from_secs(60));
-    std::thread::sleep(Duration::from_secs(3));
+    let Started { mut bench, rx, mut seen, on, off } = start_local_bench(&out);
     let victims = pids_on(off);
     assert!(!victims.is_empty(), "cache-off processes on port {off}");
     for pid in victims {
@@ -221,13 +237,7 @@ fn the_local_stack_survives_a_dying_server_and_ctrl_c_and_stops_both_servers() {
 
     // Ctrl-C during the run: stops, writes what it has, stops both servers.
     let out = tmp.path().join("ctrl-c");
-    let mut bench = local_bench(&out);
-    let rx = lines(&mut bench.0);
-    let mut seen = Vec::new();
-    let on = port_of(&wait_for(&rx, "cache-on: ready on", &mut seen, Duration::from_secs(400)));
-    let off = port_of(&wait_for(&rx, "cache-off: ready on", &mut seen, Duration::from_secs(60)));
-    wait_for(&rx, "== [1/1] model-list", &mut seen, Duration::from_secs(60));
-    std::thread::sleep(Duration::from_secs(3));
+    let Started { mut bench, rx, mut seen, on, off } = start_local_bench(&out);
     // SAFETY: SIGINT to the bench under test, as a terminal's Ctrl-C.
     unsafe { libc::kill(bench.0.id() as i32, libc::SIGINT) };
     let status = bench.0.wait().unwrap();

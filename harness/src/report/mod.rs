@@ -327,6 +327,8 @@ fn draw_charts(
 
 pub(crate) fn environment_templates() -> Result<minijinja::Environment<'static>, String> {
     let mut env = minijinja::Environment::new();
+    // One <head> (inline CSS) for every HTML page.
+    env.add_template("head.html", include_str!("../../templates/head.html")).map_err(|e| e.to_string())?;
     env.add_template("report.html", include_str!("../../templates/report.html")).map_err(|e| e.to_string())?;
     env.add_template("junit.xml", include_str!("../../templates/junit.xml")).map_err(|e| e.to_string())?;
     env.add_template("summary.md", include_str!("../../templates/summary.md")).map_err(|e| e.to_string())?;
