@@ -323,6 +323,8 @@ fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         out: opts.out,
         root: opts.root,
         wrangler: opts.wrangler,
+        port_on: opts.port_on,
+        port_off: opts.port_off,
         http_client: opts.http_client,
         progress: !opts.quiet,
         compare: compare_options(&opts.compare),
@@ -372,6 +374,12 @@ struct BenchArgs {
     /// The repository (wrangler.toml, node_modules, scenarios); found upwards from here.
     #[arg(long, default_value = ".")]
     root: PathBuf,
+    /// Port of the local cache-on server [default: a free one]; another if it is in use.
+    #[arg(long, conflicts_with = "target_on")]
+    port_on: Option<u16>,
+    /// Port of the local cache-off server [default: a free one]; another if it is in use.
+    #[arg(long, conflicts_with = "target_off")]
+    port_off: Option<u16>,
     /// The wrangler to run [default: <root>/node_modules/.bin/wrangler].
     #[arg(long, env = "HARNESS_WRANGLER")]
     wrangler: Option<PathBuf>,

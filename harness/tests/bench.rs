@@ -179,8 +179,8 @@ struct Started {
     off: u16,
 }
 
-fn start_local_bench(out: &Path) -> Started {
-    let mut bench = local_bench(out);
+fn start_local_bench(out: &Path, extra: &[&str]) -> Started {
+    let mut bench = local_bench(out, extra);
     let rx = lines(&mut bench.0);
     let mut seen = Vec::new();
     let on = port_of(&wait_for(&rx, "cache-on: ready on", &mut seen, Duration::from_secs(400)));
@@ -191,11 +191,12 @@ fn start_local_bench(out: &Path) -> Started {
     Started { bench, rx, seen, on, off }
 }
 
-fn local_bench(out: &Path) -> Kill {
+fn local_bench(out: &Path, extra: &[&str]) -> Kill {
     let child = harness()
         .current_dir(repo())
         .args(["bench", "--quick", "--quiet", "--no-ablation", "--out"])
         .arg(out)
+        .args(extra)
         .arg(repo().join("scenarios/model-list.toml"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -210,9 +211,15 @@ fn the_local_stack_survives_a_dying_server_and_ctrl_c_and_stops_both_servers() {
     let tmp = tempfile::tempdir().unwrap();
 
     // A server that dies mid-run: the run is invalid with the reason, the partial
-    // results are kept, the other server is stopped.
+    // results are kept, the other server is stopped. And the port asked for is
+    // taken: the server starts on another.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port().to_string();
     let out = tmp.path().join("dies");
-    let Started { mut bench, rx, mut seen, on, off } = start_local_bench(&out);
+    let Started { mut bench, rx, mut seen, on, off } = start_local_bench(&out, &["--port-on", &taken_port]);
+    assert!(seen.iter().any(|l| l.contains(&format!("port {taken_port} is in use; using"))), "{seen:?}");
+    assert_ne!(on.to_string(), taken_port);
+    drop(taken);
     let victims = pids_on(off);
     assert!(!victims.is_empty(), "cache-off processes on port {off}");
     for pid in victims {
@@ -237,7 +244,7 @@ fn the_local_stack_survives_a_dying_server_and_ctrl_c_and_stops_both_servers() {
 
     // Ctrl-C during the run: stops, writes what it has, stops both servers.
     let out = tmp.path().join("ctrl-c");
-    let Started { mut bench, rx, mut seen, on, off } = start_local_bench(&out);
+    let Started { mut bench, rx, mut seen, on, off } = start_local_bench(&out, &[]);
     // SAFETY: SIGINT to the bench under test, as a terminal's Ctrl-C.
     unsafe { libc::kill(bench.0.id() as i32, libc::SIGINT) };
     let status = bench.0.wait().unwrap();

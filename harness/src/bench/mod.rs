@@ -72,6 +72,9 @@ pub struct BenchOptions {
     /// Where to look for wrangler.toml (local runs).
     pub root: PathBuf,
     pub wrangler: Option<PathBuf>,
+    /// Preferred ports of the local servers; another is picked when one is in use.
+    pub port_on: Option<u16>,
+    pub port_off: Option<u16>,
     pub http_client: ClientKind,
     pub progress: bool,
     pub compare: CompareOptions,
@@ -367,10 +370,10 @@ fn start_local(
     let stamp = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let state_root = ws.root.join(".wrangler/bench").join(&stamp);
     let mut local = Vec::new();
-    for (name, env) in [("cache-on", None), ("cache-off", Some("cache-off"))] {
+    for (name, env, port) in [("cache-on", None, opts.port_on), ("cache-off", Some("cache-off"), opts.port_off)] {
         let state = state_root.join(name);
         let log = logs.join(format!("wrangler-{name}.log"));
-        let spec = ServerSpec { name, env, state: &state, log: &log, cpus: &server_cpus };
+        let spec = ServerSpec { name, env, state: &state, log: &log, cpus: &server_cpus, port };
         local.push(LocalServer::start(&ws, &spec, &secrets, cancel)?);
         println!(
             "{name}: starting wrangler dev on {} (log {})",
@@ -379,8 +382,26 @@ fn start_local(
         );
     }
     let mut worker_version = None;
-    for (server, expected) in local.iter_mut().zip(["on", "off"]) {
-        let health = server.wait_ready(cancel)?;
+    for (i, expected) in ["on", "off"].into_iter().enumerate() {
+        let mut health = local[i].wait_ready(cancel);
+        // The port was free when picked, but something may have taken it before
+        // wrangler bound it: start again on another.
+        for _ in 0..2 {
+            match &health {
+                Err(BenchError::Server(m)) if m.to_ascii_lowercase().contains("address already in use") => {
+                    let (name, env) = (local[i].name.clone(), (i == 1).then_some("cache-off"));
+                    let state = state_root.join(&name);
+                    let log = local[i].log.clone();
+                    println!("{name}: its port was taken; starting again on another");
+                    let spec =
+                        ServerSpec { name: &name, env, state: &state, log: &log, cpus: &server_cpus, port: None };
+                    local[i] = LocalServer::start(&ws, &spec, &secrets, cancel)?;
+                    health = local[i].wait_ready(cancel);
+                }
+                _ => break,
+            }
+        }
+        let (server, health) = (&local[i], health?);
         let cache = check_mode(&health, expected, &server.name, &server.url)?;
         let layers = if cache.layers.is_empty() { "no layers".to_owned() } else { cache.layers.join(",") };
         println!("{}: ready on {} (cache {}: {layers})", server.name, server.url, cache.mode);

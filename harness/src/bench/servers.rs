@@ -187,6 +187,8 @@ pub struct ServerSpec<'a> {
     pub log: &'a Path,
     /// CPUs the server (and workerd under it) may use; empty: any.
     pub cpus: &'a [usize],
+    /// The port wanted; a free one when it is `None` or in use.
+    pub port: Option<u16>,
 }
 
 impl LocalServer {
@@ -205,7 +207,16 @@ impl LocalServer {
         let migrate_log = spec.log.with_extension("migrate.log");
         run_logged(migrate, &format!("{}: wrangler d1 migrations apply", spec.name), &migrate_log, cancel)?;
 
-        let port = free_port().map_err(|e| BenchError::Setup(format!("no free loopback port: {e}")))?;
+        let free = || free_port().map_err(|e| BenchError::Setup(format!("no free loopback port: {e}")));
+        let port = match spec.port {
+            Some(p) if TcpListener::bind(("127.0.0.1", p)).is_ok() => p,
+            Some(p) => {
+                let other = free()?;
+                println!("{}: port {p} is in use; using {other}", spec.name);
+                other
+            }
+            None => free()?,
+        };
         let inspector = free_port().map_err(|e| BenchError::Setup(format!("no free loopback port: {e}")))?;
         let log = File::create(spec.log).map_err(|e| BenchError::Setup(format!("{}: {e}", spec.log.display())))?;
         let log2 = log.try_clone().map_err(|e| BenchError::Setup(e.to_string()))?;
