@@ -569,8 +569,9 @@ fn run_ab(
         let label = d.metadata.variant.as_deref().unwrap_or("?");
         let r = &d.run;
         println!(
-            "{label}: {} requests, {:.1} it/s achieved, {:?}{}",
-            r.requests,
+            "{label}: {} measured requests (+{} in warm-up), the schedule (both arms) at {:.1} it/s, {:?}{}",
+            r.requests.saturating_sub(r.warmup_requests),
+            r.warmup_requests,
             r.achieved_rate,
             r.status,
             if r.invalid_reasons.is_empty() { String::new() } else { format!(": {}", r.invalid_reasons.join("; ")) }
