@@ -82,6 +82,9 @@ pub struct ClaimVerdict {
     pub metrics: Vec<MetricVerdict>,
 }
 
+/// Recorded values at or under this many milliseconds are the 1 µs floor: zero.
+const FLOOR_MS: f64 = 0.0011;
+
 /// `improvement` and its CI `lo`–`hi` in percent faster; `noise` in percent.
 fn judge_metric(improvement: f64, lo: f64, hi: f64, range: [f64; 2], noise: f64) -> (Verdict, String) {
     let [low, high] = range;
@@ -138,13 +141,24 @@ impl Claim {
         for name in &self.metrics {
             let Some(m) = Metric::parse(name).and_then(|m| s.metric(m)) else { continue };
             let (imp, lo, hi) = (-m.change * 100.0, -m.ci_high * 100.0, -m.ci_low * 100.0);
-            let (verdict, mut reason) = judge_metric(imp, lo, hi, self.faster_by, noise * 100.0);
+            let (mut verdict, mut reason) = judge_metric(imp, lo, hi, self.faster_by, noise * 100.0);
             // 1 µs is the recording floor: a baseline there was measured as zero
-            // (Workers' clock does not advance during pure computation).
-            if m.a <= 0.0011 {
-                reason.push_str(
-                    " (A measured 0 ms, below the clock's resolution: the relative change is not meaningful)",
-                );
+            // (Workers' clock does not advance during pure computation), and a change
+            // relative to zero is no figure to print: say it in milliseconds.
+            if m.a <= FLOOR_MS {
+                let [low, high] = self.faster_by;
+                (verdict, reason) = if m.b > FLOOR_MS {
+                    (
+                        Verdict::Refuted,
+                        format!(
+                            "A measured 0 ms (below the clock's resolution: the work is CPU-only), B {:.3} ms: \
+                             with the cache the step takes longer, claimed {low}–{high} % faster",
+                            m.b
+                        ),
+                    )
+                } else {
+                    (Verdict::Inconclusive, "both arms measured 0 ms, below the clock's resolution".to_owned())
+                };
             }
             reasons.push(format!("{}: {reason}", m.metric.name()));
             metrics.push(MetricVerdict { metric: m.metric, improvement: imp, ci_low: lo, ci_high: hi, verdict });
@@ -212,5 +226,42 @@ mod tests {
         assert_eq!(judge_metric(24.0, 20.0, 28.0, r, 2.0).0, Verdict::Inconclusive);
         assert!(judge_metric(24.0, 20.0, 28.0, r, 2.0).1.contains("edge at 25"));
         assert_eq!(judge_metric(36.0, 31.0, 41.0, r, 2.0).0, Verdict::Inconclusive);
+    }
+
+    fn server_bot(a: f64, b: f64) -> SeriesComparison {
+        let change = (b - a) / a;
+        SeriesComparison {
+            series: "tag:auth server:bot".into(),
+            count_a: 100,
+            count_b: 100,
+            metrics: vec![crate::compare::MetricChange {
+                metric: Metric::P50,
+                a,
+                b,
+                change,
+                ci_low: change,
+                ci_high: change,
+                direction: "slower".into(),
+            }],
+            mann_whitney: crate::stats::MannWhitney { u_a: 0.0, u_b: 0.0, z: 0.0, p_value: 0.0 },
+            summary: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_baseline_at_the_clock_floor_is_judged_in_milliseconds() {
+        let claim = Claim {
+            name: "bot-detection".into(),
+            statement: "50–60 % lower".into(),
+            series: "tag:auth".into(),
+            server_timing: Some("bot".into()),
+            metrics: vec!["p50".into()],
+            faster_by: [50.0, 60.0],
+        };
+        let v = claim.judge(&[server_bot(0.001, 1.0)], 0.02);
+        assert_eq!(v.verdict, Verdict::Refuted);
+        assert!(v.reason.contains("A measured 0 ms") && v.reason.contains("B 1.000 ms"), "{}", v.reason);
+        assert!(!v.reason.contains("99900"), "no percentage from zero: {}", v.reason);
+        assert_eq!(claim.judge(&[server_bot(0.001, 0.001)], 0.02).verdict, Verdict::Inconclusive);
     }
 }
