@@ -177,6 +177,28 @@ impl Claim {
     }
 }
 
+/// A plain-words account of a claims file (`harness validate`).
+pub fn explain(path: &Path, claims: &[Claim]) -> String {
+    use std::fmt::Write;
+    let mut out = format!("claims {} ({} claims)\n", path.display(), claims.len());
+    for c in claims {
+        let on = match &c.server_timing {
+            Some(entry) => format!("server-side `{entry}` timing of {}", c.series),
+            None => c.series.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "  - {}: {:?} — judged on {on}, metrics {}, claimed {}–{} % faster (B against A)",
+            c.name,
+            c.statement,
+            c.metrics.join(", "),
+            c.faster_by[0],
+            c.faster_by[1]
+        );
+    }
+    out
+}
+
 pub fn load(path: &Path) -> Result<Vec<Claim>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file: ClaimsFile = toml::from_str(&text).map_err(|e| {

@@ -158,7 +158,7 @@ enum Command {
     /// Exit: 0 valid, 1 a threshold failed (or a claim, with --require-claims),
     /// 2 bad input or a machine not set up, 3 a server failed or the run is invalid.
     Bench(BenchArgs),
-    /// Parse scenarios and explain what they would do.
+    /// Parse scenarios (or a claims file) and explain what they would do.
     Validate {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
@@ -399,8 +399,15 @@ fn main_inner(cli: Cli) -> Result<i32, Fail> {
         Command::Validate { scenarios } => {
             let mut code = exit::PASS;
             for f in &scenarios {
-                match scenario::load(f) {
-                    Ok(s) => print!("{}", s.explain()),
+                // scenarios/ also holds the claims file: it is checked as what it is.
+                let is_claims = std::fs::read_to_string(f).is_ok_and(|t| t.lines().any(|l| l.trim() == "[[claim]]"));
+                let explained = if is_claims {
+                    claims::load(f).map(|c| claims::explain(f, &c))
+                } else {
+                    scenario::load(f).map(|s| s.explain()).map_err(|e| e.to_string())
+                };
+                match explained {
+                    Ok(text) => print!("{text}"),
                     Err(e) => {
                         eprintln!("error: {e}");
                         code = exit::BAD_INPUT;

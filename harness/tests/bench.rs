@@ -258,3 +258,41 @@ fn the_local_stack_survives_a_dying_server_and_ctrl_c_and_stops_both_servers() {
     );
     assert!(pids_on(on).is_empty() && pids_on(off).is_empty(), "both servers stopped");
 }
+
+#[test]
+fn the_standard_scenarios_and_claims_validate_and_model_what_they_say() {
+    let dir = repo().join("scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let out = harness().arg("validate").args(&files).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("claims"), "claims.toml is checked too");
+
+    let load = |n: &str| harness::scenario::load(&dir.join(format!("{n}.toml"))).unwrap();
+    let sources = |s: &harness::scenario::Scenario| -> Vec<String> {
+        s.steps.iter().flat_map(|st| st.templates().map(|t| t.source())).collect()
+    };
+    let auth = load("auth");
+    let text = sources(&auth).join("\n");
+    for needle in ["session={{user.session}}", "Bearer {{user.api_key}}", "Bearer {{vars.jwt}}", "{{list.bot_ua}}"] {
+        assert!(text.contains(needle), "auth.toml lacks {needle}");
+    }
+    assert!(auth.steps.iter().any(|s| s.request.headers.iter().all(|(k, _)| k != "cookie" && k != "authorization")));
+    let bots = auth.lists.iter().find(|l| l.name == "bot_ua").unwrap();
+    let browsers = auth.lists.iter().find(|l| l.name == "browser_ua").unwrap();
+    assert!(browsers.per_user && browsers.values.len() >= 10 && bots.values.len() >= 10);
+    assert!(matches!(auth.users.as_ref().unwrap().pick, harness::scenario::Pick::Zipf(_)));
+
+    let settings = load("settings-change");
+    let writes: Vec<String> =
+        settings.steps.iter().filter(|s| s.read_back.is_some()).map(|s| s.request.path.source()).collect();
+    for path in ["/user/settings", "/user/store-provider-api-key", "/user/sync-providers"] {
+        assert!(writes.iter().any(|w| w == path), "{path} is written and read back: {writes:?}");
+    }
+    let mixed = load("mixed");
+    assert!(mixed.steps.len() >= 12 && mixed.steps.iter().filter(|s| s.read_back.is_some()).count() == 3);
+}
