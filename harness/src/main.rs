@@ -320,7 +320,7 @@ fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         no_seed: opts.no_seed,
         quick: opts.quick,
         ablation: if opts.no_ablation { None } else { Some(opts.ablation_scenario) },
-        out: opts.out,
+        out: opts.out.unwrap_or_else(|| repo.join("reports")),
         root: opts.root,
         wrangler: opts.wrangler,
         port_on: opts.port_on,
@@ -368,9 +368,9 @@ struct BenchArgs {
     /// Skip the per-layer ablation.
     #[arg(long)]
     no_ablation: bool,
-    /// Directory of bench reports: each run writes <DIR>/<timestamp>/.
-    #[arg(long, env = "HARNESS_REPORTS", default_value = "reports")]
-    out: PathBuf,
+    /// Directory of bench reports: each run writes <DIR>/<timestamp>/ [default: <repo>/reports].
+    #[arg(long, env = "HARNESS_REPORTS")]
+    out: Option<PathBuf>,
     /// The repository (wrangler.toml, node_modules, scenarios); found upwards from here.
     #[arg(long, default_value = ".")]
     root: PathBuf,
