@@ -86,29 +86,49 @@ pub struct ClaimVerdict {
 const FLOOR_MS: f64 = 0.0011;
 
 /// `improvement` and its CI `lo`–`hi` in percent faster; `noise` in percent.
+/// "12.0 % faster" / "3.1 % slower" for an improvement in percent.
+fn speed(improvement: f64) -> String {
+    if improvement < 0.0 {
+        format!("{:.1} % slower", -improvement)
+    } else {
+        format!("{improvement:.1} % faster")
+    }
+}
+
+/// The 95 % CI of an improvement in words that keep their sign's meaning:
+/// "7.5–12.2 % faster", "0.5–9.6 % slower", "from 4.1 % slower to 0.8 % faster".
+fn ci_words(lo: f64, hi: f64) -> String {
+    if lo >= 0.0 {
+        format!("95 % CI {lo:.1}–{hi:.1} % faster")
+    } else if hi <= 0.0 {
+        format!("95 % CI {:.1}–{:.1} % slower", -hi, -lo)
+    } else {
+        format!("95 % CI from {} to {}", speed(lo), speed(hi))
+    }
+}
+
 fn judge_metric(improvement: f64, lo: f64, hi: f64, range: [f64; 2], noise: f64) -> (Verdict, String) {
     let [low, high] = range;
-    let ci = format!("95 % CI {lo:.1}–{hi:.1} %");
+    let (now, ci) = (speed(improvement), ci_words(lo, hi));
     if lo >= low && hi <= high {
-        (Verdict::Confirmed, format!("{improvement:.1} % faster, {ci}, inside the claimed {low}–{high} %"))
+        (Verdict::Confirmed, format!("{now}, {ci}, inside the claimed {low}–{high} %"))
     } else if lo > high {
-        (Verdict::Exceeded, format!("{improvement:.1} % faster, {ci}, above the claimed {low}–{high} %"))
+        (Verdict::Exceeded, format!("{now}, {ci}, above the claimed {low}–{high} %"))
     } else if improvement <= noise && hi < low {
         let what = if improvement < -noise {
-            // In the direction it went: "slower, CI 0.5–16.5 % slower", not a negative speed-up.
-            format!("it got slower: {:.1} % slower, 95 % CI {:.1}–{:.1} % slower", -improvement, -hi, -lo)
+            format!("it got slower: {now}, {ci}")
         } else {
-            format!("no improvement beyond the ±{noise} % noise band: {improvement:.1} % faster, {ci}")
+            format!("no improvement beyond the ±{noise} % noise band: {now}, {ci}")
         };
         (Verdict::Refuted, format!("{what}, claimed {low}–{high} % faster"))
     } else if hi < low {
         let caveat = if lo <= 0.0 { " (the CI does not exclude no improvement)" } else { "" };
-        (Verdict::Short, format!("{improvement:.1} % faster, {ci}, below the claimed {low}–{high} %{caveat}"))
+        (Verdict::Short, format!("{now}, {ci}, below the claimed {low}–{high} %{caveat}"))
     } else {
         let edge = if lo < low { low } else { high };
         (
             Verdict::Inconclusive,
-            format!("{improvement:.1} % faster but the {ci} straddles the claimed range's edge at {edge} %: more samples needed"),
+            format!("{now} but the {ci} straddles the claimed range's edge at {edge} %: more samples needed"),
         )
     }
 }

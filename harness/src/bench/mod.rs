@@ -4,8 +4,10 @@
 //! one report directory. Orchestration only: running is `runner`, statistics are
 //! `compare`, rendering is `bench::report`.
 
+pub mod plan;
 pub mod report;
 pub mod servers;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,31 +15,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
-use crate::claims::{Claim, ClaimVerdict, Verdict};
+use crate::claims::{Claim, Verdict};
 use crate::client::ClientKind;
-use crate::compare::{self, CompareOptions, Comparison, MetricChange};
-use crate::result::{self, ResultDoc, Status};
+use crate::compare::{self, CompareOptions};
+use crate::result::{self, ResultDoc};
 use crate::runner::{self, ArmSpec, RunError, RunOptions};
-use crate::scenario::{format_duration, Executor, Scenario};
-use crate::stats::Metric;
+use crate::scenario::{format_duration, Scenario};
+use plan::{ablation_scenario, plan};
+pub use plan::{load_scenarios, shorten, DEFAULT_BUDGET, LAYERS, QUICK_MEASURED, QUICK_WARMUP, STANDARD_SCENARIOS};
 use servers::{LocalServer, Secrets, ServerSpec, SetupClient, Workspace};
-
-pub const BENCH_SCHEMA: &str = "cache-bench/bench/v1";
-
-/// The standard scenarios, in the order they run.
-pub const STANDARD_SCENARIOS: [&str; 4] = ["auth", "model-list", "settings-change", "mixed"];
-/// The layers of the ablation, each switched on alone.
-pub const LAYERS: [&str; 3] = ["bot", "model-config", "user-models"];
-/// `--quick`: measured seconds and warm-up per run.
-pub const QUICK_MEASURED: Duration = Duration::from_secs(5);
-pub const QUICK_WARMUP: Duration = Duration::from_secs(2);
-/// Roughly what starting the two local servers costs with an up-to-date build
-/// (migrations, `wrangler dev`'s double start), for the up-front estimate.
-const LOCAL_STARTUP: Duration = Duration::from_secs(45);
-/// The promise of issue 7: the default run on a 2-core machine.
-pub const DEFAULT_BUDGET: Duration = Duration::from_secs(600);
+use summary::{rows, status_of};
+pub use summary::{AbSummary, BenchSummary, Change, Row, BENCH_SCHEMA};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -80,137 +68,6 @@ pub struct BenchOptions {
     pub compare: CompareOptions,
 }
 
-/// Whether the numbers of a bench can be used, and why not.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    pub change: f64,
-    pub ci_low: f64,
-    pub ci_high: f64,
-    pub direction: String,
-}
-
-impl From<&MetricChange> for Change {
-    fn from(m: &MetricChange) -> Change {
-        Change { change: m.change, ci_low: m.ci_low, ci_high: m.ci_high, direction: m.direction.clone() }
-    }
-}
-
-/// One series of one A/B in the verdict table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Row {
-    pub series: String,
-    pub count_a: u64,
-    pub count_b: u64,
-    /// Milliseconds, A and B.
-    pub p50_a: f64,
-    pub p50_b: f64,
-    pub p50: Change,
-    pub p99_a: f64,
-    pub p99_b: f64,
-    pub p99: Change,
-    pub summary: String,
-}
-
-/// One A/B of the bench: a scenario (cache off vs on) or a layer alone (off vs only it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AbSummary {
-    /// `auth`, `layer bot`, …
-    pub name: String,
-    pub scenario: String,
-    /// The layer for an ablation run.
-    pub layer: Option<String>,
-    pub a: String,
-    pub b: String,
-    /// `valid`, `invalid`, `interrupted`.
-    pub status: String,
-    pub invalid_reasons: Vec<String>,
-    pub warnings: Vec<String>,
-    pub requests: u64,
-    pub errors: u64,
-    pub stale_reads: u64,
-    pub thresholds_failed: Vec<String>,
-    pub rows: Vec<Row>,
-    /// Claims measured in this run (not-measured ones left out).
-    pub claims: Vec<ClaimVerdict>,
-    /// Relative to the bench directory.
-    pub report: Option<String>,
-    pub result: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BenchSummary {
-    pub schema: String,
-    pub started_at: String,
-    pub wall_s: f64,
-    /// `local wrangler dev` or `deployed`.
-    pub mode: String,
-    pub environment: String,
-    pub target_on: String,
-    pub target_off: String,
-    pub quick: bool,
-    pub harness_version: String,
-    pub worker_version: Option<String>,
-    pub git_revision: Option<String>,
-    pub valid: bool,
-    pub invalid_reasons: Vec<String>,
-    pub notes: Vec<String>,
-    pub runs: Vec<AbSummary>,
-}
-
-impl BenchSummary {
-    /// A bench that has not run anything yet: invalid until runs are added.
-    fn begin(started_at: String, local: bool, quick: bool) -> BenchSummary {
-        BenchSummary {
-            schema: BENCH_SCHEMA.to_owned(),
-            started_at,
-            wall_s: 0.0,
-            mode: if local { "local wrangler dev".into() } else { "deployed".into() },
-            environment: environment_statement(local),
-            target_on: "–".into(),
-            target_off: "–".into(),
-            quick,
-            harness_version: env!("CARGO_PKG_VERSION").to_owned(),
-            worker_version: None,
-            git_revision: result::git_revision(),
-            valid: false,
-            invalid_reasons: Vec::new(),
-            notes: Vec::new(),
-            runs: Vec::new(),
-        }
-    }
-
-    /// Exit code: 3 invalid or interrupted, 1 a threshold failed (or, with
-    /// `require_claims`, a claim did not hold), 0 otherwise. A refuted claim alone
-    /// is a finding, not a failure.
-    pub fn exit_code(&self, require_claims: bool) -> i32 {
-        if !self.valid {
-            return crate::exit::UNREACHABLE_OR_INVALID;
-        }
-        let thresholds = self.runs.iter().any(|r| !r.thresholds_failed.is_empty());
-        let claims = require_claims && self.headline_claims().iter().any(|(_, c)| !c.verdict.holds());
-        if thresholds || claims {
-            crate::exit::GATE_FAILED
-        } else {
-            crate::exit::PASS
-        }
-    }
-
-    /// Each claim judged on the scenario it is about: the first scenario run
-    /// (not a layer) that measured it.
-    pub fn headline_claims(&self) -> Vec<(&str, &ClaimVerdict)> {
-        let mut seen = std::collections::BTreeSet::new();
-        let mut out = Vec::new();
-        for run in self.runs.iter().filter(|r| r.layer.is_none()) {
-            for c in &run.claims {
-                if seen.insert(c.name.clone()) {
-                    out.push((run.name.as_str(), c));
-                }
-            }
-        }
-        out
-    }
-}
-
 /// Installs the Ctrl-C/SIGTERM/SIGHUP flag: the bench stops what it is doing,
 /// stops the servers and writes what it has.
 pub fn cancel_flag() -> Arc<AtomicBool> {
@@ -220,89 +77,6 @@ pub fn cancel_flag() -> Arc<AtomicBool> {
         let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
     }
     flag
-}
-
-/// Loads the scenarios and shortens them for `--quick`.
-/// The scenario the per-layer ablation runs, if any.
-pub fn ablation_scenario<'a>(scenarios: &'a [Scenario], opts: &BenchOptions) -> Option<&'a Scenario> {
-    match opts.ablation.as_ref()? {
-        Some(name) => scenarios.iter().find(|s| &s.name == name),
-        None => scenarios.iter().find(|s| s.name == "mixed").or(scenarios.last()),
-    }
-}
-
-pub fn load_scenarios(opts: &BenchOptions) -> Result<Vec<Scenario>, BenchError> {
-    let mut out = Vec::new();
-    for f in &opts.scenarios {
-        let mut sc = crate::scenario::load(f).map_err(|e| BenchError::Setup(e.to_string()))?;
-        if opts.quick {
-            shorten(&mut sc, QUICK_MEASURED, QUICK_WARMUP);
-        }
-        out.push(sc);
-    }
-    if let Some(Some(name)) = &opts.ablation {
-        if !out.iter().any(|s| &s.name == name) {
-            return Err(BenchError::Setup(format!(
-                "the ablation scenario {name:?} is not among the scenarios ({})",
-                out.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
-            )));
-        }
-    }
-    Ok(out)
-}
-
-/// At most `measured` of measured load after at most `warmup` of warm-up.
-pub fn shorten(sc: &mut Scenario, measured: Duration, warmup: Duration) {
-    sc.load.warmup = sc.load.warmup.min(warmup);
-    match &mut sc.load.executor {
-        Executor::ConstantArrivalRate { duration, .. } | Executor::ConstantVus { duration, .. } => {
-            *duration = (*duration).min(measured)
-        }
-        Executor::Iterations { max_duration, .. } => *max_duration = (*max_duration).min(measured),
-        Executor::RampingArrivalRate { stages, .. } => {
-            // Keep the shape, scaled to fit.
-            let total: Duration = stages.iter().map(|s| s.duration).sum();
-            if total > measured {
-                let k = measured.as_secs_f64() / total.as_secs_f64();
-                for s in stages.iter_mut() {
-                    s.duration = s.duration.mul_f64(k);
-                }
-            }
-        }
-    }
-}
-
-/// The plan in words, with its expected duration.
-pub fn plan(scenarios: &[Scenario], opts: &BenchOptions, local: bool, ablation: bool) -> (String, Duration) {
-    let run_time = |s: &Scenario| s.load.warmup + s.load.executor.duration();
-    let mut total: Duration = scenarios.iter().map(run_time).sum();
-    let mut lines = Vec::new();
-    for s in scenarios {
-        lines.push(format!(
-            "  {:<16} A/B cache-off vs cache-on, {} warm-up + {} measured",
-            s.name,
-            format_duration(s.load.warmup),
-            format_duration(s.load.executor.duration())
-        ));
-    }
-    if let Some(s) = ablation_scenario(scenarios, opts).filter(|_| ablation) {
-        let name = &s.name;
-        for layer in LAYERS {
-            total += run_time(s);
-            lines.push(format!(
-                "  {:<16} A/B off vs only `{layer}` on, scenario {name}, {} warm-up + {} measured",
-                format!("layer {layer}"),
-                format_duration(s.load.warmup),
-                format_duration(s.load.executor.duration())
-            ));
-        }
-    }
-    // Reports (bootstrap CIs, charts) take a few seconds per run.
-    total += Duration::from_secs(3) * lines.len() as u32;
-    if local {
-        total += LOCAL_STARTUP;
-    }
-    (lines.join("\n"), total)
 }
 
 /// What the bench runs against.
@@ -483,51 +257,6 @@ fn bench_dir(out: &Path) -> Result<PathBuf, BenchError> {
     }
     std::fs::create_dir_all(&dir).map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", dir.display())))?;
     Ok(dir)
-}
-
-/// The rows of the verdict table: every request, then each tag and its
-/// server-side timings (cache-outcome and per-step series stay in the run's report).
-fn rows(c: &Comparison, a: &ResultDoc, b: &ResultDoc) -> Vec<Row> {
-    let keep = |s: &str| {
-        let base = s.split(" server:").next().unwrap_or(s);
-        base == crate::recorder::ALL || base.starts_with("tag:")
-    };
-    let ms = |doc: &ResultDoc, series: &str, m: Metric| -> f64 {
-        doc.series.get(series).map_or(f64::NAN, |s| match m {
-            Metric::P50 => s.corrected_ms.p50,
-            _ => s.corrected_ms.p99,
-        })
-    };
-    c.series
-        .iter()
-        .filter(|s| keep(&s.series))
-        .filter_map(|s| {
-            let (p50, p99) = (s.metric(Metric::P50)?, s.metric(Metric::P99)?);
-            let server_side = s.series.contains(" server:");
-            Some(Row {
-                series: s.series.clone(),
-                count_a: s.count_a,
-                count_b: s.count_b,
-                p50_a: if server_side { p50.a } else { ms(a, &s.series, Metric::P50) },
-                p50_b: if server_side { p50.b } else { ms(b, &s.series, Metric::P50) },
-                p50: p50.into(),
-                p99_a: if server_side { p99.a } else { ms(a, &s.series, Metric::P99) },
-                p99_b: if server_side { p99.b } else { ms(b, &s.series, Metric::P99) },
-                p99: p99.into(),
-                summary: s.summary.clone(),
-            })
-        })
-        .collect()
-}
-
-fn status_of(docs: &[&ResultDoc]) -> &'static str {
-    if docs.iter().any(|d| d.run.status == Status::Interrupted) {
-        "interrupted"
-    } else if docs.iter().any(|d| d.run.status == Status::Invalid) {
-        "invalid"
-    } else {
-        "valid"
-    }
 }
 
 /// One A/B: run, compare, report; the server check after it.
@@ -827,20 +556,4 @@ pub fn run(
     };
     report::write(&summary, &dir).map_err(BenchError::Setup)?;
     Ok((summary, dir))
-}
-
-fn environment_statement(local: bool) -> String {
-    if local {
-        "Measured on this machine under local `wrangler dev`: workerd with KV and D1 simulated on the same \
-         machine (two worker processes, cache on and cache off, each with its own local state). Absolute \
-         latencies do not transfer to production, where KV is a network store with edge caches and D1 a \
-         remote database; local KV also sees its own writes at once, while production KV is eventually \
-         consistent. The verdicts hold for the environment measured."
-            .into()
-    } else {
-        "Measured against deployed workers from this machine: latencies include the network path from here \
-         to the edge; production KV is eventually consistent (up to about 60 s between locations), so \
-         read-your-writes is only guaranteed at the location that wrote."
-            .into()
-    }
 }

@@ -1,0 +1,108 @@
+//! What a bench will run and for how long: the standard scenarios, the layers of
+//! the ablation, `--quick`'s shortening, and the plan printed up front.
+
+use std::time::Duration;
+
+use super::{BenchError, BenchOptions};
+use crate::scenario::{format_duration, Executor, Scenario};
+
+/// The standard scenarios, in the order they run.
+pub const STANDARD_SCENARIOS: [&str; 4] = ["auth", "model-list", "settings-change", "mixed"];
+
+/// The layers of the ablation, each switched on alone.
+pub const LAYERS: [&str; 3] = ["bot", "model-config", "user-models"];
+
+/// `--quick`: measured seconds and warm-up per run.
+pub const QUICK_MEASURED: Duration = Duration::from_secs(5);
+
+pub const QUICK_WARMUP: Duration = Duration::from_secs(2);
+
+/// Roughly what starting the two local servers costs with an up-to-date build
+/// (migrations, `wrangler dev`'s double start), for the up-front estimate.
+const LOCAL_STARTUP: Duration = Duration::from_secs(45);
+
+/// The promise of issue 7: the default run on a 2-core machine.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(600);
+
+/// Loads the scenarios and shortens them for `--quick`.
+/// The scenario the per-layer ablation runs, if any.
+pub fn ablation_scenario<'a>(scenarios: &'a [Scenario], opts: &BenchOptions) -> Option<&'a Scenario> {
+    match opts.ablation.as_ref()? {
+        Some(name) => scenarios.iter().find(|s| &s.name == name),
+        None => scenarios.iter().find(|s| s.name == "mixed").or(scenarios.last()),
+    }
+}
+
+pub fn load_scenarios(opts: &BenchOptions) -> Result<Vec<Scenario>, BenchError> {
+    let mut out = Vec::new();
+    for f in &opts.scenarios {
+        let mut sc = crate::scenario::load(f).map_err(|e| BenchError::Setup(e.to_string()))?;
+        if opts.quick {
+            shorten(&mut sc, QUICK_MEASURED, QUICK_WARMUP);
+        }
+        out.push(sc);
+    }
+    if let Some(Some(name)) = &opts.ablation {
+        if !out.iter().any(|s| &s.name == name) {
+            return Err(BenchError::Setup(format!(
+                "the ablation scenario {name:?} is not among the scenarios ({})",
+                out.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// At most `measured` of measured load after at most `warmup` of warm-up.
+pub fn shorten(sc: &mut Scenario, measured: Duration, warmup: Duration) {
+    sc.load.warmup = sc.load.warmup.min(warmup);
+    match &mut sc.load.executor {
+        Executor::ConstantArrivalRate { duration, .. } | Executor::ConstantVus { duration, .. } => {
+            *duration = (*duration).min(measured)
+        }
+        Executor::Iterations { max_duration, .. } => *max_duration = (*max_duration).min(measured),
+        Executor::RampingArrivalRate { stages, .. } => {
+            // Keep the shape, scaled to fit.
+            let total: Duration = stages.iter().map(|s| s.duration).sum();
+            if total > measured {
+                let k = measured.as_secs_f64() / total.as_secs_f64();
+                for s in stages.iter_mut() {
+                    s.duration = s.duration.mul_f64(k);
+                }
+            }
+        }
+    }
+}
+
+/// The plan in words, with its expected duration.
+pub fn plan(scenarios: &[Scenario], opts: &BenchOptions, local: bool, ablation: bool) -> (String, Duration) {
+    let run_time = |s: &Scenario| s.load.warmup + s.load.executor.duration();
+    let mut total: Duration = scenarios.iter().map(run_time).sum();
+    let mut lines = Vec::new();
+    for s in scenarios {
+        lines.push(format!(
+            "  {:<16} A/B cache-off vs cache-on, {} warm-up + {} measured",
+            s.name,
+            format_duration(s.load.warmup),
+            format_duration(s.load.executor.duration())
+        ));
+    }
+    if let Some(s) = ablation_scenario(scenarios, opts).filter(|_| ablation) {
+        let name = &s.name;
+        for layer in LAYERS {
+            total += run_time(s);
+            lines.push(format!(
+                "  {:<16} A/B off vs only `{layer}` on, scenario {name}, {} warm-up + {} measured",
+                format!("layer {layer}"),
+                format_duration(s.load.warmup),
+                format_duration(s.load.executor.duration())
+            ));
+        }
+    }
+    // Reports (bootstrap CIs, charts) take a few seconds per run.
+    total += Duration::from_secs(3) * lines.len() as u32;
+    if local {
+        total += LOCAL_STARTUP;
+    }
+    (lines.join("\n"), total)
+}

@@ -1,0 +1,205 @@
+//! What a bench found, as data: per A/B the verdict rows (p50 and p99 change with
+//! their CIs per series), validity, errors, stale reads and claims; for the whole
+//! bench its environment and validity. Written as `bench.json`, rendered by
+//! `bench::report`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::claims::ClaimVerdict;
+use crate::compare::{Comparison, MetricChange};
+use crate::result::{self, ResultDoc, Status};
+use crate::stats::Metric;
+
+pub const BENCH_SCHEMA: &str = "cache-bench/bench/v1";
+
+/// Whether the numbers of a bench can be used, and why not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub change: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub direction: String,
+}
+
+impl From<&MetricChange> for Change {
+    fn from(m: &MetricChange) -> Change {
+        Change { change: m.change, ci_low: m.ci_low, ci_high: m.ci_high, direction: m.direction.clone() }
+    }
+}
+
+/// One series of one A/B in the verdict table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub series: String,
+    pub count_a: u64,
+    pub count_b: u64,
+    /// Milliseconds, A and B.
+    pub p50_a: f64,
+    pub p50_b: f64,
+    pub p50: Change,
+    pub p99_a: f64,
+    pub p99_b: f64,
+    pub p99: Change,
+    pub summary: String,
+}
+
+/// One A/B of the bench: a scenario (cache off vs on) or a layer alone (off vs only it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AbSummary {
+    /// `auth`, `layer bot`, …
+    pub name: String,
+    pub scenario: String,
+    /// The layer for an ablation run.
+    pub layer: Option<String>,
+    pub a: String,
+    pub b: String,
+    /// `valid`, `invalid`, `interrupted`.
+    pub status: String,
+    pub invalid_reasons: Vec<String>,
+    pub warnings: Vec<String>,
+    pub requests: u64,
+    pub errors: u64,
+    pub stale_reads: u64,
+    pub thresholds_failed: Vec<String>,
+    pub rows: Vec<Row>,
+    /// Claims measured in this run (not-measured ones left out).
+    pub claims: Vec<ClaimVerdict>,
+    /// Relative to the bench directory.
+    pub report: Option<String>,
+    pub result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchSummary {
+    pub schema: String,
+    pub started_at: String,
+    pub wall_s: f64,
+    /// `local wrangler dev` or `deployed`.
+    pub mode: String,
+    pub environment: String,
+    pub target_on: String,
+    pub target_off: String,
+    pub quick: bool,
+    pub harness_version: String,
+    pub worker_version: Option<String>,
+    pub git_revision: Option<String>,
+    pub valid: bool,
+    pub invalid_reasons: Vec<String>,
+    pub notes: Vec<String>,
+    pub runs: Vec<AbSummary>,
+}
+
+impl BenchSummary {
+    /// A bench that has not run anything yet: invalid until runs are added.
+    pub(super) fn begin(started_at: String, local: bool, quick: bool) -> BenchSummary {
+        BenchSummary {
+            schema: BENCH_SCHEMA.to_owned(),
+            started_at,
+            wall_s: 0.0,
+            mode: if local { "local wrangler dev".into() } else { "deployed".into() },
+            environment: environment_statement(local),
+            target_on: "–".into(),
+            target_off: "–".into(),
+            quick,
+            harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+            worker_version: None,
+            git_revision: result::git_revision(),
+            valid: false,
+            invalid_reasons: Vec::new(),
+            notes: Vec::new(),
+            runs: Vec::new(),
+        }
+    }
+
+    /// Exit code: 3 invalid or interrupted, 1 a threshold failed (or, with
+    /// `require_claims`, a claim did not hold), 0 otherwise. A refuted claim alone
+    /// is a finding, not a failure.
+    pub fn exit_code(&self, require_claims: bool) -> i32 {
+        if !self.valid {
+            return crate::exit::UNREACHABLE_OR_INVALID;
+        }
+        let thresholds = self.runs.iter().any(|r| !r.thresholds_failed.is_empty());
+        let claims = require_claims && self.headline_claims().iter().any(|(_, c)| !c.verdict.holds());
+        if thresholds || claims {
+            crate::exit::GATE_FAILED
+        } else {
+            crate::exit::PASS
+        }
+    }
+
+    /// Each claim judged on the scenario it is about: the first scenario run
+    /// (not a layer) that measured it.
+    pub fn headline_claims(&self) -> Vec<(&str, &ClaimVerdict)> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        for run in self.runs.iter().filter(|r| r.layer.is_none()) {
+            for c in &run.claims {
+                if seen.insert(c.name.clone()) {
+                    out.push((run.name.as_str(), c));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The rows of the verdict table: every request, then each tag and its
+/// server-side timings (cache-outcome and per-step series stay in the run's report).
+pub(super) fn rows(c: &Comparison, a: &ResultDoc, b: &ResultDoc) -> Vec<Row> {
+    let keep = |s: &str| {
+        let base = s.split(" server:").next().unwrap_or(s);
+        base == crate::recorder::ALL || base.starts_with("tag:")
+    };
+    let ms = |doc: &ResultDoc, series: &str, m: Metric| -> f64 {
+        doc.series.get(series).map_or(f64::NAN, |s| match m {
+            Metric::P50 => s.corrected_ms.p50,
+            _ => s.corrected_ms.p99,
+        })
+    };
+    c.series
+        .iter()
+        .filter(|s| keep(&s.series))
+        .filter_map(|s| {
+            let (p50, p99) = (s.metric(Metric::P50)?, s.metric(Metric::P99)?);
+            let server_side = s.series.contains(" server:");
+            Some(Row {
+                series: s.series.clone(),
+                count_a: s.count_a,
+                count_b: s.count_b,
+                p50_a: if server_side { p50.a } else { ms(a, &s.series, Metric::P50) },
+                p50_b: if server_side { p50.b } else { ms(b, &s.series, Metric::P50) },
+                p50: p50.into(),
+                p99_a: if server_side { p99.a } else { ms(a, &s.series, Metric::P99) },
+                p99_b: if server_side { p99.b } else { ms(b, &s.series, Metric::P99) },
+                p99: p99.into(),
+                summary: s.summary.clone(),
+            })
+        })
+        .collect()
+}
+
+pub(super) fn status_of(docs: &[&ResultDoc]) -> &'static str {
+    if docs.iter().any(|d| d.run.status == Status::Interrupted) {
+        "interrupted"
+    } else if docs.iter().any(|d| d.run.status == Status::Invalid) {
+        "invalid"
+    } else {
+        "valid"
+    }
+}
+
+fn environment_statement(local: bool) -> String {
+    if local {
+        "Measured on this machine under local `wrangler dev`: workerd with KV and D1 simulated on the same \
+         machine (two worker processes, cache on and cache off, each with its own local state). Absolute \
+         latencies do not transfer to production, where KV is a network store with edge caches and D1 a \
+         remote database; local KV also sees its own writes at once, while production KV is eventually \
+         consistent. The verdicts hold for the environment measured."
+            .into()
+    } else {
+        "Measured against deployed workers from this machine: latencies include the network path from here \
+         to the edge; production KV is eventually consistent (up to about 60 s between locations), so \
+         read-your-writes is only guaranteed at the location that wrote."
+            .into()
+    }
+}
