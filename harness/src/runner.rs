@@ -1010,7 +1010,9 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
                 })
             })
             .collect();
-        arm_run.status = if arm_run.invalid_reasons.is_empty() { status } else { Status::Invalid };
+        // An interrupted run says so first: its other flaws (nothing measured yet) follow from it.
+        arm_run.status =
+            if arm_run.invalid_reasons.is_empty() || status == Status::Interrupted { status } else { Status::Invalid };
         drop(rec);
         docs.push(ctx.document(arm, arm_run, verdicts, true));
     }
