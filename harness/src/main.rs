@@ -313,7 +313,6 @@ fn bench(opts: BenchArgs) -> Result<i32, Fail> {
     };
     let bench_opts = BenchOptions {
         scenarios,
-        claims: claims_file,
         target_on: opts.target_on,
         target_off: opts.target_off,
         bench_secret: opts.bench_secret,

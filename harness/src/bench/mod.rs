@@ -43,7 +43,6 @@ pub enum BenchError {
 pub struct BenchOptions {
     /// Scenario files, run in this order.
     pub scenarios: Vec<PathBuf>,
-    pub claims: Option<PathBuf>,
     /// Deployed workers; both or neither.
     pub target_on: Option<String>,
     pub target_off: Option<String>,
@@ -79,15 +78,25 @@ pub fn cancel_flag() -> Arc<AtomicBool> {
     flag
 }
 
-/// What the bench runs against.
+/// The local servers' KV/D1 state: disposable (every bench starts fresh, the logs
+/// are in the report), removed when dropped — after the servers, which are declared
+/// (and so dropped) before it.
+struct StateDir(PathBuf);
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What the bench runs against. Field order is drop order: servers, then their state.
 struct Targets {
     on: String,
     off: String,
     secret: Option<String>,
     /// Local servers, stopped when this is dropped.
     local: Vec<LocalServer>,
-    /// The local servers' KV/D1 state, removed once they are stopped.
-    state: Option<PathBuf>,
+    state: Option<StateDir>,
     worker_version: Option<String>,
 }
 
@@ -143,6 +152,7 @@ fn start_local(
     // Fresh state per run, beside the other wrangler state (not in the report).
     let stamp = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let state_root = ws.root.join(".wrangler/bench").join(&stamp);
+    let state_dir = StateDir(state_root.clone());
     let mut local = Vec::new();
     for (name, env, port) in [("cache-on", None, opts.port_on), ("cache-off", Some("cache-off"), opts.port_off)] {
         let state = state_root.join(name);
@@ -186,7 +196,7 @@ fn start_local(
         off: local[1].url.clone(),
         secret: Some(secrets.bench),
         local,
-        state: Some(state_root),
+        state: Some(state_dir),
         worker_version,
     })
 }
@@ -539,10 +549,7 @@ pub fn run(
     for s in &mut targets.local {
         s.stop();
     }
-    if let Some(state) = &targets.state {
-        // Disposable: every bench starts from fresh state; the logs are in the report.
-        let _ = std::fs::remove_dir_all(state);
-    }
+    targets.state = None;
     let summary = BenchSummary {
         wall_s: started.elapsed().as_secs_f64(),
         target_on: targets.on.clone(),
