@@ -291,8 +291,7 @@ fn write_report(
 /// The directory scenarios are found in: `<repo>/scenarios`, the repository found
 /// upwards from `root` by its wrangler.toml (or `root` itself).
 fn repo_dir(root: &Path) -> PathBuf {
-    let root = root.canonicalize().unwrap_or_else(|_| root.to_owned());
-    root.ancestors().find(|d| d.join("wrangler.toml").is_file()).unwrap_or(&root).to_owned()
+    harness::bench::servers::repo_root(root).unwrap_or_else(|| root.canonicalize().unwrap_or_else(|_| root.to_owned()))
 }
 
 fn bench(opts: BenchArgs) -> Result<i32, Fail> {
@@ -471,13 +470,10 @@ fn main_inner(cli: Cli) -> Result<i32, Fail> {
                     let secret = load.bench_secret.clone().ok_or_else(|| {
                         bad("the one-target form needs --bench-secret: x-bench-cache is ignored without it")
                     })?;
-                    let arm = |label: String, cache: &str| {
-                        let mut h = extra.clone();
-                        h.push(("x-bench-secret".into(), secret.clone()));
-                        h.push(("x-bench-cache".into(), cache.to_owned()));
-                        ArmSpec { label: Some(label), target: t.clone(), extra_headers: h }
-                    };
-                    vec![arm(a_label, &a_cache), arm(b_label, &b_cache)]
+                    vec![
+                        ArmSpec::with_bench_cache(&a_label, &t, extra.clone(), &secret, &a_cache),
+                        ArmSpec::with_bench_cache(&b_label, &t, extra, &secret, &b_cache),
+                    ]
                 }
                 _ => {
                     return Err(bad(

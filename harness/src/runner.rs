@@ -44,6 +44,23 @@ pub struct ArmSpec {
     pub extra_headers: Vec<(String, String)>,
 }
 
+impl ArmSpec {
+    /// An arm of a one-target A/B: the target's cache set for each request by
+    /// `x-bench-cache` (`on`, `off` or layers), which it honours only with its
+    /// bench secret.
+    pub fn with_bench_cache(
+        label: &str,
+        target: &str,
+        mut extra_headers: Vec<(String, String)>,
+        secret: &str,
+        cache: &str,
+    ) -> ArmSpec {
+        extra_headers.push(("x-bench-secret".into(), secret.to_owned()));
+        extra_headers.push(("x-bench-cache".into(), cache.to_owned()));
+        ArmSpec { label: Some(label.to_owned()), target: target.to_owned(), extra_headers }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// One arm for `run`; two for `ab`, whose iterations alternate between them in
@@ -168,11 +185,11 @@ struct Shared {
     step_series: Vec<recorder::StepSeries>,
     /// Per step, the series of its read-back (if it has one).
     read_back_series: Vec<Option<recorder::StepSeries>>,
-    /// Per user, held from a write through its read-back: two writes of one user
-    /// must not overlap, or a read-back could see the other write and be called stale.
-    user_locks: RefCell<std::collections::HashMap<usize, Rc<tokio::sync::Mutex<()>>>>,
-    /// Per user, held while its `once_per_user` steps run.
-    once_locks: RefCell<std::collections::HashMap<usize, Rc<tokio::sync::Mutex<()>>>>,
+    /// Held from a write through its read-back: two writes of one user must not
+    /// overlap, or a read-back could see the other write and be called stale.
+    write_locks: UserLocks,
+    /// Held while a user's `once_per_user` steps run.
+    once_locks: UserLocks,
     has_once: bool,
     alternator: RefCell<ArmAlternator>,
     measure_start: Instant,
@@ -182,12 +199,13 @@ struct Shared {
     first_error: RefCell<Option<String>>,
 }
 
-impl Shared {
-    fn user_lock(&self, user: usize) -> Rc<tokio::sync::Mutex<()>> {
-        Rc::clone(self.user_locks.borrow_mut().entry(user).or_default())
-    }
-    fn once_lock(&self, user: usize) -> Rc<tokio::sync::Mutex<()>> {
-        Rc::clone(self.once_locks.borrow_mut().entry(user).or_default())
+/// One async lock per user, made when first asked for.
+#[derive(Default)]
+struct UserLocks(RefCell<std::collections::HashMap<usize, Rc<tokio::sync::Mutex<()>>>>);
+
+impl UserLocks {
+    fn of(&self, user: usize) -> Rc<tokio::sync::Mutex<()>> {
+        Rc::clone(self.0.borrow_mut().entry(user).or_default())
     }
 }
 
@@ -368,7 +386,7 @@ async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool
     // While one iteration runs them, the user's other iterations wait: they need
     // what those steps extract (the token), as the same client would; the wait is
     // part of their latency (measured from the intended start).
-    let once_lock = shared.has_once.then(|| shared.once_lock(user));
+    let once_lock = shared.has_once.then(|| shared.once_locks.of(user));
     let mut once_guard = match &once_lock {
         Some(l) => Some(l.lock().await),
         None => None,
@@ -409,7 +427,7 @@ async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool
                 return;
             }
         };
-        let lock = read_back.as_ref().map(|_| shared.user_lock(user));
+        let lock = read_back.as_ref().map(|_| shared.write_locks.of(user));
         let _held = match &lock {
             Some(l) => Some(l.lock().await),
             None => None,
@@ -797,8 +815,8 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
                     .map(|_| recorder::StepSeries::new(&s.read_back_name(), &[READ_BACK_TAG.to_owned()]))
             })
             .collect(),
-        user_locks: RefCell::new(std::collections::HashMap::new()),
-        once_locks: RefCell::new(std::collections::HashMap::new()),
+        write_locks: UserLocks::default(),
+        once_locks: UserLocks::default(),
         has_once: scenario.steps.iter().any(|s| s.once_per_user),
         measure_start,
         measure_end: measure_start + planned,

@@ -153,18 +153,16 @@ fn start_local(
     let stamp = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let state_root = ws.root.join(".wrangler/bench").join(&stamp);
     let state_dir = StateDir(state_root.clone());
-    let mut local = Vec::new();
-    for (name, env, port) in [("cache-on", None, opts.port_on), ("cache-off", Some("cache-off"), opts.port_off)] {
+    let kinds = [("cache-on", None, opts.port_on), ("cache-off", Some("cache-off"), opts.port_off)];
+    let start = |(name, env, port): (&str, Option<&str>, Option<u16>)| {
         let state = state_root.join(name);
         let log = logs.join(format!("wrangler-{name}.log"));
         let spec = ServerSpec { name, env, state: &state, log: &log, cpus: &server_cpus, port };
-        local.push(LocalServer::start(&ws, &spec, &secrets, cancel)?);
-        println!(
-            "{name}: starting wrangler dev on {} (log {})",
-            local.last().map_or("", |s| s.url.as_str()),
-            log.display()
-        );
-    }
+        let server = LocalServer::start(&ws, &spec, &secrets, cancel)?;
+        println!("{name}: starting wrangler dev on {} (log {})", server.url, log.display());
+        Ok::<_, BenchError>(server)
+    };
+    let mut local = kinds.into_iter().map(start).collect::<Result<Vec<_>, _>>()?;
     let mut worker_version = None;
     for (i, expected) in ["on", "off"].into_iter().enumerate() {
         let mut health = local[i].wait_ready(cancel);
@@ -173,13 +171,9 @@ fn start_local(
         for _ in 0..2 {
             match &health {
                 Err(BenchError::Server(m)) if m.to_ascii_lowercase().contains("address already in use") => {
-                    let (name, env) = (local[i].name.clone(), (i == 1).then_some("cache-off"));
-                    let state = state_root.join(&name);
-                    let log = local[i].log.clone();
+                    let (name, env, _) = kinds[i];
                     println!("{name}: its port was taken; starting again on another");
-                    let spec =
-                        ServerSpec { name: &name, env, state: &state, log: &log, cpus: &server_cpus, port: None };
-                    local[i] = LocalServer::start(&ws, &spec, &secrets, cancel)?;
+                    local[i] = start((name, env, None))?;
                     health = local[i].wait_ready(cancel);
                 }
                 _ => break,
@@ -468,18 +462,14 @@ pub fn run(
     }
     match (ablation_scenario(&scenarios, opts), &targets.secret) {
         (Some(s), Some(secret)) => {
-            let header = |v: &str| {
-                vec![("x-bench-secret".to_owned(), secret.clone()), ("x-bench-cache".to_owned(), v.to_owned())]
-            };
+            let ablation_arm =
+                |label: &str, cache: &str| ArmSpec::with_bench_cache(label, &targets.on, Vec::new(), secret, cache);
             for layer in LAYERS {
                 jobs.push(AbJob {
                     name: format!("layer {layer}"),
                     scenario: s,
                     layer: Some(layer),
-                    arms: vec![
-                        arm("off", &targets.on, header("off")),
-                        arm(&format!("only {layer}"), &targets.on, header(layer)),
-                    ],
+                    arms: vec![ablation_arm("off", "off"), ablation_arm(&format!("only {layer}"), layer)],
                 });
             }
         }
@@ -523,7 +513,8 @@ pub fn run(
         let name = job.name.clone();
         match run_ab(job, opts, claims, &dir, targets.secret.as_deref(), cancel) {
             Ok(mut summary) => {
-                if let Some(dead) = targets.dead_server() {
+                let dead = targets.dead_server();
+                if let Some(dead) = &dead {
                     summary.status = "invalid".into();
                     summary.invalid_reasons.push(format!("{dead} during this run"));
                 }
@@ -534,15 +525,15 @@ pub fn run(
                     }
                 }
                 runs.push(summary);
+                if dead.is_some() {
+                    break;
+                }
             }
             Err(e) => {
                 let dead = targets.dead_server();
                 invalid_reasons.push(format!("{name}: {}", dead.unwrap_or(e)));
                 break;
             }
-        }
-        if runs.last().is_some_and(|r| r.status != "valid") && targets.dead_server().is_some() {
-            break;
         }
     }
     // Stop the servers before the report: nothing of theirs is needed now.

@@ -22,16 +22,22 @@ pub struct Workspace {
     pub wrangler: PathBuf,
 }
 
+/// The repository around `start`: the first directory from it upwards that holds
+/// wrangler.toml.
+pub fn repo_root(start: &Path) -> Option<PathBuf> {
+    let start = start.canonicalize().unwrap_or_else(|_| start.to_owned());
+    start.ancestors().find(|d| d.join("wrangler.toml").is_file()).map(Path::to_owned)
+}
+
 impl Workspace {
     /// The first directory from `start` upwards that holds wrangler.toml; the
     /// wrangler it installed with `npm ci` unless `wrangler` names another.
     pub fn find(start: &Path, wrangler: Option<PathBuf>) -> Result<Workspace, BenchError> {
-        let start = start.canonicalize().unwrap_or_else(|_| start.to_owned());
-        let root = start.ancestors().find(|d| d.join("wrangler.toml").is_file()).ok_or_else(|| {
+        let root = repo_root(start).ok_or_else(|| {
             BenchError::Setup(format!(
                 "no wrangler.toml in {} or above: run `harness bench` from the repository (or pass --root DIR), \
                  or give --target-on URL --target-off URL for deployed workers",
-                start.display()
+                start.canonicalize().unwrap_or_else(|_| start.to_owned()).display()
             ))
         })?;
         let wrangler = wrangler.unwrap_or_else(|| root.join("node_modules/.bin/wrangler"));
@@ -43,7 +49,7 @@ impl Workspace {
                 root.display()
             )));
         }
-        Ok(Workspace { root: root.to_owned(), wrangler })
+        Ok(Workspace { root, wrangler })
     }
 }
 
@@ -256,7 +262,7 @@ impl LocalServer {
     /// last lines), after [`READY_TIMEOUT`], or on Ctrl-C.
     pub fn wait_ready(&mut self, cancel: &AtomicBool) -> Result<Health, BenchError> {
         let started = Instant::now();
-        let agent = health_agent();
+        let agent = SetupClient::new();
         loop {
             if let Some(reason) = self.exited() {
                 return Err(BenchError::Server(format!(
@@ -328,16 +334,12 @@ fn wrangler(ws: &Workspace) -> Command {
     cmd
 }
 
-/// A small blocking HTTP client for set-up calls (health, seeding): set-up is not
-/// measured, so reqwest's blocking client would do, but the harness has no need of
-/// it elsewhere; a current-thread runtime around the async one is as simple.
+/// A blocking HTTP client for set-up calls (health, seed, reset), which are not
+/// measured: reqwest in a current-thread runtime of its own, so the bench can call
+/// it between runs without being async itself.
 pub struct SetupClient {
     rt: tokio::runtime::Runtime,
     client: reqwest::Client,
-}
-
-fn health_agent() -> SetupClient {
-    SetupClient::new()
 }
 
 impl SetupClient {
