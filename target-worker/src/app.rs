@@ -1,21 +1,24 @@
-//! The request pipeline: router → auth middleware → handler (DESIGN.md §2.2).
-//! Services (cache, store) are built per request from the bindings; only pure data
-//! (routes, bot patterns) lives for the isolate.
+//! The request pipeline (ARCHITECTURE.md, "The worker"): router → access (bench
+//! secret, or the auth middleware once for every caller route) → handler, whose
+//! cache layers read through KV to the store. Services (cache, store) are built per
+//! request from the bindings; only pure data (routes, bot patterns) lives for the
+//! isolate.
 
 use std::rc::Rc;
-use std::sync::OnceLock;
 
 use subtle::ConstantTimeEq;
 
 use crate::auth::{self, Identity};
 use crate::bench;
-use crate::bot;
 use crate::cache::{Cache, FaultyKv, KvFault};
 use crate::config::{CacheLayers, Config};
+use crate::context::RequestContext;
 use crate::http::{ApiError, ApiRequest, ApiResponse, Failure, MAX_BODY_BYTES};
 use crate::jwt;
+use crate::layers::bot;
 use crate::models;
 use crate::platform::{Database, Kv, Runtime};
+use crate::router::{self, Access, Endpoint};
 use crate::store::Store;
 use crate::trace::RequestTrace;
 use crate::user;
@@ -23,99 +26,12 @@ use crate::user;
 /// Lifetime of tokens from `POST /auth/token`.
 pub const TOKEN_TTL_SECONDS: i64 = 3600;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
-    Health,
-    AuthMe,
-    AuthToken,
-    Models,
-    ModelCapabilities,
-    Model,
-    GetSettings,
-    PutSettings,
-    Providers,
-    StoreProviderKey,
-    SyncProviders,
-    BenchSeed,
-    BenchReset,
-}
-
-/// Path → the methods it answers.
-const ROUTES: &[(&str, &[(&str, Endpoint)])] = &[
-    ("/health", &[("GET", Endpoint::Health)]),
-    ("/auth/me", &[("GET", Endpoint::AuthMe)]),
-    ("/auth/token", &[("POST", Endpoint::AuthToken)]),
-    ("/models", &[("GET", Endpoint::Models)]),
-    ("/models/capabilities", &[("GET", Endpoint::ModelCapabilities)]),
-    // Model ids contain slashes (provider/model): a catch-all segment.
-    ("/models/{*id}", &[("GET", Endpoint::Model)]),
-    ("/user/settings", &[("GET", Endpoint::GetSettings), ("PUT", Endpoint::PutSettings)]),
-    ("/user/providers", &[("GET", Endpoint::Providers)]),
-    ("/user/store-provider-api-key", &[("POST", Endpoint::StoreProviderKey)]),
-    ("/user/sync-providers", &[("POST", Endpoint::SyncProviders)]),
-    ("/__bench/seed", &[("POST", Endpoint::BenchSeed)]),
-    ("/__bench/reset", &[("POST", Endpoint::BenchReset)]),
-];
-
-fn router() -> &'static matchit::Router<usize> {
-    static ROUTER: OnceLock<matchit::Router<usize>> = OnceLock::new();
-    ROUTER.get_or_init(|| {
-        let mut r = matchit::Router::new();
-        for (i, (path, _)) in ROUTES.iter().enumerate() {
-            r.insert(*path, i).expect("route table paths are distinct and valid");
-        }
-        r
-    })
-}
-
-/// The endpoint and its `{*id}` path parameter (percent-decoded), if any.
-fn resolve(req: &ApiRequest) -> Result<(Endpoint, Option<String>), ApiError> {
-    let matched = router().at(&req.path).map_err(|_| ApiError::not_found())?;
-    let param = match matched.params.get("id") {
-        None => None,
-        Some(raw) => Some(
-            percent_encoding::percent_decode_str(raw)
-                .decode_utf8()
-                .map_err(|_| ApiError::bad_request("path is not valid UTF-8 after percent-decoding"))?
-                .into_owned(),
-        ),
-    };
-    let methods = ROUTES[*matched.value].1;
-    let endpoint = methods.iter().find(|(m, _)| *m == req.method).map(|(_, e)| *e).ok_or_else(|| {
-        let allow = methods.iter().map(|(m, _)| *m).collect::<Vec<_>>().join(", ");
-        let mut e = ApiError::new(405, format!("method {} not allowed on {}; allowed: {allow}", req.method, req.path));
-        e.headers.push(("allow".into(), allow));
-        e
-    })?;
-    Ok((endpoint, param))
-}
-
 /// The API over a KV store, a database and a host runtime.
 pub struct App<K: Kv, D: Database> {
     pub kv: K,
     pub db: D,
     pub runtime: Rc<dyn Runtime>,
     pub config: Config,
-}
-
-/// What a handler gets: the request, its services, and who is calling.
-pub struct RequestContext<'r, K: Kv, D: Database> {
-    pub req: &'r ApiRequest,
-    pub config: &'r Config,
-    pub runtime: &'r dyn Runtime,
-    pub trace: &'r RequestTrace,
-    pub store: Store<'r, D>,
-    pub cache: Cache<'r, FaultyKv<K>>,
-    /// The bare KV binding, for bench maintenance (never fault-injected).
-    pub kv: &'r K,
-    /// The request chose its cache layers with `x-bench-cache`.
-    pub layers_overridden: bool,
-}
-
-impl<K: Kv, D: Database> RequestContext<'_, K, D> {
-    pub fn now_seconds(&self) -> i64 {
-        (self.runtime.now_ms() / 1000.0).floor() as i64
-    }
 }
 
 impl<K: Kv, D: Database> App<K, D> {
@@ -182,7 +98,7 @@ impl<K: Kv, D: Database> App<K, D> {
             )
             .into());
         }
-        let (endpoint, id) = resolve(req)?;
+        let (endpoint, id) = router::resolve(req)?;
         let bench_authorized = self.bench_authorized(req);
         let (layers, layers_overridden) = self.request_layers(req, bench_authorized)?;
         let fault = self.request_fault(req, bench_authorized)?;
@@ -204,29 +120,27 @@ impl<K: Kv, D: Database> App<K, D> {
             kv: &self.kv,
             layers_overridden,
         };
+        let identity = match endpoint.access() {
+            Access::Open => None,
+            Access::Bench if bench_authorized => None,
+            Access::Bench => return Err(ApiError::not_found().into()),
+            Access::Caller => Some(authenticate_request(&ctx).await?),
+        };
+        let caller = || identity.as_ref().expect("caller routes are authenticated above");
         match endpoint {
             Endpoint::Health => Ok(health(&ctx, layers)),
-            // Bench routes are an operator API keyed by the secret, not user traffic:
-            // no bot check, and without the secret they do not exist.
-            Endpoint::BenchSeed | Endpoint::BenchReset if !bench_authorized => Err(ApiError::not_found().into()),
             Endpoint::BenchSeed => bench::seed(&ctx).await,
             Endpoint::BenchReset => bench::reset(&ctx).await,
-            Endpoint::AuthMe => auth_me(&ctx, &authenticate_request(&ctx).await?).await,
-            Endpoint::AuthToken => auth_token(&ctx, &authenticate_request(&ctx).await?),
-            Endpoint::Models => models::list(&ctx, &authenticate_request(&ctx).await?).await,
-            Endpoint::ModelCapabilities => {
-                authenticate_request(&ctx).await?;
-                Ok(models::capabilities())
-            }
-            Endpoint::Model => {
-                let identity = authenticate_request(&ctx).await?;
-                models::get(&ctx, &identity, id.as_deref().unwrap_or_default()).await
-            }
-            Endpoint::GetSettings => user::get_settings(&ctx, &authenticate_request(&ctx).await?).await,
-            Endpoint::PutSettings => user::put_settings(&ctx, &authenticate_request(&ctx).await?).await,
-            Endpoint::Providers => user::providers(&ctx, &authenticate_request(&ctx).await?).await,
-            Endpoint::StoreProviderKey => user::store_provider_api_key(&ctx, &authenticate_request(&ctx).await?).await,
-            Endpoint::SyncProviders => user::sync_providers(&ctx, &authenticate_request(&ctx).await?).await,
+            Endpoint::AuthMe => auth_me(&ctx, caller()).await,
+            Endpoint::AuthToken => auth_token(&ctx, caller()),
+            Endpoint::Models => models::list(&ctx, caller()).await,
+            Endpoint::ModelCapabilities => Ok(models::capabilities()),
+            Endpoint::Model => models::get(&ctx, caller(), id.as_deref().unwrap_or_default()).await,
+            Endpoint::GetSettings => user::get_settings(&ctx, caller()).await,
+            Endpoint::PutSettings => user::put_settings(&ctx, caller()).await,
+            Endpoint::Providers => user::providers(&ctx, caller()).await,
+            Endpoint::StoreProviderKey => user::store_provider_api_key(&ctx, caller()).await,
+            Endpoint::SyncProviders => user::sync_providers(&ctx, caller()).await,
         }
     }
 }
@@ -235,7 +149,7 @@ impl<K: Kv, D: Database> App<K, D> {
 /// credential. An anonymous bot is refused; an authenticated one is let through.
 async fn authenticate_request<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<Identity, Failure> {
     let user_agent = ctx.req.header_value("user-agent").unwrap_or("");
-    let is_bot = bot::detect(user_agent, &ctx.cache, ctx.runtime, ctx.trace).await;
+    let is_bot = bot::detect(user_agent, &ctx.cache).await;
     match auth::credential(ctx.req)? {
         None if is_bot => Err(ApiError::unauthorized("bot access is not allowed").into()),
         None => Ok(auth::anonymous(ctx.req)),

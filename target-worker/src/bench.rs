@@ -6,10 +6,10 @@ use serde::Deserialize;
 
 use bench_seed::{enabled_providers, seeded_user};
 
-use crate::app::RequestContext;
 use crate::auth::hash_api_key;
 use crate::cache::log_cache_failure;
 use crate::config::Layer;
+use crate::context::RequestContext;
 use crate::http::{parse_json_body, ApiError, ApiResponse, Failure};
 use crate::platform::{Database, Kv, SqlValue, Statement};
 use crate::providers::PROVIDERS;

@@ -1,6 +1,6 @@
 //! The request-scoped cache service: KV reads (with a time-out) and writes for the
 //! layers switched on for this request, timed into the request's trace, plus the
-//! bench-only fault injection of DESIGN.md §2.9.
+//! bench-only KV fault injection (ARCHITECTURE.md, "Failure behaviour").
 
 use std::future::Future;
 use std::rc::Rc;
@@ -21,7 +21,7 @@ pub enum CacheRead {
 }
 
 /// A KV failure mode injected per request with `x-bench-kv-fault` (bench secret
-/// required), so tests and the benchmark can exercise §2.9 under real workerd.
+/// required), so tests and the benchmark can exercise the failure paths under real workerd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KvFault {
     /// Every KV operation fails.
@@ -99,7 +99,7 @@ impl<K: Kv> Kv for FaultyKv<K> {
     }
 }
 
-/// One JSON log line for a failed cache operation (DESIGN.md §2.6).
+/// One JSON log line for a failed cache operation.
 pub fn log_cache_failure(runtime: &dyn Runtime, op: &str, layer: Layer, key: &str, error: &str) {
     runtime.log(
         &serde_json::json!({
@@ -141,6 +141,15 @@ impl<'r, K: Kv> Cache<'r, K> {
 
     pub fn ttl_seconds(&self) -> u64 {
         self.ttl_seconds
+    }
+
+    pub fn now_ms(&self) -> f64 {
+        self.runtime.now_ms()
+    }
+
+    /// The request's trace, where layers record their outcome and time.
+    pub fn trace(&self) -> &'r RequestTrace {
+        self.trace
     }
 
     /// Awaits a KV operation for at most the configured time-out, adding its time
@@ -192,10 +201,9 @@ impl<'r, K: Kv> Cache<'r, K> {
 
     /// Stores `value` under `key` after the response is sent (`ctx.wait_until` in the
     /// Worker), so a slow or failing KV never delays the answer.
-    pub fn write_behind(&self, layer: Layer, key: String, value: String) {
+    pub fn write_behind(&self, layer: Layer, key: String, value: String, ttl: u64) {
         let kv = self.kv.clone();
         let runtime = Rc::clone(&self.runtime);
-        let ttl = self.ttl_seconds;
         self.runtime.spawn(Box::pin(async move {
             if let Err(e) = kv.put(&key, &value, ttl).await {
                 log_cache_failure(&*runtime, "put", layer, &key, &e.0);

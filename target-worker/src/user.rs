@@ -3,11 +3,11 @@
 
 use serde::Deserialize;
 
-use crate::app::RequestContext;
 use crate::auth::Identity;
+use crate::context::RequestContext;
 use crate::crypto;
 use crate::http::{parse_json_body, ApiError, ApiResponse, Failure};
-use crate::models::invalidate_user;
+use crate::layers::user_models::invalidate_user;
 use crate::platform::{Database, Kv, SqlValue, Statement};
 use crate::providers::{is_known, PROVIDERS};
 

@@ -1,0 +1,29 @@
+//! What a handler gets for one request: the request, its settings, its services
+//! (store, cache) and the trace its timings go into. Built by [`crate::app::App`]
+//! per request from the bindings.
+
+use crate::cache::{Cache, FaultyKv};
+use crate::config::Config;
+use crate::http::ApiRequest;
+use crate::platform::{Database, Kv, Runtime};
+use crate::store::Store;
+use crate::trace::RequestTrace;
+
+pub struct RequestContext<'r, K: Kv, D: Database> {
+    pub req: &'r ApiRequest,
+    pub config: &'r Config,
+    pub runtime: &'r dyn Runtime,
+    pub trace: &'r RequestTrace,
+    pub store: Store<'r, D>,
+    pub cache: Cache<'r, FaultyKv<K>>,
+    /// The bare KV binding, for bench maintenance (never fault-injected).
+    pub kv: &'r K,
+    /// The request chose its cache layers with `x-bench-cache`.
+    pub layers_overridden: bool,
+}
+
+impl<K: Kv, D: Database> RequestContext<'_, K, D> {
+    pub fn now_seconds(&self) -> i64 {
+        (self.runtime.now_ms() / 1000.0).floor() as i64
+    }
+}
