@@ -1,4 +1,5 @@
-//! The seed's claims (`scenarios/claims.toml`) and their verdicts (DESIGN.md §3.5):
+//! The seed's claims (`scenarios/claims.toml`) and their verdicts (ARCHITECTURE.md,
+//! "Compare and claims"), judged on the series changes of a comparison:
 //! confirmed (the CI of the improvement lies inside the claimed range), exceeded
 //! (above it), short (below it, but an improvement), refuted (no improvement, or
 //! worse), inconclusive (the CI straddles an edge of the range).
@@ -7,7 +8,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::SeriesComparison;
+use crate::change::SeriesComparison;
+use crate::series::SeriesKey;
 use crate::stats::Metric;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -134,17 +136,24 @@ fn judge_metric(improvement: f64, lo: f64, hi: f64, range: [f64; 2], noise: f64)
 }
 
 impl Claim {
-    pub fn key(&self) -> String {
-        match &self.server_timing {
-            Some(entry) => format!("{} server:{entry}", self.series),
-            None => self.series.clone(),
-        }
+    /// The series the claim is judged on; `None` when `series` is no series name
+    /// (`load` refuses such a file).
+    pub fn key(&self) -> Option<SeriesKey> {
+        let base = SeriesKey::parse(&self.series)?;
+        Some(match &self.server_timing {
+            Some(entry) => base.server_timing(entry),
+            None => base,
+        })
+    }
+
+    fn key_text(&self) -> String {
+        self.key().map_or_else(|| self.series.clone(), |k| k.to_string())
     }
 
     /// The verdict on the compared series; the metrics must agree for any verdict
     /// but inconclusive.
     pub fn judge(&self, compared: &[SeriesComparison], noise: f64) -> ClaimVerdict {
-        let key = self.key();
+        let key = self.key_text();
         let base = |verdict, reason: String, metrics| ClaimVerdict {
             name: self.name.clone(),
             statement: self.statement.clone(),
@@ -153,7 +162,7 @@ impl Claim {
             reason,
             metrics,
         };
-        let Some(s) = compared.iter().find(|s| s.series == key) else {
+        let Some(s) = compared.iter().find(|s| Some(&s.series) == self.key().as_ref()) else {
             return base(Verdict::NotMeasured, format!("{key} is not in both results"), Vec::new());
         };
         let mut metrics = Vec::new();
@@ -219,6 +228,11 @@ pub fn explain(path: &Path, claims: &[Claim]) -> String {
     out
 }
 
+/// Every claim's verdict on the compared series.
+pub fn judge_all(claims: &[Claim], compared: &[SeriesComparison], noise: f64) -> Vec<ClaimVerdict> {
+    claims.iter().map(|c| c.judge(compared, noise)).collect()
+}
+
 pub fn load(path: &Path) -> Result<Vec<Claim>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file: ClaimsFile = toml::from_str(&text).map_err(|e| {
@@ -229,6 +243,9 @@ pub fn load(path: &Path) -> Result<Vec<Claim>, String> {
         format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
     })?;
     for c in &file.claims {
+        if let Err(e) = c.series.parse::<SeriesKey>() {
+            return Err(format!("{}: claim {:?}: series {e}", path.display(), c.name));
+        }
         if let Some(bad) = c.metrics.iter().find(|m| Metric::parse(m).is_none()) {
             return Err(format!(
                 "{}: claim {:?}: unknown metric {bad:?}; expected p50, p90, p95, p99 or mean",
@@ -273,17 +290,17 @@ mod tests {
     fn server_bot(a: f64, b: f64) -> SeriesComparison {
         let change = (b - a) / a;
         SeriesComparison {
-            series: "tag:auth server:bot".into(),
+            series: SeriesKey::tag("auth").server_timing("bot"),
             count_a: 100,
             count_b: 100,
-            metrics: vec![crate::compare::MetricChange {
+            metrics: vec![crate::change::MetricChange {
                 metric: Metric::P50,
                 a,
                 b,
                 change,
                 ci_low: change,
                 ci_high: change,
-                direction: "slower".into(),
+                direction: crate::change::Direction::Slower,
             }],
             mann_whitney: crate::stats::MannWhitney { u_a: 0.0, u_b: 0.0, z: 0.0, p_value: 0.0 },
             summary: String::new(),

@@ -1,7 +1,7 @@
-//! Comparison of two arms (DESIGN.md §3.5): per series and metric, both values,
-//! the relative change with its bootstrap 95 % CI, the Mann-Whitney p-value, and
-//! a plain-words line; then claim verdicts and the baseline regression gate.
-//! Analysis only: printing lives in `compare_report`.
+//! Comparison of two arms (ARCHITECTURE.md, "Compare and claims"): every series
+//! both arms recorded, as [`SeriesComparison`]s (`change.rs`), and the baseline
+//! regression gate. Claims are judged on the result by `claims.rs`; analysis
+//! only, the exporters in `report/` print it.
 
 use std::collections::BTreeMap;
 
@@ -9,9 +9,11 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::claims::{Claim, ClaimVerdict};
+pub use crate::change::{compare_dists, Direction, MetricChange, SeriesComparison};
+use crate::claims::{self, Claim, ClaimVerdict};
 use crate::result::{ResultDoc, SeriesDoc};
-use crate::stats::{self, Dist, MannWhitney, Metric};
+use crate::series::SeriesKey;
+use crate::stats::{Dist, Metric};
 
 #[derive(Debug, Clone)]
 pub struct CompareOptions {
@@ -30,39 +32,8 @@ impl Default for CompareOptions {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MetricChange {
-    pub metric: Metric,
-    /// Milliseconds.
-    pub a: f64,
-    pub b: f64,
-    /// `(b - a) / a`: negative is faster.
-    pub change: f64,
-    pub ci_low: f64,
-    pub ci_high: f64,
-    /// `faster`, `slower` or `same` (inside the noise band, or CI spanning zero).
-    pub direction: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SeriesComparison {
-    /// `tag:auth`, `*`, … with `server:<entry>` for Server-Timing histograms.
-    pub series: String,
-    pub count_a: u64,
-    pub count_b: u64,
-    pub metrics: Vec<MetricChange>,
-    pub mann_whitney: MannWhitney,
-    pub summary: String,
-}
-
-impl SeriesComparison {
-    pub fn metric(&self, m: Metric) -> Option<&MetricChange> {
-        self.metrics.iter().find(|c| c.metric == m)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Regression {
-    pub series: String,
+    pub series: SeriesKey,
     pub metric: Metric,
     pub change: f64,
     pub ci_low: f64,
@@ -85,78 +56,12 @@ pub struct Comparison {
 
 pub const COMPARISON_SCHEMA: &str = "cache-bench/comparison/v1";
 
-fn pct(x: f64) -> String {
-    format!("{:.1}", x * 100.0).trim_end_matches(".0").to_owned()
-}
-
-/// "auth: 31 % faster at p50, 95 % CI 27–35 %".
-fn plain_words(series: &str, m: &MetricChange, noise: f64) -> String {
-    let name = series.strip_prefix("tag:").unwrap_or(series);
-    let metric = m.metric.name();
-    match m.direction.as_str() {
-        "faster" => {
-            format!("{name}: {} % faster at {metric}, 95 % CI {}–{} %", pct(-m.change), pct(-m.ci_high), pct(-m.ci_low))
-        }
-        "slower" => {
-            format!("{name}: {} % slower at {metric}, 95 % CI {}–{} %", pct(m.change), pct(m.ci_low), pct(m.ci_high))
-        }
-        _ => format!(
-            "{name}: no difference beyond ±{} % at {metric} (change {} %, 95 % CI {} to {} %)",
-            pct(noise),
-            pct(m.change),
-            pct(m.ci_low),
-            pct(m.ci_high)
-        ),
-    }
-}
-
-fn direction(change: f64, lo: f64, hi: f64, noise: f64) -> &'static str {
-    if hi < 0.0 && change < -noise {
-        "faster"
-    } else if lo > 0.0 && change > noise {
-        "slower"
-    } else {
-        "same"
-    }
-}
-
-/// Compares one distribution pair.
-pub fn compare_dists(series: &str, a: &Dist, b: &Dist, opts: &CompareOptions, rng: &mut SmallRng) -> SeriesComparison {
-    let metrics: Vec<MetricChange> = Metric::ALL
-        .iter()
-        .map(|&metric| {
-            let (change, lo, hi) = stats::bootstrap_change(a, b, metric, opts.resamples, rng);
-            MetricChange {
-                metric,
-                a: metric.of(a),
-                b: metric.of(b),
-                change,
-                ci_low: lo,
-                ci_high: hi,
-                direction: direction(change, lo, hi, opts.noise).to_owned(),
-            }
-        })
-        .collect();
-    let summary = plain_words(series, &metrics[0], opts.noise);
-    SeriesComparison {
-        series: series.to_owned(),
-        count_a: a.len(),
-        count_b: b.len(),
-        metrics,
-        mann_whitney: stats::mann_whitney(a, b),
-        summary,
-    }
-}
-
-fn comparable(name: &str) -> bool {
-    name == "*" || name.starts_with("tag:") || name.starts_with("step:")
-}
-
 fn dist(s: &SeriesDoc) -> Result<Dist, String> {
     Ok(Dist::from_histogram(&s.corrected.decode()?))
 }
 
-/// Compares `a` (the baseline) with `b` (the candidate).
+/// Compares `a` (the baseline) with `b` (the candidate) and judges `claims` on
+/// the result.
 pub fn compare(
     a: &ResultDoc,
     b: &ResultDoc,
@@ -164,30 +69,79 @@ pub fn compare(
     claims: &[Claim],
     opts: &CompareOptions,
 ) -> Result<Comparison, String> {
+    let mut comparison = compare_arms(a, b, interleaved, opts)?;
+    comparison.claims = claims::judge_all(claims, &comparison.series, opts.noise);
+    Ok(comparison)
+}
+
+/// The comparison of every series both arms recorded, without claims.
+pub fn compare_arms(
+    a: &ResultDoc,
+    b: &ResultDoc,
+    interleaved: bool,
+    opts: &CompareOptions,
+) -> Result<Comparison, String> {
     let mut rng = SmallRng::seed_from_u64(opts.seed);
     let mut series = Vec::new();
-    let mut notes = Vec::new();
-    let names: Vec<&String> = a.series.keys().filter(|k| comparable(k) && b.series.contains_key(*k)).collect();
-    for name in names {
-        let (sa, sb) = (&a.series[name], &b.series[name]);
+    for (key, sa) in a.keyed_series().filter(|(k, _)| k.is_comparable()) {
+        let Some(sb) = b.series_of(&key) else { continue };
         if sa.requests == 0 || sb.requests == 0 {
             continue;
         }
-        series.push(compare_dists(name, &dist(sa)?, &dist(sb)?, opts, &mut rng));
+        series.push(compare_dists(&key, &dist(sa)?, &dist(sb)?, opts, &mut rng));
         let entries: BTreeMap<&String, _> =
             sa.server_timing.iter().filter(|(k, _)| sb.server_timing.contains_key(*k)).collect();
         for (entry, ha) in entries {
             let da = Dist::from_histogram(&ha.decode()?);
             let db = Dist::from_histogram(&sb.server_timing[entry].decode()?);
-            series.push(compare_dists(&format!("{name} server:{entry}"), &da, &db, opts, &mut rng));
+            series.push(compare_dists(&key.server_timing(entry), &da, &db, opts, &mut rng));
         }
     }
-    for name in a.series.keys().filter(|k| comparable(k) && !b.series.contains_key(*k)) {
-        notes.push(format!("{name} is only in {}", label(a)));
-    }
-    for name in b.series.keys().filter(|k| comparable(k) && !a.series.contains_key(*k)) {
-        notes.push(format!("{name} is only in {}", label(b)));
-    }
+    let regressions = match opts.max_regression {
+        None => Vec::new(),
+        Some(limit) => regressions(&series, limit, opts.noise),
+    };
+    Ok(Comparison {
+        schema: COMPARISON_SCHEMA.to_owned(),
+        a: label(a),
+        b: label(b),
+        interleaved,
+        noise: opts.noise,
+        notes: notes(a, b, interleaved),
+        series,
+        claims: Vec::new(),
+        max_regression: opts.max_regression,
+        regressions,
+    })
+}
+
+/// Metrics slower than `limit`, with a CI clear of the noise band.
+fn regressions(series: &[SeriesComparison], limit: f64, noise: f64) -> Vec<Regression> {
+    series
+        .iter()
+        .flat_map(|s| {
+            s.metrics.iter().filter(move |m| m.change > limit && m.ci_low > noise).map(move |m| Regression {
+                series: s.series.clone(),
+                metric: m.metric,
+                change: m.change,
+                ci_low: m.ci_low,
+                limit,
+            })
+        })
+        .collect()
+}
+
+/// What the reader must know about the two results before trusting the changes.
+fn notes(a: &ResultDoc, b: &ResultDoc, interleaved: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    let only = |x: &ResultDoc, y: &ResultDoc| {
+        x.keyed_series()
+            .filter(|(k, _)| k.is_comparable() && y.series_of(k).is_none())
+            .map(|(k, _)| format!("{k} is only in {}", label(x)))
+            .collect::<Vec<_>>()
+    };
+    notes.extend(only(a, b));
+    notes.extend(only(b, a));
     if a.metadata.scenario_sha256 != b.metadata.scenario_sha256 {
         notes.push(format!(
             "the two results come from different scenario files ({} and {})",
@@ -201,34 +155,7 @@ pub fn compare(
                 .to_owned(),
         );
     }
-    let claims = claims.iter().map(|c| c.judge(&series, opts.noise)).collect();
-    let regressions = match opts.max_regression {
-        None => Vec::new(),
-        Some(limit) => series
-            .iter()
-            .flat_map(|s| {
-                s.metrics.iter().filter(move |m| m.change > limit && m.ci_low > opts.noise).map(move |m| Regression {
-                    series: s.series.clone(),
-                    metric: m.metric,
-                    change: m.change,
-                    ci_low: m.ci_low,
-                    limit,
-                })
-            })
-            .collect(),
-    };
-    Ok(Comparison {
-        schema: COMPARISON_SCHEMA.to_owned(),
-        a: label(a),
-        b: label(b),
-        interleaved,
-        noise: opts.noise,
-        series,
-        claims,
-        max_regression: opts.max_regression,
-        regressions,
-        notes,
-    })
+    notes
 }
 
 fn label(d: &ResultDoc) -> String {

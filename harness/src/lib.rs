@@ -2,11 +2,11 @@
 //! later commands, compare → report). One module, one job.
 
 pub mod bench;
+pub mod change;
 pub mod claims;
+pub mod cli;
 pub mod client;
-pub mod client_hyper;
 pub mod compare;
-pub mod compare_report;
 pub mod cpu;
 pub mod progress;
 pub mod recorder;
@@ -15,13 +15,13 @@ pub mod result;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;
+pub mod series;
 pub mod stats;
-pub mod summary;
 pub mod thresholds;
 pub mod timer;
 pub mod users;
 
-/// Exit codes (DESIGN.md §3.6).
+/// Exit codes (ARCHITECTURE.md, "Exit codes").
 pub mod exit {
     pub const PASS: i32 = 0;
     pub const GATE_FAILED: i32 = 1;

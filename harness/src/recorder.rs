@@ -9,8 +9,9 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::client::{ErrorKind, Failure, Reply};
+use crate::series::{SeriesKey, ALL_TEXT};
 
-/// 1 µs … 60 s at 3 significant digits, as DESIGN.md §3.3 asks.
+/// 1 µs … 60 s at 3 significant digits (ARCHITECTURE.md, "Measurement").
 pub const HIGHEST_US: u64 = 60_000_000;
 pub const SIGNIFICANT_DIGITS: u8 = 3;
 
@@ -25,19 +26,6 @@ pub fn new_histogram() -> Histogram<u64> {
 pub fn record(h: &mut Histogram<u64>, micros: u64) {
     // Auto-resize cannot fail short of memory; values beyond 60 s are clamped.
     let _ = h.record(micros.clamp(1, HIGHEST_US));
-}
-
-/// The series every request belongs to.
-pub const ALL: &str = "*";
-
-pub fn step_series(name: &str) -> String {
-    format!("step:{name}")
-}
-pub fn tag_series(name: &str) -> String {
-    format!("tag:{name}")
-}
-pub fn cache_series(layer: &str, outcome: &str) -> String {
-    format!("cache:{layer}={outcome}")
 }
 
 /// `x-cache: bot=hit,user-models=miss` → pairs; `none` → nothing.
@@ -106,7 +94,7 @@ impl Default for SeriesStats {
 /// recording allocates nothing per request.
 #[derive(Debug, Clone)]
 pub struct StepSeries {
-    /// `*`, `step:<name>`, `tag:<tag>`…
+    /// `*`, `step:<name>`, `tag:<tag>`… as text ([`SeriesKey`]'s), the maps' keys.
     pub all: Vec<String>,
     /// The time-series subset: `*` and the tags.
     pub intervals: Vec<String>,
@@ -114,10 +102,11 @@ pub struct StepSeries {
 
 impl StepSeries {
     pub fn new(step: &str, tags: &[String]) -> StepSeries {
-        let tag_keys = tags.iter().map(|t| tag_series(t));
+        let tag_keys = tags.iter().map(|t| SeriesKey::tag(t).to_string());
+        let all = SeriesKey::all().to_string();
         StepSeries {
-            all: [ALL.to_owned(), step_series(step)].into_iter().chain(tag_keys.clone()).collect(),
-            intervals: std::iter::once(ALL.to_owned()).chain(tag_keys).collect(),
+            all: [all.clone(), SeriesKey::step(step).to_string()].into_iter().chain(tag_keys.clone()).collect(),
+            intervals: std::iter::once(all).chain(tag_keys).collect(),
         }
     }
 }
@@ -186,7 +175,7 @@ impl Recorder {
         let timings: Vec<(&str, u64)> =
             reply.and_then(|r| r.server_timing.as_deref()).map(parse_server_timing).unwrap_or_default();
 
-        let cache_keys: Vec<String> = cache.iter().map(|(l, o)| cache_series(l, o)).collect();
+        let cache_keys: Vec<String> = cache.iter().map(|(l, o)| SeriesKey::cache(l, o).to_string()).collect();
         let with_timing = s.series.all.len();
         for (i, key) in s.series.all.iter().chain(cache_keys.iter()).enumerate() {
             let st = series_mut(&mut self.series, key);
@@ -258,8 +247,13 @@ impl Recorder {
         out
     }
 
+    /// The series named by `key`, if any request was recorded in it.
+    pub fn get(&self, key: &SeriesKey) -> Option<&SeriesStats> {
+        self.series.get(&key.to_string())
+    }
+
     pub fn all(&self) -> Option<&SeriesStats> {
-        self.series.get(ALL)
+        self.series.get(ALL_TEXT)
     }
 }
 

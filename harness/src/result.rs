@@ -1,4 +1,4 @@
-//! The result file (DESIGN.md §3.4): one JSON document per run, histograms as
+//! The result file (ARCHITECTURE.md, "Result file schema"): one JSON document per run, histograms as
 //! HdrHistogram V2 compressed and base64, rewritten atomically while the run goes
 //! on; beside it an `.hlog` interval log for the standard HdrHistogram tools.
 
@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::ErrorKind;
 use crate::recorder::{IntervalSummary, SeriesStats};
+use crate::series::{SeriesKey, ALL_TEXT};
 use crate::thresholds::Verdict;
 
 pub const SCHEMA: &str = "cache-bench/result/v1";
@@ -213,6 +214,21 @@ impl ResultDoc {
     /// complete version or this one, never half of one.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         write_json_atomically(path, self)
+    }
+
+    /// The series named `key`, if the run recorded a request in it.
+    pub fn series_of(&self, key: &SeriesKey) -> Option<&SeriesDoc> {
+        self.series.get(&key.to_string())
+    }
+
+    /// Every request of the run.
+    pub fn all(&self) -> Option<&SeriesDoc> {
+        self.series.get(ALL_TEXT)
+    }
+
+    /// The series with their names parsed (a name no [`SeriesKey`] reads is skipped).
+    pub fn keyed_series(&self) -> impl Iterator<Item = (SeriesKey, &SeriesDoc)> {
+        self.series.iter().filter_map(|(k, s)| Some((SeriesKey::parse(k)?, s)))
     }
 }
 

@@ -4,13 +4,12 @@
 
 use std::time::Duration;
 
-use crate::scenario::{Executor, Stage};
+use crate::scenario::{Executor, Segment};
 
 /// Offsets of iteration starts, in order, covering warm-up and the measured part.
 #[derive(Debug, Clone)]
 pub struct ArrivalSchedule {
-    /// (start offset, duration, rate at start, rate at end) of each segment.
-    segments: Vec<(f64, f64, f64, f64)>,
+    segments: Vec<Segment>,
     segment: usize,
     /// Iterations already scheduled before the current segment.
     before: f64,
@@ -19,32 +18,10 @@ pub struct ArrivalSchedule {
 }
 
 impl ArrivalSchedule {
-    /// `None` for closed-model executors. Warm-up runs at the rate the measured part
-    /// begins with (for a ramp: the first stage's target).
+    /// `None` for closed-model executors; the segments are the executor's own.
     pub fn new(executor: &Executor, warmup: Duration) -> Option<ArrivalSchedule> {
-        let w = warmup.as_secs_f64();
-        let mut segments = Vec::new();
-        match executor {
-            Executor::ConstantArrivalRate { rate, duration } => {
-                segments.push((0.0, w + duration.as_secs_f64(), *rate, *rate));
-            }
-            Executor::RampingArrivalRate { start_rate, stages } => {
-                let mut t = 0.0;
-                if w > 0.0 {
-                    let r = stages.first().map_or(*start_rate, |s: &Stage| s.target);
-                    segments.push((0.0, w, r, r));
-                    t = w;
-                }
-                let mut from = *start_rate;
-                for s in stages {
-                    segments.push((t, s.duration.as_secs_f64(), from, s.target));
-                    t += s.duration.as_secs_f64();
-                    from = s.target;
-                }
-            }
-            Executor::ConstantVus { .. } | Executor::Iterations { .. } => return None,
-        }
-        let end = segments.last().map_or(0.0, |s| s.0 + s.1);
+        let segments = executor.segments(warmup)?;
+        let end = segments.last().map_or(0.0, |s| s.start + s.duration);
         Some(ArrivalSchedule { segments, segment: 0, before: 0.0, index: 0, end })
     }
 
@@ -55,7 +32,7 @@ impl ArrivalSchedule {
 
     fn cumulative(&self, t: f64) -> f64 {
         let mut n = 0.0;
-        for &(start, dur, r0, r1) in &self.segments {
+        for &Segment { start, duration: dur, rate_from: r0, rate_to: r1 } in &self.segments {
             let x = (t - start).clamp(0.0, dur);
             if dur > 0.0 {
                 n += r0 * x + (r1 - r0) / (2.0 * dur) * x * x;
@@ -71,7 +48,8 @@ impl Iterator for ArrivalSchedule {
     fn next(&mut self) -> Option<Duration> {
         // The n-th arrival (0-based) is at the time t where cumulative(t) = n.
         let n = self.index as f64;
-        while let Some(&(start, dur, r0, r1)) = self.segments.get(self.segment) {
+        while let Some(&Segment { start, duration: dur, rate_from: r0, rate_to: r1 }) = self.segments.get(self.segment)
+        {
             let in_segment = (r0 + r1) / 2.0 * dur;
             let k = n - self.before;
             if k < in_segment - 1e-9 {
@@ -94,6 +72,7 @@ impl Iterator for ArrivalSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::Stage;
 
     #[test]
     fn constant_rate() {

@@ -1,4 +1,4 @@
-//! Statistics for comparisons (DESIGN.md §3.5): percentiles and means of recorded
+//! Statistics for comparisons (ARCHITECTURE.md, "Compare and claims"): percentiles and means of recorded
 //! distributions, the Mann-Whitney U test, and bootstrap confidence intervals of a
 //! relative change, all computed from (value, count) bins so that a run of millions
 //! of requests costs no more than its histogram has buckets.

@@ -1,4 +1,4 @@
-//! Thresholds in k6 syntax (DESIGN.md §3.6): `p(95) < 40ms`, `avg`, `med`, `max`,
+//! Thresholds in k6 syntax (ARCHITECTURE.md, "Exit codes"): `p(95) < 40ms`, `avg`, `med`, `max`,
 //! `min`, `error_rate < 0.1%`, `rps > 100`. Latency thresholds judge the
 //! coordinated-omission-corrected latency.
 

@@ -68,7 +68,7 @@ fn thirty_percent_faster_confirms_a_25_to_35_claim() {
     let dir = tempfile::tempdir().unwrap();
     let c = interleaved(&a.url(), &b.url(), 200, 5, dir.path());
     let p = probe(&c);
-    println!("{}", harness::compare_report::render(&c));
+    println!("{}", harness::report::terminal::render_comparison(&c));
     assert_eq!(c.claims[0].verdict, Verdict::Confirmed, "{}", c.claims[0].reason);
     assert!(p.summary.contains("faster at p50"), "{}", p.summary);
     assert!(p.mann_whitney.p_value < 0.001);
@@ -80,7 +80,7 @@ fn identical_arms_confirm_nothing_and_the_ci_holds_zero() {
     let server = shaped(10.0, 0.0);
     let dir = tempfile::tempdir().unwrap();
     let c = interleaved(&server.url(), &server.url(), 200, 4, dir.path());
-    println!("{}", harness::compare_report::render(&c));
+    println!("{}", harness::report::terminal::render_comparison(&c));
     assert!(!c.claims[0].verdict.holds(), "{:?}", c.claims[0]);
     for m in [Metric::P50, Metric::Mean] {
         let ch = probe(&c).metric(m).unwrap();
@@ -95,7 +95,7 @@ fn ten_percent_faster_with_a_heavy_tail_is_short() {
     let (a, b) = (shaped(20.0, 0.05), shaped(18.0, 0.05));
     let dir = tempfile::tempdir().unwrap();
     let c = interleaved(&a.url(), &b.url(), 200, 6, dir.path());
-    println!("{}", harness::compare_report::render(&c));
+    println!("{}", harness::report::terminal::render_comparison(&c));
     assert_eq!(c.claims[0].verdict, Verdict::Short, "{}", c.claims[0].reason);
 }
 

@@ -93,7 +93,7 @@ fn corrected_latency_shows_a_stall_that_raw_latency_hides() {
     );
     assert!(raw < 50.0, "raw p99 {raw} ms should not show the stall");
     assert!(out.doc().run.late_sends > 50, "queued sends are late: {}", out.doc().run.late_sends);
-    let summary = harness::summary::render(out.doc());
+    let summary = harness::report::terminal::render(out.doc());
     assert!(summary.contains("raw p99"), "{summary}");
 }
 
@@ -131,7 +131,7 @@ fn a_server_too_slow_for_the_rate_makes_the_run_invalid() {
     assert!(r.dropped_iterations > 100, "{}", r.dropped_iterations);
     let reason = r.invalid_reasons.join(" ");
     assert!(reason.contains("below the target") && reason.contains("dropped"), "{reason}");
-    let summary = harness::summary::render(out.doc());
+    let summary = harness::report::terminal::render(out.doc());
     assert!(summary.contains("INVALID"), "{summary}");
 }
 

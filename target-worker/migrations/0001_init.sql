@@ -1,4 +1,4 @@
--- D1 schema of DESIGN.md §2.8. Timestamps are Unix seconds. D1 enforces foreign
+-- D1 schema of ARCHITECTURE.md, "Storage". Timestamps are Unix seconds. D1 enforces foreign
 -- keys, so deleting a user removes everything that belongs to it.
 
 CREATE TABLE user (

@@ -1,4 +1,4 @@
-//! Authentication (DESIGN.md §2.3): which credential a request carries, and who it
+//! Authentication (ARCHITECTURE.md, "Request path"): which credential a request carries, and who it
 //! belongs to. Bad credentials are always a 401, never a silent fall-back to
 //! anonymous.
 

@@ -1,4 +1,4 @@
-//! Bench routes (DESIGN.md §2.7): deterministic seeding and reset. Reachable only
+//! Bench routes (ARCHITECTURE.md, "Request path"): deterministic seeding and reset. Reachable only
 //! with `BENCH_SECRET` configured and sent as `x-bench-secret` (checked by the
 //! pipeline before these run).
 

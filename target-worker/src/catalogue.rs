@@ -1,4 +1,4 @@
-//! The built-in model catalogue (DESIGN.md §2.4): pure data, parsed once per
+//! The built-in model catalogue (ARCHITECTURE.md, "Request path"): pure data, parsed once per
 //! isolate from `data/models.json`.
 
 use std::collections::BTreeSet;

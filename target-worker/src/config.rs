@@ -1,4 +1,4 @@
-//! Settings from the Worker's vars and secrets (DESIGN.md §2.1).
+//! Settings from the Worker's vars and secrets (ARCHITECTURE.md, "The worker").
 
 use std::fmt;
 

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::platform::DbError;
 
-/// Request bodies above this size are refused with 413 (DESIGN.md §2.9).
+/// Request bodies above this size are refused with 413 (ARCHITECTURE.md, "Failure behaviour").
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Default)]

@@ -1,4 +1,4 @@
-//! Per-request observability: `Server-Timing` and `x-cache` (DESIGN.md §2.6).
+//! Per-request observability: `Server-Timing` and `x-cache` (ARCHITECTURE.md, "Request path").
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write;

@@ -1,4 +1,4 @@
-//! `/user/*` (DESIGN.md §2.5): settings and provider settings of the calling user.
+//! `/user/*` (ARCHITECTURE.md, "Cache layers"): settings and provider settings of the calling user.
 //! Each write invalidates the user's cached model lists before it answers.
 
 use serde::Deserialize;

@@ -1,11 +1,10 @@
-//! `harness bench` (DESIGN.md §4): the main job. Starts (or is given) a cache-on
+//! `harness bench` (ARCHITECTURE.md, "The harness"): the main job. Starts (or is given) a cache-on
 //! and a cache-off worker, seeds both identically, runs every standard scenario as
 //! an interleaved A/B, a per-layer ablation, compares, judges the claims and writes
 //! one report directory. Orchestration only: running is `runner`, statistics are
 //! `compare`, rendering is `bench::report`.
 
 pub mod plan;
-pub mod report;
 pub mod servers;
 pub mod summary;
 
@@ -25,7 +24,7 @@ use plan::{ablation_scenario, plan};
 pub use plan::{load_scenarios, shorten, DEFAULT_BUDGET, LAYERS, QUICK_MEASURED, QUICK_WARMUP, STANDARD_SCENARIOS};
 use servers::{LocalServer, Secrets, ServerSpec, SetupClient, Workspace};
 use summary::{rows, status_of};
-pub use summary::{AbSummary, BenchSummary, Change, Row, BENCH_SCHEMA};
+pub use summary::{AbStatus, AbSummary, BenchSummary, Change, Row, BENCH_SCHEMA};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -310,10 +309,8 @@ fn run_ab(
             if r.invalid_reasons.is_empty() { String::new() } else { format!(": {}", r.invalid_reasons.join("; ")) }
         );
     }
-    for s in comparison.series.iter().filter(|s| s.series == crate::recorder::ALL || s.series.starts_with("tag:")) {
-        if !s.series.contains(" server:") {
-            println!("  {}", s.summary);
-        }
+    for s in comparison.series.iter().filter(|s| s.series.is_headline() && !s.series.is_server_side()) {
+        println!("  {}", s.summary);
     }
     let report_dir = dir.join(&slug);
     let source = outcome.files.json.strip_prefix(dir).unwrap_or(&outcome.files.json).display().to_string();
@@ -329,7 +326,7 @@ fn run_ab(
             None
         }
     };
-    let all = |d: &ResultDoc, f: fn(&result::SeriesDoc) -> u64| d.series.get(crate::recorder::ALL).map_or(0, f);
+    let all = |d: &ResultDoc, f: fn(&result::SeriesDoc) -> u64| d.all().map_or(0, f);
     let mut invalid_reasons = Vec::new();
     let mut warnings = Vec::new();
     let mut thresholds_failed = Vec::new();
@@ -350,7 +347,7 @@ fn run_ab(
         layer: job.layer.map(str::to_owned),
         a: comparison.a.clone(),
         b: comparison.b.clone(),
-        status: status_of(&[a, b]).to_owned(),
+        status: status_of(&[a, b]),
         invalid_reasons,
         warnings,
         requests: all(a, |s| s.requests) + all(b, |s| s.requests),
@@ -408,7 +405,7 @@ pub fn run(
                     notes,
                     ..BenchSummary::begin(started_at, true, opts.quick)
                 };
-                report::write(&summary, &dir).map_err(BenchError::Setup)?;
+                write_report(&summary, &dir)?;
                 return Err(BenchError::Server(format!("{reason}\nreport: {}", dir.join("index.html").display())));
             }
             Err(e) => return Err(e),
@@ -515,12 +512,12 @@ pub fn run(
             Ok(mut summary) => {
                 let dead = targets.dead_server();
                 if let Some(dead) = &dead {
-                    summary.status = "invalid".into();
+                    summary.status = AbStatus::Invalid;
                     summary.invalid_reasons.push(format!("{dead} during this run"));
                 }
-                if summary.status != "valid" {
+                if !summary.status.is_valid() {
                     invalid_reasons.extend(summary.invalid_reasons.iter().map(|r| format!("{name}: {r}")));
-                    if summary.status == "interrupted" && summary.invalid_reasons.is_empty() {
+                    if summary.status == AbStatus::Interrupted && summary.invalid_reasons.is_empty() {
                         invalid_reasons.push(format!("{name}: interrupted (Ctrl-C)"));
                     }
                 }
@@ -552,6 +549,12 @@ pub fn run(
         runs,
         ..BenchSummary::begin(started_at, local, opts.quick)
     };
-    report::write(&summary, &dir).map_err(BenchError::Setup)?;
+    write_report(&summary, &dir)?;
     Ok((summary, dir))
+}
+
+/// The bench's own report files (its terminal text is printed by the command).
+fn write_report(summary: &BenchSummary, dir: &Path) -> Result<(), BenchError> {
+    let to = crate::report::Destinations { dir: Some(dir), terminal: false };
+    crate::report::export(&crate::report::Report::Bench(summary), to).map(drop).map_err(BenchError::Setup)
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{BenchError, BenchOptions};
-use crate::scenario::{format_duration, Executor, Scenario};
+use crate::scenario::{format_duration, Scenario};
 
 /// The standard scenarios, in the order they run.
 pub const STANDARD_SCENARIOS: [&str; 4] = ["auth", "model-list", "settings-change", "mixed"];
@@ -24,7 +24,6 @@ const LOCAL_STARTUP: Duration = Duration::from_secs(45);
 /// The promise of issue 7: the default run on a 2-core machine.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(600);
 
-/// Loads the scenarios and shortens them for `--quick`.
 /// The scenario the per-layer ablation runs, if any.
 pub fn ablation_scenario<'a>(scenarios: &'a [Scenario], opts: &BenchOptions) -> Option<&'a Scenario> {
     match opts.ablation.as_ref()? {
@@ -33,6 +32,7 @@ pub fn ablation_scenario<'a>(scenarios: &'a [Scenario], opts: &BenchOptions) -> 
     }
 }
 
+/// Loads the scenarios and shortens them for `--quick`.
 pub fn load_scenarios(opts: &BenchOptions) -> Result<Vec<Scenario>, BenchError> {
     let mut out = Vec::new();
     for f in &opts.scenarios {
@@ -56,22 +56,7 @@ pub fn load_scenarios(opts: &BenchOptions) -> Result<Vec<Scenario>, BenchError> 
 /// At most `measured` of measured load after at most `warmup` of warm-up.
 pub fn shorten(sc: &mut Scenario, measured: Duration, warmup: Duration) {
     sc.load.warmup = sc.load.warmup.min(warmup);
-    match &mut sc.load.executor {
-        Executor::ConstantArrivalRate { duration, .. } | Executor::ConstantVus { duration, .. } => {
-            *duration = (*duration).min(measured)
-        }
-        Executor::Iterations { max_duration, .. } => *max_duration = (*max_duration).min(measured),
-        Executor::RampingArrivalRate { stages, .. } => {
-            // Keep the shape, scaled to fit.
-            let total: Duration = stages.iter().map(|s| s.duration).sum();
-            if total > measured {
-                let k = measured.as_secs_f64() / total.as_secs_f64();
-                for s in stages.iter_mut() {
-                    s.duration = s.duration.mul_f64(k);
-                }
-            }
-        }
-    }
+    sc.load.executor.shorten(measured);
 }
 
 /// The plan in words, with its expected duration.

@@ -77,7 +77,7 @@ impl Secrets {
 }
 
 /// CPUs for the harness and for the servers, when there are enough to keep them
-/// apart (DESIGN.md §3.3): the load generator on CPU 0, workerd and wrangler on the
+/// apart (ARCHITECTURE.md, "Measurement"): the load generator on CPU 0, workerd and wrangler on the
 /// rest. With fewer than 4, pinning would starve the servers (each request passes
 /// two workerd processes and node), so nothing is pinned.
 pub fn cpu_split() -> Option<(usize, Vec<usize>)> {

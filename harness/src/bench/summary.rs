@@ -1,36 +1,86 @@
 //! What a bench found, as data: per A/B the verdict rows (p50 and p99 change with
 //! their CIs per series), validity, errors, stale reads and claims; for the whole
-//! bench its environment and validity. Written as `bench.json`, rendered by
-//! `bench::report`.
+//! bench its environment and validity. Written as `bench.json` and rendered by
+//! the exporters in `report/`.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::claims::ClaimVerdict;
-use crate::compare::{Comparison, MetricChange};
+use crate::compare::{Comparison, Direction, MetricChange};
 use crate::result::{self, ResultDoc, Status};
+use crate::series::SeriesKey;
 use crate::stats::Metric;
 
 pub const BENCH_SCHEMA: &str = "cache-bench/bench/v1";
 
-/// Whether the numbers of a bench can be used, and why not.
+/// The change of one metric from A to B: relative, with its 95 % CI.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub change: f64,
     pub ci_low: f64,
     pub ci_high: f64,
-    pub direction: String,
+    pub direction: Direction,
 }
 
 impl From<&MetricChange> for Change {
     fn from(m: &MetricChange) -> Change {
-        Change { change: m.change, ci_low: m.ci_low, ci_high: m.ci_high, direction: m.direction.clone() }
+        Change { change: m.change, ci_low: m.ci_low, ci_high: m.ci_high, direction: m.direction }
+    }
+}
+
+/// "−12.3 % [−15.0, −9.1]": the change of B against A and its 95 % CI.
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.change.is_finite() {
+            write!(f, "{:+.1} %", self.change * 100.0)?;
+        } else {
+            f.write_str("–")?;
+        }
+        write!(f, " [{:+.1}, {:+.1}]", self.ci_low * 100.0, self.ci_high * 100.0)
+    }
+}
+
+/// Whether an A/B of the bench can be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AbStatus {
+    Valid,
+    Invalid,
+    Interrupted,
+}
+
+impl AbStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AbStatus::Valid => "valid",
+            AbStatus::Invalid => "invalid",
+            AbStatus::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn is_valid(self) -> bool {
+        self == AbStatus::Valid
+    }
+}
+
+impl PartialEq<&str> for AbStatus {
+    fn eq(&self, text: &&str) -> bool {
+        self.as_str() == *text
+    }
+}
+
+impl fmt::Display for AbStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 /// One series of one A/B in the verdict table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
-    pub series: String,
+    pub series: SeriesKey,
     pub count_a: u64,
     pub count_b: u64,
     /// Milliseconds, A and B.
@@ -53,8 +103,7 @@ pub struct AbSummary {
     pub layer: Option<String>,
     pub a: String,
     pub b: String,
-    /// `valid`, `invalid`, `interrupted`.
-    pub status: String,
+    pub status: AbStatus,
     pub invalid_reasons: Vec<String>,
     pub warnings: Vec<String>,
     pub requests: u64,
@@ -67,6 +116,13 @@ pub struct AbSummary {
     /// Relative to the bench directory.
     pub report: Option<String>,
     pub result: String,
+}
+
+impl AbSummary {
+    /// The row of every request, the run's headline.
+    pub fn all_row(&self) -> Option<&Row> {
+        self.rows.iter().find(|r| r.series.is_all() && !r.series.is_server_side())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,22 +202,18 @@ impl BenchSummary {
 /// The rows of the verdict table: every request, then each tag and its
 /// server-side timings (cache-outcome and per-step series stay in the run's report).
 pub(super) fn rows(c: &Comparison, a: &ResultDoc, b: &ResultDoc) -> Vec<Row> {
-    let keep = |s: &str| {
-        let base = s.split(" server:").next().unwrap_or(s);
-        base == crate::recorder::ALL || base.starts_with("tag:")
-    };
-    let ms = |doc: &ResultDoc, series: &str, m: Metric| -> f64 {
-        doc.series.get(series).map_or(f64::NAN, |s| match m {
+    let ms = |doc: &ResultDoc, series: &SeriesKey, m: Metric| -> f64 {
+        doc.series_of(series).map_or(f64::NAN, |s| match m {
             Metric::P50 => s.corrected_ms.p50,
             _ => s.corrected_ms.p99,
         })
     };
     c.series
         .iter()
-        .filter(|s| keep(&s.series))
+        .filter(|s| s.series.is_headline())
         .filter_map(|s| {
             let (p50, p99) = (s.metric(Metric::P50)?, s.metric(Metric::P99)?);
-            let server_side = s.series.contains(" server:");
+            let server_side = s.series.is_server_side();
             Some(Row {
                 series: s.series.clone(),
                 count_a: s.count_a,
@@ -178,13 +230,13 @@ pub(super) fn rows(c: &Comparison, a: &ResultDoc, b: &ResultDoc) -> Vec<Row> {
         .collect()
 }
 
-pub(super) fn status_of(docs: &[&ResultDoc]) -> &'static str {
+pub(super) fn status_of(docs: &[&ResultDoc]) -> AbStatus {
     if docs.iter().any(|d| d.run.status == Status::Interrupted) {
-        "interrupted"
+        AbStatus::Interrupted
     } else if docs.iter().any(|d| d.run.status == Status::Invalid) {
-        "invalid"
+        AbStatus::Invalid
     } else {
-        "valid"
+        AbStatus::Valid
     }
 }
 

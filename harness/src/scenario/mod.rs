@@ -1,8 +1,11 @@
-//! Scenario files (DESIGN.md §3.2): TOML naming a load model, users, steps and
+//! Scenario files (ARCHITECTURE.md, "Data flow"): TOML naming a load model, users, steps and
 //! thresholds. Every error names the file, line and column and what was expected.
 
 pub mod duration;
+pub mod executor;
 pub mod template;
+
+pub use executor::{Executor, Segment, Stage};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -150,49 +153,6 @@ struct RawExpect {
 }
 
 // ---- the validated scenario ---------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stage {
-    pub target: f64,
-    pub duration: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Executor {
-    /// Open model: `rate` iterations per second for `duration`.
-    ConstantArrivalRate { rate: f64, duration: Duration },
-    /// Open model: the rate moves linearly from stage to stage.
-    RampingArrivalRate { start_rate: f64, stages: Vec<Stage> },
-    /// Closed model: `vus` loops, each starting its next iteration when the last ends.
-    ConstantVus { vus: u32, duration: Duration },
-    /// Closed model: `vus` loops sharing `iterations` iterations.
-    Iterations { vus: u32, iterations: u64, max_duration: Duration },
-}
-
-impl Executor {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Executor::ConstantArrivalRate { .. } => "constant-arrival-rate",
-            Executor::RampingArrivalRate { .. } => "ramping-arrival-rate",
-            Executor::ConstantVus { .. } => "constant-vus",
-            Executor::Iterations { .. } => "iterations",
-        }
-    }
-
-    pub fn is_open(&self) -> bool {
-        matches!(self, Executor::ConstantArrivalRate { .. } | Executor::RampingArrivalRate { .. })
-    }
-
-    /// Length of the measured part of the run (after warm-up); for `iterations`,
-    /// the upper bound.
-    pub fn duration(&self) -> Duration {
-        match self {
-            Executor::ConstantArrivalRate { duration, .. } | Executor::ConstantVus { duration, .. } => *duration,
-            Executor::RampingArrivalRate { stages, .. } => stages.iter().map(|s| s.duration).sum(),
-            Executor::Iterations { max_duration, .. } => *max_duration,
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Load {
@@ -781,7 +741,7 @@ pub fn parse(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     let mut thresholds = Vec::new();
     for (key, exprs) in &raw.thresholds {
         let name = key.get_ref().as_str();
-        if name != "*" && !series.contains(name) {
+        if name != crate::series::ALL_TEXT && !series.contains(name) {
             return Err(ctx.err(
                 key,
                 format!(
@@ -821,28 +781,6 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
 }
 
 impl Scenario {
-    /// The iterations the open-model schedule plans for the measured part.
-    pub fn planned_measured_iterations(&self) -> Option<f64> {
-        match &self.load.executor {
-            Executor::ConstantArrivalRate { rate, duration } => Some(rate * duration.as_secs_f64()),
-            Executor::RampingArrivalRate { start_rate, stages } => {
-                let mut from = *start_rate;
-                Some(
-                    stages
-                        .iter()
-                        .map(|s| {
-                            let n = (from + s.target) / 2.0 * s.duration.as_secs_f64();
-                            from = s.target;
-                            n
-                        })
-                        .sum(),
-                )
-            }
-            Executor::Iterations { iterations, .. } => Some(*iterations as f64),
-            Executor::ConstantVus { .. } => None,
-        }
-    }
-
     /// A plain-words account of what the scenario will do (`harness validate`).
     pub fn explain(&self) -> String {
         use std::fmt::Write;
@@ -857,32 +795,7 @@ impl Scenario {
         } else {
             format!(", after {} of warm-up (run, not recorded)", format_duration(l.warmup))
         };
-        let load = match &l.executor {
-            Executor::ConstantArrivalRate { rate, duration } => format!(
-                "open model, constant arrival rate: {rate} iterations/s for {}{warm}; {} measured iterations planned",
-                format_duration(*duration),
-                (rate * duration.as_secs_f64()).round()
-            ),
-            Executor::RampingArrivalRate { start_rate, stages } => {
-                let s: Vec<String> =
-                    stages.iter().map(|s| format!("{} /s over {}", s.target, format_duration(s.duration))).collect();
-                format!(
-                    "open model, ramping arrival rate from {start_rate} /s: {}{warm}; {} measured iterations planned",
-                    s.join(", then "),
-                    self.planned_measured_iterations().unwrap_or(0.0).round()
-                )
-            }
-            Executor::ConstantVus { vus, duration } => format!(
-                "closed model: {vus} virtual users looping for {}{warm}, think time {}",
-                format_duration(*duration),
-                format_duration(l.think_time)
-            ),
-            Executor::Iterations { vus, iterations, max_duration } => format!(
-                "closed model: {vus} virtual users share {iterations} iterations (at most {}){warm}, think time {}",
-                format_duration(*max_duration),
-                format_duration(l.think_time)
-            ),
-        };
+        let load = l.executor.describe(&warm, l.think_time);
         let _ = writeln!(out, "load: {load}");
         let _ = writeln!(
             out,

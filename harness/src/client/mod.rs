@@ -6,6 +6,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod hyper;
+mod reqwest;
+
+pub use self::hyper::MAX_IDLE;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
@@ -73,40 +78,30 @@ pub struct HttpClient {
 }
 
 enum Backend {
-    Reqwest { inner: reqwest::Client, base: String },
-    Hyper(crate::client_hyper::HyperClient),
+    Reqwest(reqwest::ReqwestClient),
+    Hyper(hyper::HyperClient),
 }
 
-fn classify(e: &reqwest::Error) -> ErrorKind {
-    if e.is_timeout() {
-        return ErrorKind::Timeout;
-    }
-    if e.is_connect() {
-        return ErrorKind::Connect;
-    }
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+/// The error kind of an I/O error anywhere in `e`'s source chain: a connection
+/// closed or reset under the request is a reset, whichever client saw it.
+pub(crate) fn io_error_kind(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind as K;
             if matches!(io.kind(), K::ConnectionReset | K::BrokenPipe | K::ConnectionAborted | K::UnexpectedEof) {
-                return ErrorKind::Reset;
+                return Some(ErrorKind::Reset);
             }
         }
         source = s.source();
     }
-    if e.is_body() || e.is_decode() {
-        ErrorKind::Body
-    } else if e.is_request() {
-        // hyper reports a connection closed before the response as a request error.
-        ErrorKind::Reset
-    } else {
-        ErrorKind::Other
-    }
+    None
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// `e` and every error in its source chain, joined by `: `.
+pub(crate) fn describe(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = e.source();
     while let Some(s) = source {
         text.push_str(": ");
         text.push_str(&s.to_string());
@@ -123,69 +118,20 @@ impl HttpClient {
         match kind {
             ClientKind::Hyper if https => Err("--http-client hyper supports http:// targets only; use reqwest".into()),
             ClientKind::Hyper | ClientKind::Auto if !https => Ok(HttpClient {
-                backend: Backend::Hyper(crate::client_hyper::HyperClient::new(base, connections, timeout)?),
+                backend: Backend::Hyper(hyper::HyperClient::new(base, connections, timeout)?),
                 kind: ClientKind::Hyper,
             }),
             _ => Ok(HttpClient {
-                backend: Backend::Reqwest {
-                    inner: Self::reqwest(connections, timeout)?,
-                    base: base.trim_end_matches('/').to_owned(),
-                },
+                backend: Backend::Reqwest(reqwest::ReqwestClient::new(base, connections, timeout)?),
                 kind: ClientKind::Reqwest,
             }),
         }
     }
 
-    fn reqwest(connections: usize, timeout: Duration) -> Result<reqwest::Client, String> {
-        reqwest::Client::builder()
-            .pool_max_idle_per_host(connections)
-            .pool_idle_timeout(crate::client_hyper::MAX_IDLE)
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .tcp_nodelay(true)
-            .no_proxy()
-            .http1_only()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))
-    }
-
     pub async fn send(&self, req: Request<'_>) -> Result<Reply, Failure> {
         match &self.backend {
             Backend::Hyper(h) => h.send(req).await,
-            Backend::Reqwest { inner, base } => Self::send_reqwest(inner, base, req).await,
+            Backend::Reqwest(r) => r.send(req).await,
         }
-    }
-
-    async fn send_reqwest(inner: &reqwest::Client, base: &str, req: Request<'_>) -> Result<Reply, Failure> {
-        let method = reqwest::Method::from_bytes(req.method.as_bytes())
-            .map_err(|e| Failure { kind: ErrorKind::Other, message: e.to_string() })?;
-        let mut builder = inner.request(method, format!("{base}{}", req.path));
-        for (k, v) in req.headers {
-            builder = builder.header(k, v);
-        }
-        if let Some(body) = req.body {
-            builder = builder.body(body);
-        }
-        let fail = |e: reqwest::Error| Failure { kind: classify(&e), message: describe(&e) };
-        let mut resp = builder.send().await.map_err(fail)?;
-        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let (x_cache, server_timing) = (header("x-cache"), header("server-timing"));
-        let status = resp.status().as_u16();
-        let mut bytes = 0u64;
-        let mut body = req.keep_body.then(Vec::new);
-        while let Some(chunk) = resp.chunk().await.map_err(|e| {
-            let mut f = fail(e);
-            if f.kind == ErrorKind::Other {
-                f.kind = ErrorKind::Body;
-            }
-            f
-        })? {
-            bytes += chunk.len() as u64;
-            if let Some(b) = body.as_mut() {
-                b.extend_from_slice(&chunk);
-            }
-        }
-        Ok(Reply { status, x_cache, server_timing, bytes, body })
     }
 }

@@ -7,12 +7,12 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
+use ::hyper::client::conn::http1::{self, SendRequest};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
-use crate::client::{ErrorKind, Failure, Reply, Request};
+use super::{io_error_kind, ErrorKind, Failure, Reply, Request};
 
 /// Idle connections older than this are dropped, not reused: servers close idle
 /// keep-alive connections (Node's default, wrangler dev's proxy included, after 5 s),
@@ -37,24 +37,14 @@ fn failure(kind: ErrorKind, message: impl Into<String>) -> Failure {
     Failure { kind, message: message.into() }
 }
 
-fn classify(e: &hyper::Error) -> ErrorKind {
+fn classify(e: &::hyper::Error) -> ErrorKind {
     if e.is_timeout() {
         return ErrorKind::Timeout;
     }
     if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
         return ErrorKind::Reset;
     }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind as K;
-            if matches!(io.kind(), K::ConnectionReset | K::BrokenPipe | K::ConnectionAborted | K::UnexpectedEof) {
-                return ErrorKind::Reset;
-            }
-        }
-        source = s.source();
-    }
-    ErrorKind::Other
+    io_error_kind(e).unwrap_or(ErrorKind::Other)
 }
 
 impl HyperClient {

@@ -1,0 +1,101 @@
+//! `harness bench`: the main job (see `crate::bench`).
+
+use clap::Args;
+use std::path::PathBuf;
+
+use super::{bad, compare_options, repo_dir, ClientFlags, CompareArgs, Fail};
+use crate::claims;
+use crate::exit;
+use crate::report::{self as exporters, Destinations, Report};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Scenario files [default: scenarios/{auth,model-list,settings-change,mixed}.toml].
+    pub scenarios: Vec<PathBuf>,
+    /// Deployed cache-on worker (with --target-off): no local servers.
+    #[arg(long, env = "HARNESS_TARGET_ON", requires = "target_off")]
+    pub target_on: Option<String>,
+    /// Deployed cache-off worker (`wrangler deploy --env cache-off`).
+    #[arg(long, env = "HARNESS_TARGET_OFF", requires = "target_on")]
+    pub target_off: Option<String>,
+    /// Deployed workers are already seeded with this secret: do not seed them.
+    #[arg(long)]
+    pub no_seed: bool,
+    /// A few seconds per run (5 s measured, 2 s warm-up): a smoke test for CI.
+    #[arg(long, env = "HARNESS_QUICK")]
+    pub quick: bool,
+    /// Scenario (by name) of the per-layer ablation [default: mixed if it runs, else the last one].
+    #[arg(long)]
+    pub ablation_scenario: Option<String>,
+    /// Skip the per-layer ablation.
+    #[arg(long)]
+    pub no_ablation: bool,
+    /// Directory of bench reports: each run writes <DIR>/<timestamp>/ [default: <repo>/reports].
+    #[arg(long, env = "HARNESS_REPORTS")]
+    pub out: Option<PathBuf>,
+    /// The repository (wrangler.toml, node_modules, scenarios); found upwards from here.
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+    /// Port of the local cache-on server [default: a free one]; another if it is in use.
+    #[arg(long, conflicts_with = "target_on")]
+    pub port_on: Option<u16>,
+    /// Port of the local cache-off server [default: a free one]; another if it is in use.
+    #[arg(long, conflicts_with = "target_off")]
+    pub port_off: Option<u16>,
+    /// The wrangler to run [default: <root>/node_modules/.bin/wrangler].
+    #[arg(long, env = "HARNESS_WRANGLER")]
+    pub wrangler: Option<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientFlags,
+    #[command(flatten)]
+    pub compare: CompareArgs,
+}
+
+pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
+    use crate::bench::{self, BenchError, BenchOptions};
+    let repo = repo_dir(&opts.root);
+    let scenarios = if opts.scenarios.is_empty() {
+        bench::STANDARD_SCENARIOS.iter().map(|n| repo.join("scenarios").join(format!("{n}.toml"))).collect()
+    } else {
+        opts.scenarios
+    };
+    let claims_file = opts.compare.claims.clone().or_else(|| {
+        let default = repo.join("scenarios/claims.toml");
+        default.is_file().then_some(default)
+    });
+    let claims = match &claims_file {
+        Some(p) => claims::load(p).map_err(bad)?,
+        None => Vec::new(),
+    };
+    let bench_opts = BenchOptions {
+        scenarios,
+        target_on: opts.target_on,
+        target_off: opts.target_off,
+        bench_secret: opts.client.bench_secret,
+        no_seed: opts.no_seed,
+        quick: opts.quick,
+        ablation: if opts.no_ablation { None } else { Some(opts.ablation_scenario) },
+        out: opts.out.unwrap_or_else(|| repo.join("reports")),
+        root: opts.root,
+        wrangler: opts.wrangler,
+        port_on: opts.port_on,
+        port_off: opts.port_off,
+        http_client: opts.client.http_client,
+        progress: !opts.client.quiet,
+        compare: compare_options(&opts.compare),
+    };
+    let cancel = bench::cancel_flag();
+    match bench::run(&bench_opts, &claims, &cancel) {
+        Ok((summary, dir)) => {
+            let out =
+                exporters::export(&Report::Bench(&summary), Destinations { dir: None, terminal: true }).map_err(bad)?;
+            print!("{}", out.terminal);
+            println!("report: {}", dir.join("index.html").display());
+            Ok(summary.exit_code(opts.compare.require_claims))
+        }
+        Err(BenchError::Setup(m)) => Err(bad(m)),
+        Err(e @ (BenchError::Server(_) | BenchError::Interrupted)) => {
+            Err(Fail(exit::UNREACHABLE_OR_INVALID, e.to_string()))
+        }
+    }
+}

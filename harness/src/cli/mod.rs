@@ -1,0 +1,277 @@
+//! The command line: clap's definitions and one file per command. Each command
+//! checks every input before any load is sent, then wires the library's parts
+//! together; errors become one line and an exit code (ARCHITECTURE.md, "Exit
+//! codes"): 0 pass, 1 a gate failed, 2 bad input or usage, 3 target unreachable
+//! or run invalid.
+
+mod ab;
+mod bench;
+mod compare;
+mod report;
+mod run;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::claims::{self, Claim};
+use crate::client::ClientKind;
+use crate::compare::{CompareOptions, Comparison};
+use crate::exit;
+use crate::report::{self as exporters, Destinations, Report, RunReport};
+use crate::result::{AnyResult, ResultDoc, Status};
+use crate::runner::{ArmSpec, RunError, RunOptions};
+use crate::scenario::{self, Scenario};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "harness",
+    version,
+    about = "Cache benchmark load generator: scenario -> schedule -> client -> recorder -> result -> compare -> report",
+    arg_required_else_help = true,
+    long_about = "Replays scenario files (scenarios/*.toml) against a target worker and says, with \
+statistics and an exit code, whether a cache really makes it faster. \
+Exit codes: 0 pass, 1 a gate failed, 2 bad input or usage, 3 target unreachable or run invalid."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every command that sends load shares (`run`, `ab`, `bench`).
+#[derive(Args, Debug, Clone)]
+pub struct ClientFlags {
+    /// The target's BENCH_SECRET: derives the seeded users' credentials (bench: seeds
+    /// deployed workers and enables the layer ablation).
+    #[arg(long, env = "BENCH_SECRET", hide_env_values = true)]
+    pub bench_secret: Option<String>,
+    /// No live progress line.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// HTTP implementation: auto (hyper for http://, reqwest for https://), hyper, reqwest.
+    #[arg(long, value_enum, default_value = "auto", env = "HARNESS_HTTP_CLIENT")]
+    pub http_client: ClientKind,
+}
+
+/// Flags of `run` and `ab`: where results go and what every request carries.
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    /// Directory for result files (<scenario>-<label>-<time>.json and .hlog).
+    #[arg(long, env = "HARNESS_OUT", default_value = "reports/runs")]
+    pub out: PathBuf,
+    /// Extra header for every request, "name: value" (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    #[command(flatten)]
+    pub client: ClientFlags,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Claims to judge (e.g. scenarios/claims.toml).
+    #[arg(long)]
+    pub claims: Option<PathBuf>,
+    /// Exit 1 unless every claim is confirmed or exceeded.
+    #[arg(long)]
+    pub require_claims: bool,
+    /// Exit 1 when a series is slower than this (e.g. 10%) beyond the noise band.
+    #[arg(long, value_parser = parse_percent)]
+    pub max_regression: Option<f64>,
+    /// Changes inside ± this count as no difference.
+    #[arg(long, value_parser = parse_percent, default_value = "2%")]
+    pub noise: f64,
+    /// Bootstrap resamples for the confidence intervals.
+    #[arg(long, default_value_t = 2000)]
+    pub resamples: usize,
+    /// Seed of the bootstrap, for reproducible intervals.
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
+    /// Also write the comparison as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run scenarios against a target, write result files, print a summary, enforce thresholds.
+    Run(run::RunArgs),
+    /// One schedule, iterations alternating between A and B in pairs of random order;
+    /// then the comparison of B against A.
+    Ab(ab::AbArgs),
+    /// Compare a baseline and a candidate result (or the two arms of one `ab` result).
+    Compare(compare::CompareCommand),
+    /// Write index.html (self-contained), one PNG per chart, summary.md and junit.xml.
+    Report(report::ReportArgs),
+    /// The main job: a complete A/B benchmark of the cached API with a report.
+    ///
+    /// With no target: builds the worker if needed, starts two `wrangler dev` (cache on, and
+    /// the `cache-off` env) on free loopback ports, migrates and seeds both, runs every
+    /// scenario as an interleaved A/B and a per-layer ablation, judges the claims, writes
+    /// reports/<timestamp>/index.html and stops both servers on every path (Ctrl-C too).
+    /// Exit: 0 valid, 1 a threshold failed (or a claim, with --require-claims),
+    /// 2 bad input or a machine not set up, 3 a server failed or the run is invalid.
+    Bench(bench::BenchArgs),
+    /// Parse scenarios (or a claims file) and explain what they would do.
+    Validate(validate::ValidateArgs),
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v: f64 = t.trim_end_matches('%').trim().parse().map_err(|_| format!("{s:?} is not a percentage (e.g. 10%)"))?;
+    if !(0.0..=1000.0).contains(&v) {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(v / 100.0)
+}
+
+fn parse_header(h: &str) -> Result<(String, String), String> {
+    let (k, v) = h.split_once(':').ok_or_else(|| format!("--header {h:?}: expected \"name: value\""))?;
+    let k = k.trim();
+    if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(format!("--header {h:?}: {k:?} is not a header name"));
+    }
+    Ok((k.to_owned(), v.trim().to_owned()))
+}
+
+/// A failure at the edge: what to print and the exit code.
+pub struct Fail(pub i32, pub String);
+
+impl From<RunError> for Fail {
+    fn from(e: RunError) -> Fail {
+        match e {
+            RunError::Unreachable(_) => Fail(exit::UNREACHABLE_OR_INVALID, e.to_string()),
+            RunError::Setup(_) => Fail(exit::BAD_INPUT, e.to_string()),
+        }
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Fail {
+    Fail(exit::BAD_INPUT, msg.into())
+}
+
+fn load_scenario(f: &Path) -> Result<Scenario, Fail> {
+    scenario::load(f).map_err(|e| bad(e.to_string()))
+}
+
+fn options(load: &LoadArgs, arms: Vec<ArmSpec>) -> RunOptions {
+    RunOptions {
+        arms,
+        out_dir: load.out.clone(),
+        bench_secret: load.client.bench_secret.clone(),
+        progress: !load.client.quiet,
+        stem: None,
+        max_duration: None,
+        http_client: load.client.http_client,
+        cancel: None,
+    }
+}
+
+fn headers(load: &LoadArgs) -> Result<Vec<(String, String)>, Fail> {
+    load.headers.iter().map(|h| parse_header(h).map_err(bad)).collect()
+}
+
+fn run_code(doc: &ResultDoc) -> i32 {
+    match doc.run.status {
+        Status::Invalid | Status::Interrupted => exit::UNREACHABLE_OR_INVALID,
+        _ if doc.thresholds.iter().any(|t| !t.pass) => exit::GATE_FAILED,
+        _ => exit::PASS,
+    }
+}
+
+fn compare_options(c: &CompareArgs) -> CompareOptions {
+    CompareOptions { noise: c.noise, resamples: c.resamples, seed: c.seed, max_regression: c.max_regression }
+}
+
+fn load_claims(c: &CompareArgs) -> Result<Vec<Claim>, Fail> {
+    match &c.claims {
+        None => Ok(Vec::new()),
+        Some(p) => claims::load(p).map_err(bad),
+    }
+}
+
+/// Prints what the terminal exporter makes of `docs` and `comparison`.
+fn print_terminal(docs: &[ResultDoc], comparison: Option<&Comparison>) -> Result<(), Fail> {
+    let report = Report::Run(RunReport { docs, comparison, sources: &[] });
+    let out = exporters::export(&report, Destinations { dir: None, terminal: true }).map_err(bad)?;
+    print!("{}", out.terminal);
+    Ok(())
+}
+
+/// Prints the comparison, writes its JSON, and returns the gate's exit code.
+fn finish_comparison(c: &Comparison, args: &CompareArgs) -> Result<i32, Fail> {
+    print_terminal(&[], Some(c))?;
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(c).map_err(|e| bad(e.to_string()))?;
+        std::fs::write(path, text + "\n").map_err(|e| bad(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let claims_fail = args.require_claims && c.claims.iter().any(|v| !v.verdict.holds());
+    Ok(if claims_fail || !c.regressions.is_empty() { exit::GATE_FAILED } else { exit::PASS })
+}
+
+fn read_arms(results: &[PathBuf]) -> Result<(ResultDoc, ResultDoc, bool), Fail> {
+    let read = |p: &PathBuf| AnyResult::read(p).map_err(bad);
+    match results {
+        [one] => match read(one)? {
+            AnyResult::Ab(ab) if ab.arms.len() == 2 => {
+                let mut arms = ab.arms.into_iter();
+                Ok((arms.next().unwrap(), arms.next().unwrap(), true))
+            }
+            _ => Err(bad(format!(
+                "{}: one file must be an A/B result; otherwise give BASE.json CAND.json",
+                one.display()
+            ))),
+        },
+        [base, cand] => match (read(base)?, read(cand)?) {
+            (AnyResult::Single(a), AnyResult::Single(b)) => Ok((*a, *b, false)),
+            _ => Err(bad("compare BASE.json CAND.json takes two single-run results")),
+        },
+        _ => Err(bad("compare takes BASE.json CAND.json, or one A/B result")),
+    }
+}
+
+fn write_report(
+    docs: &[ResultDoc],
+    comparison: Option<&Comparison>,
+    sources: &[String],
+    dir: &Path,
+) -> Result<(), Fail> {
+    let files = exporters::write(docs, comparison, sources, dir).map_err(|e| Fail(exit::BAD_INPUT, e))?;
+    println!(
+        "report: {} ({} charts, {}, {})",
+        files.html.display(),
+        files.charts.len(),
+        files.markdown.display(),
+        files.junit.display()
+    );
+    Ok(())
+}
+
+/// The directory scenarios are found in: `<repo>/scenarios`, the repository found
+/// upwards from `root` by its wrangler.toml (or `root` itself).
+fn repo_dir(root: &Path) -> PathBuf {
+    crate::bench::servers::repo_root(root).unwrap_or_else(|| root.canonicalize().unwrap_or_else(|_| root.to_owned()))
+}
+
+/// Parses the command line, runs the command, prints a failure as one line.
+pub fn main() -> ExitCode {
+    // clap exits with code 2 on usage errors: the contract's "bad input".
+    let cli = Cli::parse();
+    let code = dispatch(cli).unwrap_or_else(|Fail(code, msg)| {
+        eprintln!("error: {msg}");
+        code
+    });
+    ExitCode::from(code as u8)
+}
+
+fn dispatch(cli: Cli) -> Result<i32, Fail> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Ab(args) => ab::ab(args),
+        Command::Compare(args) => compare::compare(args),
+        Command::Report(args) => report::report(args),
+        Command::Bench(args) => bench::bench(args),
+        Command::Validate(args) => validate::validate(args),
+    }
+}

@@ -1,0 +1,79 @@
+//! `harness run`: scenarios against one target; result files, the terminal
+//! summary, thresholds, an optional baseline gate and report.
+
+use clap::Args;
+use std::path::PathBuf;
+
+use super::{
+    bad, headers, load_scenario, options, parse_percent, print_terminal, run_code, write_report, Fail, LoadArgs,
+};
+use crate::compare::{self, CompareOptions};
+use crate::exit;
+use crate::result::{AnyResult, ResultDoc, Status};
+use crate::runner::{self, ArmSpec};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Scenario files (TOML).
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+    /// Base URL of the target, e.g. http://127.0.0.1:8787
+    #[arg(long, env = "HARNESS_TARGET")]
+    pub target: String,
+    /// A label stored with the result, e.g. cache-on.
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// Compare with this earlier result and fail on a regression (with --max-regression).
+    #[arg(long, requires = "max_regression")]
+    pub baseline: Option<PathBuf>,
+    #[arg(long, value_parser = parse_percent)]
+    pub max_regression: Option<f64>,
+    /// Also write the HTML/PNG/Markdown report into this directory.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+pub(super) fn run(args: RunArgs) -> Result<i32, Fail> {
+    let RunArgs { scenarios, target, variant, baseline, max_regression, report, load } = args;
+    // Every input is checked before any load is sent.
+    let scenarios = scenarios.iter().map(|f| load_scenario(f)).collect::<Result<Vec<_>, _>>()?;
+    let baseline = match &baseline {
+        None => None,
+        Some(p) => match AnyResult::read(p).map_err(bad)? {
+            AnyResult::Single(d) => Some(*d),
+            AnyResult::Ab(_) => return Err(bad(format!("{}: --baseline takes a single-run result", p.display()))),
+        },
+    };
+    let arm = ArmSpec { label: variant, target, extra_headers: headers(&load)? };
+    let opts = options(&load, vec![arm]);
+    let mut code = exit::PASS;
+    for sc in &scenarios {
+        let outcome = runner::run(sc, &opts)?;
+        let doc = outcome.doc();
+        print_terminal(std::slice::from_ref(doc), None)?;
+        println!("result: {} (interval log {})", outcome.files.json.display(), outcome.files.hlog.display());
+        code = code.max(run_code(doc));
+        let mut comparison = None;
+        if let Some(base) = &baseline {
+            let copts = CompareOptions { max_regression, ..CompareOptions::default() };
+            let c = compare::compare(base, doc, false, &[], &copts).map_err(bad)?;
+            print_terminal(&[], Some(&c))?;
+            if !c.regressions.is_empty() {
+                code = code.max(exit::GATE_FAILED);
+            }
+            comparison = Some(c);
+        }
+        if let Some(dir) = &report {
+            let dir = if scenarios.len() > 1 { dir.join(&sc.name) } else { dir.clone() };
+            let docs: Vec<ResultDoc> = baseline.iter().cloned().chain(std::iter::once(doc.clone())).collect();
+            let docs = if comparison.is_some() { docs } else { vec![doc.clone()] };
+            write_report(&docs, comparison.as_ref(), &[outcome.files.json.display().to_string()], &dir)?;
+        }
+        if doc.run.status == Status::Interrupted {
+            break;
+        }
+    }
+    Ok(code)
+}

@@ -1,0 +1,81 @@
+//! The reqwest path: any scheme (https included), its own keep-alive pool. Used
+//! for https targets and when asked for (`--http-client reqwest`).
+
+use std::time::Duration;
+
+use super::{describe, io_error_kind, ErrorKind, Failure, Reply, Request, MAX_IDLE};
+
+pub struct ReqwestClient {
+    inner: ::reqwest::Client,
+    /// The target URL without its trailing slash.
+    base: String,
+}
+
+fn classify(e: &::reqwest::Error) -> ErrorKind {
+    if e.is_timeout() {
+        return ErrorKind::Timeout;
+    }
+    if e.is_connect() {
+        return ErrorKind::Connect;
+    }
+    if let Some(kind) = io_error_kind(e) {
+        return kind;
+    }
+    if e.is_body() || e.is_decode() {
+        ErrorKind::Body
+    } else if e.is_request() {
+        // hyper reports a connection closed before the response as a request error.
+        ErrorKind::Reset
+    } else {
+        ErrorKind::Other
+    }
+}
+
+impl ReqwestClient {
+    pub fn new(base: &str, connections: usize, timeout: Duration) -> Result<ReqwestClient, String> {
+        let inner = ::reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .pool_idle_timeout(MAX_IDLE)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .tcp_nodelay(true)
+            .no_proxy()
+            .http1_only()
+            .redirect(::reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(ReqwestClient { inner, base: base.trim_end_matches('/').to_owned() })
+    }
+
+    pub async fn send(&self, req: Request<'_>) -> Result<Reply, Failure> {
+        let method = ::reqwest::Method::from_bytes(req.method.as_bytes())
+            .map_err(|e| Failure { kind: ErrorKind::Other, message: e.to_string() })?;
+        let mut builder = self.inner.request(method, format!("{}{}", self.base, req.path));
+        for (k, v) in req.headers {
+            builder = builder.header(k, v);
+        }
+        if let Some(body) = req.body {
+            builder = builder.body(body);
+        }
+        let fail = |e: ::reqwest::Error| Failure { kind: classify(&e), message: describe(&e) };
+        let mut resp = builder.send().await.map_err(fail)?;
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let (x_cache, server_timing) = (header("x-cache"), header("server-timing"));
+        let status = resp.status().as_u16();
+        let mut bytes = 0u64;
+        let mut body = req.keep_body.then(Vec::new);
+        while let Some(chunk) = resp.chunk().await.map_err(|e| {
+            let mut f = fail(e);
+            if f.kind == ErrorKind::Other {
+                f.kind = ErrorKind::Body;
+            }
+            f
+        })? {
+            bytes += chunk.len() as u64;
+            if let Some(b) = body.as_mut() {
+                b.extend_from_slice(&chunk);
+            }
+        }
+        Ok(Reply { status, x_cache, server_timing, bytes, body })
+    }
+}

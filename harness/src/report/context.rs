@@ -1,0 +1,318 @@
+//! What the HTML and Markdown templates show, built from typed data: a run's
+//! (or an A/B's) context and a bench's. The numbers are formatted here, once,
+//! for both formats.
+
+use serde_json::{json, Value};
+
+use super::RunReport;
+use crate::bench::{BenchSummary, Change, Row};
+use crate::compare::Comparison;
+use crate::result::ResultDoc;
+use crate::series::SeriesKey;
+
+pub(super) fn label(doc: &ResultDoc, i: usize) -> String {
+    doc.metadata.variant.clone().unwrap_or_else(|| format!("run {}", i + 1))
+}
+
+pub(super) fn f(v: f64, digits: usize) -> String {
+    if v.is_finite() {
+        format!("{v:.digits$}")
+    } else {
+        "–".into()
+    }
+}
+
+/// A target as shown in the report: no `scheme://`, so the page holds no URL a
+/// browser or a reader could mistake for something to fetch.
+pub fn shown_target(target: &str) -> String {
+    match target.split_once("://") {
+        Some((scheme, rest)) => format!("{} ({scheme})", rest.trim_end_matches('/')),
+        None => target.to_owned(),
+    }
+}
+
+fn is_loopback(target: &str) -> bool {
+    url::Url::parse(target)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]" || h == "::1")
+}
+
+/// The plain statement of where the numbers come from.
+fn environment(docs: &[ResultDoc]) -> String {
+    if docs.iter().all(|d| is_loopback(&d.metadata.target)) {
+        "Measured on this machine against loopback targets (local wrangler dev: workerd with KV and D1 \
+         simulated on the same machine). Absolute latencies do not transfer to production, and local KV \
+         sees its own writes at once while production KV is eventually consistent; the verdicts hold for \
+         the environment measured."
+            .into()
+    } else {
+        "Measured against remote targets from this machine: latencies include the network path from here; \
+         production KV is eventually consistent (up to about 60 s between locations)."
+            .into()
+    }
+}
+
+fn series_rows(doc: &ResultDoc) -> Vec<Value> {
+    let secs = doc.run.measured_s.max(1e-9);
+    doc.keyed_series()
+        .map(|(key, s)| {
+            let cache: Vec<String> = s
+                .cache
+                .iter()
+                .map(|(layer, outcomes)| {
+                    let total: u64 = outcomes.values().sum();
+                    let hits = outcomes.get("hit").copied().unwrap_or(0);
+                    format!("{layer} {:.0} % hit", 100.0 * hits as f64 / total.max(1) as f64)
+                })
+                .collect();
+            json!({
+                "name": if key.is_all() { key.label() } else { key.to_string() },
+                "requests": s.requests,
+                "rps": f(s.requests as f64 / secs, 1),
+                "p50": f(s.corrected_ms.p50, 2), "p90": f(s.corrected_ms.p90, 2), "p95": f(s.corrected_ms.p95, 2),
+                "p99": f(s.corrected_ms.p99, 2), "max": f(s.corrected_ms.max, 2), "mean": f(s.corrected_ms.mean, 2),
+                "raw_p99": f(s.raw_ms.p99, 2),
+                "errors": s.errors,
+                "stale_reads": s.stale_reads,
+                "cache": cache.join(", "),
+            })
+        })
+        .collect()
+}
+
+fn arm_context(doc: &ResultDoc, i: usize) -> Value {
+    let r = &doc.run;
+    let load = &doc.metadata.load;
+    let rate = load.get("rate").map(|v| format!(" {v}/s")).unwrap_or_default();
+    let vus = load.get("vus").map(|v| format!(" {v} VUs")).unwrap_or_default();
+    json!({
+        "label": label(doc, i),
+        "status": serde_json::to_value(r.status).unwrap_or(Value::Null),
+        "invalid_reasons": r.invalid_reasons,
+        "warnings": r.warnings,
+        "target": shown_target(&doc.metadata.target),
+        "scenario": doc.metadata.scenario,
+        "load": format!("{}{rate}{vus}", load.get("executor").and_then(|v| v.as_str()).unwrap_or("?")),
+        "warmup_s": f(r.warmup_s, 1),
+        "measured_s": f(r.measured_s, 1),
+        "requests": r.requests,
+        "achieved": match r.target_rate {
+            Some(t) => format!("{:.1} of {:.1} it/s", r.achieved_rate, t),
+            None => format!("{:.1} it/s", r.achieved_rate),
+        },
+        "dropped": r.dropped_iterations,
+        "late": r.late_sends,
+        "started_at": doc.metadata.started_at,
+        "git": doc.metadata.git_revision.clone().unwrap_or_else(|| "–".into()),
+        "cpu": format!("{:.0} % of a core, {:.1} µs/request", r.client_cpu_share * 100.0, r.client_cpu_us_per_request),
+        "series": series_rows(doc),
+    })
+}
+
+fn comparison_context(c: &Comparison) -> Value {
+    let rows: Vec<Value> = c
+        .series
+        .iter()
+        .flat_map(|s| {
+            s.metrics.iter().map(move |m| {
+                json!({
+                    "series": s.series.to_string(), "metric": m.metric.name(), "a": f(m.a, 3), "b": f(m.b, 3),
+                    "change": format!("{} %", f(m.change * 100.0, 1)),
+                    "ci": format!("{} to {} %", f(m.ci_low * 100.0, 1), f(m.ci_high * 100.0, 1)),
+                    "p": if s.mann_whitney.p_value < 0.001 { "<0.001".to_owned() } else { f(s.mann_whitney.p_value, 3) },
+                })
+            })
+        })
+        .collect();
+    json!({
+        "a": shown_target(&c.a), "b": shown_target(&c.b),
+        "kind": if c.interleaved { "Interleaved A/B under one schedule" } else { "Separately recorded runs" },
+        "noise": f(c.noise * 100.0, 0),
+        "lines": c.series.iter().filter(|s| !s.series.is_server_side()).map(|s| s.summary.clone()).collect::<Vec<_>>(),
+        "rows": rows,
+        "notes": c.notes,
+    })
+}
+
+fn claims_context(c: Option<&Comparison>) -> Vec<Value> {
+    c.map(|c| {
+        c.claims
+            .iter()
+            .map(|v| {
+                json!({
+                    "name": v.name, "statement": v.statement, "verdict": v.verdict.as_str(),
+                    "class": v.verdict.as_str().replace(' ', "-"), "reason": v.reason, "holds": v.verdict.holds(),
+                })
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+pub(super) fn thresholds_context(docs: &[ResultDoc]) -> Vec<Value> {
+    docs.iter()
+        .enumerate()
+        .flat_map(|(i, d)| {
+            d.thresholds.iter().map(move |t| {
+                json!({
+                    "arm": label(d, i), "series": t.series, "threshold": t.threshold,
+                    "actual": format!("{} {}", f(t.actual, 3), t.unit),
+                    "result": if t.pass { "pass" } else { "FAIL" }, "class": if t.pass { "pass" } else { "fail" },
+                    "pass": t.pass,
+                })
+            })
+        })
+        .collect()
+}
+
+fn ms(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.2}")
+    } else {
+        "–".into()
+    }
+}
+
+fn change(c: &Change) -> String {
+    c.to_string()
+}
+
+/// `faster`, `slower` or `same`, as a CSS class and a word.
+fn direction(c: &Change) -> &'static str {
+    c.direction.as_str()
+}
+
+/// A verdict-table series as a person reads it: `all requests`, `auth`,
+/// `auth — server-side `bot``.
+pub(super) fn shown(series: &SeriesKey) -> String {
+    let base = match &series.series {
+        crate::series::Series::Tag(name) => name.clone(),
+        _ if series.is_all() => "all requests".to_owned(),
+        _ => SeriesKey::from(series.series.clone()).to_string(),
+    };
+    match &series.server {
+        Some(s) => format!("{base} — server-side `{s}`"),
+        None => base,
+    }
+}
+
+fn row_context(r: &Row) -> Value {
+    json!({
+        "series": shown(&r.series),
+        "server_side": r.series.is_server_side(),
+        "count": format!("{} / {}", r.count_a, r.count_b),
+        "p50_a": ms(r.p50_a), "p50_b": ms(r.p50_b), "p50": change(&r.p50), "p50_dir": direction(&r.p50),
+        "p99_a": ms(r.p99_a), "p99_b": ms(r.p99_b), "p99": change(&r.p99), "p99_dir": direction(&r.p99),
+        "summary": r.summary,
+    })
+}
+
+/// A bench's context: the client-side rows lead; server-side timings follow in
+/// their own table. `chart` is the verdict chart as base64 PNG.
+pub(super) fn bench(s: &BenchSummary, chart: Option<String>) -> Value {
+    let runs: Vec<Value> = s
+        .runs
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "scenario": r.scenario,
+                "layer": r.layer,
+                "a": r.a, "b": r.b,
+                "status": r.status,
+                "invalid_reasons": r.invalid_reasons,
+                "warnings": r.warnings,
+                "requests": r.requests,
+                "errors": r.errors,
+                "stale_reads": r.stale_reads,
+                "thresholds_failed": r.thresholds_failed,
+                "rows": r.rows.iter().filter(|x| !x.series.is_server_side()).map(row_context).collect::<Vec<_>>(),
+                "server_rows": r.rows.iter().filter(|x| x.series.is_server_side()).map(row_context).collect::<Vec<_>>(),
+                "claims": r.claims.iter().map(|c| json!({
+                    "name": c.name, "statement": c.statement, "verdict": c.verdict.as_str(),
+                    "class": c.verdict.as_str().replace(' ', "-"), "reason": c.reason,
+                })).collect::<Vec<_>>(),
+                "report": r.report,
+                "result": r.result,
+            })
+        })
+        .collect();
+    let headline: Vec<Value> = s
+        .headline_claims()
+        .into_iter()
+        .map(|(run, c)| {
+            json!({
+                "run": run, "name": c.name, "statement": c.statement, "verdict": c.verdict.as_str(),
+                "class": c.verdict.as_str().replace(' ', "-"), "reason": c.reason,
+            })
+        })
+        .collect();
+    let overall: Vec<Value> = s
+        .runs
+        .iter()
+        .filter_map(|r| {
+            let all = r.all_row()?;
+            Some(json!({
+                "name": r.name, "what": match &r.layer { Some(l) => format!("off → only {l} on ({})", r.scenario), None => "cache-off → cache-on".to_owned() },
+                "status": r.status, "p50": change(&all.p50), "p50_dir": direction(&all.p50),
+                "p99": change(&all.p99), "p99_dir": direction(&all.p99), "stale_reads": r.stale_reads, "errors": r.errors,
+            }))
+        })
+        .collect();
+    json!({
+        "title": format!("Cache benchmark — {}", s.mode),
+        "started_at": s.started_at,
+        "wall": format!("{:.0} s ({:.1} min)", s.wall_s, s.wall_s / 60.0),
+        "mode": s.mode,
+        "quick": s.quick,
+        "environment": s.environment,
+        "target_on": shown_target(&s.target_on),
+        "target_off": shown_target(&s.target_off),
+        "harness_version": s.harness_version,
+        "worker_version": s.worker_version.clone().unwrap_or_else(|| "not reported".into()),
+        "git": s.git_revision.clone().unwrap_or_else(|| "–".into()),
+        "valid": s.valid,
+        "invalid_reasons": s.invalid_reasons,
+        "notes": s.notes,
+        "headline": headline,
+        "overall": overall,
+        "runs": runs,
+        "chart": chart,
+    })
+}
+
+/// A run's (or an A/B's) context; `charts` are (title, file name, base64 PNG).
+pub(super) fn run(r: &RunReport<'_>, charts: &[(String, String, String)]) -> Value {
+    let docs = r.docs;
+    let first = &docs[0];
+    let title = title(r);
+    let m = &first.metadata.machine;
+    json!({
+        "title": title,
+        "harness_version": first.metadata.harness_version,
+        "worker_version": docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("{}: {}", label(d, i), d.metadata.worker_version.as_deref().unwrap_or("not reported by the target")))
+            .collect::<Vec<_>>()
+            .join(", "),
+        "machine": format!("{} ({} {}, {} CPUs{})", m.hostname, m.os, m.arch, m.cpus, m.cpu_model.as_ref().map(|c| format!(", {c}")).unwrap_or_default()),
+        "sources": r.sources,
+        "environment": environment(docs),
+        "arms": docs.iter().enumerate().map(|(i, d)| arm_context(d, i)).collect::<Vec<_>>(),
+        "claims": claims_context(r.comparison),
+        "comparison": r.comparison.map(comparison_context),
+        "thresholds": thresholds_context(docs),
+        "charts": charts.iter().map(|(title, file, data)| json!({"title": title, "file": file, "data": data})).collect::<Vec<_>>(),
+    })
+}
+
+/// The page title of a run report.
+pub(super) fn title(r: &RunReport<'_>) -> String {
+    let first = &r.docs[0];
+    match r.comparison {
+        Some(c) => format!("{}: {} vs {}", first.metadata.scenario, shown_target(&c.a), shown_target(&c.b)),
+        None => format!("{} against {}", first.metadata.scenario, shown_target(&first.metadata.target)),
+    }
+}

@@ -1,0 +1,184 @@
+//! Which charts a report has, drawn from the data with `charts`' primitives:
+//! for a run the percentile curve, latency, throughput and hit ratio over time,
+//! latency by cache outcome and the A/B change per tag; for a bench the p50
+//! change per run.
+
+use std::path::{Path, PathBuf};
+
+use super::charts::{self, Bar, Line, LineChart};
+use super::context::{label, shown_target};
+use crate::bench::BenchSummary;
+use crate::compare::Comparison;
+use crate::recorder;
+use crate::result::ResultDoc;
+use crate::series::{Series, SeriesKey};
+
+/// Draws every chart a run's data allows; returns (file, title) pairs.
+pub(super) fn run(
+    docs: &[ResultDoc],
+    comparison: Option<&Comparison>,
+    out: &Path,
+) -> Result<Vec<(PathBuf, String)>, String> {
+    let mut made = Vec::new();
+    let arms: Vec<(String, &ResultDoc)> = docs.iter().enumerate().map(|(i, d)| (label(d, i), d)).collect();
+
+    // 1. The HdrHistogram percentile plot: latency against 1 / (1 − p), log scale.
+    let mut lines = Vec::new();
+    for (name, d) in &arms {
+        if let Some(all) = d.all() {
+            for (kind, hist, thin) in [("corrected", &all.corrected, false), ("raw", &all.raw, true)] {
+                let h = hist.decode()?;
+                let points: Vec<(f64, f64)> = h
+                    .iter_quantiles(4)
+                    .map(|v| {
+                        let q = v.quantile_iterated_to().min(0.99999);
+                        (1.0 / (1.0 - q), h.highest_equivalent(v.value_iterated_to()) as f64 / 1000.0)
+                    })
+                    .collect();
+                lines.push(Line { name: format!("{name} {kind}"), points, thin });
+            }
+        }
+    }
+    if !lines.is_empty() {
+        let path = out.join("latency-percentiles.png");
+        charts::line_chart(
+            &path,
+            &LineChart {
+                title: "Latency by percentile (x: 1 / (1 − p), so 10 = p90, 100 = p99, 1000 = p99.9)",
+                x_label: "1 / (1 − percentile)",
+                y_label: "latency, ms",
+                x_log: true,
+                lines,
+            },
+        )?;
+        made.push((path, "Latency percentile curve, corrected and raw".to_owned()));
+    }
+
+    // 2. Latency over time; 3. throughput and errors over time.
+    let mut latency = Vec::new();
+    let mut throughput = Vec::new();
+    let mut hit_ratio = Vec::new();
+    for (name, d) in &arms {
+        let all = SeriesKey::all().to_string();
+        let iv: Vec<&recorder::IntervalSummary> = d.intervals.iter().filter(|i| i.series == all).collect();
+        if iv.is_empty() {
+            continue;
+        }
+        latency.push(Line {
+            name: format!("{name} p50"),
+            points: iv.iter().map(|i| (i.t as f64, i.p50_ms)).collect(),
+            thin: false,
+        });
+        latency.push(Line {
+            name: format!("{name} p99"),
+            points: iv.iter().map(|i| (i.t as f64, i.p99_ms)).collect(),
+            thin: true,
+        });
+        throughput.push(Line {
+            name: format!("{name} requests/s"),
+            points: iv.iter().map(|i| (i.t as f64, i.requests as f64)).collect(),
+            thin: false,
+        });
+        throughput.push(Line {
+            name: format!("{name} errors/s"),
+            points: iv.iter().map(|i| (i.t as f64, i.errors as f64)).collect(),
+            thin: true,
+        });
+        let layers: std::collections::BTreeSet<&String> = iv.iter().flat_map(|i| i.cache.keys()).collect();
+        for layer in layers {
+            let points = iv
+                .iter()
+                .filter_map(|i| {
+                    let o = i.cache.get(layer)?;
+                    let total: u64 = o.values().sum();
+                    (total > 0).then(|| (i.t as f64, o.get("hit").copied().unwrap_or(0) as f64 / total as f64))
+                })
+                .collect();
+            hit_ratio.push(Line { name: format!("{name} {layer}"), points, thin: false });
+        }
+    }
+    for (file, title, y, lines) in [
+        ("latency-over-time.png", "Latency over time (corrected, per second)", "latency, ms", latency),
+        ("throughput-errors.png", "Throughput and errors over time", "per second", throughput),
+        ("cache-hit-ratio.png", "Cache hit ratio over time, per layer (hit / all outcomes)", "hit ratio", hit_ratio),
+    ] {
+        if lines.is_empty() {
+            continue;
+        }
+        let path = out.join(file);
+        charts::line_chart(
+            &path,
+            &LineChart { title, x_label: "seconds into the measured part", y_label: y, x_log: false, lines },
+        )?;
+        made.push((path, title.to_owned()));
+    }
+
+    // 4. Latency split by cache outcome.
+    let mut bars = Vec::new();
+    for (i, (name, d)) in arms.iter().enumerate() {
+        for (key, s) in d.keyed_series().filter(|(k, _)| matches!(k.series, Series::Cache { .. })) {
+            let short = key.label();
+            let prefix = if arms.len() > 1 { format!("{name} ") } else { String::new() };
+            bars.push(Bar { label: format!("{prefix}{short}"), value: s.corrected_ms.p50, ci: None, color: i });
+        }
+    }
+    if !bars.is_empty() {
+        let path = out.join("latency-by-cache-outcome.png");
+        charts::bar_chart(&path, "Median latency by cache outcome (ms, corrected)", "p50, ms", &bars)?;
+        made.push((path, "Latency split by cache outcome".to_owned()));
+    }
+
+    // 5. A/B: change per tag at p50 with its confidence interval.
+    if let Some(c) = comparison {
+        let bars: Vec<Bar> = c
+            .series
+            .iter()
+            .filter(|s| s.series.is_headline() && !s.series.is_server_side())
+            .filter_map(|s| {
+                let m = s.metric(crate::stats::Metric::P50)?;
+                Some(Bar {
+                    label: if s.series.is_all() { s.series.to_string() } else { s.series.label() },
+                    value: m.change * 100.0,
+                    ci: Some((m.ci_low * 100.0, m.ci_high * 100.0)),
+                    color: if m.change < 0.0 { 2 } else { 3 },
+                })
+            })
+            .collect();
+        if !bars.is_empty() {
+            let path = out.join("ab-change-by-tag.png");
+            let title = format!(
+                "Change of p50 from {} to {} per tag, with 95 % CI (negative is faster)",
+                shown_target(&c.a),
+                shown_target(&c.b)
+            );
+            charts::bar_chart(&path, &title, "change, %", &bars)?;
+            made.push((path, title));
+        }
+    }
+    Ok(made)
+}
+
+/// p50 change of every request, per run, with its CI: the bench at a glance.
+/// Returns the file and its base64 PNG.
+pub(super) fn bench(s: &BenchSummary, dir: &Path) -> Result<Option<(PathBuf, String)>, String> {
+    let bars: Vec<Bar> = s
+        .runs
+        .iter()
+        .filter_map(|r| {
+            let all = r.all_row()?;
+            Some(Bar {
+                label: r.name.clone(),
+                value: all.p50.change * 100.0,
+                ci: Some((all.p50.ci_low * 100.0, all.p50.ci_high * 100.0)),
+                color: usize::from(r.layer.is_some()),
+            })
+        })
+        .collect();
+    if bars.is_empty() {
+        return Ok(None);
+    }
+    let path = dir.join("p50-change.png");
+    let title = "Change of p50 latency, all requests (negative = faster with the cache), 95 % CI";
+    charts::bar_chart(&path, title, "change of p50 (%)", &bars)?;
+    Ok(Some((path.clone(), super::base64_file(&path)?)))
+}

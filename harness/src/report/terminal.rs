@@ -1,0 +1,270 @@
+//! The terminal exporter: a run's summary (per series count, rate, corrected
+//! latency percentiles with raw p99 beside them, errors, validity, thresholds),
+//! a comparison's table, plain-words lines, claims and gate, and a bench's
+//! verdict table.
+
+use std::fmt::Write;
+
+use super::context::shown;
+use super::{Exporter, Output, Report};
+use crate::bench::BenchSummary;
+use crate::compare::Comparison;
+use crate::result::{ResultDoc, Status};
+use crate::series::SeriesKey;
+
+/// Prints nothing itself: the text goes to [`Output::terminal`] for the command
+/// to print where its other lines go.
+pub struct Terminal;
+
+impl Exporter for Terminal {
+    fn name(&self) -> &'static str {
+        "terminal"
+    }
+
+    fn is_terminal(&self) -> bool {
+        true
+    }
+
+    fn export(&self, report: &Report<'_>, out: &mut Output) -> Result<(), String> {
+        match report {
+            Report::Run(r) => {
+                for doc in r.docs {
+                    out.terminal.push_str(&render(doc));
+                }
+                if let Some(c) = r.comparison {
+                    out.terminal.push_str(&render_comparison(c));
+                }
+            }
+            Report::Bench(s) => out.terminal.push_str(&render_bench(s)),
+        }
+        Ok(())
+    }
+}
+
+fn label(key: &SeriesKey) -> String {
+    if key.is_all() {
+        key.label()
+    } else {
+        key.to_string()
+    }
+}
+
+/// One run (or one arm).
+pub fn render(doc: &ResultDoc) -> String {
+    let mut out = String::new();
+    let r = &doc.run;
+    let m = &doc.metadata;
+    let _ = writeln!(
+        out,
+        "\n{} → {}{}",
+        m.scenario,
+        m.target,
+        m.variant.as_ref().map(|v| format!(" ({v})")).unwrap_or_default()
+    );
+    let rate = match r.target_rate {
+        Some(t) => format!("{:.1} it/s achieved of {:.1} target", r.achieved_rate, t),
+        None => format!("{:.1} it/s", r.achieved_rate),
+    };
+    let _ = writeln!(
+        out,
+        "measured {:.1} s after {:.1} s warm-up: {} requests, {rate}; {} dropped, {} late sends",
+        r.measured_s,
+        r.warmup_s,
+        doc.all().map_or(0, |s| s.requests),
+        r.dropped_iterations,
+        r.late_sends
+    );
+    let _ = writeln!(
+        out,
+        "latency in ms from the intended start (corrected); raw = from the actual send\n{:<34} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}",
+        "series", "count", "req/s", "p50", "p90", "p99", "max", "raw p99", "errors"
+    );
+    let secs = r.measured_s.max(1e-9);
+    for (key, s) in doc.keyed_series() {
+        let l = label(&key);
+        let _ = writeln!(
+            out,
+            "{:<34} {:>8} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>9.2} {:>9.2} {:>7}",
+            l,
+            s.requests,
+            s.requests as f64 / secs,
+            s.corrected_ms.p50,
+            s.corrected_ms.p90,
+            s.corrected_ms.p99,
+            s.corrected_ms.max,
+            s.raw_ms.p99,
+            s.errors
+        );
+    }
+    if let Some(all) = doc.all() {
+        if !all.error_kinds.is_empty() || all.check_failures > 0 {
+            let kinds: Vec<String> = all.error_kinds.iter().map(|(k, n)| format!("{} {n}", k.as_str())).collect();
+            let _ = writeln!(
+                out,
+                "errors: {} failed checks; transport: {}",
+                all.check_failures,
+                if kinds.is_empty() { "none".into() } else { kinds.join(", ") }
+            );
+        }
+        if let Some(rb) = doc.series_of(&SeriesKey::tag(crate::scenario::READ_BACK_TAG)) {
+            let _ = writeln!(
+                out,
+                "read-your-writes: {} read-backs, {} stale{}",
+                rb.requests,
+                rb.stale_reads,
+                if rb.stale_reads > 0 { " (a read after a write did not show it: counted as errors)" } else { "" }
+            );
+        }
+        let statuses: Vec<String> = all.status.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(out, "status: {}", statuses.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "client: {:.0} % of a core, {:.1} µs CPU per request, peak RSS {:.1} MiB",
+        r.client_cpu_share * 100.0,
+        r.client_cpu_us_per_request,
+        r.client_max_rss_kib as f64 / 1024.0
+    );
+    for w in &r.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    match r.status {
+        Status::Invalid => {
+            for reason in &r.invalid_reasons {
+                let _ = writeln!(out, "INVALID: {reason}");
+            }
+        }
+        Status::Interrupted => {
+            let _ = writeln!(out, "interrupted: the figures cover the part that ran");
+        }
+        _ => {}
+    }
+    for t in &doc.thresholds {
+        let _ = writeln!(
+            out,
+            "threshold {} {:<24} {} (actual {:.3} {})",
+            t.series,
+            t.threshold,
+            if t.pass { "pass" } else { "FAIL" },
+            t.actual,
+            t.unit
+        );
+    }
+    out
+}
+
+fn p_value(p: f64) -> String {
+    if p < 0.001 {
+        "<0.001".into()
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+/// A comparison: the table per series and metric, then the plain words.
+pub fn render_comparison(c: &Comparison) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nA = {}  →  B = {}  ({}; change = (B − A) / A, negative is faster; noise band ±{:.0} %)",
+        c.a,
+        c.b,
+        if c.interleaved { "interleaved A/B" } else { "separate runs" },
+        c.noise * 100.0
+    );
+    let _ = writeln!(
+        out,
+        "{:<36} {:>6} {:>9} {:>9} {:>8} {:>20} {:>8}",
+        "series", "metric", "A ms", "B ms", "change", "95 % CI", "MW p"
+    );
+    for s in &c.series {
+        for (i, m) in s.metrics.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{:<36} {:>6} {:>9.3} {:>9.3} {:>7.1}% {:>20} {:>8}",
+                if i == 0 { s.series.to_string() } else { String::new() },
+                m.metric.name(),
+                m.a,
+                m.b,
+                m.change * 100.0,
+                format!("[{:.1}, {:.1}] %", m.ci_low * 100.0, m.ci_high * 100.0),
+                if i == 0 { p_value(s.mann_whitney.p_value) } else { String::new() }
+            );
+        }
+    }
+    let _ = writeln!(out);
+    for s in c.series.iter().filter(|s| !s.series.is_server_side()) {
+        let _ = writeln!(out, "{}", s.summary);
+    }
+    if !c.claims.is_empty() {
+        let _ = writeln!(out, "\nclaims:");
+        for v in &c.claims {
+            let _ = writeln!(out, "  {} — \"{}\": {}", v.name, v.statement, v.verdict.as_str().to_uppercase());
+            let _ = writeln!(out, "      {}", v.reason);
+        }
+    }
+    if let Some(limit) = c.max_regression {
+        if c.regressions.is_empty() {
+            let _ =
+                writeln!(out, "\nbaseline gate: no series slower than {:.0} % beyond the noise band", limit * 100.0);
+        } else {
+            let _ = writeln!(out, "\nbaseline gate FAILED (limit {:.0} %):", limit * 100.0);
+            for r in &c.regressions {
+                let _ = writeln!(
+                    out,
+                    "  {} {}: {:.1} % slower (95 % CI from {:.1} %)",
+                    r.series,
+                    r.metric.name(),
+                    r.change * 100.0,
+                    r.ci_low * 100.0
+                );
+            }
+        }
+    }
+    for n in &c.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    out
+}
+
+/// The verdicts for the terminal, after the runs' own summaries.
+pub fn render_bench(s: &BenchSummary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\n== harness bench: {} in {:.0} s ==", s.mode, s.wall_s);
+    if !s.valid {
+        let _ = writeln!(
+            out,
+            "INVALID: {}",
+            if s.invalid_reasons.is_empty() { "no run completed".to_owned() } else { s.invalid_reasons.join("; ") }
+        );
+    }
+    for n in &s.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    let _ = writeln!(
+        out,
+        "{:<20} {:<12} {:<30} {:<30} {:>6} {:>6}",
+        "run", "status", "p50 change [95% CI]", "p99 change [95% CI]", "errors", "stale"
+    );
+    for r in &s.runs {
+        for row in r.rows.iter().filter(|x| !x.series.is_server_side()) {
+            let name = if row.series.is_all() { r.name.clone() } else { format!("  {}", shown(&row.series)) };
+            let (errors, stale) = if row.series.is_all() {
+                (r.errors.to_string(), r.stale_reads.to_string())
+            } else {
+                (String::new(), String::new())
+            };
+            let status = if row.series.is_all() { r.status.as_str() } else { "" };
+            let _ = writeln!(
+                out,
+                "{name:<20} {status:<12} {:<30} {:<30} {errors:>6} {stale:>6}",
+                row.p50.to_string(),
+                row.p99.to_string()
+            );
+        }
+    }
+    for (run, c) in s.headline_claims() {
+        let _ = writeln!(out, "claim {} ({run}): {} — {}", c.name, c.verdict.as_str().to_uppercase(), c.reason);
+    }
+    out
+}

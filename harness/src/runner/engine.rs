@@ -1,0 +1,479 @@
+//! The engine of a run: it drives the load (the open-model dispatcher or the
+//! closed-model virtual users), closes one-second intervals into the interval
+//! log, writes a snapshot of the result every 5 s, and stops on time, on Ctrl-C
+//! or when cancelled. It produces what was recorded ([`ArmRecord`]s) and the
+//! run's figures; judging them is `finish.rs`'s job.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWriterBuilder, Tag};
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use rand_distr::weighted::WeightedIndex;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::finish::{self, ArmRecord, DocContext};
+use super::iteration::{run_iteration, ArmAlternator, UserLocks};
+use super::{RunError, RunOptions, LATE};
+use crate::client::HttpClient;
+use crate::cpu;
+use crate::recorder;
+use crate::result::{ResultDoc, RunFigures, RunFiles, Status};
+use crate::scenario::{Scenario, READ_BACK_TAG};
+use crate::schedule::ArrivalSchedule;
+use crate::users::Population;
+
+/// Schedule-level counts, shared by the arms.
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) scheduled: u64,
+    pub(super) started: u64,
+    pub(super) dropped: u64,
+    pub(super) late: u64,
+    pub(super) requests: u64,
+    pub(super) template_failures: u64,
+}
+
+/// One arm while the load runs: its connections and what it has recorded.
+pub(super) struct Arm {
+    pub(super) client: HttpClient,
+    pub(super) record: RefCell<ArmRecord>,
+}
+
+impl Arm {
+    pub(super) fn new(client: HttpClient, record: ArmRecord) -> Arm {
+        Arm { client, record: RefCell::new(record) }
+    }
+}
+
+/// What the drivers and iterations of one run share (one thread: no locks).
+pub(super) struct Shared {
+    pub(super) scenario: Scenario,
+    pub(super) arms: Vec<Arm>,
+    pub(super) population: RefCell<Population>,
+    pub(super) rng: RefCell<SmallRng>,
+    pub(super) counters: RefCell<Counters>,
+    pub(super) mix: Option<Mix>,
+    /// Per step, the series its requests are recorded in.
+    pub(super) step_series: Vec<recorder::StepSeries>,
+    /// Per step, the series of its read-back (if it has one).
+    pub(super) read_back_series: Vec<Option<recorder::StepSeries>>,
+    /// Held from a write through its read-back: two writes of one user must not
+    /// overlap, or a read-back could see the other write and be called stale.
+    pub(super) write_locks: UserLocks,
+    /// Held while a user's `once_per_user` steps run.
+    pub(super) once_locks: UserLocks,
+    pub(super) has_once: bool,
+    pub(super) alternator: RefCell<ArmAlternator>,
+    pub(super) measure_start: Instant,
+    pub(super) measure_end: Instant,
+    pub(super) stop: Cell<bool>,
+    pub(super) iteration: Cell<u64>,
+    pub(super) first_error: RefCell<Option<String>>,
+}
+
+/// What a run recorded, for `finish` to judge.
+pub(super) struct Recorded {
+    pub(super) arms: Vec<ArmRecord>,
+    /// Measured part, without status or validity yet.
+    pub(super) figures: RunFigures,
+    pub(super) interrupted: bool,
+    /// Iterations stopped before a request (a template had no value).
+    pub(super) template_failures: u64,
+    pub(super) first_error: Option<String>,
+}
+
+/// The run's timing: when it started and where the measured part lies.
+struct Clock {
+    t0: Instant,
+    measure_start: Instant,
+    planned: Duration,
+    /// Iterations the schedule plans in the measured part (open model).
+    target_count: Option<f64>,
+    usage0: cpu::Usage,
+}
+
+impl Clock {
+    /// The run's figures as of `end`.
+    fn figures(&self, shared: &Shared, scenario: &Scenario, end: Instant, usage: cpu::Usage) -> RunFigures {
+        let c = shared.counters.borrow();
+        let measured_s = end.saturating_duration_since(self.measure_start).as_secs_f64();
+        let cpu = usage.cpu.saturating_sub(self.usage0.cpu).as_secs_f64();
+        let wall = end.saturating_duration_since(self.t0).as_secs_f64().max(1e-9);
+        let planned = self.planned.as_secs_f64();
+        RunFigures {
+            status: Status::Running,
+            invalid_reasons: Vec::new(),
+            warnings: Vec::new(),
+            warmup_s: scenario.load.warmup.as_secs_f64(),
+            measured_s,
+            target_rate: self.target_count.map(|n| if planned > 0.0 { n / planned } else { 0.0 }),
+            achieved_rate: if measured_s > 0.0 { c.started as f64 / measured_s } else { 0.0 },
+            scheduled_iterations: c.scheduled,
+            started_iterations: c.started,
+            dropped_iterations: c.dropped,
+            late_sends: c.late,
+            requests: c.requests,
+            warmup_requests: shared.arms.iter().map(|a| a.record.borrow().warmup_requests).sum(),
+            client_cpu_share: cpu / wall,
+            client_cpu_us_per_request: if c.requests > 0 { cpu * 1e6 / c.requests as f64 } else { 0.0 },
+            client_max_rss_kib: usage.max_rss_kib,
+        }
+    }
+}
+
+/// Drives `scenario` over `arms` until its schedule ends (or it is stopped),
+/// logging intervals to `files.hlog` and snapshots to `files.json`.
+pub(super) async fn drive(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    arms: Vec<Arm>,
+    population: Population,
+    files: &RunFiles,
+    ctx: &DocContext<'_>,
+) -> Result<Recorded, RunError> {
+    let mix = mix_choice(scenario)?;
+    let t0 = Instant::now();
+    let measure_start = t0 + scenario.load.warmup;
+    let mut planned = scenario.load.executor.duration();
+    if let Some(max) = opts.max_duration {
+        planned = planned.min(max);
+    }
+    let shared = Rc::new(Shared {
+        scenario: scenario.clone(),
+        alternator: RefCell::new(ArmAlternator::new(arms.len())),
+        arms,
+        population: RefCell::new(population),
+        rng: RefCell::new(SmallRng::from_os_rng()),
+        counters: RefCell::new(Counters::default()),
+        mix,
+        step_series: scenario.steps.iter().map(|s| recorder::StepSeries::new(&s.name, &s.tags)).collect(),
+        read_back_series: scenario
+            .steps
+            .iter()
+            .map(|s| {
+                s.read_back
+                    .as_ref()
+                    .map(|_| recorder::StepSeries::new(&s.read_back_name(), &[READ_BACK_TAG.to_owned()]))
+            })
+            .collect(),
+        write_locks: UserLocks::default(),
+        once_locks: UserLocks::default(),
+        has_once: scenario.steps.iter().any(|s| s.once_per_user),
+        measure_start,
+        measure_end: measure_start + planned,
+        stop: Cell::new(false),
+        iteration: Cell::new(0),
+        first_error: RefCell::new(None),
+    });
+
+    // Unbuffered: each interval reaches the file when it closes, so a crash keeps it.
+    let mut hlog_file =
+        std::fs::File::create(&files.hlog).map_err(|e| RunError::Setup(format!("{}: {e}", files.hlog.display())))?;
+    let mut serializer = V2DeflateSerializer::new();
+    let mut hlog = IntervalLogWriterBuilder::new()
+        .add_comment(&format!("cache-bench harness {} scenario {}", env!("CARGO_PKG_VERSION"), scenario.name))
+        .with_start_time(ctx.started_at)
+        .with_base_time(ctx.started_at)
+        .with_max_value_divisor(1000.0) // µs recorded, milliseconds in the log's max column
+        .begin_log_with(&mut hlog_file, &mut serializer)
+        .map_err(|e| RunError::Setup(format!("{}: {e}", files.hlog.display())))?;
+
+    let in_flight = Rc::new(InFlight::default());
+    let schedule = ArrivalSchedule::new(&scenario.load.executor, scenario.load.warmup);
+    let clock = Clock {
+        t0,
+        measure_start,
+        planned,
+        target_count: schedule.as_ref().map(|s| {
+            let w = scenario.load.warmup.as_secs_f64();
+            s.count_between(w, w + planned.as_secs_f64())
+        }),
+        usage0: cpu::usage(),
+    };
+    let drivers = start_drivers(&shared, schedule, t0, &in_flight);
+    let interrupted = run_loop(&shared, opts, &clock, drivers, &in_flight, &mut hlog, files, ctx).await;
+    let end = Instant::now().min(shared.measure_end.max(measure_start));
+    drop(hlog);
+
+    let figures = clock.figures(&shared, scenario, end, cpu::usage());
+    let template_failures = shared.counters.borrow().template_failures;
+    let first_error = shared.first_error.borrow().clone();
+    // Iterations dropped at the drain deadline still hold `shared`: the records are
+    // taken out of it, not unwrapped.
+    let arms = shared
+        .arms
+        .iter()
+        .map(|a| {
+            let empty = ArmRecord::empty(&a.record.borrow());
+            a.record.replace(empty)
+        })
+        .collect();
+    Ok(Recorded { arms, figures, interrupted, template_failures, first_error })
+}
+
+/// Mix flow: the weighted choice among the steps that are not `once_per_user`,
+/// and the step index of each choice.
+pub(super) type Mix = (WeightedIndex<f64>, Vec<usize>);
+
+fn mix_choice(scenario: &Scenario) -> Result<Option<Mix>, RunError> {
+    match scenario.flow {
+        crate::scenario::Flow::Mix => {
+            let index: Vec<usize> = (0..scenario.steps.len()).filter(|&i| !scenario.steps[i].once_per_user).collect();
+            let weights = index.iter().map(|&i| scenario.steps[i].weight);
+            Ok(Some((WeightedIndex::new(weights).map_err(|e| RunError::Setup(e.to_string()))?, index)))
+        }
+        crate::scenario::Flow::Sequence => Ok(None),
+    }
+}
+
+/// The open model's dispatcher, or one task per virtual user.
+fn start_drivers(
+    shared: &Rc<Shared>,
+    schedule: Option<ArrivalSchedule>,
+    t0: Instant,
+    in_flight: &Rc<InFlight>,
+) -> JoinSet<()> {
+    let mut drivers: JoinSet<()> = JoinSet::new();
+    match schedule {
+        Some(s) => {
+            drivers.spawn_local(dispatch_open(Rc::clone(shared), s, t0, Rc::clone(in_flight)));
+        }
+        None => {
+            let (vus, budget) = shared.scenario.load.executor.virtual_users().unwrap_or((0, None));
+            let budget = budget.map(|n| Rc::new(Cell::new(n)));
+            for _ in 0..vus {
+                drivers.spawn_local(virtual_user(Rc::clone(shared), budget.clone()));
+            }
+        }
+    }
+    drivers
+}
+
+/// Waits for the drivers and the iterations in flight, closing intervals and
+/// writing snapshots as time passes. Returns whether the run was interrupted.
+#[allow(clippy::too_many_arguments)]
+async fn run_loop<W: std::io::Write, S: Serializer>(
+    shared: &Rc<Shared>,
+    opts: &RunOptions,
+    clock: &Clock,
+    mut drivers: JoinSet<()>,
+    in_flight: &InFlight,
+    hlog: &mut IntervalLogWriter<'_, '_, W, S>,
+    files: &RunFiles,
+    ctx: &DocContext<'_>,
+) -> bool {
+    let scenario = &shared.scenario;
+    let t0 = clock.t0;
+    let total = scenario.load.warmup + clock.planned;
+    let bar = crate::progress::Progress::new(opts.progress, total);
+    let mut next_interval = clock.measure_start + Duration::from_secs(1);
+    let mut interval_index = 0u64;
+    let mut last_snapshot = Instant::now();
+    let mut interrupted = false;
+    let mut ticker = tokio::time::interval(Duration::from_millis(250));
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let interrupt = |interrupted: &mut bool| {
+        *interrupted = true;
+        shared.stop.set(true);
+        bar.println("interrupted: stopping the schedule, letting requests in flight finish");
+    };
+
+    // The drivers end when the schedule (or the VUs) are done; then the in-flight
+    // iterations finish, bounded by the request time-out.
+    let mut drivers_done = false;
+    let mut drain_deadline: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if !interrupted && opts.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
+                    interrupt(&mut interrupted);
+                }
+            }
+            r = &mut ctrl_c, if !interrupted => {
+                if r.is_ok() {
+                    interrupt(&mut interrupted);
+                }
+            }
+            d = drivers.join_next(), if !drivers_done => {
+                if d.is_none() { drivers_done = true; }
+            }
+            _ = in_flight.idle.notified(), if drivers_done => {}
+        }
+        if drivers_done && in_flight.count.get() == 0 {
+            break;
+        }
+        let now = Instant::now();
+        if drivers_done && drain_deadline.is_none() {
+            drain_deadline = Some(now + scenario.load.timeout + Duration::from_secs(1));
+        }
+        if interrupted && drain_deadline.is_none() {
+            drain_deadline = Some(now + Duration::from_secs(5).min(scenario.load.timeout));
+        }
+        if drain_deadline.is_some_and(|d| now >= d) {
+            // What is still in flight is dropped with the runtime.
+            drivers.abort_all();
+            break;
+        }
+        while now >= next_interval {
+            interval_index += 1;
+            let start = (next_interval - Duration::from_secs(1)).saturating_duration_since(t0);
+            close_interval(shared, interval_index, start, hlog, true);
+            next_interval += Duration::from_secs(1);
+        }
+        if now.duration_since(last_snapshot) >= Duration::from_secs(5) {
+            let run = clock.figures(shared, scenario, now.min(shared.measure_end), cpu::usage());
+            let docs: Vec<ResultDoc> =
+                shared.arms.iter().map(|a| ctx.document(&a.record.borrow(), run.clone(), vec![], false)).collect();
+            let _ = finish::write_docs(&files.json, &docs);
+            last_snapshot = now;
+        }
+        let first = shared.arms[0].record.borrow();
+        let c = shared.counters.borrow();
+        bar.update(
+            now.duration_since(t0),
+            now >= clock.measure_start,
+            c.started,
+            first.recorder.all(),
+            now.saturating_duration_since(clock.measure_start),
+        );
+    }
+    // The last, partial interval.
+    interval_index += 1;
+    let start = (next_interval - Duration::from_secs(1)).saturating_duration_since(t0);
+    close_interval(shared, interval_index, start, hlog, false);
+    bar.finish();
+    interrupted
+}
+
+/// Iterations started by the open-model dispatcher and not finished yet.
+#[derive(Default)]
+pub(super) struct InFlight {
+    count: Cell<usize>,
+    idle: tokio::sync::Notify,
+}
+
+impl InFlight {
+    fn enter(&self) {
+        self.count.set(self.count.get() + 1);
+    }
+    fn leave(&self) {
+        self.count.set(self.count.get() - 1);
+        if self.count.get() == 0 {
+            self.idle.notify_one();
+        }
+    }
+}
+
+/// Open model: starts iterations at their intended times, whatever the server does.
+async fn dispatch_open(shared: Rc<Shared>, schedule: ArrivalSchedule, t0: Instant, in_flight: Rc<InFlight>) {
+    let sc = &shared.scenario;
+    let slots = std::sync::Arc::new(Semaphore::new(sc.load.max_in_flight));
+    // Without a precise timer, fall back to tokio's (sends then land up to ~2 ms late).
+    let timer = crate::timer::PreciseTimer::new().ok();
+    for offset in schedule {
+        if shared.stop.get() {
+            break;
+        }
+        let intended = t0 + offset;
+        if intended >= shared.measure_end {
+            break;
+        }
+        match &timer {
+            Some(t) if t.sleep_until(intended).await.is_ok() => {}
+            _ => tokio::time::sleep_until(intended.into()).await,
+        }
+        let measured = intended >= shared.measure_start;
+        if measured {
+            shared.counters.borrow_mut().scheduled += 1;
+        }
+        let permit = match std::sync::Arc::clone(&slots).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                let deadline = intended + sc.load.drop_after;
+                match tokio::time::timeout_at(deadline.into(), std::sync::Arc::clone(&slots).acquire_owned()).await {
+                    Ok(Ok(p)) => p,
+                    _ => {
+                        if measured {
+                            shared.counters.borrow_mut().dropped += 1;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        if measured {
+            let mut c = shared.counters.borrow_mut();
+            c.started += 1;
+            if Instant::now().saturating_duration_since(intended) > LATE {
+                c.late += 1;
+            }
+        }
+        let shared = Rc::clone(&shared);
+        let in_flight = Rc::clone(&in_flight);
+        in_flight.enter();
+        tokio::task::spawn_local(async move {
+            run_iteration(shared, intended, measured).await;
+            drop(permit);
+            in_flight.leave();
+        });
+    }
+}
+
+/// Closed model: `vus` loops; each starts its next iteration when the last is done.
+async fn virtual_user(shared: Rc<Shared>, budget: Option<Rc<Cell<u64>>>) {
+    loop {
+        let now = Instant::now();
+        if shared.stop.get() || now >= shared.measure_end {
+            return;
+        }
+        let measured = now >= shared.measure_start;
+        if measured {
+            if let Some(b) = &budget {
+                if b.get() == 0 {
+                    return;
+                }
+                b.set(b.get() - 1);
+            }
+            let mut c = shared.counters.borrow_mut();
+            c.scheduled += 1;
+            c.started += 1;
+        }
+        run_iteration(Rc::clone(&shared), now, measured).await;
+        let think = shared.scenario.load.think_time;
+        if !think.is_zero() {
+            tokio::time::sleep(think).await;
+        }
+    }
+}
+
+/// Closes the interval `index` of every arm: summaries kept, histograms logged.
+fn close_interval<W: std::io::Write, S: Serializer>(
+    shared: &Shared,
+    index: u64,
+    start: Duration,
+    hlog: &mut IntervalLogWriter<'_, '_, W, S>,
+    keep_empty: bool,
+) {
+    for arm in &shared.arms {
+        let mut record = arm.record.borrow_mut();
+        let record = &mut *record;
+        let prefix = match (&record.spec.label, shared.arms.len()) {
+            (Some(l), n) if n > 1 => format!("{l}/"),
+            _ => String::new(),
+        };
+        for (summary, h) in record.recorder.close_interval(index) {
+            if summary.requests == 0 && !keep_empty {
+                continue;
+            }
+            let tag = format!("{prefix}{}", summary.series).replace([',', ' '], "_");
+            let _ = hlog.write_histogram(&h, start, Duration::from_secs(1), Tag::new(&tag));
+            record.intervals.push(summary);
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The finish of a run, from plain data: its validity (rate shortfall, an
+//! unreachable target, nothing measured), warnings (template failures, a
+//! client-bound harness), threshold verdicts per arm, and the result documents.
+//! It takes what was recorded ([`ArmRecord`]s and [`RunFigures`]), not the
+//! engine, so results recorded elsewhere (merged shards) are finished the same way.
+
+use std::time::SystemTime;
+
+use super::{ArmSpec, CLIENT_BOUND_CPU_SHARE, MAX_RATE_SHORTFALL};
+use crate::client::{ClientKind, ErrorKind};
+use crate::recorder::{self, IntervalSummary, Recorder};
+use crate::result::{self, Machine, Metadata, ResultDoc, RunFigures, SeriesDoc, Status};
+use crate::scenario::{Flow, Scenario};
+use crate::series::SeriesKey;
+use crate::thresholds::{Figures, Verdict};
+
+/// What one arm recorded.
+pub struct ArmRecord {
+    pub spec: ArmSpec,
+    pub http_client: ClientKind,
+    /// From the target's `GET /health`, when it answers with a `version`.
+    pub worker_version: Option<String>,
+    pub recorder: Recorder,
+    pub intervals: Vec<IntervalSummary>,
+    /// Every request sent, warm-up included.
+    pub requests: u64,
+    pub warmup_requests: u64,
+}
+
+impl ArmRecord {
+    pub fn new(spec: ArmSpec, http_client: ClientKind, worker_version: Option<String>) -> ArmRecord {
+        ArmRecord {
+            spec,
+            http_client,
+            worker_version,
+            recorder: Recorder::default(),
+            intervals: Vec::new(),
+            requests: 0,
+            warmup_requests: 0,
+        }
+    }
+
+    /// A record of the same arm with nothing recorded yet.
+    pub fn empty(like: &ArmRecord) -> ArmRecord {
+        ArmRecord::new(like.spec.clone(), like.http_client, like.worker_version.clone())
+    }
+}
+
+/// How the run ended, besides its figures.
+pub struct Ending {
+    pub interrupted: bool,
+    /// Iterations stopped before a request, and the first failure seen.
+    pub template_failures: u64,
+    pub first_error: Option<String>,
+}
+
+/// The final result document of every arm.
+pub fn finish(ctx: &DocContext<'_>, arms: &[ArmRecord], figures: RunFigures, ending: &Ending) -> Vec<ResultDoc> {
+    let run = judge_run(figures, ending);
+    let status = if ending.interrupted { Status::Interrupted } else { Status::Complete };
+    arms.iter()
+        .map(|arm| {
+            let mut arm_run = run.clone();
+            arm_run.invalid_reasons.extend(arm_invalid_reasons(arm, ending));
+            let verdicts = thresholds(ctx.scenario, &arm.recorder, run.measured_s);
+            // An interrupted run says so first: its other flaws (nothing measured yet) follow from it.
+            arm_run.status = if arm_run.invalid_reasons.is_empty() || status == Status::Interrupted {
+                status
+            } else {
+                Status::Invalid
+            };
+            ctx.document(arm, arm_run, verdicts, true)
+        })
+        .collect()
+}
+
+/// The run-wide validity and warnings.
+fn judge_run(mut run: RunFigures, ending: &Ending) -> RunFigures {
+    if let (Some(target), false) = (run.target_rate, ending.interrupted) {
+        if target > 0.0 && run.achieved_rate < target * (1.0 - MAX_RATE_SHORTFALL) {
+            run.invalid_reasons.push(format!(
+                "achieved {:.1} iterations/s, {:.1} % below the target {:.1}/s ({} dropped, {} late sends): the harness or the target could not keep up",
+                run.achieved_rate,
+                100.0 * (1.0 - run.achieved_rate / target),
+                target,
+                run.dropped_iterations,
+                run.late_sends
+            ));
+        }
+    }
+    if ending.template_failures > 0 {
+        run.warnings.push(format!(
+            "{} iterations stopped before a request: {}",
+            ending.template_failures,
+            ending.first_error.clone().unwrap_or_default()
+        ));
+    }
+    if run.client_cpu_share > CLIENT_BOUND_CPU_SHARE {
+        run.warnings.push(format!(
+            "the harness used {:.0} % of a core: the run may be client-bound, so latencies may include the client's own queueing",
+            run.client_cpu_share * 100.0
+        ));
+    }
+    run
+}
+
+/// Why one arm's figures cannot be used: its target unreachable throughout, or
+/// nothing measured.
+fn arm_invalid_reasons(arm: &ArmRecord, ending: &Ending) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let all = arm.recorder.all();
+    if let Some(all) = all {
+        let connect = all.error_kinds.get(&ErrorKind::Connect).copied().unwrap_or(0);
+        if connect == all.requests && connect > 0 {
+            reasons.push(format!("target unreachable during the run: all {connect} requests failed to connect"));
+        }
+    }
+    if all.map_or(0, |s| s.requests) == 0 {
+        let why = ending.first_error.clone().map(|e| format!(" (first failure: {e})")).unwrap_or_default();
+        reasons.push(format!("no request was measured{why}"));
+    }
+    reasons
+}
+
+/// The scenario's thresholds on one arm's series.
+fn thresholds(scenario: &Scenario, rec: &Recorder, seconds: f64) -> Vec<Verdict> {
+    let empty = recorder::SeriesStats::default();
+    scenario
+        .thresholds
+        .iter()
+        .map(|t| {
+            let s = series_for_threshold(rec, &t.series).unwrap_or(&empty);
+            t.evaluate(&Figures { corrected: &s.corrected, requests: s.requests, errors: s.errors, seconds })
+        })
+        .collect()
+}
+
+fn load_description(scenario: &Scenario) -> serde_json::Value {
+    let l = &scenario.load;
+    let mut v = serde_json::json!({
+        "executor": l.executor.name(),
+        "warmup_s": l.warmup.as_secs_f64(),
+        "duration_s": l.executor.duration().as_secs_f64(),
+        "max_in_flight": l.max_in_flight,
+        "timeout_s": l.timeout.as_secs_f64(),
+        "flow": match scenario.flow { Flow::Sequence => "sequence", Flow::Mix => "mix" },
+    });
+    l.executor.parameters(&mut v);
+    if let Some(u) = &scenario.users {
+        v["users"] = serde_json::json!({"count": u.count, "seed": u.seed, "pick": format!("{:?}", u.pick)});
+    }
+    v
+}
+
+/// What the result documents need besides the records.
+pub struct DocContext<'a> {
+    pub scenario: &'a Scenario,
+    pub started_at: SystemTime,
+    pub machine: Machine,
+    pub git: Option<String>,
+}
+
+impl DocContext<'_> {
+    /// The result document of one arm: `run` with the arm's own request counts.
+    pub fn document(&self, arm: &ArmRecord, run: RunFigures, thresholds: Vec<Verdict>, ended: bool) -> ResultDoc {
+        let rec = &arm.recorder;
+        let mut load = load_description(self.scenario);
+        load["http_client"] = match arm.http_client {
+            crate::client::ClientKind::Hyper => "hyper",
+            _ => "reqwest",
+        }
+        .into();
+        ResultDoc {
+            schema: result::SCHEMA.to_owned(),
+            metadata: Metadata {
+                scenario: self.scenario.name.clone(),
+                scenario_file: self.scenario.file.display().to_string(),
+                scenario_sha256: self.scenario.sha256.clone(),
+                target: arm.spec.target.clone(),
+                variant: arm.spec.label.clone(),
+                git_revision: self.git.clone(),
+                harness_version: env!("CARGO_PKG_VERSION").to_owned(),
+                worker_version: arm.worker_version.clone(),
+                started_at: result::rfc3339(self.started_at),
+                ended_at: ended.then(|| result::rfc3339(SystemTime::now())),
+                load,
+                machine: self.machine.clone(),
+            },
+            run: RunFigures { requests: arm.requests, warmup_requests: arm.warmup_requests, ..run },
+            series: rec.series.iter().map(|(k, s)| (k.clone(), SeriesDoc::from_stats(s))).collect(),
+            intervals: arm.intervals.clone(),
+            thresholds,
+        }
+    }
+}
+
+/// A threshold names `*`, a tag or a step, as k6's do; a tag wins over a step.
+fn series_for_threshold<'a>(rec: &'a Recorder, name: &str) -> Option<&'a recorder::SeriesStats> {
+    if name == crate::series::ALL_TEXT {
+        return rec.all();
+    }
+    rec.get(&SeriesKey::tag(name)).or_else(|| rec.get(&SeriesKey::step(name)))
+}
+
+/// Writes one document per arm: a result file for one arm, an A/B file for two.
+pub fn write_docs(path: &std::path::Path, docs: &[ResultDoc]) -> std::io::Result<()> {
+    match docs {
+        [one] => one.write(path),
+        many => result::AbDoc::new(many.to_vec()).write(path),
+    }
+}

@@ -1,0 +1,335 @@
+//! One iteration: which arm and user it serves (pairs of an A/B share one draw),
+//! its templates rendered, its requests sent and recorded, values extracted, and
+//! a write read back by the same user.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::Distribution;
+
+use super::engine::{Arm, Shared};
+use crate::client::Request;
+use crate::recorder::{self, Sample};
+use crate::scenario::template::{Values, Var};
+use crate::scenario::{Expect, Flow, List, RequestSpec};
+use crate::users::Population;
+
+/// What an iteration draws before it starts: its user, its step (mix flow), the
+/// seed of its random values and its number. In an A/B run both iterations of a
+/// pair replay one draw, so the arms see the same users, steps and bodies.
+#[derive(Debug, Clone, Copy)]
+struct Draw {
+    user: usize,
+    mix_choice: Option<usize>,
+    seed: u64,
+    iteration: u64,
+}
+
+/// Which arm iteration `k` goes to: pairs (2j, 2j+1) go to both arms, in an order
+/// drawn at random per pair, so that drift and noise hit both arms alike; the pair
+/// shares one [`Draw`].
+pub(super) struct ArmAlternator {
+    arms: usize,
+    k: u64,
+    swap: bool,
+    draw: Option<Draw>,
+}
+
+impl ArmAlternator {
+    pub(super) fn new(arms: usize) -> ArmAlternator {
+        ArmAlternator { arms, k: 0, swap: false, draw: None }
+    }
+
+    /// The arm of the next iteration, and its draw (made by `fresh` once per pair).
+    fn next(&mut self, rng: &mut SmallRng, fresh: impl FnOnce(&mut SmallRng) -> Draw) -> (usize, Draw) {
+        if self.arms < 2 {
+            return (0, fresh(rng));
+        }
+        let first = self.k.is_multiple_of(2);
+        if first {
+            self.swap = rng.random();
+            self.draw = Some(fresh(rng));
+        }
+        let arm = ((self.k % 2) as usize) ^ usize::from(self.swap);
+        self.k += 1;
+        let draw =
+            if first { self.draw.expect("set above") } else { self.draw.take().expect("set by the pair's first") };
+        (arm, draw)
+    }
+}
+
+/// One async lock per user, made when first asked for.
+#[derive(Default)]
+pub(super) struct UserLocks(RefCell<std::collections::HashMap<usize, Rc<tokio::sync::Mutex<()>>>>);
+
+impl UserLocks {
+    fn of(&self, user: usize) -> Rc<tokio::sync::Mutex<()>> {
+        Rc::clone(self.0.borrow_mut().entry(user).or_default())
+    }
+}
+
+/// What templates read during one iteration.
+struct StepValues<'a> {
+    population: &'a Population,
+    lists: &'a [List],
+    user: usize,
+    iteration: u64,
+    rng: &'a mut SmallRng,
+    /// Per list, the element drawn for this iteration.
+    picks: &'a mut [Option<usize>],
+}
+
+/// A stable element index for `user` in list `list` (splitmix64 of both).
+fn per_user_index(user: usize, list: usize, len: usize) -> usize {
+    let mut z = (user as u64) ^ ((list as u64) << 40) ^ 0x9e37_79b9_7f4a_7c15;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z % len as u64) as usize
+}
+
+impl Values for StepValues<'_> {
+    fn user_field(&self, var: &Var) -> Option<String> {
+        let u = self.population.user(self.user)?;
+        Some(match var {
+            Var::UserId => u.user_id.clone(),
+            Var::UserSession => u.session_id.clone(),
+            Var::UserApiKey => u.api_key.clone(),
+            Var::UserEmail => u.email.clone(),
+            Var::UserName => u.name.clone(),
+            Var::UserIndex => u.index.to_string(),
+            _ => return None,
+        })
+    }
+    fn extracted(&self, name: &str) -> Option<String> {
+        self.population.extracted(self.user, name).cloned()
+    }
+    fn iteration(&self) -> u64 {
+        self.iteration
+    }
+    fn random_u64(&mut self) -> u64 {
+        self.rng.random()
+    }
+    fn list_item(&mut self, name: &str) -> Option<String> {
+        let i = self.lists.iter().position(|l| l.name == name)?;
+        let list = &self.lists[i];
+        let index = if list.per_user {
+            per_user_index(self.user, i, list.values.len())
+        } else {
+            *self.picks[i].get_or_insert_with(|| self.rng.random_range(0..list.values.len()))
+        };
+        list.values.get(index).cloned()
+    }
+}
+
+fn json_pointer_text(body: &[u8], pointer: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    match v.pointer(pointer)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// A request as sent, and the body text its expectation looks for.
+struct Rendered {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+    needle: Option<String>,
+}
+
+fn render(request: &RequestSpec, expect: &Expect, values: &mut StepValues) -> Result<Rendered, String> {
+    Ok(Rendered {
+        path: request.path.render(values)?,
+        headers: request
+            .headers
+            .iter()
+            .map(|(k, t)| t.render(values).map(|v| (k.clone(), v)))
+            .collect::<Result<Vec<_>, _>>()?,
+        body: request.body.as_ref().map(|b| b.render(values)).transpose()?,
+        needle: expect.body_contains.as_ref().map(|b| b.render(values)).transpose()?,
+    })
+}
+
+/// One request of an iteration: what it is and where it is recorded.
+struct Call<'a> {
+    request: &'a RequestSpec,
+    expect: &'a Expect,
+    series: &'a recorder::StepSeries,
+    /// The body is needed (for extraction) even without a body expectation.
+    keep_body: bool,
+    /// A read-back: a reply that fails its expectation is a stale read.
+    read_back: bool,
+}
+
+/// Sends and records one request: the reply and whether it met its expectation,
+/// or `Err` when it failed at the transport.
+async fn exchange(
+    shared: &Shared,
+    arm: &Arm,
+    call: Call<'_>,
+    r: Rendered,
+    intended: Instant,
+    measured: bool,
+) -> Result<(crate::client::Reply, bool), ()> {
+    let Call { request, expect, series, keep_body, read_back } = call;
+    let mut headers = r.headers;
+    headers.extend(arm.record.borrow().spec.extra_headers.iter().cloned());
+    let sent = Instant::now();
+    let keep_body = keep_body || r.needle.is_some();
+    let result = arm
+        .client
+        .send(Request { method: &request.method, path: &r.path, headers: &headers, body: r.body, keep_body })
+        .await;
+    let done = Instant::now();
+    let ok = match &result {
+        Ok(reply) => {
+            let body_ok = match (&r.needle, &reply.body) {
+                (Some(needle), Some(b)) => String::from_utf8_lossy(b).contains(needle.as_str()),
+                (Some(_), None) => false,
+                _ => true,
+            };
+            expect.status_ok(reply.status) && body_ok
+        }
+        Err(_) => false,
+    };
+    shared.counters.borrow_mut().requests += 1;
+    let mut record = arm.record.borrow_mut();
+    record.requests += 1;
+    if !measured {
+        record.warmup_requests += 1;
+    }
+    if measured {
+        if let Err(f) = &result {
+            shared
+                .first_error
+                .borrow_mut()
+                .get_or_insert_with(|| format!("{} {}: {}", request.method, r.path, f.message));
+        }
+        record.recorder.record(&Sample {
+            series,
+            corrected_us: done.saturating_duration_since(intended).as_micros() as u64,
+            raw_us: done.saturating_duration_since(sent).as_micros() as u64,
+            result: result.as_ref(),
+            ok,
+            stale: read_back && result.is_ok() && !ok,
+        });
+    }
+    result.map(|reply| (reply, ok)).map_err(|_| ())
+}
+
+/// Runs one iteration: one user, its steps. `intended` is when it was meant to
+/// start; `measured` says whether it falls in the measured part.
+pub(super) async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool) {
+    let sc = &shared.scenario;
+    let (arm, draw) = {
+        let mut rng = shared.rng.borrow_mut();
+        let fresh = |rng: &mut SmallRng| {
+            let iteration = shared.iteration.get();
+            shared.iteration.set(iteration + 1);
+            Draw {
+                user: shared.population.borrow_mut().pick(rng),
+                mix_choice: shared.mix.as_ref().map(|(mix, index)| index[mix.sample(rng)]),
+                seed: rng.random(),
+                iteration,
+            }
+        };
+        let (arm, draw) = shared.alternator.borrow_mut().next(&mut rng, fresh);
+        (&shared.arms[arm], draw)
+    };
+    let user = draw.user;
+    let mut rng = SmallRng::seed_from_u64(draw.seed);
+    let mut picks = vec![None; sc.lists.len()];
+    // `once_per_user` steps run first, the first time the user is picked (a login,
+    // a token); then the iteration's own steps.
+    // While one iteration runs them, the user's other iterations wait: they need
+    // what those steps extract (the token), as the same client would; the wait is
+    // part of their latency (measured from the intended start).
+    let once_lock = shared.has_once.then(|| shared.once_locks.of(user));
+    let mut once_guard = match &once_lock {
+        Some(l) => Some(l.lock().await),
+        None => None,
+    };
+    let mut steps: Vec<usize> = (0..sc.steps.len())
+        .filter(|&s| sc.steps[s].once_per_user && shared.population.borrow_mut().claim_once(user, s))
+        .collect();
+    let once_steps = steps.len();
+    match (sc.flow, draw.mix_choice) {
+        (Flow::Mix, Some(choice)) => steps.push(choice),
+        _ => steps.extend((0..sc.steps.len()).filter(|&s| !sc.steps[s].once_per_user)),
+    }
+    for (i, s) in steps.into_iter().enumerate() {
+        if i == once_steps {
+            drop(once_guard.take());
+        }
+        let step = &sc.steps[s];
+        let rendered = {
+            let pop = shared.population.borrow();
+            let mut values = StepValues {
+                population: &pop,
+                lists: &sc.lists,
+                user,
+                iteration: draw.iteration,
+                rng: &mut rng,
+                picks: &mut picks,
+            };
+            render(&step.request, &step.expect, &mut values).and_then(|main| {
+                let rb = step.read_back.as_ref().map(|rb| render(&rb.request, &rb.expect, &mut values)).transpose()?;
+                Ok((main, rb))
+            })
+        };
+        let (main, read_back) = match rendered {
+            Ok(r) => r,
+            Err(e) => {
+                shared.counters.borrow_mut().template_failures += 1;
+                shared.first_error.borrow_mut().get_or_insert_with(|| format!("step {}: {e}", step.name));
+                return;
+            }
+        };
+        let lock = read_back.as_ref().map(|_| shared.write_locks.of(user));
+        let _held = match &lock {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        let keep_body = !step.extract.is_empty();
+        let call = Call {
+            request: &step.request,
+            expect: &step.expect,
+            series: &shared.step_series[s],
+            keep_body,
+            read_back: false,
+        };
+        let reply = exchange(&shared, arm, call, main, intended, measured).await;
+        let failed = reply.is_err();
+        if let Ok((r, true)) = &reply {
+            if let Some(body) = &r.body {
+                let mut pop = shared.population.borrow_mut();
+                for (name, pointer) in &step.extract {
+                    if let Some(v) = json_pointer_text(body, pointer) {
+                        pop.set_extracted(user, name, v);
+                    }
+                }
+            }
+        }
+        if let (Ok((_, true)), Some(rb), Some(spec), Some(series)) =
+            (&reply, read_back, &step.read_back, &shared.read_back_series[s])
+        {
+            let call = Call { request: &spec.request, expect: &spec.expect, series, keep_body: false, read_back: true };
+            // The read is meant to follow the write at once, as a client's would.
+            let _ = exchange(&shared, arm, call, rb, Instant::now(), measured).await;
+        }
+        drop(_held);
+        if failed || shared.stop.get() {
+            return; // a user whose request failed does not go on with the flow
+        }
+        if let Some(think) = step.think_time {
+            tokio::time::sleep(think).await;
+        }
+        // The next step is meant to start as soon as this one has finished.
+        intended = Instant::now();
+    }
+}

@@ -1,0 +1,190 @@
+//! Load models (k6's executors): what each is, how long it runs, how it describes
+//! and shortens itself, and, for the open ones, the arrival-rate segments that
+//! `schedule.rs` turns into intended start times. A new load model is a variant
+//! here and its keys in the scenario parser; the engine needs no change.
+
+use std::time::Duration;
+
+use super::format_duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub target: f64,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Executor {
+    /// Open model: `rate` iterations per second for `duration`.
+    ConstantArrivalRate { rate: f64, duration: Duration },
+    /// Open model: the rate moves linearly from stage to stage.
+    RampingArrivalRate { start_rate: f64, stages: Vec<Stage> },
+    /// Closed model: `vus` loops, each starting its next iteration when the last ends.
+    ConstantVus { vus: u32, duration: Duration },
+    /// Closed model: `vus` loops sharing `iterations` iterations.
+    Iterations { vus: u32, iterations: u64, max_duration: Duration },
+}
+
+/// A stretch of an open model's schedule: from `start` (seconds since the run
+/// began, warm-up included) for `duration` seconds, the arrival rate moving
+/// linearly from `rate_from` to `rate_to` iterations per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Segment {
+    pub start: f64,
+    pub duration: f64,
+    pub rate_from: f64,
+    pub rate_to: f64,
+}
+
+impl Executor {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Executor::ConstantArrivalRate { .. } => "constant-arrival-rate",
+            Executor::RampingArrivalRate { .. } => "ramping-arrival-rate",
+            Executor::ConstantVus { .. } => "constant-vus",
+            Executor::Iterations { .. } => "iterations",
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        matches!(self, Executor::ConstantArrivalRate { .. } | Executor::RampingArrivalRate { .. })
+    }
+
+    /// Length of the measured part of the run (after warm-up); for `iterations`,
+    /// the upper bound.
+    pub fn duration(&self) -> Duration {
+        match self {
+            Executor::ConstantArrivalRate { duration, .. } | Executor::ConstantVus { duration, .. } => *duration,
+            Executor::RampingArrivalRate { stages, .. } => stages.iter().map(|s| s.duration).sum(),
+            Executor::Iterations { max_duration, .. } => *max_duration,
+        }
+    }
+
+    /// The arrival-rate segments of an open model, warm-up first (at the rate the
+    /// measured part begins with: for a ramp, the first stage's target); `None`
+    /// for the closed models.
+    pub fn segments(&self, warmup: Duration) -> Option<Vec<Segment>> {
+        let w = warmup.as_secs_f64();
+        let mut segments = Vec::new();
+        match self {
+            Executor::ConstantArrivalRate { rate, duration } => {
+                segments.push(Segment {
+                    start: 0.0,
+                    duration: w + duration.as_secs_f64(),
+                    rate_from: *rate,
+                    rate_to: *rate,
+                });
+            }
+            Executor::RampingArrivalRate { start_rate, stages } => {
+                let mut t = 0.0;
+                if w > 0.0 {
+                    let r = stages.first().map_or(*start_rate, |s| s.target);
+                    segments.push(Segment { start: 0.0, duration: w, rate_from: r, rate_to: r });
+                    t = w;
+                }
+                let mut from = *start_rate;
+                for s in stages {
+                    let d = s.duration.as_secs_f64();
+                    segments.push(Segment { start: t, duration: d, rate_from: from, rate_to: s.target });
+                    t += d;
+                    from = s.target;
+                }
+            }
+            Executor::ConstantVus { .. } | Executor::Iterations { .. } => return None,
+        }
+        Some(segments)
+    }
+
+    /// A closed model's virtual users and, for `iterations`, the iteration budget
+    /// they share; `None` for the open models (they have [`Executor::segments`]).
+    pub fn virtual_users(&self) -> Option<(u32, Option<u64>)> {
+        match self {
+            Executor::ConstantVus { vus, .. } => Some((*vus, None)),
+            Executor::Iterations { vus, iterations, .. } => Some((*vus, Some(*iterations))),
+            Executor::ConstantArrivalRate { .. } | Executor::RampingArrivalRate { .. } => None,
+        }
+    }
+
+    /// The iterations planned for the measured part: the schedule's count for the
+    /// open models, the budget for `iterations`, unknown for `constant-vus`.
+    pub fn planned_iterations(&self, warmup: Duration) -> Option<f64> {
+        match self {
+            Executor::Iterations { iterations, .. } => Some(*iterations as f64),
+            _ => {
+                let schedule = crate::schedule::ArrivalSchedule::new(self, warmup)?;
+                let w = warmup.as_secs_f64();
+                Some(schedule.count_between(w, w + self.duration().as_secs_f64()))
+            }
+        }
+    }
+
+    /// At most `measured` of measured load, keeping the model's shape (a ramp is
+    /// scaled to fit).
+    pub fn shorten(&mut self, measured: Duration) {
+        match self {
+            Executor::ConstantArrivalRate { duration, .. } | Executor::ConstantVus { duration, .. } => {
+                *duration = (*duration).min(measured)
+            }
+            Executor::Iterations { max_duration, .. } => *max_duration = (*max_duration).min(measured),
+            Executor::RampingArrivalRate { stages, .. } => {
+                let total: Duration = stages.iter().map(|s| s.duration).sum();
+                if total > measured {
+                    let k = measured.as_secs_f64() / total.as_secs_f64();
+                    for s in stages.iter_mut() {
+                        s.duration = s.duration.mul_f64(k);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The model in plain words (`harness validate`); `warm` describes the warm-up.
+    pub fn describe(&self, warm: &str, think_time: Duration) -> String {
+        let planned = |w| self.planned_iterations(w).unwrap_or(0.0).round();
+        match self {
+            Executor::ConstantArrivalRate { rate, duration } => format!(
+                "open model, constant arrival rate: {rate} iterations/s for {}{warm}; {} measured iterations planned",
+                format_duration(*duration),
+                planned(Duration::ZERO)
+            ),
+            Executor::RampingArrivalRate { start_rate, stages } => {
+                let s: Vec<String> =
+                    stages.iter().map(|s| format!("{} /s over {}", s.target, format_duration(s.duration))).collect();
+                format!(
+                    "open model, ramping arrival rate from {start_rate} /s: {}{warm}; {} measured iterations planned",
+                    s.join(", then "),
+                    planned(Duration::ZERO)
+                )
+            }
+            Executor::ConstantVus { vus, duration } => format!(
+                "closed model: {vus} virtual users looping for {}{warm}, think time {}",
+                format_duration(*duration),
+                format_duration(think_time)
+            ),
+            Executor::Iterations { vus, iterations, max_duration } => format!(
+                "closed model: {vus} virtual users share {iterations} iterations (at most {}){warm}, think time {}",
+                format_duration(*max_duration),
+                format_duration(think_time)
+            ),
+        }
+    }
+
+    /// The model's own parameters for the result file's `metadata.load`.
+    pub fn parameters(&self, into: &mut serde_json::Value) {
+        match self {
+            Executor::ConstantArrivalRate { rate, .. } => into["rate"] = (*rate).into(),
+            Executor::RampingArrivalRate { start_rate, stages } => {
+                into["start_rate"] = (*start_rate).into();
+                into["stages"] = stages
+                    .iter()
+                    .map(|s| serde_json::json!({"target": s.target, "duration_s": s.duration.as_secs_f64()}))
+                    .collect();
+            }
+            Executor::ConstantVus { vus, .. } => into["vus"] = (*vus).into(),
+            Executor::Iterations { vus, iterations, .. } => {
+                into["vus"] = (*vus).into();
+                into["iterations"] = (*iterations).into();
+            }
+        }
+    }
+}
