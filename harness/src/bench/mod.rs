@@ -376,25 +376,11 @@ pub fn run(
     let started_at = result::rfc3339(SystemTime::now());
     let scenarios = load_scenarios(opts)?;
     let local = opts.target_on.is_none();
-    let (plan_text, estimate) = plan(&scenarios, opts, local, local || opts.bench_secret.is_some());
-    println!("harness bench: {} run(s):\n{plan_text}", plan_text.lines().count());
-    println!(
-        "expected wall time: about {} ({}); the default run finishes in under {} minutes on a 2-core machine",
-        format_duration(Duration::from_secs(estimate.as_secs())),
-        if opts.quick { "--quick" } else { "full" },
-        DEFAULT_BUDGET.as_secs() / 60
-    );
+    announce(&scenarios, opts, local);
     let dir = bench_dir(&opts.out)?;
     let mut notes = Vec::new();
     let mut targets = match (&opts.target_on, &opts.target_off) {
-        (Some(on), Some(off)) => Targets {
-            on: on.clone(),
-            off: off.clone(),
-            secret: opts.bench_secret.clone(),
-            local: Vec::new(),
-            state: None,
-            worker_version: None,
-        },
+        (Some(on), Some(off)) => deployed(on, off, opts.bench_secret.clone(), &mut notes)?,
         (None, None) => match start_local(opts, &dir, cancel, &mut notes) {
             Ok(t) => t,
             Err(BenchError::Server(reason)) => {
@@ -412,29 +398,6 @@ pub fn run(
         },
         _ => return Err(BenchError::Setup("give both --target-on URL and --target-off URL, or neither".into())),
     };
-    let client = SetupClient::new();
-    if !local {
-        for (t, name, expected) in [(&targets.on, "cache-on", "on"), (&targets.off, "cache-off", "off")] {
-            let h =
-                servers::get_health(&client, t).map_err(|e| BenchError::Server(format!("target unreachable: {e}")))?;
-            if h.cache.is_some() {
-                check_mode(&h, expected, name, t)?;
-            } else {
-                notes.push(format!("the {name} target does not report its cache mode in GET /health: not checked"));
-            }
-            targets.worker_version = targets.worker_version.take().or(h.version);
-        }
-    }
-    let mut invalid_reasons = Vec::new();
-    let mut runs = Vec::new();
-    // Users each seed must provide: the largest count any scenario asks for.
-    let mut users: BTreeMap<u64, u32> = BTreeMap::new();
-    for s in &scenarios {
-        if let Some(u) = &s.users {
-            let n = users.entry(u.seed).or_insert(0);
-            *n = (*n).max(u.count);
-        }
-    }
     let seeding = targets.secret.is_some() && (local || !opts.no_seed);
     if !local && targets.secret.is_none() {
         notes.push(
@@ -443,9 +406,85 @@ pub fn run(
                 .to_owned(),
         );
     }
+    let jobs = jobs(&scenarios, opts, &targets, &mut notes)?;
+    let seed_users = if seeding { Some(users_per_seed(&scenarios)) } else { None };
+    let ctx = JobContext { opts, claims, dir: &dir, cancel, local, seed_users };
+    let (runs, invalid_reasons) = run_jobs(jobs, &ctx, &mut targets);
+    // Stop the servers before the report: nothing of theirs is needed now.
+    for s in &mut targets.local {
+        s.stop();
+    }
+    targets.state = None;
+    let summary = BenchSummary {
+        wall_s: started.elapsed().as_secs_f64(),
+        target_on: targets.on.clone(),
+        target_off: targets.off.clone(),
+        worker_version: targets.worker_version.clone(),
+        valid: invalid_reasons.is_empty() && !runs.is_empty(),
+        invalid_reasons,
+        notes,
+        runs,
+        ..BenchSummary::begin(started_at, local, opts.quick)
+    };
+    write_report(&summary, &dir)?;
+    Ok((summary, dir))
+}
 
+/// Prints the plan and its expected wall time before anything starts.
+fn announce(scenarios: &[Scenario], opts: &BenchOptions, local: bool) {
+    let (plan_text, estimate) = plan(scenarios, opts, local, local || opts.bench_secret.is_some());
+    println!("harness bench: {} run(s):\n{plan_text}", plan_text.lines().count());
+    println!(
+        "expected wall time: about {} ({}); the default run finishes in under {} minutes on a 2-core machine",
+        format_duration(Duration::from_secs(estimate.as_secs())),
+        if opts.quick { "--quick" } else { "full" },
+        DEFAULT_BUDGET.as_secs() / 60
+    );
+}
+
+/// Deployed workers: each must answer `/health` and, when it reports one, with
+/// the cache mode it stands for.
+fn deployed(on: &str, off: &str, secret: Option<String>, notes: &mut Vec<String>) -> Result<Targets, BenchError> {
+    let mut targets = Targets {
+        on: on.to_owned(),
+        off: off.to_owned(),
+        secret,
+        local: Vec::new(),
+        state: None,
+        worker_version: None,
+    };
+    let client = SetupClient::new();
+    for (t, name, expected) in [(on, "cache-on", "on"), (off, "cache-off", "off")] {
+        let h = servers::get_health(&client, t).map_err(|e| BenchError::Server(format!("target unreachable: {e}")))?;
+        if h.cache.is_some() {
+            check_mode(&h, expected, name, t)?;
+        } else {
+            notes.push(format!("the {name} target does not report its cache mode in GET /health: not checked"));
+        }
+        targets.worker_version = targets.worker_version.take().or(h.version);
+    }
+    Ok(targets)
+}
+
+/// Users each seed must provide: the largest count any scenario asks for.
+fn users_per_seed(scenarios: &[Scenario]) -> BTreeMap<u64, u32> {
+    let mut users: BTreeMap<u64, u32> = BTreeMap::new();
+    for u in scenarios.iter().filter_map(|s| s.users.as_ref()) {
+        let n = users.entry(u.seed).or_insert(0);
+        *n = (*n).max(u.count);
+    }
+    users
+}
+
+/// The A/Bs to run: every scenario (cache off vs on), then the ablation's layers.
+fn jobs<'a>(
+    scenarios: &'a [Scenario],
+    opts: &BenchOptions,
+    targets: &Targets,
+    notes: &mut Vec<String>,
+) -> Result<Vec<AbJob<'a>>, BenchError> {
     let mut jobs: Vec<AbJob> = Vec::new();
-    for s in &scenarios {
+    for s in scenarios {
         if s.users.is_some() && targets.secret.is_none() {
             notes.push(format!("{}: skipped, it needs --bench-secret", s.name));
             continue;
@@ -457,7 +496,7 @@ pub fn run(
             arms: vec![arm("cache-off", &targets.off, Vec::new()), arm("cache-on", &targets.on, Vec::new())],
         });
     }
-    match (ablation_scenario(&scenarios, opts), &targets.secret) {
+    match (ablation_scenario(scenarios, opts), &targets.secret) {
         (Some(s), Some(secret)) => {
             let ablation_arm =
                 |label: &str, cache: &str| ArmSpec::with_bench_cache(label, &targets.on, Vec::new(), secret, cache);
@@ -478,10 +517,29 @@ pub fn run(
             "nothing to run: every scenario needs seeded users; pass --bench-secret (the workers' BENCH_SECRET)".into(),
         ));
     }
+    Ok(jobs)
+}
 
+/// What every job of one bench shares.
+struct JobContext<'a> {
+    opts: &'a BenchOptions,
+    claims: &'a [Claim],
+    dir: &'a Path,
+    cancel: &'a Arc<AtomicBool>,
+    local: bool,
+    /// Seed before each scenario run, with these users per seed.
+    seed_users: Option<BTreeMap<u64, u32>>,
+}
+
+/// Runs the jobs in order until one cannot go on (Ctrl-C, a dead server, a
+/// failed seeding); returns their summaries and why the bench is invalid.
+fn run_jobs(jobs: Vec<AbJob>, ctx: &JobContext<'_>, targets: &mut Targets) -> (Vec<AbSummary>, Vec<String>) {
+    let client = SetupClient::new();
+    let mut invalid_reasons = Vec::new();
+    let mut runs = Vec::new();
     let total = jobs.len();
     for (i, job) in jobs.into_iter().enumerate() {
-        if cancel.load(Ordering::Relaxed) {
+        if ctx.cancel.load(Ordering::Relaxed) {
             invalid_reasons.push("interrupted (Ctrl-C): the runs after it did not happen".to_owned());
             break;
         }
@@ -496,10 +554,10 @@ pub fn run(
             job.arms[0].label.as_deref().unwrap_or("a"),
             job.arms[1].label.as_deref().unwrap_or("b")
         );
-        if seeding && job.layer.is_none() {
+        if let (Some(users), None) = (&ctx.seed_users, job.layer) {
             let secret = targets.secret.as_deref().expect("seeding needs the secret");
             for t in [&targets.on, &targets.off] {
-                if let Err(e) = seed(&client, t, secret, &users, local) {
+                if let Err(e) = seed(&client, t, secret, users, ctx.local) {
                     invalid_reasons.push(format!("seeding before {} failed: {e}", job.name));
                 }
             }
@@ -508,7 +566,7 @@ pub fn run(
             }
         }
         let name = job.name.clone();
-        match run_ab(job, opts, claims, &dir, targets.secret.as_deref(), cancel) {
+        match run_ab(job, ctx.opts, ctx.claims, ctx.dir, targets.secret.as_deref(), ctx.cancel) {
             Ok(mut summary) => {
                 let dead = targets.dead_server();
                 if let Some(dead) = &dead {
@@ -533,24 +591,7 @@ pub fn run(
             }
         }
     }
-    // Stop the servers before the report: nothing of theirs is needed now.
-    for s in &mut targets.local {
-        s.stop();
-    }
-    targets.state = None;
-    let summary = BenchSummary {
-        wall_s: started.elapsed().as_secs_f64(),
-        target_on: targets.on.clone(),
-        target_off: targets.off.clone(),
-        worker_version: targets.worker_version.clone(),
-        valid: invalid_reasons.is_empty() && !runs.is_empty(),
-        invalid_reasons,
-        notes,
-        runs,
-        ..BenchSummary::begin(started_at, local, opts.quick)
-    };
-    write_report(&summary, &dir)?;
-    Ok((summary, dir))
+    (runs, invalid_reasons)
 }
 
 /// The bench's own report files (its terminal text is printed by the command).

@@ -226,21 +226,7 @@ async fn exchange(
 /// start; `measured` says whether it falls in the measured part.
 pub(super) async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool) {
     let sc = &shared.scenario;
-    let (arm, draw) = {
-        let mut rng = shared.rng.borrow_mut();
-        let fresh = |rng: &mut SmallRng| {
-            let iteration = shared.iteration.get();
-            shared.iteration.set(iteration + 1);
-            Draw {
-                user: shared.population.borrow_mut().pick(rng),
-                mix_choice: shared.mix.as_ref().map(|(mix, index)| index[mix.sample(rng)]),
-                seed: rng.random(),
-                iteration,
-            }
-        };
-        let (arm, draw) = shared.alternator.borrow_mut().next(&mut rng, fresh);
-        (&shared.arms[arm], draw)
-    };
+    let (arm, draw) = next_draw(&shared);
     let user = draw.user;
     let mut rng = SmallRng::seed_from_u64(draw.seed);
     let mut picks = vec![None; sc.lists.len()];
@@ -254,14 +240,7 @@ pub(super) async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, mea
         Some(l) => Some(l.lock().await),
         None => None,
     };
-    let mut steps: Vec<usize> = (0..sc.steps.len())
-        .filter(|&s| sc.steps[s].once_per_user && shared.population.borrow_mut().claim_once(user, s))
-        .collect();
-    let once_steps = steps.len();
-    match (sc.flow, draw.mix_choice) {
-        (Flow::Mix, Some(choice)) => steps.push(choice),
-        _ => steps.extend((0..sc.steps.len()).filter(|&s| !sc.steps[s].once_per_user)),
-    }
+    let (steps, once_steps) = steps_of(&shared, &draw);
     for (i, s) in steps.into_iter().enumerate() {
         if i == once_steps {
             drop(once_guard.take());
@@ -290,40 +269,8 @@ pub(super) async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, mea
                 return;
             }
         };
-        let lock = read_back.as_ref().map(|_| shared.write_locks.of(user));
-        let _held = match &lock {
-            Some(l) => Some(l.lock().await),
-            None => None,
-        };
-        let keep_body = !step.extract.is_empty();
-        let call = Call {
-            request: &step.request,
-            expect: &step.expect,
-            series: &shared.step_series[s],
-            keep_body,
-            read_back: false,
-        };
-        let reply = exchange(&shared, arm, call, main, intended, measured).await;
-        let failed = reply.is_err();
-        if let Ok((r, true)) = &reply {
-            if let Some(body) = &r.body {
-                let mut pop = shared.population.borrow_mut();
-                for (name, pointer) in &step.extract {
-                    if let Some(v) = json_pointer_text(body, pointer) {
-                        pop.set_extracted(user, name, v);
-                    }
-                }
-            }
-        }
-        if let (Ok((_, true)), Some(rb), Some(spec), Some(series)) =
-            (&reply, read_back, &step.read_back, &shared.read_back_series[s])
-        {
-            let call = Call { request: &spec.request, expect: &spec.expect, series, keep_body: false, read_back: true };
-            // The read is meant to follow the write at once, as a client's would.
-            let _ = exchange(&shared, arm, call, rb, Instant::now(), measured).await;
-        }
-        drop(_held);
-        if failed || shared.stop.get() {
+        let sent = Sent { arm, step: s, user, intended, measured };
+        if !run_step(&shared, sent, main, read_back).await || shared.stop.get() {
             return; // a user whose request failed does not go on with the flow
         }
         if let Some(think) = step.think_time {
@@ -332,4 +279,83 @@ pub(super) async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, mea
         // The next step is meant to start as soon as this one has finished.
         intended = Instant::now();
     }
+}
+
+/// The arm of the next iteration and its draw (shared by the two of a pair).
+fn next_draw(shared: &Shared) -> (&Arm, Draw) {
+    let mut rng = shared.rng.borrow_mut();
+    let fresh = |rng: &mut SmallRng| {
+        let iteration = shared.iteration.get();
+        shared.iteration.set(iteration + 1);
+        Draw {
+            user: shared.population.borrow_mut().pick(rng),
+            mix_choice: shared.mix.as_ref().map(|(mix, index)| index[mix.sample(rng)]),
+            seed: rng.random(),
+            iteration,
+        }
+    };
+    let (arm, draw) = shared.alternator.borrow_mut().next(&mut rng, fresh);
+    (&shared.arms[arm], draw)
+}
+
+/// The steps this iteration runs, in order, and how many of them lead as the
+/// user's `once_per_user` steps (claimed here, so no other iteration runs them).
+fn steps_of(shared: &Shared, draw: &Draw) -> (Vec<usize>, usize) {
+    let sc = &shared.scenario;
+    let mut steps: Vec<usize> = (0..sc.steps.len())
+        .filter(|&s| sc.steps[s].once_per_user && shared.population.borrow_mut().claim_once(draw.user, s))
+        .collect();
+    let once_steps = steps.len();
+    match (sc.flow, draw.mix_choice) {
+        (Flow::Mix, Some(choice)) => steps.push(choice),
+        _ => steps.extend((0..sc.steps.len()).filter(|&s| !sc.steps[s].once_per_user)),
+    }
+    (steps, once_steps)
+}
+
+/// Which step of which iteration is sent, and when it was meant to be.
+struct Sent<'a> {
+    arm: &'a Arm,
+    step: usize,
+    user: usize,
+    intended: Instant,
+    measured: bool,
+}
+
+/// Sends one step (and its read-back after a successful write), extracting what
+/// the step asks for. Returns whether the request got an answer.
+async fn run_step(shared: &Shared, sent: Sent<'_>, main: Rendered, read_back: Option<Rendered>) -> bool {
+    let Sent { arm, step: s, user, intended, measured } = sent;
+    let step = &shared.scenario.steps[s];
+    let lock = read_back.as_ref().map(|_| shared.write_locks.of(user));
+    let _held = match &lock {
+        Some(l) => Some(l.lock().await),
+        None => None,
+    };
+    let call = Call {
+        request: &step.request,
+        expect: &step.expect,
+        series: &shared.step_series[s],
+        keep_body: !step.extract.is_empty(),
+        read_back: false,
+    };
+    let reply = exchange(shared, arm, call, main, intended, measured).await;
+    if let Ok((r, true)) = &reply {
+        if let Some(body) = &r.body {
+            let mut pop = shared.population.borrow_mut();
+            for (name, pointer) in &step.extract {
+                if let Some(v) = json_pointer_text(body, pointer) {
+                    pop.set_extracted(user, name, v);
+                }
+            }
+        }
+    }
+    if let (Ok((_, true)), Some(rb), Some(spec), Some(series)) =
+        (&reply, read_back, &step.read_back, &shared.read_back_series[s])
+    {
+        let call = Call { request: &spec.request, expect: &spec.expect, series, keep_body: false, read_back: true };
+        // The read is meant to follow the write at once, as a client's would.
+        let _ = exchange(shared, arm, call, rb, Instant::now(), measured).await;
+    }
+    reply.is_ok()
 }
