@@ -49,9 +49,17 @@ fn label(key: &SeriesKey) -> String {
     }
 }
 
-/// One run (or one arm).
+/// One run (or one arm): what ran, per series latency, errors and validity, thresholds.
 pub fn render(doc: &ResultDoc) -> String {
     let mut out = String::new();
+    run_line(&mut out, doc);
+    series_table(&mut out, doc);
+    outcome(&mut out, doc);
+    out
+}
+
+/// The scenario, target, rate and counts.
+fn run_line(out: &mut String, doc: &ResultDoc) {
     let r = &doc.run;
     let m = &doc.metadata;
     let _ = writeln!(
@@ -74,6 +82,11 @@ pub fn render(doc: &ResultDoc) -> String {
         r.dropped_iterations,
         r.late_sends
     );
+}
+
+/// Per series: count, rate, corrected percentiles, raw p99, errors.
+fn series_table(out: &mut String, doc: &ResultDoc) {
+    let r = &doc.run;
     let _ = writeln!(
         out,
         "latency in ms from the intended start (corrected); raw = from the actual send\n{:<34} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}",
@@ -96,6 +109,12 @@ pub fn render(doc: &ResultDoc) -> String {
             s.errors
         );
     }
+}
+
+/// Errors, read-your-writes, status classes, the client's own cost, warnings,
+/// validity and thresholds.
+fn outcome(out: &mut String, doc: &ResultDoc) {
+    let r = &doc.run;
     if let Some(all) = doc.all() {
         if !all.error_kinds.is_empty() || all.check_failures > 0 {
             let kinds: Vec<String> = all.error_kinds.iter().map(|(k, n)| format!("{} {n}", k.as_str())).collect();
@@ -150,7 +169,6 @@ pub fn render(doc: &ResultDoc) -> String {
             t.unit
         );
     }
-    out
 }
 
 fn p_value(p: f64) -> String {
