@@ -43,8 +43,8 @@ pub struct Cli {
 /// Flags every command that sends load shares (`run`, `ab`, `bench`).
 #[derive(Args, Debug, Clone)]
 pub struct ClientFlags {
-    /// The target's BENCH_SECRET: derives the seeded users' credentials (bench: seeds
-    /// deployed workers and enables the layer ablation).
+    /// The target's BENCH_SECRET: derives the seeded users' credentials; `bench`
+    /// also seeds deployed workers with it and runs the layer ablation.
     #[arg(long, env = "BENCH_SECRET", hide_env_values = true)]
     pub bench_secret: Option<String>,
     /// No live progress line.
