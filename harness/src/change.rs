@@ -89,10 +89,7 @@ fn pct(x: f64) -> String {
 
 /// "auth: 31 % faster at p50, 95 % CI 27–35 %".
 fn plain_words(series: &SeriesKey, m: &MetricChange, noise: f64) -> String {
-    let name = match &series.series {
-        crate::series::Series::Tag(_) if !series.is_server_side() => series.label(),
-        _ => series.to_string(),
-    };
+    let name = series.short_name();
     let metric = m.metric.name();
     match m.direction {
         Direction::Faster => {

@@ -84,6 +84,16 @@ impl SeriesKey {
         }
     }
 
+    /// The text form without the `tag:` prefix (`auth`, `auth server:bot`, `*`,
+    /// `step:login`): tags are what people name series by.
+    pub fn short_name(&self) -> String {
+        let text = self.to_string();
+        match self.series {
+            Series::Tag(_) => text["tag:".len()..].to_owned(),
+            _ => text,
+        }
+    }
+
     /// The text form, parsed; `None` for text that is no series name.
     pub fn parse(text: &str) -> Option<SeriesKey> {
         text.parse().ok()
@@ -182,6 +192,8 @@ mod tests {
         }
         assert_eq!(SeriesKey::tag("auth").server_timing("bot").to_string(), "tag:auth server:bot");
         assert_eq!(SeriesKey::cache("bot", "hit").to_string(), "cache:bot=hit");
+        assert_eq!(SeriesKey::tag("auth").server_timing("bot").short_name(), "auth server:bot");
+        assert_eq!(SeriesKey::all().short_name(), "*");
     }
 
     #[test]

@@ -151,8 +151,13 @@ pub fn write(
     })
 }
 
-/// The templates of every page, loaded once per report.
-pub(crate) fn templates() -> Result<minijinja::Environment<'static>, String> {
+/// The templates of every page, parsed once per process.
+fn templates() -> Result<&'static minijinja::Environment<'static>, String> {
+    static TEMPLATES: std::sync::OnceLock<Result<minijinja::Environment<'static>, String>> = std::sync::OnceLock::new();
+    TEMPLATES.get_or_init(load_templates).as_ref().map_err(Clone::clone)
+}
+
+fn load_templates() -> Result<minijinja::Environment<'static>, String> {
     let mut env = minijinja::Environment::new();
     for (name, text) in [
         // One <head> (inline CSS) for every HTML page.
@@ -178,8 +183,7 @@ pub(crate) fn templates() -> Result<minijinja::Environment<'static>, String> {
 
 /// Renders template `name` with `ctx`.
 pub(crate) fn render(name: &str, ctx: &impl serde::Serialize) -> Result<String, String> {
-    let env = templates()?;
-    let template = env.get_template(name).map_err(|e| format!("template {name}: {e}"))?;
+    let template = templates()?.get_template(name).map_err(|e| format!("template {name}: {e}"))?;
     template.render(ctx).map_err(|e| format!("template {name}: {e}"))
 }
 
