@@ -10,10 +10,6 @@ pub const CHART: &str = "chart";
 pub struct Html;
 
 impl Exporter for Html {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
     fn export(&self, report: &Report<'_>, out: &mut Output) -> Result<(), String> {
         let dir = out.dir.clone().ok_or("the HTML report needs a directory")?;
         match report {

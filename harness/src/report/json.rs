@@ -8,10 +8,6 @@ pub const NAME: &str = "json";
 pub struct Json;
 
 impl Exporter for Json {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
     fn export(&self, report: &Report<'_>, out: &mut Output) -> Result<(), String> {
         if let Report::Bench(s) = report {
             let text = serde_json::to_string_pretty(s).map_err(|e| e.to_string())? + "\n";

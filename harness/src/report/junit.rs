@@ -42,10 +42,6 @@ struct Suite<'a> {
 }
 
 impl Exporter for Junit {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
     fn export(&self, report: &Report<'_>, out: &mut Output) -> Result<(), String> {
         let (title, cases) = match report {
             Report::Run(r) => (super::context::title(r), run_cases(r)),

@@ -8,10 +8,6 @@ pub const NAME: &str = "markdown";
 pub struct Markdown;
 
 impl Exporter for Markdown {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
     fn export(&self, report: &Report<'_>, out: &mut Output) -> Result<(), String> {
         let text = match report {
             Report::Run(r) => super::render("summary.md", &context::run(r, &[]))?,

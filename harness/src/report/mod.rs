@@ -51,8 +51,6 @@ pub enum Report<'a> {
 
 /// One output format.
 pub trait Exporter: Sync {
-    fn name(&self) -> &'static str;
-
     /// Writes to the terminal text rather than to the report directory.
     fn is_terminal(&self) -> bool {
         false

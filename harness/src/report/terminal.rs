@@ -17,10 +17,6 @@ use crate::series::SeriesKey;
 pub struct Terminal;
 
 impl Exporter for Terminal {
-    fn name(&self) -> &'static str {
-        "terminal"
-    }
-
     fn is_terminal(&self) -> bool {
         true
     }
