@@ -1,6 +1,7 @@
 //! One series' change from arm A to arm B: per metric both values, the relative
-//! change with its bootstrap 95 % CI and its direction, the Mann-Whitney test,
-//! and a plain-words line. Claims and the comparison are built on it.
+//! change with its bootstrap 95 % CI (time blocks when the results kept them) and
+//! what it says (faster, slower, no difference, undetermined), the Mann-Whitney
+//! test, and a plain-words line. Claims and the comparison are built on it.
 
 use std::fmt;
 
@@ -9,16 +10,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::compare::CompareOptions;
 use crate::series::SeriesKey;
-use crate::stats::{self, Dist, MannWhitney, Metric};
+use crate::stats::{self, Blocks, Dist, Interval, MannWhitney, Metric, MIN_BLOCKS};
 
-/// Which way a metric moved, beyond the noise band and with a CI clear of zero.
+/// What a metric's change says, by one rule used by the verdict tables, the
+/// claims' wording and the regression gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
+    /// The CI lies below zero and the change beyond the noise band.
     Faster,
+    /// The CI lies above zero and the change beyond the noise band.
     Slower,
-    /// Inside the noise band, or the CI spans zero.
+    /// No difference: the whole CI lies inside the ±noise band.
     Same,
+    /// Neither: the CI is wider than the band (it may span zero), or the arms
+    /// had too few samples for the metric.
+    Undetermined,
 }
 
 impl Direction {
@@ -27,17 +34,25 @@ impl Direction {
             Direction::Faster => "faster",
             Direction::Slower => "slower",
             Direction::Same => "same",
+            Direction::Undetermined => "undetermined",
         }
     }
 
-    fn of(change: f64, lo: f64, hi: f64, noise: f64) -> Direction {
+    pub fn of(change: f64, lo: f64, hi: f64, noise: f64) -> Direction {
         if hi < 0.0 && change < -noise {
             Direction::Faster
         } else if lo > 0.0 && change > noise {
             Direction::Slower
-        } else {
+        } else if lo >= -noise && hi <= noise {
             Direction::Same
+        } else {
+            Direction::Undetermined
         }
+    }
+
+    /// A difference was called.
+    pub fn is_called(self) -> bool {
+        matches!(self, Direction::Faster | Direction::Slower)
     }
 }
 
@@ -64,17 +79,57 @@ pub struct MetricChange {
     pub ci_low: f64,
     pub ci_high: f64,
     pub direction: Direction,
+    /// Both arms had at least [`Metric::min_samples`] requests; when not, the
+    /// direction is undetermined whatever the CI says.
+    #[serde(default = "yes")]
+    pub enough_samples: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How the CIs of a series were resampled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Resampling {
+    /// Time blocks, `joint` when one draw served both arms (interleaved runs).
+    Blocks { blocks: usize, block_ms: u32, joint: bool },
+    /// Single requests, as if independent: the result kept no blocks (older
+    /// files, server-side timings) or too few of them.
+    Requests,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesComparison {
     /// `tag:auth`, `*`, … with `server:<entry>` for Server-Timing histograms.
     pub series: SeriesKey,
+    /// The latencies compared per arm (successful responses).
     pub count_a: u64,
     pub count_b: u64,
+    /// Share of the series' requests that failed (transport errors, failed
+    /// expectations, dropped or unrendered iterations), per arm: compared beside
+    /// the latencies, which leave them out.
+    #[serde(default)]
+    pub error_rate_a: f64,
+    #[serde(default)]
+    pub error_rate_b: f64,
     pub metrics: Vec<MetricChange>,
     pub mann_whitney: MannWhitney,
+    /// Two-sided bootstrap p-value of "no change at p50".
+    #[serde(default)]
+    pub p_value: f64,
+    /// In an exploratory table: whether the p50 change survives the
+    /// Benjamini–Hochberg false-discovery-rate correction at 5 % over the table.
+    #[serde(default)]
+    pub fdr_significant: bool,
+    #[serde(default = "requests")]
+    pub resampling: Resampling,
     pub summary: String,
+}
+
+fn requests() -> Resampling {
+    Resampling::Requests
 }
 
 impl SeriesComparison {
@@ -91,53 +146,128 @@ fn pct(x: f64) -> String {
 fn plain_words(series: &SeriesKey, m: &MetricChange, noise: f64) -> String {
     let name = series.short_name();
     let metric = m.metric.name();
+    let (change, lo, hi) = (pct(m.change), pct(m.ci_low), pct(m.ci_high));
     match m.direction {
         Direction::Faster => {
             format!("{name}: {} % faster at {metric}, 95 % CI {}–{} %", pct(-m.change), pct(-m.ci_high), pct(-m.ci_low))
         }
-        Direction::Slower => {
-            format!("{name}: {} % slower at {metric}, 95 % CI {}–{} %", pct(m.change), pct(m.ci_low), pct(m.ci_high))
-        }
+        Direction::Slower => format!("{name}: {change} % slower at {metric}, 95 % CI {lo}–{hi} %"),
         Direction::Same => format!(
-            "{name}: no difference beyond ±{} % at {metric} (change {} %, 95 % CI {} to {} %)",
-            pct(noise),
-            pct(m.change),
-            pct(m.ci_low),
-            pct(m.ci_high)
+            "{name}: no difference at {metric}: the 95 % CI {lo} to {hi} % lies inside ±{} % (change {change} %)",
+            pct(noise)
+        ),
+        Direction::Undetermined if !m.enough_samples => format!(
+            "{name}: undetermined at {metric}: fewer than {} requests per arm (change {change} %, 95 % CI {lo} to {hi} %)",
+            m.metric.min_samples()
+        ),
+        Direction::Undetermined => format!(
+            "{name}: undetermined at {metric} (change {change} %, 95 % CI {lo} to {hi} %, wider than ±{} %)",
+            pct(noise)
         ),
     }
 }
 
-/// Compares one distribution pair.
-pub fn compare_dists(
+/// One arm's requests of a series, as the comparison reads them.
+pub struct ArmSeries {
+    /// The latencies compared: successful responses (when the result kept blocks).
+    pub dist: Dist,
+    /// By time block, when the result kept them.
+    pub blocks: Option<Blocks>,
+    /// Every request of the series, and the errors among them.
+    pub requests: u64,
+    pub errors: u64,
+}
+
+impl ArmSeries {
+    fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.requests as f64
+        }
+    }
+}
+
+/// Block bootstrap when both arms kept enough blocks, else single requests.
+fn intervals(
+    a: &ArmSeries,
+    b: &ArmSeries,
+    joint: bool,
+    opts: &CompareOptions,
+    rng: &mut SmallRng,
+) -> ([Interval; 5], Resampling) {
+    if let (Some(ba), Some(bb)) = (&a.blocks, &b.blocks) {
+        let (len, blocks) = stats::block_layout(ba, bb, joint);
+        if blocks >= MIN_BLOCKS && ba.unit_ms == bb.unit_ms {
+            let block_ms = ba.unit_ms * len;
+            let out = stats::block_bootstrap(ba, bb, joint, opts.resamples, rng);
+            return (out, Resampling::Blocks { blocks, block_ms, joint });
+        }
+    }
+    (stats::bootstrap_changes(&a.dist, &b.dist, opts.resamples, rng), Resampling::Requests)
+}
+
+/// Compares one series of two arms; `joint`: the arms were interleaved.
+pub fn compare_series(
     series: &SeriesKey,
-    a: &Dist,
-    b: &Dist,
+    a: &ArmSeries,
+    b: &ArmSeries,
+    joint: bool,
     opts: &CompareOptions,
     rng: &mut SmallRng,
 ) -> SeriesComparison {
+    let (found, resampling) = intervals(a, b, joint, opts, rng);
+    let fewest = a.dist.len().min(b.dist.len());
     let metrics: Vec<MetricChange> = Metric::ALL
         .iter()
-        .map(|&metric| {
-            let (change, lo, hi) = stats::bootstrap_change(a, b, metric, opts.resamples, rng);
+        .zip(found)
+        .map(|(&metric, i)| {
+            let enough_samples = fewest >= metric.min_samples();
+            let direction =
+                if enough_samples { Direction::of(i.point, i.low, i.high, opts.noise) } else { Direction::Undetermined };
             MetricChange {
                 metric,
-                a: metric.of(a),
-                b: metric.of(b),
-                change,
-                ci_low: lo,
-                ci_high: hi,
-                direction: Direction::of(change, lo, hi, opts.noise),
+                a: metric.of(&a.dist),
+                b: metric.of(&b.dist),
+                change: i.point,
+                ci_low: i.low,
+                ci_high: i.high,
+                direction,
+                enough_samples,
             }
         })
         .collect();
-    let summary = plain_words(series, &metrics[0], opts.noise);
+    let mut summary = plain_words(series, &metrics[0], opts.noise);
+    if a.errors + b.errors > 0 && !series.is_server_side() {
+        summary.push_str(&format!(
+            "; errors {:.2} % → {:.2} % (left out of the latencies)",
+            a.error_rate() * 100.0,
+            b.error_rate() * 100.0
+        ));
+    }
     SeriesComparison {
         series: series.clone(),
-        count_a: a.len(),
-        count_b: b.len(),
+        count_a: a.dist.len(),
+        count_b: b.dist.len(),
+        error_rate_a: a.error_rate(),
+        error_rate_b: b.error_rate(),
         metrics,
-        mann_whitney: stats::mann_whitney(a, b),
+        mann_whitney: stats::mann_whitney(&a.dist, &b.dist),
+        p_value: found[0].p_value,
+        fdr_significant: false,
+        resampling,
         summary,
+    }
+}
+
+/// Marks the series whose p50 change survives Benjamini–Hochberg at `q` among
+/// `family` (indices into `series`).
+pub fn mark_fdr(series: &mut [SeriesComparison], family: &[usize], q: f64) {
+    let mut order: Vec<usize> = family.to_vec();
+    order.sort_by(|&x, &y| series[x].p_value.total_cmp(&series[y].p_value));
+    let m = order.len() as f64;
+    let passing = order.iter().enumerate().filter(|(k, &i)| series[i].p_value <= (k + 1) as f64 / m * q).map(|(k, _)| k).last();
+    for (k, &i) in order.iter().enumerate() {
+        series[i].fdr_significant = passing.is_some_and(|last| k <= last);
     }
 }

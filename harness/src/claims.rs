@@ -2,7 +2,9 @@
 //! "Compare and claims"), judged on the series changes of a comparison:
 //! confirmed (the CI of the improvement lies inside the claimed range), exceeded
 //! (above it), short (below it, but an improvement), refuted (no improvement, or
-//! worse), inconclusive (the CI straddles an edge of the range).
+//! worse), inconclusive (the CI straddles an edge of the range). The verdict is
+//! the pre-registered primary metric's (p50 unless the claim names another); the
+//! other metrics are shown, and one that disagrees is said in the reason.
 
 use std::path::Path;
 
@@ -30,9 +32,22 @@ pub struct Claim {
     /// A Server-Timing entry of that series (`bot`), for server-side claims.
     #[serde(default)]
     pub server_timing: Option<String>,
+    /// The metric the verdict is the verdict of, fixed before the run.
+    #[serde(default = "p50")]
+    pub primary: String,
+    /// Secondary metrics, judged and shown beside the primary.
+    #[serde(default)]
     pub metrics: Vec<String>,
     /// The claimed improvement, percent faster (or lower): `[25, 35]`.
     pub faster_by: [f64; 2],
+    /// The cache layer the claim is about: `harness bench` judges it on the run
+    /// that switches on that layer alone (against all layers off).
+    #[serde(default)]
+    pub layer: Option<String>,
+}
+
+fn p50() -> String {
+    "p50".to_owned()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +59,8 @@ pub enum Verdict {
     Refuted,
     Inconclusive,
     NotMeasured,
+    /// The series is at the clock's resolution in an arm: no figure to judge.
+    NotMeasurable,
 }
 
 impl Verdict {
@@ -55,6 +72,7 @@ impl Verdict {
             Verdict::Refuted => "refuted",
             Verdict::Inconclusive => "inconclusive",
             Verdict::NotMeasured => "not measured",
+            Verdict::NotMeasurable => "not measurable",
         }
     }
 
@@ -150,8 +168,18 @@ impl Claim {
         self.key().map_or_else(|| self.series.clone(), |k| k.to_string())
     }
 
-    /// The verdict on the compared series; the metrics must agree for any verdict
-    /// but inconclusive.
+    /// The primary metric first, then the secondaries (without repeating it).
+    fn judged_metrics(&self) -> Vec<Metric> {
+        let mut out: Vec<Metric> = Metric::parse(&self.primary).into_iter().collect();
+        for m in self.metrics.iter().filter_map(|m| Metric::parse(m)) {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    /// The verdict on the compared series: the primary metric's.
     pub fn judge(&self, compared: &[SeriesComparison], noise: f64) -> ClaimVerdict {
         let key = self.key_text();
         let base = |verdict, reason: String, metrics| ClaimVerdict {
@@ -167,41 +195,47 @@ impl Claim {
         };
         let mut metrics = Vec::new();
         let mut reasons = Vec::new();
-        for name in &self.metrics {
-            let Some(m) = Metric::parse(name).and_then(|m| s.metric(m)) else { continue };
+        for metric in self.judged_metrics() {
+            let Some(m) = s.metric(metric) else { continue };
             let (imp, lo, hi) = (-m.change * 100.0, -m.ci_high * 100.0, -m.ci_low * 100.0);
-            let (mut verdict, mut reason) = judge_metric(imp, lo, hi, self.faster_by, noise * 100.0);
-            // 1 µs is the recording floor: a baseline there was measured as zero
-            // (Workers' clock does not advance during pure computation), and a change
-            // relative to zero is no figure to print: say it in milliseconds.
-            if m.a <= FLOOR_MS {
-                let [low, high] = self.faster_by;
-                (verdict, reason) = if m.b > FLOOR_MS {
-                    (
-                        Verdict::Refuted,
-                        format!(
-                            "A measured 0 ms (below the clock's resolution: the work is CPU-only), B {:.3} ms: \
-                             with the cache the step takes longer, claimed {low}–{high} % faster",
-                            m.b
-                        ),
-                    )
-                } else {
-                    (Verdict::Inconclusive, "both arms measured 0 ms, below the clock's resolution".to_owned())
-                };
-            }
+            let (verdict, reason) = if m.a <= FLOOR_MS || m.b <= FLOOR_MS {
+                // 1 µs is the recording floor: an arm there measured zero (Workers'
+                // clock does not advance during pure computation), and a change
+                // relative to zero is no figure: no verdict either way.
+                (
+                    Verdict::NotMeasurable,
+                    format!(
+                        "A {:.3} ms, B {:.3} ms: an arm is at the clock's resolution (CPU-only work does not \
+                         advance a Worker's clock); judge it client-side",
+                        m.a, m.b
+                    ),
+                )
+            } else if !m.enough_samples {
+                (
+                    Verdict::Inconclusive,
+                    format!("fewer than {} requests per arm for {}", m.metric.min_samples(), m.metric.name()),
+                )
+            } else {
+                judge_metric(imp, lo, hi, self.faster_by, noise * 100.0)
+            };
             reasons.push(format!("{}: {reason}", m.metric.name()));
             metrics.push(MetricVerdict { metric: m.metric, improvement: imp, ci_low: lo, ci_high: hi, verdict });
         }
-        if metrics.is_empty() {
-            return base(Verdict::NotMeasured, "none of the claim's metrics were compared".into(), metrics);
-        }
-        let first = metrics[0].verdict;
-        let verdict = if metrics.iter().all(|m| m.verdict == first) { first } else { Verdict::Inconclusive };
-        let reason = if verdict == Verdict::Inconclusive && first != Verdict::Inconclusive {
-            format!("the metrics disagree: {}", reasons.join("; "))
-        } else {
-            reasons.join("; ")
+        let Some(primary) = metrics.first().filter(|m| Some(m.metric) == Metric::parse(&self.primary)) else {
+            return base(Verdict::NotMeasured, format!("the primary metric {} was not compared", self.primary), metrics);
         };
+        let verdict = primary.verdict;
+        let mut reason = reasons[0].clone();
+        let (agree, disagree): (Vec<&MetricVerdict>, Vec<&MetricVerdict>) =
+            metrics[1..].iter().partition(|m| m.verdict == verdict);
+        if !agree.is_empty() {
+            let names: Vec<&str> = agree.iter().map(|m| m.metric.name()).collect();
+            reason.push_str(&format!(" ({} {} too)", names.join(", "), if agree.len() == 1 { "agrees" } else { "agree" }));
+        }
+        for m in disagree {
+            let i = metrics.iter().position(|x| x.metric == m.metric).expect("from metrics");
+            reason.push_str(&format!("; secondary {} disagrees, {}: {}", m.metric.name(), m.verdict.as_str(), reasons[i]));
+        }
         base(verdict, reason, metrics)
     }
 }
@@ -217,10 +251,12 @@ pub fn explain(path: &Path, claims: &[Claim]) -> String {
         };
         let _ = writeln!(
             out,
-            "  - {}: {:?} — judged on {on}, metrics {}, claimed {}–{} % faster (B against A)",
+            "  - {}: {:?} — judged on {on}{}, primary metric {} (also shown: {}), claimed {}–{} % faster (B against A)",
             c.name,
             c.statement,
-            c.metrics.join(", "),
+            c.layer.as_ref().map(|l| format!(" in the `{l}` layer run")).unwrap_or_default(),
+            c.primary,
+            if c.metrics.is_empty() { "none".to_owned() } else { c.metrics.join(", ") },
             c.faster_by[0],
             c.faster_by[1]
         );
@@ -246,7 +282,7 @@ pub fn load(path: &Path) -> Result<Vec<Claim>, String> {
         if let Err(e) = c.series.parse::<SeriesKey>() {
             return Err(format!("{}: claim {:?}: series {e}", path.display(), c.name));
         }
-        if let Some(bad) = c.metrics.iter().find(|m| Metric::parse(m).is_none()) {
+        if let Some(bad) = std::iter::once(&c.primary).chain(&c.metrics).find(|m| Metric::parse(m).is_none()) {
             return Err(format!(
                 "{}: claim {:?}: unknown metric {bad:?}; expected p50, p90, p95, p99 or mean",
                 path.display(),
@@ -287,40 +323,79 @@ mod tests {
         assert_eq!(judge_metric(36.0, 31.0, 41.0, r, 2.0).0, Verdict::Inconclusive);
     }
 
-    fn server_bot(a: f64, b: f64) -> SeriesComparison {
-        let change = (b - a) / a;
+    fn compared(series: SeriesKey, changes: &[(Metric, f64, f64, f64, f64)]) -> SeriesComparison {
         SeriesComparison {
-            series: SeriesKey::tag("auth").server_timing("bot"),
-            count_a: 100,
-            count_b: 100,
-            metrics: vec![crate::change::MetricChange {
-                metric: Metric::P50,
-                a,
-                b,
-                change,
-                ci_low: change,
-                ci_high: change,
-                direction: crate::change::Direction::Slower,
-            }],
+            series,
+            count_a: 5000,
+            count_b: 5000,
+            error_rate_a: 0.0,
+            error_rate_b: 0.0,
+            metrics: changes
+                .iter()
+                .map(|&(metric, a, b, lo, hi)| {
+                    let change = (b - a) / a;
+                    crate::change::MetricChange {
+                        metric,
+                        a,
+                        b,
+                        change,
+                        ci_low: lo,
+                        ci_high: hi,
+                        direction: crate::change::Direction::of(change, lo, hi, 0.02),
+                        enough_samples: true,
+                    }
+                })
+                .collect(),
             mann_whitney: crate::stats::MannWhitney { u_a: 0.0, u_b: 0.0, z: 0.0, p_value: 0.0 },
+            p_value: 0.0,
+            fdr_significant: false,
+            resampling: crate::change::Resampling::Requests,
             summary: String::new(),
         }
     }
 
+    fn claim(series: &str, server_timing: Option<&str>, metrics: &[&str], range: [f64; 2]) -> Claim {
+        Claim {
+            name: "c".into(),
+            statement: "s".into(),
+            series: series.into(),
+            server_timing: server_timing.map(str::to_owned),
+            primary: "p50".into(),
+            metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
+            faster_by: range,
+            layer: None,
+        }
+    }
+
     #[test]
-    fn a_baseline_at_the_clock_floor_is_judged_in_milliseconds() {
-        let claim = Claim {
-            name: "bot-detection".into(),
-            statement: "50–60 % lower".into(),
-            series: "tag:auth".into(),
-            server_timing: Some("bot".into()),
-            metrics: vec!["p50".into()],
-            faster_by: [50.0, 60.0],
-        };
-        let v = claim.judge(&[server_bot(0.001, 1.0)], 0.02);
-        assert_eq!(v.verdict, Verdict::Refuted);
-        assert!(v.reason.contains("A measured 0 ms") && v.reason.contains("B 1.000 ms"), "{}", v.reason);
+    fn a_series_at_the_clock_floor_is_not_measurable() {
+        let claim = claim("tag:auth", Some("bot"), &["mean"], [50.0, 60.0]);
+        let key = SeriesKey::tag("auth").server_timing("bot");
+        let floor = compared(key.clone(), &[(Metric::P50, 0.001, 1.0, 999.0, 999.0)]);
+        let v = claim.judge(&[floor], 0.02);
+        assert_eq!(v.verdict, Verdict::NotMeasurable, "{}", v.reason);
+        assert!(v.reason.contains("clock's resolution") && v.reason.contains("B 1.000 ms"), "{}", v.reason);
         assert!(!v.reason.contains("99900"), "no percentage from zero: {}", v.reason);
-        assert_eq!(claim.judge(&[server_bot(0.001, 0.001)], 0.02).verdict, Verdict::Inconclusive);
+        let both = compared(key, &[(Metric::P50, 0.001, 0.001, 0.0, 0.0)]);
+        assert_eq!(claim.judge(&[both], 0.02).verdict, Verdict::NotMeasurable);
+    }
+
+    #[test]
+    fn the_primary_metric_decides_and_a_disagreeing_secondary_is_said() {
+        let key = SeriesKey::tag("auth");
+        // p50 30 % faster (CI 27–33): confirmed; mean 10 % faster: short.
+        let c = compared(
+            key.clone(),
+            &[(Metric::P50, 10.0, 7.0, -0.33, -0.27), (Metric::Mean, 10.0, 9.0, -0.13, -0.07)],
+        );
+        let v = claim("tag:auth", None, &["mean"], [25.0, 35.0]).judge(std::slice::from_ref(&c), 0.02);
+        assert_eq!(v.verdict, Verdict::Confirmed, "{}", v.reason);
+        assert!(v.reason.contains("secondary mean disagrees, short"), "{}", v.reason);
+        assert_eq!(v.metrics.iter().map(|m| m.metric).collect::<Vec<_>>(), [Metric::P50, Metric::Mean]);
+        // Both refute: one verdict, said once, the secondary agreeing.
+        let c = compared(key, &[(Metric::P50, 10.0, 10.1, -0.01, 0.03), (Metric::Mean, 10.0, 10.0, -0.01, 0.01)]);
+        let v = claim("tag:auth", None, &["mean"], [25.0, 35.0]).judge(&[c], 0.02);
+        assert_eq!(v.verdict, Verdict::Refuted, "{}", v.reason);
+        assert!(v.reason.contains("(mean agrees too)"), "{}", v.reason);
     }
 }

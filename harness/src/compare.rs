@@ -9,7 +9,7 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-pub use crate::change::{compare_dists, Direction, MetricChange, SeriesComparison};
+pub use crate::change::{compare_series, ArmSeries, Direction, MetricChange, Resampling, SeriesComparison};
 use crate::claims::{self, Claim, ClaimVerdict};
 use crate::result::{ResultDoc, SeriesDoc};
 use crate::series::SeriesKey;
@@ -56,8 +56,24 @@ pub struct Comparison {
 
 pub const COMPARISON_SCHEMA: &str = "cache-bench/comparison/v1";
 
-fn dist(s: &SeriesDoc) -> Result<Dist, String> {
-    Ok(Dist::from_histogram(&s.corrected.decode()?))
+/// The false-discovery rate the exploratory series are marked at.
+pub const FDR_Q: f64 = 0.05;
+
+/// The successful responses of a series (its blocks hold only those); a file
+/// without blocks gives its corrected histogram, errors included.
+fn arm_series(s: &SeriesDoc) -> Result<ArmSeries, String> {
+    let blocks = s.blocks.as_ref().map(|b| b.to_blocks());
+    let dist = match &blocks {
+        Some(b) => b.dist(),
+        None => Dist::from_histogram(&s.corrected.decode()?),
+    };
+    Ok(ArmSeries { dist, blocks, requests: s.requests, errors: s.errors })
+}
+
+/// Server-side timings are kept as one histogram per series: resampled per
+/// request; the series' requests and errors are those of `parent`.
+fn server_series(h: &crate::result::EncodedHistogram, parent: &SeriesDoc) -> Result<ArmSeries, String> {
+    Ok(ArmSeries { dist: Dist::from_histogram(&h.decode()?), blocks: None, requests: parent.requests, errors: parent.errors })
 }
 
 /// Compares `a` (the baseline) with `b` (the candidate) and judges `claims` on
@@ -88,18 +104,20 @@ pub fn compare_arms(
         if sa.requests == 0 || sb.requests == 0 {
             continue;
         }
-        series.push(compare_dists(&key, &dist(sa)?, &dist(sb)?, opts, &mut rng));
+        series.push(compare_series(&key, &arm_series(sa)?, &arm_series(sb)?, interleaved, opts, &mut rng));
         let entries: BTreeMap<&String, _> =
             sa.server_timing.iter().filter(|(k, _)| sb.server_timing.contains_key(*k)).collect();
         for (entry, ha) in entries {
-            let da = Dist::from_histogram(&ha.decode()?);
-            let db = Dist::from_histogram(&sb.server_timing[entry].decode()?);
-            series.push(compare_dists(&key.server_timing(entry), &da, &db, opts, &mut rng));
+            let (da, db) = (server_series(ha, sa)?, server_series(&sb.server_timing[entry], sb)?);
+            series.push(compare_series(&key.server_timing(entry), &da, &db, interleaved, opts, &mut rng));
         }
     }
+    // Everything below the headline is exploratory: many series, one table.
+    let family: Vec<usize> = (0..series.len()).filter(|&i| !series[i].series.is_headline()).collect();
+    crate::change::mark_fdr(&mut series, &family, FDR_Q);
     let regressions = match opts.max_regression {
         None => Vec::new(),
-        Some(limit) => regressions(&series, limit, opts.noise),
+        Some(limit) => regressions(&series, limit),
     };
     Ok(Comparison {
         schema: COMPARISON_SCHEMA.to_owned(),
@@ -107,7 +125,7 @@ pub fn compare_arms(
         b: label(b),
         interleaved,
         noise: opts.noise,
-        notes: notes(a, b, interleaved),
+        notes: notes(a, b, interleaved, &series),
         series,
         claims: Vec::new(),
         max_regression: opts.max_regression,
@@ -115,12 +133,12 @@ pub fn compare_arms(
     })
 }
 
-/// Metrics slower than `limit`, with a CI clear of the noise band.
-fn regressions(series: &[SeriesComparison], limit: f64, noise: f64) -> Vec<Regression> {
+/// Metrics called slower (the rule of [`Direction`]) by more than `limit`.
+fn regressions(series: &[SeriesComparison], limit: f64) -> Vec<Regression> {
     series
         .iter()
         .flat_map(|s| {
-            s.metrics.iter().filter(move |m| m.change > limit && m.ci_low > noise).map(move |m| Regression {
+            s.metrics.iter().filter(move |m| m.direction == Direction::Slower && m.change > limit).map(move |m| Regression {
                 series: s.series.clone(),
                 metric: m.metric,
                 change: m.change,
@@ -132,8 +150,21 @@ fn regressions(series: &[SeriesComparison], limit: f64, noise: f64) -> Vec<Regre
 }
 
 /// What the reader must know about the two results before trusting the changes.
-fn notes(a: &ResultDoc, b: &ResultDoc, interleaved: bool) -> Vec<String> {
+fn notes(a: &ResultDoc, b: &ResultDoc, interleaved: bool, series: &[SeriesComparison]) -> Vec<String> {
     let mut notes = Vec::new();
+    let by_request = series
+        .iter()
+        .filter(|s| !s.series.is_server_side() && s.resampling == Resampling::Requests)
+        .map(|s| s.series.to_string())
+        .collect::<Vec<_>>();
+    if !by_request.is_empty() {
+        notes.push(format!(
+            "{}: the CIs resample single requests as if independent (the results kept no time blocks, or fewer \
+             than {} of them), so they may be too narrow",
+            by_request.join(", "),
+            crate::stats::MIN_BLOCKS
+        ));
+    }
     let only = |x: &ResultDoc, y: &ResultDoc| {
         x.keyed_series()
             .filter(|(k, _)| k.is_comparable() && y.series_of(k).is_none())

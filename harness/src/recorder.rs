@@ -70,6 +70,10 @@ pub struct SeriesStats {
     pub cache: BTreeMap<String, BTreeMap<String, u64>>,
     /// Server-Timing entry → µs.
     pub server_timing: BTreeMap<String, Histogram<u64>>,
+    /// The corrected latencies again, by [`BLOCK_MS`] block of intended start:
+    /// block → µs (at the histogram's precision) → count. For the comparable
+    /// series only (not per cache outcome): the block bootstrap resamples them.
+    pub blocks: BTreeMap<u32, BTreeMap<u64, u64>>,
 }
 
 impl Default for SeriesStats {
@@ -86,9 +90,15 @@ impl Default for SeriesStats {
             bytes: 0,
             cache: BTreeMap::new(),
             server_timing: BTreeMap::new(),
+            blocks: BTreeMap::new(),
         }
     }
 }
+
+/// Length of the time blocks the corrected latencies are also kept in. Short,
+/// so that a run of a few seconds still has enough of them; `compare` joins
+/// neighbours into longer resampling blocks for longer runs.
+pub const BLOCK_MS: u32 = 100;
 
 /// The series a step's requests are recorded in, computed once per step so that
 /// recording allocates nothing per request.
@@ -128,6 +138,8 @@ pub struct Sample<'a> {
     pub ok: bool,
     /// A read-back answered but did not show the write: a stale read.
     pub stale: bool,
+    /// The [`BLOCK_MS`] block of the measured part the request was meant to start in.
+    pub block: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -202,6 +214,12 @@ impl Recorder {
             }
             // Server-side timings beside the client-side ones, for the series a
             // comparison is made on (not repeated per cache outcome).
+            if i < with_timing && s.ok {
+                // Latency comparisons use successful responses; errors are compared
+                // as a rate beside them.
+                let us = st.corrected.median_equivalent(s.corrected_us.clamp(1, HIGHEST_US));
+                bump(st.blocks.entry(s.block).or_default(), us);
+            }
             if i < with_timing {
                 for (name, us) in &timings {
                     record(st.server_timing.entry((*name).to_owned()).or_insert_with(new_histogram), *us);
@@ -218,6 +236,30 @@ impl Recorder {
             }
             for (layer, outcome) in &cache {
                 bump(iv.cache.entry((*layer).to_owned()).or_default(), (*outcome).to_owned());
+            }
+        }
+    }
+
+    /// An iteration that sent nothing: an error of `kind` in the series of the
+    /// step it would have run. One dropped after waiting `censored_us` for a slot
+    /// enters the corrected histogram at that value, a lower bound of the latency
+    /// it would have had (censored), so the tail does not lose it.
+    pub fn record_unsent(&mut self, series: &StepSeries, kind: ErrorKind, censored_us: Option<u64>) {
+        for key in &series.all {
+            let st = series_mut(&mut self.series, key);
+            st.requests += 1;
+            st.errors += 1;
+            bump(&mut st.error_kinds, kind);
+            if let Some(us) = censored_us {
+                record(&mut st.corrected, us);
+            }
+        }
+        for key in &series.intervals {
+            let iv = series_mut(&mut self.interval, key);
+            iv.requests += 1;
+            iv.errors += 1;
+            if let Some(us) = censored_us {
+                record(iv.corrected.get_or_insert_with(new_histogram), us);
             }
         }
     }
@@ -290,6 +332,7 @@ mod tests {
                 result: Ok(&reply),
                 ok: true,
                 stale: false,
+                block: us as u32 / 1000,
             });
         }
         let fail = Failure { kind: ErrorKind::Timeout, message: "t".into() };
@@ -300,9 +343,24 @@ mod tests {
             result: Err(&fail),
             ok: false,
             stale: false,
+            block: 0,
         });
         let all = r.all().unwrap();
         assert_eq!((all.requests, all.errors, all.bytes), (4, 1, 30));
+        // Blocks hold every successful request of the comparable series once, by block.
+        assert!(!all.blocks.contains_key(&0), "the failed request is an error, not a latency");
+        assert_eq!(all.blocks[&3].keys().collect::<Vec<_>>(), [&all.corrected.median_equivalent(3000)]);
+        assert_eq!(all.blocks.values().flat_map(|b| b.values()).sum::<u64>(), 3);
+        // An iteration that sent nothing is an error; a dropped one enters the
+        // corrected histogram at its (censored) wait.
+        r.record_unsent(&series, ErrorKind::Dropped, Some(500_000));
+        r.record_unsent(&series, ErrorKind::Template, None);
+        let all = r.all().unwrap();
+        assert_eq!((all.requests, all.errors), (6, 3));
+        assert_eq!((all.error_kinds[&ErrorKind::Dropped], all.error_kinds[&ErrorKind::Template]), (1, 1));
+        assert_eq!(all.corrected.len(), 5);
+        assert!(all.corrected.max() >= 500_000);
+        assert!(r.series.keys().filter(|k| k.starts_with("cache:")).all(|k| r.series[k].blocks.is_empty()));
         assert_eq!(all.status["2xx"], 3);
         assert_eq!(all.error_kinds[&ErrorKind::Timeout], 1);
         assert_eq!(r.series["cache:bot=hit"].requests, 3);
@@ -311,7 +369,7 @@ mod tests {
         assert_eq!(all.raw.max(), hdrhistogram::Histogram::<u64>::new(3).unwrap().highest_equivalent(9000));
         let closed = r.close_interval(1);
         let star = closed.iter().find(|(s, _)| s.series == "*").unwrap();
-        assert_eq!((star.0.requests, star.0.errors), (4, 1));
+        assert_eq!((star.0.requests, star.0.errors), (6, 3));
         assert_eq!(star.0.cache["bot"]["hit"], 3);
         assert!(r.close_interval(2).iter().all(|(s, _)| s.requests == 0));
     }

@@ -87,6 +87,44 @@ pub struct SeriesDoc {
     pub raw: EncodedHistogram,
     /// Server-Timing entry → µs.
     pub server_timing: BTreeMap<String, EncodedHistogram>,
+    /// The corrected latencies by time block, for the block bootstrap (absent in
+    /// per-cache-outcome series and in files written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<BlocksDoc>,
+}
+
+/// A series' corrected latencies per time block of intended start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlocksDoc {
+    /// Length of a block; block 0 begins with the measured part.
+    pub block_ms: u32,
+    /// `[block, µs, count]`, by block then µs.
+    pub counts: Vec<[u64; 3]>,
+}
+
+impl BlocksDoc {
+    fn of(blocks: &BTreeMap<u32, BTreeMap<u64, u64>>) -> BlocksDoc {
+        BlocksDoc {
+            block_ms: crate::recorder::BLOCK_MS,
+            counts: blocks
+                .iter()
+                .flat_map(|(b, values)| values.iter().map(move |(us, c)| [u64::from(*b), *us, *c]))
+                .collect(),
+        }
+    }
+
+    /// In milliseconds, for the bootstrap.
+    pub fn to_blocks(&self) -> crate::stats::Blocks {
+        let mut out = crate::stats::Blocks { unit_ms: self.block_ms, blocks: Vec::new() };
+        for [b, us, c] in &self.counts {
+            let b = u32::try_from(*b).unwrap_or(u32::MAX);
+            if out.blocks.last().is_none_or(|(last, _)| *last != b) {
+                out.blocks.push((b, Vec::new()));
+            }
+            out.blocks.last_mut().expect("pushed above").1.push((*us as f64 / 1000.0, *c));
+        }
+        out
+    }
 }
 
 impl SeriesDoc {
@@ -105,6 +143,7 @@ impl SeriesDoc {
             corrected: EncodedHistogram::encode(&s.corrected),
             raw: EncodedHistogram::encode(&s.raw),
             server_timing: s.server_timing.iter().map(|(k, h)| (k.clone(), EncodedHistogram::encode(h))).collect(),
+            blocks: (!s.blocks.is_empty()).then(|| BlocksDoc::of(&s.blocks)),
         }
     }
 }
@@ -148,6 +187,10 @@ pub struct Metadata {
     /// What the target's `GET /health` said its version was, if it said.
     #[serde(default)]
     pub worker_version: Option<String>,
+    /// The servers this arm's requests went to, balanced with the other arm's
+    /// (`harness ab`/`bench` with two servers); empty when only `target`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
     /// RFC 3339, UTC.
     pub started_at: String,
     pub ended_at: Option<String>,

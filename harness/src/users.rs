@@ -12,9 +12,13 @@ use crate::scenario::{Pick, Users};
 pub struct Population {
     users: Vec<SeededUser>,
     picker: Picker,
-    /// Values extracted from responses, per user; kept for the user's later steps.
+    /// Slots per arm: the users, or one anonymous slot.
+    slots: usize,
+    /// Values extracted from responses, per arm and user (slot `arm * slots + user`);
+    /// kept for the user's later steps in that arm. Each arm of an A/B is its own
+    /// client: a token fetched by one arm is never used by the other, nor waited for.
     extracted: Vec<HashMap<String, String>>,
-    /// Steps marked `once_per_user` that have run for the user.
+    /// Steps marked `once_per_user` that have run for the user in the arm.
     done_once: Vec<Vec<bool>>,
 }
 
@@ -26,16 +30,17 @@ enum Picker {
 
 impl Population {
     /// A run without `[users]`: one anonymous slot that holds extracted values.
-    pub fn anonymous(steps: usize) -> Population {
+    pub fn anonymous(steps: usize, arms: usize) -> Population {
         Population {
             users: Vec::new(),
             picker: Picker::Sequential(0),
-            extracted: vec![HashMap::new()],
-            done_once: vec![vec![false; steps]],
+            slots: 1,
+            extracted: vec![HashMap::new(); arms],
+            done_once: vec![vec![false; steps]; arms],
         }
     }
 
-    pub fn new(spec: &Users, bench_secret: &str, steps: usize) -> Result<Population, String> {
+    pub fn new(spec: &Users, bench_secret: &str, steps: usize, arms: usize) -> Result<Population, String> {
         let n = spec.count as usize;
         let picker = match spec.pick {
             Pick::Uniform => Picker::Uniform,
@@ -45,13 +50,23 @@ impl Population {
         Ok(Population {
             users: (0..spec.count).map(|i| seeded_user(bench_secret, spec.seed, i)).collect(),
             picker,
-            extracted: vec![HashMap::new(); n],
-            done_once: vec![vec![false; steps]; n],
+            slots: n,
+            extracted: vec![HashMap::new(); n * arms],
+            done_once: vec![vec![false; steps]; n * arms],
         })
     }
 
     pub fn len(&self) -> usize {
         self.users.len()
+    }
+
+    /// The users an arm keeps state for: the population, or the anonymous slot.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    fn slot(&self, arm: usize, user: usize) -> usize {
+        arm * self.slots + user
     }
 
     pub fn is_empty(&self) -> bool {
@@ -79,17 +94,19 @@ impl Population {
         self.users.get(i)
     }
 
-    pub fn extracted(&self, i: usize, name: &str) -> Option<&String> {
-        self.extracted[i].get(name)
+    pub fn extracted(&self, arm: usize, i: usize, name: &str) -> Option<&String> {
+        self.extracted[self.slot(arm, i)].get(name)
     }
 
-    pub fn set_extracted(&mut self, i: usize, name: &str, value: String) {
-        self.extracted[i].insert(name.to_owned(), value);
+    pub fn set_extracted(&mut self, arm: usize, i: usize, name: &str, value: String) {
+        let slot = self.slot(arm, i);
+        self.extracted[slot].insert(name.to_owned(), value);
     }
 
-    /// Marks step `s` as run for user `i`; false if it had run already.
-    pub fn claim_once(&mut self, i: usize, s: usize) -> bool {
-        !std::mem::replace(&mut self.done_once[i][s], true)
+    /// Marks step `s` as run for user `i` in `arm`; false if it had run already.
+    pub fn claim_once(&mut self, arm: usize, i: usize, s: usize) -> bool {
+        let slot = self.slot(arm, i);
+        !std::mem::replace(&mut self.done_once[slot][s], true)
     }
 }
 
@@ -103,7 +120,7 @@ mod tests {
 
     #[test]
     fn zipf_makes_the_first_users_hot() {
-        let mut p = Population::new(&spec(Pick::Zipf(1.1)), "s", 1).unwrap();
+        let mut p = Population::new(&spec(Pick::Zipf(1.1)), "s", 1, 1).unwrap();
         let mut rng = rand::rng();
         let mut counts = [0u32; 100];
         for _ in 0..20_000 {
@@ -114,13 +131,18 @@ mod tests {
 
     #[test]
     fn sequential_cycles_and_credentials_match_the_seed() {
-        let mut p = Population::new(&spec(Pick::Sequential), "s", 1).unwrap();
+        let mut p = Population::new(&spec(Pick::Sequential), "s", 1, 2).unwrap();
         let mut rng = rand::rng();
         let picks: Vec<usize> = (0..102).map(|_| p.pick(&mut rng)).collect();
         assert_eq!(&picks[..3], &[0, 1, 2]);
         assert_eq!(picks[100], 0);
         assert_eq!(p.user(5), Some(&seeded_user("s", 1, 5)));
-        assert!(p.claim_once(3, 0));
-        assert!(!p.claim_once(3, 0));
+        assert!(p.claim_once(0, 3, 0));
+        assert!(!p.claim_once(0, 3, 0));
+        // Each arm keeps its own once-per-user state and extracted values.
+        assert!(p.claim_once(1, 3, 0));
+        p.set_extracted(0, 3, "token", "a".into());
+        assert_eq!(p.extracted(0, 3, "token").map(String::as_str), Some("a"));
+        assert_eq!(p.extracted(1, 3, "token"), None);
     }
 }

@@ -160,10 +160,15 @@ expect = { status = 200 }
     assert!((20..=42).contains(&n), "{n}");
     assert_eq!(out.doc().series["step:me"].errors, 0);
 
-    // Without the extraction the check fails and counts as an error.
+    // Without the extraction the request cannot be rendered: every such iteration
+    // counts as an error of its step (kind `template`), none is sent, and none
+    // disappears from the data.
     let broken = vus.replace("extract = { token = \"/token\" }", "extract = { token = \"/missing\" }");
     let out = harness::runner::run(&common::scenario(&broken), &common::options(&server.url(), dir.path())).unwrap();
-    assert_eq!(out.doc().series.get("step:me").map_or(0, |s| s.requests), 0);
+    let me = &out.doc().series["step:me"];
+    assert!(me.requests > 0 && me.errors == me.requests, "{} requests, {} errors", me.requests, me.errors);
+    assert_eq!(me.error_kinds[&harness::client::ErrorKind::Template], me.requests);
+    assert_eq!(me.raw_ms.max, 0.0, "nothing was sent");
     assert!(
         out.doc().run.warnings.iter().any(|w| w.contains("vars.token has no value yet")),
         "{:?}",

@@ -42,8 +42,10 @@ fn ab_report(dir: &Path) -> (harness::report::ReportFiles, Vec<harness::result::
         statement: "Probe 40–60 % faster".into(),
         series: "tag:probe".into(),
         server_timing: None,
-        metrics: vec!["p50".into()],
+        primary: "p50".into(),
+        metrics: vec![],
         faster_by: [40.0, 60.0],
+        layer: None,
     });
     let c = compare(&docs[0], &docs[1], true, &claims, &CompareOptions::default()).unwrap();
     let files = harness::report::write(&docs, Some(&c), &["ab.json".into()], &dir.join("report")).unwrap();
@@ -89,7 +91,7 @@ fn html_structure_numbers_and_self_containment() {
     assert!(md.contains("| claim | verdict | reason |") && md.contains("cache-off → cache-on"));
     let junit = std::fs::read_to_string(&files.junit).unwrap();
     assert_eq!(junit.matches("<testcase classname=\"threshold\"").count(), 4);
-    assert_eq!(junit.matches("<testcase classname=\"claim\"").count(), 4);
+    assert_eq!(junit.matches("<testcase classname=\"claim\"").count(), 5, "the four of claims.toml and the probe");
     assert!(junit.matches("<failure").count() >= 2);
     // Keep one example for people to open.
     let example = example_dir();

@@ -45,6 +45,8 @@ pub struct BenchOptions {
     /// Deployed workers; both or neither.
     pub target_on: Option<String>,
     pub target_off: Option<String>,
+    /// One deployed worker serving both arms through `x-bench-cache`.
+    pub target: Option<String>,
     /// The deployed workers' BENCH_SECRET (local runs make their own).
     pub bench_secret: Option<String>,
     /// Do not seed deployed workers (they were seeded before with this secret).
@@ -262,12 +264,25 @@ fn bench_dir(out: &Path) -> Result<PathBuf, BenchError> {
     Ok(dir)
 }
 
+/// What an A/B of the bench stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobKind<'a> {
+    /// A scenario, cache off against cache on.
+    Scenario,
+    /// One layer alone against all off, on the ablation scenario.
+    Layer(&'a str),
+    /// Cache off on both sides, two instances: the noise floor.
+    Control,
+}
+
 /// One A/B: run, compare, report; the server check after it.
 struct AbJob<'a> {
     name: String,
     scenario: &'a Scenario,
-    layer: Option<&'a str>,
+    kind: JobKind<'a>,
     arms: Vec<ArmSpec>,
+    /// Each arm goes to both arms' servers, balanced (see `RunOptions::cross_servers`).
+    cross_servers: bool,
 }
 
 fn run_ab(
@@ -288,6 +303,7 @@ fn run_ab(
         stem: Some(slug.clone()),
         max_duration: None,
         http_client: opts.http_client,
+        cross_servers: job.cross_servers,
         cancel: Some(Arc::clone(cancel)),
     };
     let outcome = runner::run(job.scenario, &run_opts).map_err(|e| match e {
@@ -295,7 +311,14 @@ fn run_ab(
         RunError::Setup(m) => m,
     })?;
     let (a, b) = (&outcome.arms[0].doc, &outcome.arms[1].doc);
-    let comparison = compare::compare(a, b, true, claims, &opts.compare)?;
+    // A layer's run judges the claims about that layer; a scenario run all of
+    // them (shown beside the layer's verdict); the control none.
+    let judged: Vec<Claim> = match job.kind {
+        JobKind::Scenario => claims.to_vec(),
+        JobKind::Layer(layer) => claims.iter().filter(|c| c.layer.as_deref() == Some(layer)).cloned().collect(),
+        JobKind::Control => Vec::new(),
+    };
+    let comparison = compare::compare(a, b, true, &judged, &opts.compare)?;
     // The full tables are in the run's report; the terminal gets the plain words.
     for d in [a, b] {
         let label = d.metadata.variant.as_deref().unwrap_or("?");
@@ -344,7 +367,12 @@ fn run_ab(
     Ok(AbSummary {
         name: job.name,
         scenario: job.scenario.name.clone(),
-        layer: job.layer.map(str::to_owned),
+        layer: match job.kind {
+            JobKind::Layer(l) => Some(l.to_owned()),
+            _ => None,
+        },
+        control: job.kind == JobKind::Control,
+        measured_s: a.run.measured_s,
         a: comparison.a.clone(),
         b: comparison.b.clone(),
         status: status_of(&[a, b]),
@@ -375,13 +403,14 @@ pub fn run(
     let started = Instant::now();
     let started_at = result::rfc3339(SystemTime::now());
     let scenarios = load_scenarios(opts)?;
-    let local = opts.target_on.is_none();
+    let local = opts.target_on.is_none() && opts.target.is_none();
     announce(&scenarios, opts, local);
     let dir = bench_dir(&opts.out)?;
     let mut notes = Vec::new();
-    let mut targets = match (&opts.target_on, &opts.target_off) {
-        (Some(on), Some(off)) => deployed(on, off, opts.bench_secret.clone(), &mut notes)?,
-        (None, None) => match start_local(opts, &dir, cancel, &mut notes) {
+    let mut targets = match (&opts.target_on, &opts.target_off, &opts.target) {
+        (None, None, Some(one)) => deployed_one(one, opts.bench_secret.clone(), &mut notes)?,
+        (Some(on), Some(off), None) => deployed(on, off, opts.bench_secret.clone(), &mut notes)?,
+        (None, None, None) => match start_local(opts, &dir, cancel, &mut notes) {
             Ok(t) => t,
             Err(BenchError::Server(reason)) => {
                 // Nothing was measured, but the report says why: CI and users look there.
@@ -396,7 +425,11 @@ pub fn run(
             }
             Err(e) => return Err(e),
         },
-        _ => return Err(BenchError::Setup("give both --target-on URL and --target-off URL, or neither".into())),
+        _ => {
+            return Err(BenchError::Setup(
+                "give --target URL (one deployment), or both --target-on URL and --target-off URL, or none".into(),
+            ))
+        }
     };
     let seeding = targets.secret.is_some() && (local || !opts.no_seed);
     if !local && targets.secret.is_none() {
@@ -409,7 +442,8 @@ pub fn run(
     let jobs = jobs(&scenarios, opts, &targets, &mut notes)?;
     let seed_users = if seeding { Some(users_per_seed(&scenarios)) } else { None };
     let ctx = JobContext { opts, claims, dir: &dir, cancel, local, seed_users };
-    let (runs, invalid_reasons) = run_jobs(jobs, &ctx, &mut targets);
+    let (mut runs, invalid_reasons) = run_jobs(jobs, &ctx, &mut targets);
+    summary::hold_to_control(&mut runs);
     // Stop the servers before the report: nothing of theirs is needed now.
     for s in &mut targets.local {
         s.stop();
@@ -466,6 +500,29 @@ fn deployed(on: &str, off: &str, secret: Option<String>, notes: &mut Vec<String>
     Ok(targets)
 }
 
+/// One deployed worker serving both arms: each request's cache is set with
+/// `x-bench-cache`, so the arms differ in nothing else.
+fn deployed_one(url: &str, secret: Option<String>, notes: &mut Vec<String>) -> Result<Targets, BenchError> {
+    let secret = secret.ok_or_else(|| {
+        BenchError::Setup(
+            "--target needs --bench-secret: the arms are told apart by x-bench-cache, which the worker honours only \
+             with its BENCH_SECRET"
+                .into(),
+        )
+    })?;
+    let h = servers::get_health(&SetupClient::new(), url)
+        .map_err(|e| BenchError::Server(format!("target unreachable: {e}")))?;
+    notes.push(format!("one deployment ({url}) served both arms, the cache set per request with x-bench-cache"));
+    Ok(Targets {
+        on: url.to_owned(),
+        off: url.to_owned(),
+        secret: Some(secret),
+        local: Vec::new(),
+        state: None,
+        worker_version: h.version,
+    })
+}
+
 /// Users each seed must provide: the largest count any scenario asks for.
 fn users_per_seed(scenarios: &[Scenario]) -> BTreeMap<u64, u32> {
     let mut users: BTreeMap<u64, u32> = BTreeMap::new();
@@ -476,7 +533,10 @@ fn users_per_seed(scenarios: &[Scenario]) -> BTreeMap<u64, u32> {
     users
 }
 
-/// The A/Bs to run: every scenario (cache off vs on), then the ablation's layers.
+/// The A/Bs to run: every scenario (cache off vs on), then the ablation's layers,
+/// then the A/A control. With the bench secret both servers serve both arms (the
+/// arm's cache chosen per request with `x-bench-cache`), balanced per block of
+/// pairs; without it each arm is tied to its server.
 fn jobs<'a>(
     scenarios: &'a [Scenario],
     opts: &BenchOptions,
@@ -484,6 +544,28 @@ fn jobs<'a>(
     notes: &mut Vec<String>,
 ) -> Result<Vec<AbJob<'a>>, BenchError> {
     let mut jobs: Vec<AbJob> = Vec::new();
+    let crossed = targets.secret.is_some() && targets.on != targets.off;
+    let pair = |a: (&str, &str), b: (&str, &str)| match &targets.secret {
+        Some(secret) => vec![
+            ArmSpec::with_bench_cache(a.0, &targets.off, Vec::new(), secret, a.1),
+            ArmSpec::with_bench_cache(b.0, &targets.on, Vec::new(), secret, b.1),
+        ],
+        None => vec![arm(a.0, &targets.off, Vec::new()), arm(b.0, &targets.on, Vec::new())],
+    };
+    if targets.secret.is_none() {
+        notes.push(
+            "without --bench-secret each arm is tied to its target (cache-off to one, cache-on to the other): a \
+             difference between the two deployments reads as a cache effect, and there is no A/A control"
+                .to_owned(),
+        );
+    } else if crossed {
+        notes.push(
+            "both servers served both arms: each request's cache was set with x-bench-cache, and within every \
+             two pairs each arm went once to each server, so a difference between the servers cannot read as \
+             a cache effect"
+                .to_owned(),
+        );
+    }
     for s in scenarios {
         if s.users.is_some() && targets.secret.is_none() {
             notes.push(format!("{}: skipped, it needs --bench-secret", s.name));
@@ -492,22 +574,31 @@ fn jobs<'a>(
         jobs.push(AbJob {
             name: s.name.clone(),
             scenario: s,
-            layer: None,
-            arms: vec![arm("cache-off", &targets.off, Vec::new()), arm("cache-on", &targets.on, Vec::new())],
+            kind: JobKind::Scenario,
+            arms: pair(("cache-off", "off"), ("cache-on", "on")),
+            cross_servers: crossed,
         });
     }
     match (ablation_scenario(scenarios, opts), &targets.secret) {
-        (Some(s), Some(secret)) => {
-            let ablation_arm =
-                |label: &str, cache: &str| ArmSpec::with_bench_cache(label, &targets.on, Vec::new(), secret, cache);
+        (Some(s), Some(_)) => {
             for layer in LAYERS {
                 jobs.push(AbJob {
                     name: format!("layer {layer}"),
                     scenario: s,
-                    layer: Some(layer),
-                    arms: vec![ablation_arm("off", "off"), ablation_arm(&format!("only {layer}"), layer)],
+                    kind: JobKind::Layer(layer),
+                    arms: pair(("off", "off"), (&format!("only {layer}"), layer)),
+                    cross_servers: crossed,
                 });
             }
+            // The same arm on both sides, each on its own server: what the bench
+            // reports when there is nothing to find (two instances and the noise).
+            jobs.push(AbJob {
+                name: "A/A control".to_owned(),
+                scenario: s,
+                kind: JobKind::Control,
+                arms: pair(("cache-off", "off"), ("cache-off'", "off")),
+                cross_servers: false,
+            });
         }
         (Some(_), None) => notes.push("per-layer ablation skipped: it needs --bench-secret (x-bench-cache)".to_owned()),
         (None, _) => {}
@@ -554,9 +645,10 @@ fn run_jobs(jobs: Vec<AbJob>, ctx: &JobContext<'_>, targets: &mut Targets) -> (V
             job.arms[0].label.as_deref().unwrap_or("a"),
             job.arms[1].label.as_deref().unwrap_or("b")
         );
-        if let (Some(users), None) = (&ctx.seed_users, job.layer) {
+        if let (Some(users), false) = (&ctx.seed_users, matches!(job.kind, JobKind::Layer(_))) {
             let secret = targets.secret.as_deref().expect("seeding needs the secret");
-            for t in [&targets.on, &targets.off] {
+            let one = targets.on == targets.off;
+            for t in [&targets.on, &targets.off].into_iter().take(if one { 1 } else { 2 }) {
                 if let Err(e) = seed(&client, t, secret, users, ctx.local) {
                     invalid_reasons.push(format!("seeding before {} failed: {e}", job.name));
                 }

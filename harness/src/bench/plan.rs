@@ -83,6 +83,13 @@ pub fn plan(scenarios: &[Scenario], opts: &BenchOptions, local: bool, ablation: 
                 format_duration(s.load.executor.duration())
             ));
         }
+        total += run_time(s);
+        lines.push(format!(
+            "  {:<16} A/A cache-off on both servers (the noise floor), scenario {name}, {} warm-up + {} measured",
+            "A/A control",
+            format_duration(s.load.warmup),
+            format_duration(s.load.executor.duration())
+        ));
     }
     // Reports (bootstrap CIs, charts) take a few seconds per run.
     total += Duration::from_secs(3) * lines.len() as u32;

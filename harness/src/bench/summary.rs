@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::claims::ClaimVerdict;
+use crate::claims::{ClaimVerdict, Verdict};
 use crate::compare::{Comparison, Direction, MetricChange};
 use crate::result::{self, ResultDoc, Status};
 use crate::series::SeriesKey;
@@ -22,11 +22,31 @@ pub struct Change {
     pub ci_low: f64,
     pub ci_high: f64,
     pub direction: Direction,
+    /// Both arms had enough requests for the percentile ([`Metric::min_samples`]).
+    #[serde(default = "yes")]
+    pub enough_samples: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Change {
+    /// Half the CI's width, in percentage points: the precision of the change.
+    pub fn half_width(&self) -> f64 {
+        (self.ci_high - self.ci_low) * 50.0
+    }
 }
 
 impl From<&MetricChange> for Change {
     fn from(m: &MetricChange) -> Change {
-        Change { change: m.change, ci_low: m.ci_low, ci_high: m.ci_high, direction: m.direction }
+        Change {
+            change: m.change,
+            ci_low: m.ci_low,
+            ci_high: m.ci_high,
+            direction: m.direction,
+            enough_samples: m.enough_samples,
+        }
     }
 }
 
@@ -90,6 +110,10 @@ pub struct Row {
     pub p99_a: f64,
     pub p99_b: f64,
     pub p99: Change,
+    /// The p50 change survives the Benjamini–Hochberg correction over the run's
+    /// series (the per-tag table is exploratory).
+    #[serde(default)]
+    pub fdr_significant: bool,
     pub summary: String,
 }
 
@@ -101,6 +125,12 @@ pub struct AbSummary {
     pub scenario: String,
     /// The layer for an ablation run.
     pub layer: Option<String>,
+    /// The A/A control: the same arm on both sides, two instances.
+    #[serde(default)]
+    pub control: bool,
+    /// Seconds of measured traffic (both arms ran in it, interleaved).
+    #[serde(default)]
+    pub measured_s: f64,
     pub a: String,
     pub b: String,
     pub status: AbStatus,
@@ -183,12 +213,15 @@ impl BenchSummary {
         }
     }
 
-    /// Each claim judged on the scenario it is about: the first scenario run
-    /// (not a layer) that measured it.
+    /// Each claim judged on the run that isolates what it is about: a claim with
+    /// a layer on that layer's run, any other on the first scenario run that
+    /// measured it.
     pub fn headline_claims(&self) -> Vec<(&str, &ClaimVerdict)> {
         let mut seen = std::collections::BTreeSet::new();
         let mut out = Vec::new();
-        for run in self.runs.iter().filter(|r| r.layer.is_none()) {
+        let layer_runs = self.runs.iter().filter(|r| r.layer.is_some());
+        let scenario_runs = self.runs.iter().filter(|r| r.layer.is_none() && !r.control);
+        for run in layer_runs.chain(scenario_runs) {
             for c in &run.claims {
                 if seen.insert(c.name.clone()) {
                     out.push((run.name.as_str(), c));
@@ -196,6 +229,11 @@ impl BenchSummary {
             }
         }
         out
+    }
+
+    /// The A/A control run, if the bench ran one.
+    pub fn control(&self) -> Option<&AbSummary> {
+        self.runs.iter().find(|r| r.control)
     }
 }
 
@@ -224,10 +262,47 @@ pub(super) fn rows(c: &Comparison, a: &ResultDoc, b: &ResultDoc) -> Vec<Row> {
                 p99_a: if server_side { p99.a } else { ms(a, &s.series, Metric::P99) },
                 p99_b: if server_side { p99.b } else { ms(b, &s.series, Metric::P99) },
                 p99: p99.into(),
+                fdr_significant: s.fdr_significant,
                 summary: s.summary.clone(),
             })
         })
         .collect()
+}
+
+/// The A/A control's p50 floor for `series`: the largest change its 95 % CI
+/// allows (of that series, else of every request), as a fraction.
+fn floor_of(control: &AbSummary, series: &str) -> Option<f64> {
+    let row = control
+        .rows
+        .iter()
+        .find(|r| !r.series.is_server_side() && r.series.to_string() == series)
+        .or_else(|| control.all_row())?;
+    let floor = row.p50.ci_low.abs().max(row.p50.ci_high.abs());
+    floor.is_finite().then_some(floor)
+}
+
+/// A claim whose effect is within the A/A control's floor is not called: what
+/// two instances of the same arm show cannot be told from a cache effect.
+pub(super) fn hold_to_control(runs: &mut [AbSummary]) {
+    let Some(control) = runs.iter().find(|r| r.control && r.status.is_valid()).cloned() else { return };
+    for run in runs.iter_mut().filter(|r| !r.control) {
+        for claim in &mut run.claims {
+            let Some(primary) = claim.metrics.first() else { continue };
+            let Some(floor) = floor_of(&control, &claim.series) else { continue };
+            let called = matches!(claim.verdict, Verdict::Confirmed | Verdict::Exceeded | Verdict::Short);
+            if called && primary.improvement.abs() <= floor * 100.0 {
+                claim.reason = format!(
+                    "{:.1} % faster at {} is within the A/A control's ±{:.1} % (two instances of the same arm): \
+                     not called; {}",
+                    primary.improvement,
+                    primary.metric.name(),
+                    floor * 100.0,
+                    claim.reason
+                );
+                claim.verdict = Verdict::Inconclusive;
+            }
+        }
+    }
 }
 
 pub(super) fn status_of(docs: &[&ResultDoc]) -> AbStatus {

@@ -22,9 +22,11 @@ pub struct AbArgs {
     /// Candidate target (two-target form).
     #[arg(long, requires = "a")]
     pub b: Option<String>,
-    /// One target whose arms differ by x-bench-cache (needs --bench-secret).
-    #[arg(long, conflicts_with_all = ["a", "b"])]
-    pub target: Option<String>,
+    /// A target whose arms differ by x-bench-cache (needs --bench-secret). Give it
+    /// twice for two instances of one worker: each arm then goes to both, balanced
+    /// within every two pairs, so an instance difference cannot read as an effect.
+    #[arg(long, conflicts_with_all = ["a", "b"], num_args = 1, action = clap::ArgAction::Append)]
+    pub target: Vec<String>,
     /// x-bench-cache for arm A in the one-target form.
     #[arg(long, default_value = "off")]
     pub a_cache: String,
@@ -49,24 +51,29 @@ pub(super) fn ab(args: AbArgs) -> Result<i32, Fail> {
     let sc = load_scenario(&scenario)?;
     let claims = load_claims(&compare)?;
     let extra = headers(&load)?;
-    let arms = match (a, b, target) {
-        (Some(a), Some(b), None) => vec![
+    let usage = "give --a URL --b URL, or --target URL (once, or twice for two instances) with \
+                 --a-cache/--b-cache and --bench-secret";
+    let arms = match (a, b, target.as_slice()) {
+        (Some(a), Some(b), []) => vec![
             ArmSpec { label: Some(a_label), target: a, extra_headers: extra.clone() },
             ArmSpec { label: Some(b_label), target: b, extra_headers: extra },
         ],
-        (None, None, Some(t)) => {
+        (None, None, [first, rest @ ..]) if rest.len() <= 1 => {
             let secret =
                 load.client.bench_secret.clone().ok_or_else(|| {
-                    bad("the one-target form needs --bench-secret: x-bench-cache is ignored without it")
+                    bad("the --target form needs --bench-secret: x-bench-cache is ignored without it")
                 })?;
+            let second = rest.first().unwrap_or(first);
             vec![
-                ArmSpec::with_bench_cache(&a_label, &t, extra.clone(), &secret, &a_cache),
-                ArmSpec::with_bench_cache(&b_label, &t, extra, &secret, &b_cache),
+                ArmSpec::with_bench_cache(&a_label, first, extra.clone(), &secret, &a_cache),
+                ArmSpec::with_bench_cache(&b_label, second, extra, &secret, &b_cache),
             ]
         }
-        _ => return Err(bad("give --a URL --b URL, or --target URL (with --a-cache/--b-cache and --bench-secret)")),
+        _ => return Err(bad(usage)),
     };
-    let outcome = runner::run(&sc, &options(&load, arms))?;
+    let mut run_opts = options(&load, arms);
+    run_opts.cross_servers = target.len() == 2;
+    let outcome = runner::run(&sc, &run_opts)?;
     let docs: Vec<ResultDoc> = outcome.arms.iter().map(|a| a.doc.clone()).collect();
     print_terminal(&docs, None)?;
     println!("result: {} (interval log {})", outcome.files.json.display(), outcome.files.hlog.display());

@@ -18,6 +18,10 @@ pub struct BenchArgs {
     /// Deployed cache-off worker (`wrangler deploy --env cache-off`).
     #[arg(long, env = "HARNESS_TARGET_OFF", requires = "target_on")]
     pub target_off: Option<String>,
+    /// One deployed worker serving both arms through x-bench-cache (needs
+    /// --bench-secret): no local servers, no instance difference between the arms.
+    #[arg(long, env = "HARNESS_TARGET", conflicts_with_all = ["target_on", "target_off"])]
+    pub target: Option<String>,
     /// Deployed workers are already seeded with this secret: do not seed them.
     #[arg(long)]
     pub no_seed: bool,
@@ -71,6 +75,7 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         scenarios,
         target_on: opts.target_on,
         target_off: opts.target_off,
+        target: opts.target,
         bench_secret: opts.client.bench_secret,
         no_seed: opts.no_seed,
         quick: opts.quick,

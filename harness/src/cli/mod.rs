@@ -164,6 +164,7 @@ fn options(load: &LoadArgs, arms: Vec<ArmSpec>) -> RunOptions {
         stem: None,
         max_duration: None,
         http_client: load.client.http_client,
+        cross_servers: false,
         cancel: None,
     }
 }

@@ -19,6 +19,10 @@ pub enum ErrorKind {
     Reset,
     Body,
     Other,
+    /// Never sent: the iteration waited `drop_after` for a free slot (open model).
+    Dropped,
+    /// Never sent: a template of the request had no value.
+    Template,
 }
 
 impl ErrorKind {
@@ -29,6 +33,8 @@ impl ErrorKind {
             ErrorKind::Reset => "reset",
             ErrorKind::Body => "body",
             ErrorKind::Other => "other",
+            ErrorKind::Dropped => "dropped",
+            ErrorKind::Template => "template",
         }
     }
 }

@@ -204,6 +204,9 @@ fn row_context(r: &Row) -> Value {
         "count": format!("{} / {}", r.count_a, r.count_b),
         "p50_a": ms(r.p50_a), "p50_b": ms(r.p50_b), "p50": change(&r.p50), "p50_dir": direction(&r.p50),
         "p99_a": ms(r.p99_a), "p99_b": ms(r.p99_b), "p99": change(&r.p99), "p99_dir": direction(&r.p99),
+        "p99_short": !r.p99.enough_samples,
+        "fdr": r.fdr_significant,
+        "headline": r.series.is_all(),
         "summary": r.summary,
     })
 }
@@ -253,10 +256,18 @@ pub(super) fn bench(s: &BenchSummary, chart: Option<String>) -> Value {
         .iter()
         .filter_map(|r| {
             let all = r.all_row()?;
+            let what = match (&r.layer, r.control) {
+                (Some(l), _) => format!("off → only {l} on ({})", r.scenario),
+                (None, true) => format!("cache-off on two instances: the noise floor ({})", r.scenario),
+                (None, false) => "cache-off → cache-on".to_owned(),
+            };
             Some(json!({
-                "name": r.name, "what": match &r.layer { Some(l) => format!("off → only {l} on ({})", r.scenario), None => "cache-off → cache-on".to_owned() },
+                "name": r.name, "what": what, "control": r.control,
                 "status": r.status, "p50": change(&all.p50), "p50_dir": direction(&all.p50),
                 "p99": change(&all.p99), "p99_dir": direction(&all.p99), "stale_reads": r.stale_reads, "errors": r.errors,
+                "measured": format!("{:.0} s", r.measured_s),
+                "p50_half": format!("±{:.1}", all.p50.half_width()),
+                "p99_half": if all.p99.enough_samples { format!("±{:.1}", all.p99.half_width()) } else { "n < 1000".to_owned() },
             }))
         })
         .collect();

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use super::finish::{self, ArmRecord, DocContext};
 use super::iteration::{run_iteration, ArmAlternator, UserLocks};
-use super::{RunError, RunOptions, LATE};
+use super::{RunError, RunOptions};
 use crate::client::HttpClient;
 use crate::cpu;
 use crate::recorder;
@@ -41,12 +41,22 @@ pub(super) struct Counters {
 /// One arm while the load runs: its connections and what it has recorded.
 pub(super) struct Arm {
     pub(super) client: HttpClient,
+    /// Connections to the other arm's server, when the arms cross servers.
+    pub(super) other: Option<HttpClient>,
     pub(super) record: RefCell<ArmRecord>,
 }
 
 impl Arm {
-    pub(super) fn new(client: HttpClient, record: ArmRecord) -> Arm {
-        Arm { client, record: RefCell::new(record) }
+    pub(super) fn new(client: HttpClient, other: Option<HttpClient>, record: ArmRecord) -> Arm {
+        Arm { client, other, record: RefCell::new(record) }
+    }
+
+    /// The connections to its own server, or (`crossed`) to the other arm's.
+    pub(super) fn client(&self, crossed: bool) -> &HttpClient {
+        match (&self.other, crossed) {
+            (Some(other), true) => other,
+            _ => &self.client,
+        }
     }
 }
 
@@ -62,10 +72,12 @@ pub(super) struct Shared {
     pub(super) step_series: Vec<recorder::StepSeries>,
     /// Per step, the series of its read-back (if it has one).
     pub(super) read_back_series: Vec<Option<recorder::StepSeries>>,
-    /// Held from a write through its read-back: two writes of one user must not
-    /// overlap, or a read-back could see the other write and be called stale.
+    /// Held from a write through its read-back: two writes of one user in one arm
+    /// must not overlap, or a read-back could see the other write and be called
+    /// stale. Per arm: one arm never waits for the other's write.
     pub(super) write_locks: UserLocks,
-    /// Held while a user's `once_per_user` steps run.
+    /// Held while a user's `once_per_user` steps run in an arm (only for users
+    /// the set-up did not cover).
     pub(super) once_locks: UserLocks,
     pub(super) has_once: bool,
     pub(super) alternator: RefCell<ArmAlternator>,
@@ -74,6 +86,51 @@ pub(super) struct Shared {
     pub(super) stop: Cell<bool>,
     pub(super) iteration: Cell<u64>,
     pub(super) first_error: RefCell<Option<String>>,
+}
+
+/// The measured part's planned length.
+fn planned_of(scenario: &Scenario, opts: &RunOptions) -> Duration {
+    let planned = scenario.load.executor.duration();
+    opts.max_duration.map_or(planned, |max| planned.min(max))
+}
+
+impl Shared {
+    fn new(
+        scenario: &Scenario,
+        arms: Vec<Arm>,
+        population: Population,
+        mix: Option<Mix>,
+        measure_start: Instant,
+        planned: Duration,
+    ) -> Shared {
+        Shared {
+            scenario: scenario.clone(),
+            alternator: RefCell::new(ArmAlternator::new(arms.len(), false)),
+            arms,
+            population: RefCell::new(population),
+            rng: RefCell::new(SmallRng::from_os_rng()),
+            counters: RefCell::new(Counters::default()),
+            mix,
+            step_series: scenario.steps.iter().map(|s| recorder::StepSeries::new(&s.name, &s.tags)).collect(),
+            read_back_series: scenario
+                .steps
+                .iter()
+                .map(|s| {
+                    s.read_back
+                        .as_ref()
+                        .map(|_| recorder::StepSeries::new(&s.read_back_name(), &[READ_BACK_TAG.to_owned()]))
+                })
+                .collect(),
+            write_locks: UserLocks::default(),
+            once_locks: UserLocks::default(),
+            has_once: scenario.steps.iter().any(|s| s.once_per_user),
+            measure_start,
+            measure_end: measure_start + planned,
+            stop: Cell::new(false),
+            iteration: Cell::new(0),
+            first_error: RefCell::new(None),
+        }
+    }
 }
 
 /// What a run recorded, for `finish` to judge.
@@ -137,39 +194,22 @@ pub(super) async fn drive(
     ctx: &DocContext<'_>,
 ) -> Result<Recorded, RunError> {
     let mix = mix_choice(scenario)?;
+    let crossed = arms.iter().all(|a| a.other.is_some()) && arms.len() == 2;
+    let setup = Rc::new(Shared::new(scenario, arms, population, mix, Instant::now(), planned_of(scenario, opts)));
+    super::iteration::set_up_users(&setup).await;
+    let Ok(Shared { arms, population, mix, first_error, counters, .. }) = Rc::try_unwrap(setup) else {
+        unreachable!("the set-up holds no iteration past its end")
+    };
+    let population = population.into_inner();
     let t0 = Instant::now();
     let measure_start = t0 + scenario.load.warmup;
-    let mut planned = scenario.load.executor.duration();
-    if let Some(max) = opts.max_duration {
-        planned = planned.min(max);
-    }
-    let shared = Rc::new(Shared {
-        scenario: scenario.clone(),
-        alternator: RefCell::new(ArmAlternator::new(arms.len())),
-        arms,
-        population: RefCell::new(population),
-        rng: RefCell::new(SmallRng::from_os_rng()),
-        counters: RefCell::new(Counters::default()),
-        mix,
-        step_series: scenario.steps.iter().map(|s| recorder::StepSeries::new(&s.name, &s.tags)).collect(),
-        read_back_series: scenario
-            .steps
-            .iter()
-            .map(|s| {
-                s.read_back
-                    .as_ref()
-                    .map(|_| recorder::StepSeries::new(&s.read_back_name(), &[READ_BACK_TAG.to_owned()]))
-            })
-            .collect(),
-        write_locks: UserLocks::default(),
-        once_locks: UserLocks::default(),
-        has_once: scenario.steps.iter().any(|s| s.once_per_user),
-        measure_start,
-        measure_end: measure_start + planned,
-        stop: Cell::new(false),
-        iteration: Cell::new(0),
-        first_error: RefCell::new(None),
-    });
+    let planned = planned_of(scenario, opts);
+    let mut shared = Shared::new(scenario, arms, population, mix, measure_start, planned);
+    shared.alternator = RefCell::new(ArmAlternator::new(shared.arms.len(), crossed));
+    // What went wrong in the set-up is the run's to report.
+    shared.first_error = first_error;
+    shared.counters.get_mut().template_failures = counters.into_inner().template_failures;
+    let shared = Rc::new(shared);
 
     // Unbuffered: each interval reaches the file when it closes, so a crash keeps it.
     let mut hlog_file =
@@ -401,6 +441,7 @@ async fn dispatch_open(shared: Rc<Shared>, schedule: ArrivalSchedule, t0: Instan
                     _ => {
                         if measured {
                             shared.counters.borrow_mut().dropped += 1;
+                            super::iteration::record_dropped(&shared, sc.load.drop_after);
                         }
                         continue;
                     }
@@ -408,11 +449,7 @@ async fn dispatch_open(shared: Rc<Shared>, schedule: ArrivalSchedule, t0: Instan
             }
         };
         if measured {
-            let mut c = shared.counters.borrow_mut();
-            c.started += 1;
-            if Instant::now().saturating_duration_since(intended) > LATE {
-                c.late += 1;
-            }
+            shared.counters.borrow_mut().started += 1;
         }
         let shared = Rc::clone(&shared);
         let in_flight = Rc::clone(&in_flight);

@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use super::{ArmSpec, CLIENT_BOUND_CPU_SHARE, MAX_RATE_SHORTFALL};
+use super::{ArmSpec, CLIENT_BOUND_CPU_SHARE, LATE, MAX_LATE_SHARE, MAX_RATE_SHORTFALL};
 use crate::client::{ClientKind, ErrorKind};
 use crate::recorder::{self, IntervalSummary, Recorder};
 use crate::result::{self, Machine, Metadata, ResultDoc, RunFigures, SeriesDoc, Status};
@@ -20,6 +20,9 @@ pub struct ArmRecord {
     pub http_client: ClientKind,
     /// From the target's `GET /health`, when it answers with a `version`.
     pub worker_version: Option<String>,
+    /// The servers the arm's requests went to, when it crossed to the other
+    /// arm's server in half of its pairs (empty: its own target only).
+    pub servers: Vec<String>,
     pub recorder: Recorder,
     pub intervals: Vec<IntervalSummary>,
     /// Every request sent, warm-up included.
@@ -33,6 +36,7 @@ impl ArmRecord {
             spec,
             http_client,
             worker_version,
+            servers: Vec::new(),
             recorder: Recorder::default(),
             intervals: Vec::new(),
             requests: 0,
@@ -42,7 +46,7 @@ impl ArmRecord {
 
     /// A record of the same arm with nothing recorded yet.
     pub fn empty(like: &ArmRecord) -> ArmRecord {
-        ArmRecord::new(like.spec.clone(), like.http_client, like.worker_version.clone())
+        ArmRecord { servers: like.servers.clone(), ..ArmRecord::new(like.spec.clone(), like.http_client, like.worker_version.clone()) }
     }
 }
 
@@ -56,7 +60,7 @@ pub struct Ending {
 
 /// The final result document of every arm.
 pub fn finish(ctx: &DocContext<'_>, arms: &[ArmRecord], figures: RunFigures, ending: &Ending) -> Vec<ResultDoc> {
-    let run = judge_run(figures, ending);
+    let run = judge_run(figures, ending, ctx.scenario.load.executor.is_open());
     let status = if ending.interrupted { Status::Interrupted } else { Status::Complete };
     arms.iter()
         .map(|arm| {
@@ -75,7 +79,24 @@ pub fn finish(ctx: &DocContext<'_>, arms: &[ArmRecord], figures: RunFigures, end
 }
 
 /// The run-wide validity and warnings.
-fn judge_run(mut run: RunFigures, ending: &Ending) -> RunFigures {
+fn judge_run(mut run: RunFigures, ending: &Ending, open: bool) -> RunFigures {
+    let late_share = if run.started_iterations > 0 { run.late_sends as f64 / run.started_iterations as f64 } else { 0.0 };
+    if late_share > MAX_LATE_SHARE {
+        run.invalid_reasons.push(format!(
+            "{:.1} % of the sends left more than {} ms after their intended time (at most {:.0} % allowed): the \
+             harness could not keep to its schedule, so it was part of what it measured",
+            late_share * 100.0,
+            LATE.as_millis(),
+            MAX_LATE_SHARE * 100.0
+        ));
+    }
+    if !open {
+        run.warnings.push(
+            "closed model: latencies are not corrected for coordinated omission (each virtual user waits for its \
+             previous iteration, so a slow server is asked less often); the corrected figures equal the raw ones"
+                .to_owned(),
+        );
+    }
     if let (Some(target), false) = (run.target_rate, ending.interrupted) {
         if target > 0.0 && run.achieved_rate < target * (1.0 - MAX_RATE_SHORTFALL) {
             run.invalid_reasons.push(format!(
@@ -90,7 +111,7 @@ fn judge_run(mut run: RunFigures, ending: &Ending) -> RunFigures {
     }
     if ending.template_failures > 0 {
         run.warnings.push(format!(
-            "{} iterations stopped before a request: {}",
+            "{} iterations stopped before a request (counted as errors of kind `template`): {}",
             ending.template_failures,
             ending.first_error.clone().unwrap_or_default()
         ));
@@ -181,6 +202,7 @@ impl DocContext<'_> {
                 git_revision: self.git.clone(),
                 harness_version: env!("CARGO_PKG_VERSION").to_owned(),
                 worker_version: arm.worker_version.clone(),
+                servers: arm.servers.clone(),
                 started_at: result::rfc3339(self.started_at),
                 ended_at: ended.then(|| result::rfc3339(SystemTime::now())),
                 load,

@@ -10,9 +10,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::Distribution;
 
-use super::engine::{Arm, Shared};
-use crate::client::Request;
-use crate::recorder::{self, Sample};
+use super::engine::Shared;
+use super::LATE;
+use crate::client::{ErrorKind, Request};
+use crate::recorder::{self, Sample, BLOCK_MS};
 use crate::scenario::template::{Values, Var};
 use crate::scenario::{Expect, Flow, List, RequestSpec};
 use crate::users::Population;
@@ -30,44 +31,57 @@ struct Draw {
 
 /// Which arm iteration `k` goes to: pairs (2j, 2j+1) go to both arms, in an order
 /// drawn at random per pair, so that drift and noise hit both arms alike; the pair
-/// shares one [`Draw`].
+/// shares one [`Draw`]. With `crossed` servers, in every block of two pairs one
+/// pair sends each arm to the other arm's server (which one is drawn at random),
+/// so each arm meets each server equally often.
 pub(super) struct ArmAlternator {
     arms: usize,
+    crossed: bool,
     k: u64,
     swap: bool,
+    cross: bool,
     draw: Option<Draw>,
 }
 
+/// Where an iteration goes: its arm, and whether to the other arm's server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Route {
+    pub(super) arm: usize,
+    pub(super) crossed: bool,
+}
+
 impl ArmAlternator {
-    pub(super) fn new(arms: usize) -> ArmAlternator {
-        ArmAlternator { arms, k: 0, swap: false, draw: None }
+    pub(super) fn new(arms: usize, crossed: bool) -> ArmAlternator {
+        ArmAlternator { arms, crossed, k: 0, swap: false, cross: false, draw: None }
     }
 
-    /// The arm of the next iteration, and its draw (made by `fresh` once per pair).
-    fn next(&mut self, rng: &mut SmallRng, fresh: impl FnOnce(&mut SmallRng) -> Draw) -> (usize, Draw) {
+    /// The route of the next iteration, and its draw (made by `fresh` once per pair).
+    fn next(&mut self, rng: &mut SmallRng, fresh: impl FnOnce(&mut SmallRng) -> Draw) -> (Route, Draw) {
         if self.arms < 2 {
-            return (0, fresh(rng));
+            return (Route { arm: 0, crossed: false }, fresh(rng));
         }
         let first = self.k.is_multiple_of(2);
         if first {
             self.swap = rng.random();
             self.draw = Some(fresh(rng));
+            // The first pair of a block draws; the second does the opposite.
+            self.cross = if self.k.is_multiple_of(4) { rng.random() } else { !self.cross };
         }
         let arm = ((self.k % 2) as usize) ^ usize::from(self.swap);
         self.k += 1;
         let draw =
             if first { self.draw.expect("set above") } else { self.draw.take().expect("set by the pair's first") };
-        (arm, draw)
+        (Route { arm, crossed: self.crossed && self.cross }, draw)
     }
 }
 
-/// One async lock per user, made when first asked for.
+/// One async lock per arm and user, made when first asked for.
 #[derive(Default)]
-pub(super) struct UserLocks(RefCell<std::collections::HashMap<usize, Rc<tokio::sync::Mutex<()>>>>);
+pub(super) struct UserLocks(RefCell<std::collections::HashMap<(usize, usize), Rc<tokio::sync::Mutex<()>>>>);
 
 impl UserLocks {
-    fn of(&self, user: usize) -> Rc<tokio::sync::Mutex<()>> {
-        Rc::clone(self.0.borrow_mut().entry(user).or_default())
+    fn of(&self, arm: usize, user: usize) -> Rc<tokio::sync::Mutex<()>> {
+        Rc::clone(self.0.borrow_mut().entry((arm, user)).or_default())
     }
 }
 
@@ -75,6 +89,7 @@ impl UserLocks {
 struct StepValues<'a> {
     population: &'a Population,
     lists: &'a [List],
+    arm: usize,
     user: usize,
     iteration: u64,
     rng: &'a mut SmallRng,
@@ -105,7 +120,7 @@ impl Values for StepValues<'_> {
         })
     }
     fn extracted(&self, name: &str) -> Option<String> {
-        self.population.extracted(self.user, name).cloned()
+        self.population.extracted(self.arm, self.user, name).cloned()
     }
     fn iteration(&self) -> u64 {
         self.iteration
@@ -170,19 +185,25 @@ struct Call<'a> {
 /// or `Err` when it failed at the transport.
 async fn exchange(
     shared: &Shared,
-    arm: &Arm,
+    route: Route,
     call: Call<'_>,
     r: Rendered,
     intended: Instant,
     measured: bool,
 ) -> Result<(crate::client::Reply, bool), ()> {
     let Call { request, expect, series, keep_body, read_back } = call;
+    let arm = &shared.arms[route.arm];
     let mut headers = r.headers;
     headers.extend(arm.record.borrow().spec.extra_headers.iter().cloned());
     let sent = Instant::now();
+    // Late is measured at the actual send: the dispatcher's wait for a slot and
+    // the runtime's own delay both count.
+    if measured && !read_back && sent.saturating_duration_since(intended) > LATE {
+        shared.counters.borrow_mut().late += 1;
+    }
     let keep_body = keep_body || r.needle.is_some();
     let result = arm
-        .client
+        .client(route.crossed)
         .send(Request { method: &request.method, path: &r.path, headers: &headers, body: r.body, keep_body })
         .await;
     let done = Instant::now();
@@ -217,6 +238,8 @@ async fn exchange(
             result: result.as_ref(),
             ok,
             stale: read_back && result.is_ok() && !ok,
+            block: (intended.saturating_duration_since(shared.measure_start).as_millis() / u128::from(BLOCK_MS))
+                as u32,
         });
     }
     result.map(|reply| (reply, ok)).map_err(|_| ())
@@ -224,24 +247,70 @@ async fn exchange(
 
 /// Runs one iteration: one user, its steps. `intended` is when it was meant to
 /// start; `measured` says whether it falls in the measured part.
-pub(super) async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, measured: bool) {
-    let sc = &shared.scenario;
-    let (arm, draw) = next_draw(&shared);
-    let user = draw.user;
-    let mut rng = SmallRng::seed_from_u64(draw.seed);
-    let mut picks = vec![None; sc.lists.len()];
-    // `once_per_user` steps run first, the first time the user is picked (a login,
-    // a token); then the iteration's own steps.
-    // While one iteration runs them, the user's other iterations wait: they need
-    // what those steps extract (the token), as the same client would; the wait is
-    // part of their latency (measured from the intended start).
-    let once_lock = shared.has_once.then(|| shared.once_locks.of(user));
-    let mut once_guard = match &once_lock {
+pub(super) async fn run_iteration(shared: Rc<Shared>, intended: Instant, measured: bool) {
+    let (route, draw) = next_draw(&shared);
+    // `once_per_user` steps run first, the first time the user is picked in the
+    // arm (a login, a token) — normally done by the set-up, before the schedule.
+    // While one iteration runs them, the user's other iterations in that arm wait:
+    // they need what those steps extract (the token), as the same client would.
+    let once_lock = shared.has_once.then(|| shared.once_locks.of(route.arm, draw.user));
+    let once_guard = match &once_lock {
         Some(l) => Some(l.lock().await),
         None => None,
     };
-    let (steps, once_steps) = steps_of(&shared, &draw);
-    for (i, s) in steps.into_iter().enumerate() {
+    let (steps, once_steps) = steps_of(&shared, route.arm, &draw);
+    run_steps(&shared, route, &draw, &steps, (once_steps, once_guard), intended, measured).await;
+}
+
+/// Runs every `once_per_user` step for every user of the population in every arm,
+/// before the schedule starts, so that no request of the run waits for another's
+/// login. Unmeasured; at most [`SET_UP_IN_FLIGHT`] at a time.
+pub(super) async fn set_up_users(shared: &Rc<Shared>) {
+    if !shared.has_once {
+        return;
+    }
+    let slots = shared.population.borrow().slots();
+    let gate = Rc::new(tokio::sync::Semaphore::new(SET_UP_IN_FLIGHT));
+    let mut tasks = tokio::task::JoinSet::new();
+    for arm in 0..shared.arms.len() {
+        for user in 0..slots {
+            let (shared, gate) = (Rc::clone(shared), Rc::clone(&gate));
+            tasks.spawn_local(async move {
+                let Ok(_permit) = gate.acquire().await else { return };
+                let draw = Draw { user, mix_choice: None, seed: rand::random(), iteration: 0 };
+                let steps: Vec<usize> = (0..shared.scenario.steps.len())
+                    .filter(|&s| {
+                        shared.scenario.steps[s].once_per_user
+                            && shared.population.borrow_mut().claim_once(arm, user, s)
+                    })
+                    .collect();
+                let route = Route { arm, crossed: false };
+                run_steps(&shared, route, &draw, &steps, (steps.len(), None), Instant::now(), false).await;
+            });
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Users' set-up requests in flight at once.
+const SET_UP_IN_FLIGHT: usize = 16;
+
+/// Runs `steps` of one iteration in order; the first `once.0` are the user's
+/// `once_per_user` steps, during which `once.1` (the user's lock) is held.
+async fn run_steps(
+    shared: &Shared,
+    route: Route,
+    draw: &Draw,
+    steps: &[usize],
+    once: (usize, Option<tokio::sync::MutexGuard<'_, ()>>),
+    mut intended: Instant,
+    measured: bool,
+) {
+    let sc = &shared.scenario;
+    let (once_steps, mut once_guard) = once;
+    let mut rng = SmallRng::seed_from_u64(draw.seed);
+    let mut picks = vec![None; sc.lists.len()];
+    for (i, &s) in steps.iter().enumerate() {
         if i == once_steps {
             drop(once_guard.take());
         }
@@ -251,7 +320,8 @@ pub(super) async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, mea
             let mut values = StepValues {
                 population: &pop,
                 lists: &sc.lists,
-                user,
+                arm: route.arm,
+                user: draw.user,
                 iteration: draw.iteration,
                 rng: &mut rng,
                 picks: &mut picks,
@@ -266,11 +336,15 @@ pub(super) async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, mea
             Err(e) => {
                 shared.counters.borrow_mut().template_failures += 1;
                 shared.first_error.borrow_mut().get_or_insert_with(|| format!("step {}: {e}", step.name));
+                if measured {
+                    let mut record = shared.arms[route.arm].record.borrow_mut();
+                    record.recorder.record_unsent(&shared.step_series[s], ErrorKind::Template, None);
+                }
                 return;
             }
         };
-        let sent = Sent { arm, step: s, user, intended, measured };
-        if !run_step(&shared, sent, main, read_back).await || shared.stop.get() {
+        let sent = Sent { route, step: s, user: draw.user, intended, measured };
+        if !run_step(shared, sent, main, read_back).await || shared.stop.get() {
             return; // a user whose request failed does not go on with the flow
         }
         if let Some(think) = step.think_time {
@@ -281,8 +355,25 @@ pub(super) async fn run_iteration(shared: Rc<Shared>, mut intended: Instant, mea
     }
 }
 
-/// The arm of the next iteration and its draw (shared by the two of a pair).
-fn next_draw(shared: &Shared) -> (&Arm, Draw) {
+/// An iteration the open model dropped after waiting `waited` for a slot: it
+/// takes its place in the pairs (its partner still runs, in the other arm) and
+/// counts as an error of its arm, censored at `waited`, in the series of the
+/// step it would have run first.
+pub(super) fn record_dropped(shared: &Shared, waited: std::time::Duration) {
+    let (route, draw) = next_draw(shared);
+    let sc = &shared.scenario;
+    let step = match (sc.flow, draw.mix_choice) {
+        (Flow::Mix, Some(choice)) => Some(choice),
+        _ => (0..sc.steps.len()).find(|&s| !sc.steps[s].once_per_user),
+    };
+    if let Some(s) = step {
+        let mut record = shared.arms[route.arm].record.borrow_mut();
+        record.recorder.record_unsent(&shared.step_series[s], ErrorKind::Dropped, Some(waited.as_micros() as u64));
+    }
+}
+
+/// The route of the next iteration and its draw (shared by the two of a pair).
+fn next_draw(shared: &Shared) -> (Route, Draw) {
     let mut rng = shared.rng.borrow_mut();
     let fresh = |rng: &mut SmallRng| {
         let iteration = shared.iteration.get();
@@ -294,16 +385,15 @@ fn next_draw(shared: &Shared) -> (&Arm, Draw) {
             iteration,
         }
     };
-    let (arm, draw) = shared.alternator.borrow_mut().next(&mut rng, fresh);
-    (&shared.arms[arm], draw)
+    shared.alternator.borrow_mut().next(&mut rng, fresh)
 }
 
 /// The steps this iteration runs, in order, and how many of them lead as the
-/// user's `once_per_user` steps (claimed here, so no other iteration runs them).
-fn steps_of(shared: &Shared, draw: &Draw) -> (Vec<usize>, usize) {
+/// user's `once_per_user` steps in `arm` (claimed here, so no other iteration runs them).
+fn steps_of(shared: &Shared, arm: usize, draw: &Draw) -> (Vec<usize>, usize) {
     let sc = &shared.scenario;
     let mut steps: Vec<usize> = (0..sc.steps.len())
-        .filter(|&s| sc.steps[s].once_per_user && shared.population.borrow_mut().claim_once(draw.user, s))
+        .filter(|&s| sc.steps[s].once_per_user && shared.population.borrow_mut().claim_once(arm, draw.user, s))
         .collect();
     let once_steps = steps.len();
     match (sc.flow, draw.mix_choice) {
@@ -314,8 +404,8 @@ fn steps_of(shared: &Shared, draw: &Draw) -> (Vec<usize>, usize) {
 }
 
 /// Which step of which iteration is sent, and when it was meant to be.
-struct Sent<'a> {
-    arm: &'a Arm,
+struct Sent {
+    route: Route,
     step: usize,
     user: usize,
     intended: Instant,
@@ -324,10 +414,10 @@ struct Sent<'a> {
 
 /// Sends one step (and its read-back after a successful write), extracting what
 /// the step asks for. Returns whether the request got an answer.
-async fn run_step(shared: &Shared, sent: Sent<'_>, main: Rendered, read_back: Option<Rendered>) -> bool {
-    let Sent { arm, step: s, user, intended, measured } = sent;
+async fn run_step(shared: &Shared, sent: Sent, main: Rendered, read_back: Option<Rendered>) -> bool {
+    let Sent { route, step: s, user, intended, measured } = sent;
     let step = &shared.scenario.steps[s];
-    let lock = read_back.as_ref().map(|_| shared.write_locks.of(user));
+    let lock = read_back.as_ref().map(|_| shared.write_locks.of(route.arm, user));
     let _held = match &lock {
         Some(l) => Some(l.lock().await),
         None => None,
@@ -339,13 +429,13 @@ async fn run_step(shared: &Shared, sent: Sent<'_>, main: Rendered, read_back: Op
         keep_body: !step.extract.is_empty(),
         read_back: false,
     };
-    let reply = exchange(shared, arm, call, main, intended, measured).await;
+    let reply = exchange(shared, route, call, main, intended, measured).await;
     if let Ok((r, true)) = &reply {
         if let Some(body) = &r.body {
             let mut pop = shared.population.borrow_mut();
             for (name, pointer) in &step.extract {
                 if let Some(v) = json_pointer_text(body, pointer) {
-                    pop.set_extracted(user, name, v);
+                    pop.set_extracted(route.arm, user, name, v);
                 }
             }
         }
@@ -355,7 +445,7 @@ async fn run_step(shared: &Shared, sent: Sent<'_>, main: Rendered, read_back: Op
     {
         let call = Call { request: &spec.request, expect: &spec.expect, series, keep_body: false, read_back: true };
         // The read is meant to follow the write at once, as a client's would.
-        let _ = exchange(shared, arm, call, rb, Instant::now(), measured).await;
+        let _ = exchange(shared, route, call, rb, Instant::now(), measured).await;
     }
     reply.is_ok()
 }

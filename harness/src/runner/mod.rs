@@ -25,6 +25,8 @@ use finish::{ArmRecord, DocContext, Ending};
 /// A send more than this behind its intended time counts as late (ARCHITECTURE.md,
 /// "Measurement").
 pub const LATE: Duration = Duration::from_millis(1);
+/// A run with more than this share of its sends late (beyond [`LATE`]) is invalid.
+pub const MAX_LATE_SHARE: f64 = 0.05;
 /// A run whose achieved rate is this much below its target is invalid.
 pub const MAX_RATE_SHORTFALL: f64 = 0.02;
 /// Above this share of one core the harness may have been the bottleneck.
@@ -72,6 +74,10 @@ pub struct RunOptions {
     /// Stop after this long even if the scenario runs longer (tests, smoke runs).
     pub max_duration: Option<Duration>,
     pub http_client: crate::client::ClientKind,
+    /// Two arms on two servers: each arm's iterations go to both servers, balanced
+    /// in every block of two pairs (one pair crossed, one not, in random order), so
+    /// a difference between the servers cannot read as a difference between arms.
+    pub cross_servers: bool,
     /// Set from outside (a signal handler) to stop the run as Ctrl-C would.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
@@ -129,14 +135,24 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     };
     let stem = opts.stem.clone().unwrap_or_else(|| stem_for(scenario, label.as_deref()));
     let files = RunFiles::new(&opts.out_dir, &stem);
+    let crossed = opts.cross_servers && opts.arms.len() == 2;
+    let client_of = |target: &str| {
+        HttpClient::new(target, scenario.load.max_in_flight, scenario.load.timeout, opts.http_client)
+            .map_err(RunError::Setup)
+    };
     let mut arms = Vec::new();
-    for spec in &opts.arms {
-        let client =
-            HttpClient::new(&spec.target, scenario.load.max_in_flight, scenario.load.timeout, opts.http_client)
-                .map_err(RunError::Setup)?;
+    for (i, spec) in opts.arms.iter().enumerate() {
+        let client = client_of(&spec.target)?;
         let version = worker_version(&client).await;
-        let record = ArmRecord::new(spec.clone(), client.kind, version);
-        arms.push(Arm::new(client, record));
+        let mut record = ArmRecord::new(spec.clone(), client.kind, version);
+        let other = if crossed {
+            let other = &opts.arms[1 - i].target;
+            record.servers = vec![spec.target.clone(), other.clone()];
+            Some(client_of(other)?)
+        } else {
+            None
+        };
+        arms.push(Arm::new(client, other, record));
     }
     let ctx = DocContext {
         scenario,
@@ -161,7 +177,7 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
 /// The scenario's users, with credentials derived from the bench secret.
 fn population(scenario: &Scenario, opts: &RunOptions) -> Result<Population, RunError> {
     match &scenario.users {
-        None => Ok(Population::anonymous(scenario.steps.len())),
+        None => Ok(Population::anonymous(scenario.steps.len(), opts.arms.len())),
         Some(u) => {
             let secret = opts.bench_secret.as_deref().ok_or_else(|| {
                 RunError::Setup(format!(
@@ -169,7 +185,7 @@ fn population(scenario: &Scenario, opts: &RunOptions) -> Result<Population, RunE
                     scenario.file.display()
                 ))
             })?;
-            Population::new(u, secret, scenario.steps.len()).map_err(RunError::Setup)
+            Population::new(u, secret, scenario.steps.len(), opts.arms.len()).map_err(RunError::Setup)
         }
     }
 }

@@ -223,6 +223,7 @@ pub fn options(target: &str, out: &std::path::Path) -> harness::runner::RunOptio
         stem: Some("run".into()),
         max_duration: None,
         http_client: harness::client::ClientKind::Auto,
+        cross_servers: false,
         cancel: None,
     }
 }

@@ -1,7 +1,13 @@
 //! Statistics for comparisons (ARCHITECTURE.md, "Compare and claims"): percentiles and means of recorded
 //! distributions, the Mann-Whitney U test, and bootstrap confidence intervals of a
 //! relative change, all computed from (value, count) bins so that a run of millions
-//! of requests costs no more than its histogram has buckets.
+//! of requests costs no more than its histogram has buckets. `blocks.rs` holds the
+//! design-aware (time-block) bootstrap; the one here resamples single requests, for
+//! results that kept no blocks.
+
+mod blocks;
+
+pub use blocks::{block_bootstrap, block_layout, Blocks, Interval, MIN_BLOCKS};
 
 use hdrhistogram::Histogram;
 use rand::Rng;
@@ -42,6 +48,17 @@ impl Metric {
         Metric::ALL.into_iter().find(|m| m.name() == s)
     }
 
+    /// Requests per arm below which a change of this metric is not called: the
+    /// percentile must have about ten requests beyond it in each arm.
+    pub fn min_samples(self) -> u64 {
+        match self {
+            Metric::P50 | Metric::Mean => 20,
+            Metric::P90 => 100,
+            Metric::P95 => 200,
+            Metric::P99 => 1000,
+        }
+    }
+
     pub fn of(self, d: &Dist) -> f64 {
         match self {
             Metric::P50 => d.quantile(0.50),
@@ -67,6 +84,21 @@ impl Dist {
                 d.counts.push(1);
             }
             d.total += 1;
+        }
+        d
+    }
+
+    /// From (value, count) pairs in ascending order of value.
+    pub fn from_pairs(pairs: &[(f64, u64)]) -> Dist {
+        let mut d = Dist { values: Vec::new(), counts: Vec::new(), total: 0 };
+        for &(v, c) in pairs {
+            if d.values.last() == Some(&v) {
+                *d.counts.last_mut().expect("a value was pushed") += c;
+            } else {
+                d.values.push(v);
+                d.counts.push(c);
+            }
+            d.total += c;
         }
         d
     }
@@ -101,7 +133,7 @@ impl Dist {
         if self.total == 0 {
             return f64::NAN;
         }
-        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
+        let rank = nearest_rank(q, self.total);
         let mut seen = 0;
         for (v, c) in self.values.iter().zip(&self.counts) {
             seen += c;
@@ -196,21 +228,29 @@ pub fn mann_whitney(a: &Dist, b: &Dist) -> MannWhitney {
     MannWhitney { u_a, u_b, z, p_value: (2.0 * (1.0 - phi(z.abs()))).clamp(0.0, 1.0) }
 }
 
-/// The relative change of `metric` from `a` to `b`, `(b - a) / a`, with its
-/// percentile-bootstrap 95 % confidence interval.
-pub fn bootstrap_change(a: &Dist, b: &Dist, metric: Metric, resamples: usize, rng: &mut impl Rng) -> (f64, f64, f64) {
-    let change = |ma: f64, mb: f64| (mb - ma) / ma;
-    let point = change(metric.of(a), metric.of(b));
-    let mut changes: Vec<f64> = (0..resamples)
-        .map(|_| change(metric.of(&a.resample(rng)), metric.of(&b.resample(rng))))
-        .filter(|c| c.is_finite())
-        .collect();
-    if changes.is_empty() {
-        return (point, f64::NAN, f64::NAN);
+/// The 1-based nearest rank of quantile `q` among `n` ordered values: ⌈q·n⌉,
+/// at least 1 (HdrHistogram's and the percentile bootstrap's definition).
+pub fn nearest_rank(q: f64, n: u64) -> u64 {
+    ((q * n as f64).ceil() as u64).clamp(1, n.max(1))
+}
+
+/// The relative change `(b − a) / a` of every metric in [`Metric::ALL`], each
+/// with its percentile-bootstrap 95 % interval, resampling single requests as if
+/// they were independent (they are not: see `blocks.rs`).
+pub fn bootstrap_changes(a: &Dist, b: &Dist, resamples: usize, rng: &mut impl Rng) -> [Interval; 5] {
+    let of = |d: &Dist| blocks::metrics(&d.values, &d.counts);
+    let (pa, pb) = (of(a), of(b));
+    let mut changes: [Vec<f64>; 5] = Default::default();
+    for _ in 0..resamples {
+        let (ma, mb) = (of(&a.resample(rng)), of(&b.resample(rng)));
+        for m in 0..5 {
+            let c = (mb[m] - ma[m]) / ma[m];
+            if c.is_finite() {
+                changes[m].push(c);
+            }
+        }
     }
-    changes.sort_by(f64::total_cmp);
-    let at = |q: f64| changes[((q * changes.len() as f64).floor() as usize).min(changes.len() - 1)];
-    (point, at(0.025), at(0.975))
+    std::array::from_fn(|i| blocks::interval((pb[i] - pa[i]) / pa[i], &mut changes[i]))
 }
 
 #[cfg(test)]
@@ -254,13 +294,11 @@ mod tests {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
         let a: Vec<f64> = (0..4000).map(|i| 10.0 + (i % 100) as f64 / 10.0).collect();
         let b: Vec<f64> = a.iter().map(|v| v * 0.7).collect();
-        let (point, lo, hi) =
-            bootstrap_change(&Dist::from_samples(&a), &Dist::from_samples(&b), Metric::P50, 500, &mut rng);
-        assert!((point + 0.3).abs() < 1e-9, "{point}");
-        assert!(lo <= point && point <= hi && hi - lo < 0.05, "{lo} {hi}");
-        let (p, lo, hi) =
-            bootstrap_change(&Dist::from_samples(&a), &Dist::from_samples(&a), Metric::Mean, 500, &mut rng);
-        assert!(p == 0.0 && lo < 0.0 && hi > 0.0);
+        let p50 = bootstrap_changes(&Dist::from_samples(&a), &Dist::from_samples(&b), 500, &mut rng)[0];
+        assert!((p50.point + 0.3).abs() < 1e-9, "{p50:?}");
+        assert!(p50.low <= p50.point && p50.point <= p50.high && p50.high - p50.low < 0.05, "{p50:?}");
+        let mean = bootstrap_changes(&Dist::from_samples(&a), &Dist::from_samples(&a), 500, &mut rng)[4];
+        assert!(mean.point == 0.0 && mean.low < 0.0 && mean.high > 0.0);
         // A resample keeps the sample size.
         assert_eq!(Dist::from_samples(&a).resample(&mut rng).len(), 4000);
     }

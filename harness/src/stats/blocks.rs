@@ -1,0 +1,250 @@
+//! The design-aware bootstrap (ARCHITECTURE.md, "Compare and claims"): latency is
+//! correlated in time (a GC pause, a SQLite checkpoint, the node proxy slows every
+//! request for a while), so requests are not independent draws and resampling them
+//! one by one understates the uncertainty. Instead each arm's requests are kept in
+//! short time blocks (by intended start), and a resample draws whole blocks with
+//! replacement. In an interleaved A/B the two arms ran in the same blocks of time
+//! and, pair by pair, replayed the same users and steps: one draw of block indices
+//! serves both arms, so whatever slowed both at once cancels in the change, as it
+//! did in the run, and the step mix of every drawn block is the same in both arms.
+
+use rand::Rng;
+
+use super::nearest_rank;
+#[cfg(doc)]
+use super::Metric;
+
+/// An arm's requests of one series, by time block: block index (of `unit_ms`
+/// blocks since the measured part began) → (milliseconds, count) pairs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Blocks {
+    pub unit_ms: u32,
+    pub blocks: Vec<(u32, Vec<(f64, u64)>)>,
+}
+
+impl Blocks {
+    /// Every block's requests as one distribution.
+    pub fn dist(&self) -> super::Dist {
+        let mut pairs: Vec<(f64, u64)> = self.blocks.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+        pairs.sort_by(|x, y| x.0.total_cmp(&y.0));
+        super::Dist::from_pairs(&pairs)
+    }
+}
+
+/// Resamples are made of about this many blocks: enough for the percentiles of
+/// the bootstrap distribution to be smooth, with blocks as long as a run allows.
+const TARGET_BLOCKS: u32 = 40;
+/// Fewer blocks than this cannot stand for the run's variability.
+pub const MIN_BLOCKS: usize = 10;
+
+/// One bootstrap estimate: the point change, its 95 % percentile interval and
+/// the two-sided bootstrap p-value of "no change".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    pub point: f64,
+    pub low: f64,
+    pub high: f64,
+    pub p_value: f64,
+}
+
+/// One arm's distinct values and, per resampling block, the counts at them.
+struct Grid {
+    values: Vec<f64>,
+    blocks: Vec<Vec<(usize, u64)>>,
+}
+
+impl Grid {
+    fn new(b: &Blocks, len: u32, count: usize) -> Grid {
+        let mut values: Vec<f64> = b.blocks.iter().flat_map(|(_, v)| v.iter().map(|p| p.0)).collect();
+        values.sort_by(f64::total_cmp);
+        values.dedup();
+        let mut blocks = vec![Vec::new(); count];
+        for (i, pairs) in &b.blocks {
+            let k = (*i / len) as usize;
+            for (v, c) in pairs {
+                let g = values.binary_search_by(|x| x.total_cmp(v)).expect("every value is on the grid");
+                blocks[k.min(count - 1)].push((g, *c));
+            }
+        }
+        Grid { values, blocks }
+    }
+
+    fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The metrics of the blocks `drawn`, summed; `counts` is scratch space.
+    fn metrics_of(&self, drawn: &[usize], counts: &mut Vec<u64>) -> [f64; 5] {
+        counts.clear();
+        counts.resize(self.values.len(), 0);
+        for &k in drawn {
+            for &(g, c) in &self.blocks[k] {
+                counts[g] += c;
+            }
+        }
+        metrics(&self.values, counts)
+    }
+}
+
+/// p50, p90, p95, p99 (nearest rank) and mean of a distribution on `values`.
+pub(super) fn metrics(values: &[f64], counts: &[u64]) -> [f64; 5] {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return [f64::NAN; 5];
+    }
+    let ranks = [0.50, 0.90, 0.95, 0.99].map(|q| nearest_rank(q, total));
+    let mut out = [f64::NAN; 5];
+    let (mut seen, mut next, mut sum) = (0u64, 0usize, 0.0);
+    for (v, &c) in values.iter().zip(counts) {
+        seen += c;
+        sum += v * c as f64;
+        while next < 4 && seen >= ranks[next] {
+            out[next] = *v;
+            next += 1;
+        }
+    }
+    out[4] = sum / total as f64;
+    out
+}
+
+/// Resampling-block length (in units) and count for block indices up to `max`.
+fn layout(max: u32) -> (u32, usize) {
+    let units = max + 1;
+    let len = units.div_ceil(TARGET_BLOCKS).max(1);
+    (len, units.div_ceil(len) as usize)
+}
+
+fn max_index(b: &Blocks) -> u32 {
+    b.blocks.iter().map(|(i, _)| *i).max().unwrap_or(0)
+}
+
+/// The resampling blocks `a` and `b` are cut into: their length in units (the
+/// longer arm's, when drawn apart) and how many (the fewer).
+pub fn block_layout(a: &Blocks, b: &Blocks, joint: bool) -> (u32, usize) {
+    if joint {
+        layout(max_index(a).max(max_index(b)))
+    } else {
+        let ((la, ca), (lb, cb)) = (layout(max_index(a)), layout(max_index(b)));
+        (la.max(lb), ca.min(cb))
+    }
+}
+
+/// The relative change `(b − a) / a` of every metric (in [`Metric::ALL`]'s order), with its block-bootstrap
+/// interval. `joint`: the arms were interleaved, so one draw of blocks serves both.
+pub fn block_bootstrap(a: &Blocks, b: &Blocks, joint: bool, resamples: usize, rng: &mut impl Rng) -> [Interval; 5] {
+    let (ga, gb) = if joint {
+        let (len, count) = layout(max_index(a).max(max_index(b)));
+        (Grid::new(a, len, count), Grid::new(b, len, count))
+    } else {
+        let ((la, ca), (lb, cb)) = (layout(max_index(a)), layout(max_index(b)));
+        (Grid::new(a, la, ca), Grid::new(b, lb, cb))
+    };
+    let all = |g: &Grid| (0..g.len()).collect::<Vec<_>>();
+    let mut scratch = Vec::new();
+    let (pa, pb) = (ga.metrics_of(&all(&ga), &mut scratch), gb.metrics_of(&all(&gb), &mut scratch));
+    let mut changes: [Vec<f64>; 5] = Default::default();
+    let (mut da, mut db) = (vec![0; ga.len()], vec![0; gb.len()]);
+    for _ in 0..resamples {
+        da.iter_mut().for_each(|k| *k = rng.random_range(0..ga.len()));
+        if joint {
+            db.copy_from_slice(&da);
+        } else {
+            db.iter_mut().for_each(|k| *k = rng.random_range(0..gb.len()));
+        }
+        let (ma, mb) = (ga.metrics_of(&da, &mut scratch), gb.metrics_of(&db, &mut scratch));
+        for m in 0..5 {
+            let c = (mb[m] - ma[m]) / ma[m];
+            if c.is_finite() {
+                changes[m].push(c);
+            }
+        }
+    }
+    std::array::from_fn(|i| interval((pb[i] - pa[i]) / pa[i], &mut changes[i]))
+}
+
+/// The 95 % percentile interval of `changes` around `point`, and the bootstrap
+/// p-value: twice the smaller share of resamples on either side of zero.
+pub(super) fn interval(point: f64, changes: &mut [f64]) -> Interval {
+    if changes.is_empty() {
+        return Interval { point, low: f64::NAN, high: f64::NAN, p_value: f64::NAN };
+    }
+    changes.sort_by(f64::total_cmp);
+    let n = changes.len() as u64;
+    let at = |q: f64| changes[(nearest_rank(q, n) - 1) as usize];
+    let below = changes.iter().filter(|c| **c <= 0.0).count();
+    let above = changes.iter().filter(|c| **c >= 0.0).count();
+    let p_value = ((2 * below.min(above) + 1) as f64 / (n + 1) as f64).min(1.0);
+    Interval { point, low: at(0.025), high: at(0.975), p_value }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// `blocks` blocks of `per` requests; `value(block, j)` in ms.
+    fn blocks(n: u32, per: u32, value: impl Fn(u32, u32) -> f64) -> Blocks {
+        Blocks {
+            unit_ms: 100,
+            blocks: (0..n).map(|i| (i, (0..per).map(|j| (value(i, j), 1)).collect())).collect(),
+        }
+    }
+
+    #[test]
+    fn metrics_by_hand() {
+        let values: Vec<f64> = (1..=10).map(f64::from).collect();
+        let m = metrics(&values, &[1; 10]);
+        assert_eq!(m, [5.0, 9.0, 10.0, 10.0, 5.5]);
+        assert!(metrics(&values, &[0; 10])[0].is_nan());
+    }
+
+    #[test]
+    fn layout_aims_at_forty_blocks() {
+        assert_eq!(layout(39), (1, 40));
+        assert_eq!(layout(299), (8, 38));
+        assert_eq!(layout(4), (1, 5));
+    }
+
+    #[test]
+    fn percentile_indices_are_nearest_rank() {
+        let mut c: Vec<f64> = (1..=2000).map(f64::from).collect();
+        let i = interval(0.0, &mut c);
+        // 2.5 % of 2000 = the 50th value; 97.5 % = the 1950th.
+        assert_eq!((i.low, i.high), (50.0, 1950.0));
+        assert_eq!(i.p_value, 1.0 / 2001.0);
+    }
+
+    #[test]
+    fn a_shared_slowdown_cancels_when_blocks_are_drawn_jointly() {
+        // Both arms slow down together in every other block; B is 10 % faster
+        // throughout. Drawn jointly the change is 10 % in every resample; drawn
+        // apart, the shared slowdown widens the interval.
+        let slow = |i: u32| if i % 2 == 0 { 10.0 } else { 30.0 };
+        let a = blocks(40, 20, |i, j| slow(i) + j as f64 * 0.01);
+        let b = blocks(40, 20, |i, j| (slow(i) + j as f64 * 0.01) * 0.9);
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let joint = block_bootstrap(&a, &b, true, 500, &mut rng)[4];
+        let apart = block_bootstrap(&a, &b, false, 500, &mut rng)[4];
+        assert!((joint.point + 0.1).abs() < 1e-9, "{joint:?}");
+        assert!(joint.high - joint.low < 1e-9, "{joint:?}");
+        assert!(apart.high - apart.low > 0.05, "{apart:?}");
+        assert!(joint.p_value < 0.01);
+    }
+
+    #[test]
+    fn blocks_see_correlation_that_single_requests_hide() {
+        // Identical arms whose latency wanders slowly (a level per block): the
+        // block bootstrap of independent runs must be wider than the i.i.d. one.
+        let level = |i: u32| 10.0 + ((i * 7919) % 13) as f64;
+        let a = blocks(40, 25, |i, j| level(i) + j as f64 * 0.001);
+        let b = blocks(40, 25, |i, j| level((i + 17) % 40) + j as f64 * 0.001);
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(2);
+        let by_block = block_bootstrap(&a, &b, false, 500, &mut rng)[4];
+        let flat = |x: &Blocks| {
+            let v: Vec<f64> = x.blocks.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)).collect();
+            super::super::Dist::from_samples(&v)
+        };
+        let iid = super::super::bootstrap_changes(&flat(&a), &flat(&b), 500, &mut rng)[4];
+        assert!(by_block.high - by_block.low > 2.0 * (iid.high - iid.low), "{by_block:?} vs {iid:?}");
+    }
+}
