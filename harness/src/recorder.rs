@@ -166,7 +166,7 @@ pub struct IntervalSummary {
     pub cache: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Recorder {
     pub series: BTreeMap<String, SeriesStats>,
     interval: BTreeMap<String, IntervalStats>,

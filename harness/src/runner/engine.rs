@@ -8,21 +8,20 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::serialization::interval_log::{IntervalLogWriter, IntervalLogWriterBuilder, Tag};
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use rand_distr::weighted::WeightedIndex;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::finish::{self, ArmRecord, DocContext};
+use super::finish::{ArmRecord, DocContext};
+use super::writer::Writer;
 use super::iteration::{run_iteration, ArmAlternator, UserLocks};
 use super::{RunError, RunOptions};
 use crate::client::HttpClient;
 use crate::cpu;
 use crate::recorder;
-use crate::result::{ResultDoc, RunFigures, RunFiles, Status};
+use crate::result::{RunFigures, RunFiles, Status};
 use crate::scenario::{Scenario, READ_BACK_TAG};
 use crate::schedule::ArrivalSchedule;
 use crate::users::Population;
@@ -211,17 +210,7 @@ pub(super) async fn drive(
     shared.counters.get_mut().template_failures = counters.into_inner().template_failures;
     let shared = Rc::new(shared);
 
-    // Unbuffered: each interval reaches the file when it closes, so a crash keeps it.
-    let mut hlog_file =
-        std::fs::File::create(&files.hlog).map_err(|e| RunError::Setup(format!("{}: {e}", files.hlog.display())))?;
-    let mut serializer = V2DeflateSerializer::new();
-    let mut hlog = IntervalLogWriterBuilder::new()
-        .add_comment(&format!("cache-bench harness {} scenario {}", env!("CARGO_PKG_VERSION"), scenario.name))
-        .with_start_time(ctx.started_at)
-        .with_base_time(ctx.started_at)
-        .with_max_value_divisor(1000.0) // µs recorded, milliseconds in the log's max column
-        .begin_log_with(&mut hlog_file, &mut serializer)
-        .map_err(|e| RunError::Setup(format!("{}: {e}", files.hlog.display())))?;
+    let writer = Writer::start(files, ctx).map_err(RunError::Setup)?;
 
     let in_flight = Rc::new(InFlight::default());
     let schedule = ArrivalSchedule::new(&scenario.load.executor, scenario.load.warmup);
@@ -236,9 +225,9 @@ pub(super) async fn drive(
         usage0: cpu::usage(),
     };
     let drivers = start_drivers(&shared, schedule, t0, &in_flight);
-    let interrupted = run_loop(&shared, opts, &clock, drivers, &in_flight, &mut hlog, files, ctx).await;
+    let interrupted = run_loop(&shared, opts, &clock, drivers, &in_flight, &writer).await;
     let end = Instant::now().min(shared.measure_end.max(measure_start));
-    drop(hlog);
+    writer.finish();
 
     let figures = clock.figures(&shared, scenario, end, cpu::usage());
     let template_failures = shared.counters.borrow().template_failures;
@@ -296,16 +285,13 @@ fn start_drivers(
 
 /// Waits for the drivers and the iterations in flight, closing intervals and
 /// writing snapshots as time passes. Returns whether the run was interrupted.
-#[allow(clippy::too_many_arguments)]
-async fn run_loop<W: std::io::Write, S: Serializer>(
+async fn run_loop(
     shared: &Rc<Shared>,
     opts: &RunOptions,
     clock: &Clock,
     mut drivers: JoinSet<()>,
     in_flight: &InFlight,
-    hlog: &mut IntervalLogWriter<'_, '_, W, S>,
-    files: &RunFiles,
-    ctx: &DocContext<'_>,
+    writer: &Writer,
 ) -> bool {
     let scenario = &shared.scenario;
     let t0 = clock.t0;
@@ -363,14 +349,12 @@ async fn run_loop<W: std::io::Write, S: Serializer>(
         while now >= next_interval {
             interval_index += 1;
             let start = (next_interval - Duration::from_secs(1)).saturating_duration_since(t0);
-            close_interval(shared, interval_index, start, hlog, true);
+            close_interval(shared, interval_index, start, writer, true);
             next_interval += Duration::from_secs(1);
         }
         if now.duration_since(last_snapshot) >= Duration::from_secs(5) {
             let run = clock.figures(shared, scenario, now.min(shared.measure_end), cpu::usage());
-            let docs: Vec<ResultDoc> =
-                shared.arms.iter().map(|a| ctx.document(&a.record.borrow(), run.clone(), vec![], false)).collect();
-            let _ = finish::write_docs(&files.json, &docs);
+            writer.snapshot(shared.arms.iter().map(|a| a.record.borrow().clone()).collect(), run);
             last_snapshot = now;
         }
         let first = shared.arms[0].record.borrow();
@@ -386,7 +370,7 @@ async fn run_loop<W: std::io::Write, S: Serializer>(
     // The last, partial interval.
     interval_index += 1;
     let start = (next_interval - Duration::from_secs(1)).saturating_duration_since(t0);
-    close_interval(shared, interval_index, start, hlog, false);
+    close_interval(shared, interval_index, start, writer, false);
     bar.finish();
     interrupted
 }
@@ -489,14 +473,9 @@ async fn virtual_user(shared: Rc<Shared>, budget: Option<Rc<Cell<u64>>>) {
     }
 }
 
-/// Closes the interval `index` of every arm: summaries kept, histograms logged.
-fn close_interval<W: std::io::Write, S: Serializer>(
-    shared: &Shared,
-    index: u64,
-    start: Duration,
-    hlog: &mut IntervalLogWriter<'_, '_, W, S>,
-    keep_empty: bool,
-) {
+/// Closes the interval `index` of every arm: summaries kept, histograms handed
+/// to the writer for the interval log.
+fn close_interval(shared: &Shared, index: u64, start: Duration, writer: &Writer, keep_empty: bool) {
     for arm in &shared.arms {
         let mut record = arm.record.borrow_mut();
         let record = &mut *record;
@@ -509,7 +488,7 @@ fn close_interval<W: std::io::Write, S: Serializer>(
                 continue;
             }
             let tag = format!("{prefix}{}", summary.series).replace([',', ' '], "_");
-            let _ = hlog.write_histogram(&h, start, Duration::from_secs(1), Tag::new(&tag));
+            writer.interval(tag, h, start);
             record.intervals.push(summary);
         }
     }

@@ -15,6 +15,7 @@ use crate::series::SeriesKey;
 use crate::thresholds::{Figures, Verdict};
 
 /// What one arm recorded.
+#[derive(Clone)]
 pub struct ArmRecord {
     pub spec: ArmSpec,
     pub http_client: ClientKind,

@@ -4,12 +4,14 @@
 //!
 //! - `engine.rs` drives the load and records it (drivers, the loop, intervals);
 //! - `iteration.rs` is one iteration (arm and user, requests, read-backs);
+//! - `writer.rs` encodes and writes the interval log and snapshots on its own thread;
 //! - `finish.rs` judges what was recorded (validity, thresholds) and assembles the
 //!   result documents, from plain data.
 
 mod engine;
 pub mod finish;
 mod iteration;
+mod writer;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
