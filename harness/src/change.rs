@@ -125,11 +125,18 @@ pub struct SeriesComparison {
     pub fdr_significant: bool,
     #[serde(default = "requests")]
     pub resampling: Resampling,
+    /// The CIs' confidence (0.95 unless a sequential run spent alpha over looks).
+    #[serde(default = "ninety_five")]
+    pub confidence: f64,
     pub summary: String,
 }
 
 fn requests() -> Resampling {
     Resampling::Requests
+}
+
+fn ninety_five() -> f64 {
+    0.95
 }
 
 impl SeriesComparison {
@@ -142,26 +149,35 @@ fn pct(x: f64) -> String {
     format!("{:.1}", x * 100.0).trim_end_matches(".0").to_owned()
 }
 
+/// "95 %" for a confidence of 0.95.
+pub fn level_words(confidence: f64) -> String {
+    format!("{} %", pct(confidence))
+}
+
 /// "auth: 31 % faster at p50, 95 % CI 27–35 %".
-fn plain_words(series: &SeriesKey, m: &MetricChange, noise: f64) -> String {
+fn plain_words(series: &SeriesKey, m: &MetricChange, noise: f64, confidence: f64) -> String {
     let name = series.short_name();
     let metric = m.metric.name();
+    let level = level_words(confidence);
     let (change, lo, hi) = (pct(m.change), pct(m.ci_low), pct(m.ci_high));
     match m.direction {
-        Direction::Faster => {
-            format!("{name}: {} % faster at {metric}, 95 % CI {}–{} %", pct(-m.change), pct(-m.ci_high), pct(-m.ci_low))
-        }
-        Direction::Slower => format!("{name}: {change} % slower at {metric}, 95 % CI {lo}–{hi} %"),
+        Direction::Faster => format!(
+            "{name}: {} % faster at {metric}, {level} CI {}–{} %",
+            pct(-m.change),
+            pct(-m.ci_high),
+            pct(-m.ci_low)
+        ),
+        Direction::Slower => format!("{name}: {change} % slower at {metric}, {level} CI {lo}–{hi} %"),
         Direction::Same => format!(
-            "{name}: no difference at {metric}: the 95 % CI {lo} to {hi} % lies inside ±{} % (change {change} %)",
+            "{name}: no difference at {metric}: the {level} CI {lo} to {hi} % lies inside ±{} % (change {change} %)",
             pct(noise)
         ),
         Direction::Undetermined if !m.enough_samples => format!(
-            "{name}: undetermined at {metric}: fewer than {} requests per arm (change {change} %, 95 % CI {lo} to {hi} %)",
+            "{name}: undetermined at {metric}: fewer than {} requests per arm (change {change} %, {level} CI {lo} to {hi} %)",
             m.metric.min_samples()
         ),
         Direction::Undetermined => format!(
-            "{name}: undetermined at {metric} (change {change} %, 95 % CI {lo} to {hi} %, wider than ±{} %)",
+            "{name}: undetermined at {metric} (change {change} %, {level} CI {lo} to {hi} %, wider than ±{} %)",
             pct(noise)
         ),
     }
@@ -200,11 +216,11 @@ fn intervals(
         let (len, blocks) = stats::block_layout(ba, bb, joint);
         if blocks >= MIN_BLOCKS && ba.unit_ms == bb.unit_ms {
             let block_ms = ba.unit_ms * len;
-            let out = stats::block_bootstrap(ba, bb, joint, opts.resamples, rng);
+            let out = stats::block_bootstrap(ba, bb, joint, opts.resamples, opts.alpha, rng);
             return (out, Resampling::Blocks { blocks, block_ms, joint });
         }
     }
-    (stats::bootstrap_changes(&a.dist, &b.dist, opts.resamples, rng), Resampling::Requests)
+    (stats::bootstrap_changes(&a.dist, &b.dist, opts.resamples, opts.alpha, rng), Resampling::Requests)
 }
 
 /// Compares one series of two arms; `joint`: the arms were interleaved.
@@ -223,8 +239,11 @@ pub fn compare_series(
         .zip(found)
         .map(|(&metric, i)| {
             let enough_samples = fewest >= metric.min_samples();
-            let direction =
-                if enough_samples { Direction::of(i.point, i.low, i.high, opts.noise) } else { Direction::Undetermined };
+            let direction = if enough_samples {
+                Direction::of(i.point, i.low, i.high, opts.noise)
+            } else {
+                Direction::Undetermined
+            };
             MetricChange {
                 metric,
                 a: metric.of(&a.dist),
@@ -237,7 +256,7 @@ pub fn compare_series(
             }
         })
         .collect();
-    let mut summary = plain_words(series, &metrics[0], opts.noise);
+    let mut summary = plain_words(series, &metrics[0], opts.noise, 1.0 - opts.alpha);
     if a.errors + b.errors > 0 && !series.is_server_side() {
         summary.push_str(&format!(
             "; errors {:.2} % → {:.2} % (left out of the latencies)",
@@ -256,6 +275,7 @@ pub fn compare_series(
         p_value: found[0].p_value,
         fdr_significant: false,
         resampling,
+        confidence: 1.0 - opts.alpha,
         summary,
     }
 }
@@ -266,7 +286,8 @@ pub fn mark_fdr(series: &mut [SeriesComparison], family: &[usize], q: f64) {
     let mut order: Vec<usize> = family.to_vec();
     order.sort_by(|&x, &y| series[x].p_value.total_cmp(&series[y].p_value));
     let m = order.len() as f64;
-    let passing = order.iter().enumerate().filter(|(k, &i)| series[i].p_value <= (k + 1) as f64 / m * q).map(|(k, _)| k).last();
+    let passing =
+        order.iter().enumerate().filter(|(k, &i)| series[i].p_value <= (k + 1) as f64 / m * q).map(|(k, _)| k).last();
     for (k, &i) in order.iter().enumerate() {
         series[i].fdr_significant = passing.is_some_and(|last| k <= last);
     }

@@ -115,21 +115,27 @@ fn speed(improvement: f64) -> String {
     }
 }
 
-/// The 95 % CI of an improvement in words that keep their sign's meaning:
+/// The CI of an improvement in words that keep their sign's meaning:
 /// "7.5–12.2 % faster", "0.5–9.6 % slower", "from 4.1 % slower to 0.8 % faster".
-fn ci_words(lo: f64, hi: f64) -> String {
+fn ci_words(lo: f64, hi: f64, level: &str) -> String {
     if lo >= 0.0 {
-        format!("95 % CI {lo:.1}–{hi:.1} % faster")
+        format!("{level} CI {lo:.1}–{hi:.1} % faster")
     } else if hi <= 0.0 {
-        format!("95 % CI {:.1}–{:.1} % slower", -hi, -lo)
+        format!("{level} CI {:.1}–{:.1} % slower", -hi, -lo)
     } else {
-        format!("95 % CI from {} to {}", speed(lo), speed(hi))
+        format!("{level} CI from {} to {}", speed(lo), speed(hi))
     }
 }
 
+#[cfg(test)]
 fn judge_metric(improvement: f64, lo: f64, hi: f64, range: [f64; 2], noise: f64) -> (Verdict, String) {
+    judge_metric_at(improvement, lo, hi, range, noise, "95 %")
+}
+
+/// The verdict of one metric whose CI has confidence `level` ("95 %").
+fn judge_metric_at(improvement: f64, lo: f64, hi: f64, range: [f64; 2], noise: f64, level: &str) -> (Verdict, String) {
     let [low, high] = range;
-    let (now, ci) = (speed(improvement), ci_words(lo, hi));
+    let (now, ci) = (speed(improvement), ci_words(lo, hi, level));
     if lo >= low && hi <= high {
         (Verdict::Confirmed, format!("{now}, {ci}, inside the claimed {low}–{high} %"))
     } else if lo > high {
@@ -216,13 +222,18 @@ impl Claim {
                     format!("fewer than {} requests per arm for {}", m.metric.min_samples(), m.metric.name()),
                 )
             } else {
-                judge_metric(imp, lo, hi, self.faster_by, noise * 100.0)
+                let level = crate::change::level_words(s.confidence);
+                judge_metric_at(imp, lo, hi, self.faster_by, noise * 100.0, &level)
             };
             reasons.push(format!("{}: {reason}", m.metric.name()));
             metrics.push(MetricVerdict { metric: m.metric, improvement: imp, ci_low: lo, ci_high: hi, verdict });
         }
         let Some(primary) = metrics.first().filter(|m| Some(m.metric) == Metric::parse(&self.primary)) else {
-            return base(Verdict::NotMeasured, format!("the primary metric {} was not compared", self.primary), metrics);
+            return base(
+                Verdict::NotMeasured,
+                format!("the primary metric {} was not compared", self.primary),
+                metrics,
+            );
         };
         let verdict = primary.verdict;
         let mut reason = reasons[0].clone();
@@ -230,11 +241,20 @@ impl Claim {
             metrics[1..].iter().partition(|m| m.verdict == verdict);
         if !agree.is_empty() {
             let names: Vec<&str> = agree.iter().map(|m| m.metric.name()).collect();
-            reason.push_str(&format!(" ({} {} too)", names.join(", "), if agree.len() == 1 { "agrees" } else { "agree" }));
+            reason.push_str(&format!(
+                " ({} {} too)",
+                names.join(", "),
+                if agree.len() == 1 { "agrees" } else { "agree" }
+            ));
         }
         for m in disagree {
             let i = metrics.iter().position(|x| x.metric == m.metric).expect("from metrics");
-            reason.push_str(&format!("; secondary {} disagrees, {}: {}", m.metric.name(), m.verdict.as_str(), reasons[i]));
+            reason.push_str(&format!(
+                "; secondary {} disagrees, {}: {}",
+                m.metric.name(),
+                m.verdict.as_str(),
+                reasons[i]
+            ));
         }
         base(verdict, reason, metrics)
     }
@@ -350,6 +370,7 @@ mod tests {
             p_value: 0.0,
             fdr_significant: false,
             resampling: crate::change::Resampling::Requests,
+            confidence: 0.95,
             summary: String::new(),
         }
     }
@@ -384,10 +405,8 @@ mod tests {
     fn the_primary_metric_decides_and_a_disagreeing_secondary_is_said() {
         let key = SeriesKey::tag("auth");
         // p50 30 % faster (CI 27–33): confirmed; mean 10 % faster: short.
-        let c = compared(
-            key.clone(),
-            &[(Metric::P50, 10.0, 7.0, -0.33, -0.27), (Metric::Mean, 10.0, 9.0, -0.13, -0.07)],
-        );
+        let c =
+            compared(key.clone(), &[(Metric::P50, 10.0, 7.0, -0.33, -0.27), (Metric::Mean, 10.0, 9.0, -0.13, -0.07)]);
         let v = claim("tag:auth", None, &["mean"], [25.0, 35.0]).judge(std::slice::from_ref(&c), 0.02);
         assert_eq!(v.verdict, Verdict::Confirmed, "{}", v.reason);
         assert!(v.reason.contains("secondary mean disagrees, short"), "{}", v.reason);

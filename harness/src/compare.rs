@@ -20,6 +20,9 @@ pub struct CompareOptions {
     /// Changes within ± this fraction count as no difference.
     pub noise: f64,
     pub resamples: usize,
+    /// 1 − the CIs' confidence: 0.05 for 95 % (less under `--until-decided`,
+    /// whose every look spends a share of it).
+    pub alpha: f64,
     pub seed: u64,
     /// Fail the gate when a series is slower than this fraction (and beyond noise).
     pub max_regression: Option<f64>,
@@ -27,7 +30,7 @@ pub struct CompareOptions {
 
 impl Default for CompareOptions {
     fn default() -> Self {
-        CompareOptions { noise: 0.02, resamples: 2000, seed: 0x5eed, max_regression: None }
+        CompareOptions { noise: 0.02, resamples: 2000, alpha: 0.05, seed: 0x5eed, max_regression: None }
     }
 }
 
@@ -73,7 +76,12 @@ fn arm_series(s: &SeriesDoc) -> Result<ArmSeries, String> {
 /// Server-side timings are kept as one histogram per series: resampled per
 /// request; the series' requests and errors are those of `parent`.
 fn server_series(h: &crate::result::EncodedHistogram, parent: &SeriesDoc) -> Result<ArmSeries, String> {
-    Ok(ArmSeries { dist: Dist::from_histogram(&h.decode()?), blocks: None, requests: parent.requests, errors: parent.errors })
+    Ok(ArmSeries {
+        dist: Dist::from_histogram(&h.decode()?),
+        blocks: None,
+        requests: parent.requests,
+        errors: parent.errors,
+    })
 }
 
 /// Compares `a` (the baseline) with `b` (the candidate) and judges `claims` on
@@ -138,12 +146,8 @@ fn regressions(series: &[SeriesComparison], limit: f64) -> Vec<Regression> {
     series
         .iter()
         .flat_map(|s| {
-            s.metrics.iter().filter(move |m| m.direction == Direction::Slower && m.change > limit).map(move |m| Regression {
-                series: s.series.clone(),
-                metric: m.metric,
-                change: m.change,
-                ci_low: m.ci_low,
-                limit,
+            s.metrics.iter().filter(move |m| m.direction == Direction::Slower && m.change > limit).map(move |m| {
+                Regression { series: s.series.clone(), metric: m.metric, change: m.change, ci_low: m.ci_low, limit }
             })
         })
         .collect()

@@ -196,3 +196,55 @@ fn the_cli_gates_claims_and_regressions() {
     let out = compare("2%");
     assert_eq!(out.status.code(), Some(0), "an improvement never fails the gate");
 }
+
+/// `--until-decided`: a decided comparison stops after its first look; one that
+/// cannot be decided (a claim of "within ±1 %" on identical arms, whose CI is
+/// wider than that range) spends every look, and the merged result holds them all.
+#[test]
+fn until_decided_stops_when_decided_and_spends_the_budget_when_not() {
+    let _x = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let sc = dir.path().join("s.toml");
+    std::fs::write(&sc, scenario_text(100, 1)).unwrap();
+    let run = |a: &str, b: &str, range: &str, name: &str| {
+        let claims = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &claims,
+            format!("[[claim]]\nname = \"c\"\nstatement = \"s\"\nseries = \"tag:probe\"\nfaster_by = {range}\n"),
+        )
+        .unwrap();
+        let json = dir.path().join(format!("{name}.json"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(["ab", sc.to_str().unwrap(), "--quiet", "--a", a, "--b", b, "--until-decided", "3s", "--claims"])
+            .arg(&claims)
+            .arg("--json")
+            .arg(&json)
+            .arg("--out")
+            .arg(dir.path().join(name))
+            .output()
+            .unwrap();
+        assert!(out.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&out.stderr));
+        let c: Comparison = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        (c, String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (a, b) = (shaped(20.0, 0.0), shaped(14.0, 0.0));
+    let (c, _) = run(&a.url(), &b.url(), "[15, 45]", "decided");
+    assert_eq!(c.claims[0].verdict, Verdict::Confirmed, "{}", c.claims[0].reason);
+    assert!(c.notes.iter().any(|n| n.contains("decided after 1 of at most 3 looks")), "{:?}", c.notes);
+    // Every look's CI spends a third of α: 98.33 %.
+    assert!((probe(&c).confidence - (1.0 - 0.05 / 3.0)).abs() < 1e-9);
+    assert!(c.claims[0].reason.contains("98.3 % CI"), "{}", c.claims[0].reason);
+
+    let same = shaped(10.0, 0.0);
+    let (c, stdout) = run(&same.url(), &same.url(), "[-1, 1]", "undecided");
+    assert_eq!(c.claims[0].verdict, Verdict::Inconclusive, "{}", c.claims[0].reason);
+    assert!(c.notes.iter().any(|n| n.contains("still undecided") && n.contains("3 of at most 3")), "{:?}", c.notes);
+    // Three looks of 1 s at 100 iterations/s, split between the arms.
+    assert!((130..=170).contains(&probe(&c).count_a), "{}", probe(&c).count_a);
+    let merged = stdout.lines().find_map(|l| l.strip_prefix("result: ")).unwrap().split(' ').next().unwrap();
+    assert!(merged.ends_with("-merged.json"), "{merged}");
+    let harness::result::AnyResult::Ab(ab) = harness::result::AnyResult::read(Path::new(merged)).unwrap() else {
+        panic!("an A/B result")
+    };
+    assert!((ab.arms[0].run.measured_s - 3.0).abs() < 0.3, "{}", ab.arms[0].run.measured_s);
+}

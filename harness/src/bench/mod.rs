@@ -18,8 +18,9 @@ use crate::claims::{Claim, Verdict};
 use crate::client::ClientKind;
 use crate::compare::{self, CompareOptions};
 use crate::result::{self, ResultDoc};
-use crate::runner::{self, ArmSpec, RunError, RunOptions};
+use crate::runner::{ArmSpec, RunError, RunOptions};
 use crate::scenario::{format_duration, Scenario};
+use crate::sequential;
 use plan::{ablation_scenario, plan};
 pub use plan::{load_scenarios, shorten, DEFAULT_BUDGET, LAYERS, QUICK_MEASURED, QUICK_WARMUP, STANDARD_SCENARIOS};
 use servers::{LocalServer, Secrets, ServerSpec, SetupClient, Workspace};
@@ -52,6 +53,8 @@ pub struct BenchOptions {
     /// Do not seed deployed workers (they were seeded before with this secret).
     pub no_seed: bool,
     pub quick: bool,
+    /// `--until-decided`: the most measured traffic per run.
+    pub until_decided: Option<Duration>,
     /// The per-layer ablation: `None` none; `Some(None)` on `mixed` if it runs, else
     /// on the last scenario; `Some(Some(name))` on that scenario.
     pub ablation: Option<Option<String>>,
@@ -306,11 +309,6 @@ fn run_ab(
         cross_servers: job.cross_servers,
         cancel: Some(Arc::clone(cancel)),
     };
-    let outcome = runner::run(job.scenario, &run_opts).map_err(|e| match e {
-        RunError::Unreachable(m) => format!("target unreachable: {m}"),
-        RunError::Setup(m) => m,
-    })?;
-    let (a, b) = (&outcome.arms[0].doc, &outcome.arms[1].doc);
     // A layer's run judges the claims about that layer; a scenario run all of
     // them (shown beside the layer's verdict); the control none.
     let judged: Vec<Claim> = match job.kind {
@@ -318,7 +316,15 @@ fn run_ab(
         JobKind::Layer(layer) => claims.iter().filter(|c| c.layer.as_deref() == Some(layer)).cloned().collect(),
         JobKind::Control => Vec::new(),
     };
-    let comparison = compare::compare(a, b, true, &judged, &opts.compare)?;
+    let staged = sequential::run_stages(job.scenario, &run_opts, opts.until_decided, opts.compare.alpha, |d, alpha| {
+        compare::compare(&d[0], &d[1], true, &judged, &CompareOptions { alpha, ..opts.compare.clone() }).map(Some)
+    })
+    .map_err(|e| match e {
+        RunError::Unreachable(m) => format!("target unreachable: {m}"),
+        RunError::Setup(m) => m,
+    })?;
+    let (a, b) = (&staged.arms[0], &staged.arms[1]);
+    let comparison = staged.comparison.clone().expect("an A/B is always compared");
     // The full tables are in the run's report; the terminal gets the plain words.
     for d in [a, b] {
         let label = d.metadata.variant.as_deref().unwrap_or("?");
@@ -336,7 +342,7 @@ fn run_ab(
         println!("  {}", s.summary);
     }
     let report_dir = dir.join(&slug);
-    let source = outcome.files.json.strip_prefix(dir).unwrap_or(&outcome.files.json).display().to_string();
+    let source = staged.json.strip_prefix(dir).unwrap_or(&staged.json).display().to_string();
     let report = match crate::report::write(
         &[a.clone(), b.clone()],
         Some(&comparison),

@@ -61,15 +61,18 @@ pub fn shorten(sc: &mut Scenario, measured: Duration, warmup: Duration) {
 
 /// The plan in words, with its expected duration.
 pub fn plan(scenarios: &[Scenario], opts: &BenchOptions, local: bool, ablation: bool) -> (String, Duration) {
-    let run_time = |s: &Scenario| s.load.warmup + s.load.executor.duration();
+    // With --until-decided a run may take every look its budget allows.
+    let looks = |s: &Scenario| crate::sequential::planned_looks(s.load.executor.duration(), opts.until_decided);
+    let run_time = |s: &Scenario| (s.load.warmup + s.load.executor.duration()) * looks(s);
     let mut total: Duration = scenarios.iter().map(run_time).sum();
     let mut lines = Vec::new();
     for s in scenarios {
         lines.push(format!(
-            "  {:<16} A/B cache-off vs cache-on, {} warm-up + {} measured",
+            "  {:<16} A/B cache-off vs cache-on, {} warm-up + {} measured{}",
             s.name,
             format_duration(s.load.warmup),
-            format_duration(s.load.executor.duration())
+            format_duration(s.load.executor.duration()),
+            if looks(s) > 1 { format!(", up to {} times until decided", looks(s)) } else { String::new() }
         ));
     }
     if let Some(s) = ablation_scenario(scenarios, opts).filter(|_| ablation) {

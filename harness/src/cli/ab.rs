@@ -10,8 +10,8 @@ use super::{
 };
 use crate::compare;
 use crate::exit;
-use crate::result::ResultDoc;
-use crate::runner::{self, ArmSpec};
+use crate::runner::ArmSpec;
+use crate::sequential;
 
 #[derive(Args, Debug)]
 pub struct AbArgs {
@@ -73,16 +73,20 @@ pub(super) fn ab(args: AbArgs) -> Result<i32, Fail> {
     };
     let mut run_opts = options(&load, arms);
     run_opts.cross_servers = target.len() == 2;
-    let outcome = runner::run(&sc, &run_opts)?;
-    let docs: Vec<ResultDoc> = outcome.arms.iter().map(|a| a.doc.clone()).collect();
-    print_terminal(&docs, None)?;
-    println!("result: {} (interval log {})", outcome.files.json.display(), outcome.files.hlog.display());
-    let run = outcome.arms.iter().map(|a| run_code(&a.doc)).max().unwrap_or(exit::PASS);
-    let c = compare::compare(&outcome.arms[0].doc, &outcome.arms[1].doc, true, &claims, &compare_options(&compare))
-        .map_err(bad)?;
+    let copts = compare_options(&compare);
+    let staged = sequential::run_stages(&sc, &run_opts, load.until_decided, copts.alpha, |docs, alpha| {
+        compare::compare(&docs[0], &docs[1], true, &claims, &compare::CompareOptions { alpha, ..copts.clone() })
+            .map(Some)
+    })?;
+    let docs = &staged.arms;
+    print_terminal(docs, None)?;
+    let logs: Vec<String> = staged.hlogs.iter().map(|p| p.display().to_string()).collect();
+    println!("result: {} (interval log {})", staged.json.display(), logs.join(", "));
+    let run = docs.iter().map(run_code).max().unwrap_or(exit::PASS);
+    let c = staged.comparison.expect("an A/B is always compared");
     let gate = finish_comparison(&c, &compare)?;
     if let Some(dir) = &report {
-        write_report(&docs, Some(&c), &[outcome.files.json.display().to_string()], dir)?;
+        write_report(docs, Some(&c), &[staged.json.display().to_string()], dir)?;
     }
     Ok(run.max(gate))
 }

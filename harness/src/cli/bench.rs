@@ -31,6 +31,11 @@ pub struct BenchArgs {
     /// Scenario (by name) of the per-layer ablation [default: mixed if it runs, else the last one].
     #[arg(long)]
     pub ablation_scenario: Option<String>,
+    /// Keep measuring each run, in stages of its scenario's length, until its claims
+    /// have verdicts other than inconclusive (or its p50 change is decided), spending
+    /// at most this much measured traffic per run (e.g. 2m); CIs widened per look.
+    #[arg(long, value_name = "MAX", value_parser = crate::scenario::duration::parse_duration)]
+    pub until_decided: Option<std::time::Duration>,
     /// Skip the per-layer ablation.
     #[arg(long)]
     pub no_ablation: bool,
@@ -79,6 +84,7 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         bench_secret: opts.client.bench_secret,
         no_seed: opts.no_seed,
         quick: opts.quick,
+        until_decided: opts.until_decided,
         ablation: if opts.no_ablation { None } else { Some(opts.ablation_scenario) },
         out: opts.out.unwrap_or_else(|| repo.join("reports")),
         root: opts.root,

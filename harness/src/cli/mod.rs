@@ -64,6 +64,13 @@ pub struct LoadArgs {
     /// Extra header for every request, "name: value" (repeatable).
     #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
+    /// Keep measuring, in stages of the scenario's length, until every claim has a
+    /// verdict other than inconclusive (without claims: until the p50 change of all
+    /// requests is decided), spending at most this much measured traffic (e.g. 2m).
+    /// The CIs of every look are widened so the verdicts stay valid (group-sequential,
+    /// α spent evenly over the looks).
+    #[arg(long, value_name = "MAX", value_parser = crate::scenario::duration::parse_duration)]
+    pub until_decided: Option<std::time::Duration>,
     #[command(flatten)]
     pub client: ClientFlags,
 }
@@ -182,7 +189,13 @@ fn run_code(doc: &ResultDoc) -> i32 {
 }
 
 fn compare_options(c: &CompareArgs) -> CompareOptions {
-    CompareOptions { noise: c.noise, resamples: c.resamples, seed: c.seed, max_regression: c.max_regression }
+    CompareOptions {
+        noise: c.noise,
+        resamples: c.resamples,
+        seed: c.seed,
+        max_regression: c.max_regression,
+        ..Default::default()
+    }
 }
 
 fn load_claims(c: &CompareArgs) -> Result<Vec<Claim>, Fail> {

@@ -10,7 +10,8 @@ use super::{
 use crate::compare::{self, CompareOptions};
 use crate::exit;
 use crate::result::{AnyResult, ResultDoc, Status};
-use crate::runner::{self, ArmSpec};
+use crate::runner::ArmSpec;
+use crate::sequential;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -48,28 +49,35 @@ pub(super) fn run(args: RunArgs) -> Result<i32, Fail> {
     };
     let arm = ArmSpec { label: variant, target, extra_headers: headers(&load)? };
     let opts = options(&load, vec![arm]);
+    if load.until_decided.is_some() && baseline.is_none() {
+        return Err(bad("--until-decided needs --baseline: a single run has nothing to decide"));
+    }
     let mut code = exit::PASS;
+    let copts = CompareOptions { max_regression, ..CompareOptions::default() };
     for sc in &scenarios {
-        let outcome = runner::run(sc, &opts)?;
-        let doc = outcome.doc();
+        let staged = sequential::run_stages(sc, &opts, load.until_decided, copts.alpha, |docs, alpha| {
+            baseline
+                .as_ref()
+                .map(|base| compare::compare(base, &docs[0], false, &[], &CompareOptions { alpha, ..copts.clone() }))
+                .transpose()
+        })?;
+        let doc = &staged.arms[0];
         print_terminal(std::slice::from_ref(doc), None)?;
-        println!("result: {} (interval log {})", outcome.files.json.display(), outcome.files.hlog.display());
+        let logs: Vec<String> = staged.hlogs.iter().map(|p| p.display().to_string()).collect();
+        println!("result: {} (interval log {})", staged.json.display(), logs.join(", "));
         code = code.max(run_code(doc));
-        let mut comparison = None;
-        if let Some(base) = &baseline {
-            let copts = CompareOptions { max_regression, ..CompareOptions::default() };
-            let c = compare::compare(base, doc, false, &[], &copts).map_err(bad)?;
-            print_terminal(&[], Some(&c))?;
+        let comparison = staged.comparison;
+        if let Some(c) = &comparison {
+            print_terminal(&[], Some(c))?;
             if !c.regressions.is_empty() {
                 code = code.max(exit::GATE_FAILED);
             }
-            comparison = Some(c);
         }
         if let Some(dir) = &report {
             let dir = if scenarios.len() > 1 { dir.join(&sc.name) } else { dir.clone() };
             let docs: Vec<ResultDoc> = baseline.iter().cloned().chain(std::iter::once(doc.clone())).collect();
             let docs = if comparison.is_some() { docs } else { vec![doc.clone()] };
-            write_report(&docs, comparison.as_ref(), &[outcome.files.json.display().to_string()], &dir)?;
+            write_report(&docs, comparison.as_ref(), &[staged.json.display().to_string()], &dir)?;
         }
         if doc.run.status == Status::Interrupted {
             break;

@@ -15,8 +15,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::finish::{ArmRecord, DocContext};
-use super::writer::Writer;
 use super::iteration::{run_iteration, ArmAlternator, UserLocks};
+use super::writer::Writer;
 use super::{RunError, RunOptions};
 use crate::client::HttpClient;
 use crate::cpu;

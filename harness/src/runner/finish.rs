@@ -47,7 +47,10 @@ impl ArmRecord {
 
     /// A record of the same arm with nothing recorded yet.
     pub fn empty(like: &ArmRecord) -> ArmRecord {
-        ArmRecord { servers: like.servers.clone(), ..ArmRecord::new(like.spec.clone(), like.http_client, like.worker_version.clone()) }
+        ArmRecord {
+            servers: like.servers.clone(),
+            ..ArmRecord::new(like.spec.clone(), like.http_client, like.worker_version.clone())
+        }
     }
 }
 
@@ -81,7 +84,8 @@ pub fn finish(ctx: &DocContext<'_>, arms: &[ArmRecord], figures: RunFigures, end
 
 /// The run-wide validity and warnings.
 fn judge_run(mut run: RunFigures, ending: &Ending, open: bool) -> RunFigures {
-    let late_share = if run.started_iterations > 0 { run.late_sends as f64 / run.started_iterations as f64 } else { 0.0 };
+    let late_share =
+        if run.started_iterations > 0 { run.late_sends as f64 / run.started_iterations as f64 } else { 0.0 };
     if late_share > MAX_LATE_SHARE {
         run.invalid_reasons.push(format!(
             "{:.1} % of the sends left more than {} ms after their intended time (at most {:.0} % allowed): the \

@@ -238,8 +238,7 @@ async fn exchange(
             result: result.as_ref(),
             ok,
             stale: read_back && result.is_ok() && !ok,
-            block: (intended.saturating_duration_since(shared.measure_start).as_millis() / u128::from(BLOCK_MS))
-                as u32,
+            block: (intended.saturating_duration_since(shared.measure_start).as_millis() / u128::from(BLOCK_MS)) as u32,
         });
     }
     result.map(|reply| (reply, ok)).map_err(|_| ())

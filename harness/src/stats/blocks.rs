@@ -37,7 +37,7 @@ const TARGET_BLOCKS: u32 = 40;
 /// Fewer blocks than this cannot stand for the run's variability.
 pub const MIN_BLOCKS: usize = 10;
 
-/// One bootstrap estimate: the point change, its 95 % percentile interval and
+/// One bootstrap estimate: the point change, its percentile interval and
 /// the two-sided bootstrap p-value of "no change".
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Interval {
@@ -131,7 +131,15 @@ pub fn block_layout(a: &Blocks, b: &Blocks, joint: bool) -> (u32, usize) {
 
 /// The relative change `(b − a) / a` of every metric (in [`Metric::ALL`]'s order), with its block-bootstrap
 /// interval. `joint`: the arms were interleaved, so one draw of blocks serves both.
-pub fn block_bootstrap(a: &Blocks, b: &Blocks, joint: bool, resamples: usize, rng: &mut impl Rng) -> [Interval; 5] {
+/// `alpha`: 0.05 for 95 % intervals.
+pub fn block_bootstrap(
+    a: &Blocks,
+    b: &Blocks,
+    joint: bool,
+    resamples: usize,
+    alpha: f64,
+    rng: &mut impl Rng,
+) -> [Interval; 5] {
     let (ga, gb) = if joint {
         let (len, count) = layout(max_index(a).max(max_index(b)));
         (Grid::new(a, len, count), Grid::new(b, len, count))
@@ -159,12 +167,12 @@ pub fn block_bootstrap(a: &Blocks, b: &Blocks, joint: bool, resamples: usize, rn
             }
         }
     }
-    std::array::from_fn(|i| interval((pb[i] - pa[i]) / pa[i], &mut changes[i]))
+    std::array::from_fn(|i| interval((pb[i] - pa[i]) / pa[i], &mut changes[i], alpha))
 }
 
-/// The 95 % percentile interval of `changes` around `point`, and the bootstrap
-/// p-value: twice the smaller share of resamples on either side of zero.
-pub(super) fn interval(point: f64, changes: &mut [f64]) -> Interval {
+/// The `1 − alpha` percentile interval of `changes` around `point`, and the
+/// bootstrap p-value: twice the smaller share of resamples on either side of zero.
+pub(super) fn interval(point: f64, changes: &mut [f64], alpha: f64) -> Interval {
     if changes.is_empty() {
         return Interval { point, low: f64::NAN, high: f64::NAN, p_value: f64::NAN };
     }
@@ -174,7 +182,7 @@ pub(super) fn interval(point: f64, changes: &mut [f64]) -> Interval {
     let below = changes.iter().filter(|c| **c <= 0.0).count();
     let above = changes.iter().filter(|c| **c >= 0.0).count();
     let p_value = ((2 * below.min(above) + 1) as f64 / (n + 1) as f64).min(1.0);
-    Interval { point, low: at(0.025), high: at(0.975), p_value }
+    Interval { point, low: at(alpha / 2.0), high: at(1.0 - alpha / 2.0), p_value }
 }
 
 #[cfg(test)]
@@ -184,10 +192,7 @@ mod tests {
 
     /// `blocks` blocks of `per` requests; `value(block, j)` in ms.
     fn blocks(n: u32, per: u32, value: impl Fn(u32, u32) -> f64) -> Blocks {
-        Blocks {
-            unit_ms: 100,
-            blocks: (0..n).map(|i| (i, (0..per).map(|j| (value(i, j), 1)).collect())).collect(),
-        }
+        Blocks { unit_ms: 100, blocks: (0..n).map(|i| (i, (0..per).map(|j| (value(i, j), 1)).collect())).collect() }
     }
 
     #[test]
@@ -208,7 +213,7 @@ mod tests {
     #[test]
     fn percentile_indices_are_nearest_rank() {
         let mut c: Vec<f64> = (1..=2000).map(f64::from).collect();
-        let i = interval(0.0, &mut c);
+        let i = interval(0.0, &mut c, 0.05);
         // 2.5 % of 2000 = the 50th value; 97.5 % = the 1950th.
         assert_eq!((i.low, i.high), (50.0, 1950.0));
         assert_eq!(i.p_value, 1.0 / 2001.0);
@@ -223,8 +228,8 @@ mod tests {
         let a = blocks(40, 20, |i, j| slow(i) + j as f64 * 0.01);
         let b = blocks(40, 20, |i, j| (slow(i) + j as f64 * 0.01) * 0.9);
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
-        let joint = block_bootstrap(&a, &b, true, 500, &mut rng)[4];
-        let apart = block_bootstrap(&a, &b, false, 500, &mut rng)[4];
+        let joint = block_bootstrap(&a, &b, true, 500, 0.05, &mut rng)[4];
+        let apart = block_bootstrap(&a, &b, false, 500, 0.05, &mut rng)[4];
         assert!((joint.point + 0.1).abs() < 1e-9, "{joint:?}");
         assert!(joint.high - joint.low < 1e-9, "{joint:?}");
         assert!(apart.high - apart.low > 0.05, "{apart:?}");
@@ -239,12 +244,12 @@ mod tests {
         let a = blocks(40, 25, |i, j| level(i) + j as f64 * 0.001);
         let b = blocks(40, 25, |i, j| level((i + 17) % 40) + j as f64 * 0.001);
         let mut rng = rand::rngs::SmallRng::seed_from_u64(2);
-        let by_block = block_bootstrap(&a, &b, false, 500, &mut rng)[4];
+        let by_block = block_bootstrap(&a, &b, false, 500, 0.05, &mut rng)[4];
         let flat = |x: &Blocks| {
             let v: Vec<f64> = x.blocks.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)).collect();
             super::super::Dist::from_samples(&v)
         };
-        let iid = super::super::bootstrap_changes(&flat(&a), &flat(&b), 500, &mut rng)[4];
+        let iid = super::super::bootstrap_changes(&flat(&a), &flat(&b), 500, 0.05, &mut rng)[4];
         assert!(by_block.high - by_block.low > 2.0 * (iid.high - iid.low), "{by_block:?} vs {iid:?}");
     }
 }

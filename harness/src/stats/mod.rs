@@ -235,9 +235,9 @@ pub fn nearest_rank(q: f64, n: u64) -> u64 {
 }
 
 /// The relative change `(b − a) / a` of every metric in [`Metric::ALL`], each
-/// with its percentile-bootstrap 95 % interval, resampling single requests as if
-/// they were independent (they are not: see `blocks.rs`).
-pub fn bootstrap_changes(a: &Dist, b: &Dist, resamples: usize, rng: &mut impl Rng) -> [Interval; 5] {
+/// with its `1 − alpha` percentile-bootstrap interval, resampling single requests
+/// as if they were independent (they are not: see `blocks.rs`).
+pub fn bootstrap_changes(a: &Dist, b: &Dist, resamples: usize, alpha: f64, rng: &mut impl Rng) -> [Interval; 5] {
     let of = |d: &Dist| blocks::metrics(&d.values, &d.counts);
     let (pa, pb) = (of(a), of(b));
     let mut changes: [Vec<f64>; 5] = Default::default();
@@ -250,7 +250,7 @@ pub fn bootstrap_changes(a: &Dist, b: &Dist, resamples: usize, rng: &mut impl Rn
             }
         }
     }
-    std::array::from_fn(|i| blocks::interval((pb[i] - pa[i]) / pa[i], &mut changes[i]))
+    std::array::from_fn(|i| blocks::interval((pb[i] - pa[i]) / pa[i], &mut changes[i], alpha))
 }
 
 #[cfg(test)]
@@ -294,10 +294,10 @@ mod tests {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
         let a: Vec<f64> = (0..4000).map(|i| 10.0 + (i % 100) as f64 / 10.0).collect();
         let b: Vec<f64> = a.iter().map(|v| v * 0.7).collect();
-        let p50 = bootstrap_changes(&Dist::from_samples(&a), &Dist::from_samples(&b), 500, &mut rng)[0];
+        let p50 = bootstrap_changes(&Dist::from_samples(&a), &Dist::from_samples(&b), 500, 0.05, &mut rng)[0];
         assert!((p50.point + 0.3).abs() < 1e-9, "{p50:?}");
         assert!(p50.low <= p50.point && p50.point <= p50.high && p50.high - p50.low < 0.05, "{p50:?}");
-        let mean = bootstrap_changes(&Dist::from_samples(&a), &Dist::from_samples(&a), 500, &mut rng)[4];
+        let mean = bootstrap_changes(&Dist::from_samples(&a), &Dist::from_samples(&a), 500, 0.05, &mut rng)[4];
         assert!(mean.point == 0.0 && mean.low < 0.0 && mean.high > 0.0);
         // A resample keeps the sample size.
         assert_eq!(Dist::from_samples(&a).resample(&mut rng).len(), 4000);
