@@ -286,8 +286,12 @@ pub fn mark_fdr(series: &mut [SeriesComparison], family: &[usize], q: f64) {
     let mut order: Vec<usize> = family.to_vec();
     order.sort_by(|&x, &y| series[x].p_value.total_cmp(&series[y].p_value));
     let m = order.len() as f64;
-    let passing =
-        order.iter().enumerate().filter(|(k, &i)| series[i].p_value <= (k + 1) as f64 / m * q).map(|(k, _)| k).last();
+    let passing = order
+        .iter()
+        .enumerate()
+        .filter(|(k, &i)| series[i].p_value <= (k + 1) as f64 / m * q)
+        .map(|(k, _)| k)
+        .next_back();
     for (k, &i) in order.iter().enumerate() {
         series[i].fdr_significant = passing.is_some_and(|last| k <= last);
     }

@@ -231,6 +231,15 @@ impl BenchSummary {
         out
     }
 
+    /// The full cache-on/off A/B's verdict on a claim headlined from a layer run:
+    /// the first scenario run that measured it.
+    pub fn full_ab_verdict(&self, claim: &str) -> Option<(&str, &ClaimVerdict)> {
+        self.runs
+            .iter()
+            .filter(|r| r.layer.is_none() && !r.control)
+            .find_map(|r| r.claims.iter().find(|c| c.name == claim).map(|c| (r.name.as_str(), c)))
+    }
+
     /// The A/A control run, if the bench ran one.
     pub fn control(&self) -> Option<&AbSummary> {
         self.runs.iter().find(|r| r.control)
@@ -272,11 +281,8 @@ pub(super) fn rows(c: &Comparison, a: &ResultDoc, b: &ResultDoc) -> Vec<Row> {
 /// The A/A control's p50 floor for `series`: the largest change its 95 % CI
 /// allows (of that series, else of every request), as a fraction.
 fn floor_of(control: &AbSummary, series: &str) -> Option<f64> {
-    let row = control
-        .rows
-        .iter()
-        .find(|r| !r.series.is_server_side() && r.series.to_string() == series)
-        .or_else(|| control.all_row())?;
+    let row =
+        control.rows.iter().find(|r| !r.series.is_server_side() && r.series == series).or_else(|| control.all_row())?;
     let floor = row.p50.ci_low.abs().max(row.p50.ci_high.abs());
     floor.is_finite().then_some(floor)
 }

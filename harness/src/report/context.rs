@@ -245,9 +245,13 @@ pub(super) fn bench(s: &BenchSummary, chart: Option<String>) -> Value {
         .headline_claims()
         .into_iter()
         .map(|(run, c)| {
+            let beside = s
+                .full_ab_verdict(&c.name)
+                .filter(|(full, _)| *full != run)
+                .map(|(full, v)| format!("full A/B ({full}): {}", v.verdict.as_str()));
             json!({
                 "run": run, "name": c.name, "statement": c.statement, "verdict": c.verdict.as_str(),
-                "class": c.verdict.as_str().replace(' ', "-"), "reason": c.reason,
+                "class": c.verdict.as_str().replace(' ', "-"), "reason": c.reason, "beside": beside,
             })
         })
         .collect();

@@ -257,10 +257,17 @@ pub fn render_bench(s: &BenchSummary) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<20} {:<12} {:<30} {:<30} {:>6} {:>6}",
+        "{:<20} {:<12} {:<44} {:<44} {:>6} {:>6}",
         "run", "status", "p50 change [95% CI]", "p99 change [95% CI]", "errors", "stale"
     );
+    let said = |c: &crate::bench::Change| {
+        let word = if c.enough_samples { c.direction.as_str() } else { "n < 1000" };
+        format!("{c} {word}")
+    };
     for r in &s.runs {
+        if r.control {
+            let _ = writeln!(out, "(the A/A control: cache off on both sides, two instances — the noise floor)");
+        }
         for row in r.rows.iter().filter(|x| !x.series.is_server_side()) {
             let name = if row.series.is_all() { r.name.clone() } else { format!("  {}", shown(&row.series)) };
             let (errors, stale) = if row.series.is_all() {
@@ -271,14 +278,26 @@ pub fn render_bench(s: &BenchSummary) -> String {
             let status = if row.series.is_all() { r.status.as_str() } else { "" };
             let _ = writeln!(
                 out,
-                "{name:<20} {status:<12} {:<30} {:<30} {errors:>6} {stale:>6}",
-                row.p50.to_string(),
-                row.p99.to_string()
+                "{name:<20} {status:<12} {:<44} {:<44} {errors:>6} {stale:>6}",
+                said(&row.p50),
+                said(&row.p99)
+            );
+        }
+        if let Some(all) = r.all_row() {
+            let _ = writeln!(
+                out,
+                "  ({:.0} s of measured traffic; CI half-width ±{:.1} points at p50, ±{:.1} at p99)",
+                r.measured_s,
+                all.p50.half_width(),
+                all.p99.half_width()
             );
         }
     }
     for (run, c) in s.headline_claims() {
         let _ = writeln!(out, "claim {} ({run}): {} — {}", c.name, c.verdict.as_str().to_uppercase(), c.reason);
+        if let Some((full, v)) = s.full_ab_verdict(&c.name).filter(|(full, _)| *full != run) {
+            let _ = writeln!(out, "  beside it, the full A/B ({full}): {}", v.verdict.as_str());
+        }
     }
     out
 }

@@ -77,7 +77,10 @@ impl ArmAlternator {
 
 /// One async lock per arm and user, made when first asked for.
 #[derive(Default)]
-pub(super) struct UserLocks(RefCell<std::collections::HashMap<(usize, usize), Rc<tokio::sync::Mutex<()>>>>);
+pub(super) struct UserLocks(RefCell<std::collections::HashMap<ArmUser, Rc<tokio::sync::Mutex<()>>>>);
+
+/// An arm and a user of it.
+type ArmUser = (usize, usize);
 
 impl UserLocks {
     fn of(&self, arm: usize, user: usize) -> Rc<tokio::sync::Mutex<()>> {

@@ -4,7 +4,6 @@
 //! it measures. The engine hands over copies (an interval's histogram, a
 //! snapshot of the records) and goes on.
 
-use std::path::PathBuf;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -124,7 +123,7 @@ impl Drop for Writer {
     }
 }
 
-fn write_snapshot(context: &Context, json: &PathBuf, arms: &[ArmRecord], run: RunFigures) {
+fn write_snapshot(context: &Context, json: &std::path::Path, arms: &[ArmRecord], run: RunFigures) {
     let ctx = DocContext {
         scenario: &context.scenario,
         started_at: context.started_at,

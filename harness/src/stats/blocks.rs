@@ -224,7 +224,7 @@ mod tests {
         // Both arms slow down together in every other block; B is 10 % faster
         // throughout. Drawn jointly the change is 10 % in every resample; drawn
         // apart, the shared slowdown widens the interval.
-        let slow = |i: u32| if i % 2 == 0 { 10.0 } else { 30.0 };
+        let slow = |i: u32| if i.is_multiple_of(2) { 10.0 } else { 30.0 };
         let a = blocks(40, 20, |i, j| slow(i) + j as f64 * 0.01);
         let b = blocks(40, 20, |i, j| (slow(i) + j as f64 * 0.01) * 0.9);
         let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
