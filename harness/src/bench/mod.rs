@@ -596,14 +596,15 @@ fn jobs<'a>(
                     cross_servers: crossed,
                 });
             }
-            // The same arm on both sides, each on its own server: what the bench
-            // reports when there is nothing to find (two instances and the noise).
+            // The same arm on both sides, two instances, in the design of the
+            // A/Bs (crossed when they are): what the bench reports when there is
+            // nothing to find.
             jobs.push(AbJob {
                 name: "A/A control".to_owned(),
                 scenario: s,
                 kind: JobKind::Control,
                 arms: pair(("cache-off", "off"), ("cache-off'", "off")),
-                cross_servers: false,
+                cross_servers: crossed,
             });
         }
         (Some(_), None) => notes.push("per-layer ablation skipped: it needs --bench-secret (x-bench-cache)".to_owned()),

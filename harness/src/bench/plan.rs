@@ -88,7 +88,7 @@ pub fn plan(scenarios: &[Scenario], opts: &BenchOptions, local: bool, ablation: 
         }
         total += run_time(s);
         lines.push(format!(
-            "  {:<16} A/A cache-off on both servers (the noise floor), scenario {name}, {} warm-up + {} measured",
+            "  {:<16} A/A cache-off on both sides (the noise floor), scenario {name}, {} warm-up + {} measured",
             "A/A control",
             format_duration(s.load.warmup),
             format_duration(s.load.executor.duration())

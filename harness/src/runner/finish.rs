@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use super::{ArmSpec, CLIENT_BOUND_CPU_SHARE, LATE, MAX_LATE_SHARE, MAX_RATE_SHORTFALL};
+use super::{ArmSpec, CLIENT_BOUND_CPU_SHARE, LATE, MAX_LATE_SHARE, MAX_RATE_SHORTFALL, WARN_LATE_SHARE};
 use crate::client::{ClientKind, ErrorKind};
 use crate::recorder::{self, IntervalSummary, Recorder};
 use crate::result::{self, Machine, Metadata, ResultDoc, RunFigures, SeriesDoc, Status};
@@ -93,6 +93,14 @@ fn judge_run(mut run: RunFigures, ending: &Ending, open: bool) -> RunFigures {
             late_share * 100.0,
             LATE.as_millis(),
             MAX_LATE_SHARE * 100.0
+        ));
+    } else if late_share > WARN_LATE_SHARE {
+        run.warnings.push(format!(
+            "{:.1} % of the sends left more than {} ms after their intended time: the harness waited for a CPU \
+             (it shares them with the target?); latencies count from the intended start, so the delay is \
+             measured, and in an A/B it falls on both arms alike",
+            late_share * 100.0,
+            LATE.as_millis()
         ));
     }
     if !open {
