@@ -296,3 +296,57 @@ pub fn mark_fdr(series: &mut [SeriesComparison], family: &[usize], q: f64) {
         series[i].fdr_significant = passing.is_some_and(|last| k <= last);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_p(p: f64) -> SeriesComparison {
+        SeriesComparison {
+            series: SeriesKey::tag("t"),
+            count_a: 100,
+            count_b: 100,
+            error_rate_a: 0.0,
+            error_rate_b: 0.0,
+            metrics: Vec::new(),
+            mann_whitney: MannWhitney { u_a: 0.0, u_b: 0.0, z: 0.0, p_value: p },
+            p_value: p,
+            fdr_significant: false,
+            resampling: Resampling::Requests,
+            confidence: 0.95,
+            summary: String::new(),
+        }
+    }
+
+    fn marked(ps: &[f64], family: &[usize]) -> Vec<bool> {
+        let mut s: Vec<SeriesComparison> = ps.iter().map(|&p| with_p(p)).collect();
+        mark_fdr(&mut s, family, 0.05);
+        s.iter().map(|x| x.fdr_significant).collect()
+    }
+
+    #[test]
+    fn benjamini_hochberg_by_hand() {
+        // Sorted p against k/m·q = 0.01, 0.02, 0.03, 0.04, 0.05: the 4th is the
+        // largest under its line, so the first four survive (0.03 and 0.04 included).
+        assert_eq!(marked(&[0.04, 0.001, 0.5, 0.03, 0.01], &[0, 1, 2, 3, 4]), [true, true, false, true, true]);
+        // 0.03 > 0.025 and 0.2 > 0.05: nothing survives.
+        assert_eq!(marked(&[0.03, 0.2], &[0, 1]), [false, false]);
+        // A step-up rule: 0.045 is over its own line (0.025) but under 0.05 at rank 2.
+        assert_eq!(marked(&[0.045, 0.04], &[0, 1]), [true, true]);
+        // Outside the family: left unmarked.
+        assert_eq!(marked(&[0.0001, 0.0001], &[1]), [false, true]);
+    }
+
+    #[test]
+    fn one_rule_for_what_a_change_says() {
+        let noise = 0.02;
+        assert_eq!(Direction::of(-0.10, -0.13, -0.07, noise), Direction::Faster);
+        assert_eq!(Direction::of(0.10, 0.07, 0.13, noise), Direction::Slower);
+        // The whole CI inside ±2 %: no difference, even when it excludes zero.
+        assert_eq!(Direction::of(0.01, 0.002, 0.018, noise), Direction::Same);
+        // Spanning zero but wider than the band: undetermined, not "same".
+        assert_eq!(Direction::of(0.0, -0.05, 0.05, noise), Direction::Undetermined);
+        // Clear of zero but the change inside the band: undetermined.
+        assert_eq!(Direction::of(0.015, 0.002, 0.03, noise), Direction::Undetermined);
+    }
+}

@@ -141,8 +141,10 @@ fn judge_metric_at(improvement: f64, lo: f64, hi: f64, range: [f64; 2], noise: f
     } else if lo > high {
         (Verdict::Exceeded, format!("{now}, {ci}, above the claimed {low}–{high} %"))
     } else if improvement <= noise && hi < low {
-        let what = if improvement < -noise {
+        let what = if hi < 0.0 && improvement < -noise {
             format!("it got slower: {now}, {ci}")
+        } else if improvement < -noise {
+            format!("no improvement shown: {now}, {ci}")
         } else {
             format!("no improvement beyond the ±{noise} % noise band: {now}, {ci}")
         };
@@ -332,7 +334,12 @@ mod tests {
         assert_eq!(judge_metric(10.0, 7.0, 13.0, r, 2.0).0, Verdict::Short);
         assert_eq!(judge_metric(0.5, -1.0, 1.5, r, 2.0).0, Verdict::Refuted);
         assert_eq!(judge_metric(-20.0, -25.0, -15.0, r, 2.0).0, Verdict::Refuted);
-        assert!(judge_metric(-20.0, -25.0, -15.0, r, 2.0).1.contains("slower"));
+        assert!(judge_metric(-20.0, -25.0, -15.0, r, 2.0).1.contains("it got slower"));
+        // Slower at the point, but the CI reaches into faster: refuted, without
+        // saying it got slower.
+        let (v, why) = judge_metric(-17.9, -46.1, 9.0, [50.0, 60.0], 2.0);
+        assert_eq!(v, Verdict::Refuted);
+        assert!(why.contains("no improvement shown") && !why.contains("got slower"), "{why}");
         // Below the range, faster beyond the noise band, CI not clear of zero: short.
         assert_eq!(judge_metric(8.7, -0.3, 16.8, r, 2.0).0, Verdict::Short);
         assert!(judge_metric(8.7, -0.3, 16.8, r, 2.0).1.contains("does not exclude"));

@@ -120,8 +120,10 @@ pub fn compare_arms(
             series.push(compare_series(&key.server_timing(entry), &da, &db, interleaved, opts, &mut rng));
         }
     }
-    // Everything below the headline is exploratory: many series, one table.
-    let family: Vec<usize> = (0..series.len()).filter(|&i| !series[i].series.is_headline()).collect();
+    // Everything below all requests' client-side latency is exploratory: many
+    // series (tags, steps, server timings), one family.
+    let family: Vec<usize> =
+        (0..series.len()).filter(|&i| !(series[i].series.is_all() && !series[i].series.is_server_side())).collect();
     crate::change::mark_fdr(&mut series, &family, FDR_Q);
     let regressions = match opts.max_regression {
         None => Vec::new(),
