@@ -123,7 +123,7 @@ pub fn compare_arms(
     // Everything below all requests' client-side latency is exploratory: many
     // series (tags, steps, server timings), one family.
     let family: Vec<usize> =
-        (0..series.len()).filter(|&i| !(series[i].series.is_all() && !series[i].series.is_server_side())).collect();
+        (0..series.len()).filter(|&i| !series[i].series.is_all() || series[i].series.is_server_side()).collect();
     crate::change::mark_fdr(&mut series, &family, FDR_Q);
     let regressions = match opts.max_regression {
         None => Vec::new(),
