@@ -138,6 +138,13 @@ const BROKEN: &[(&str, &str, usize, usize, &str)] = &[
         "conditional request",
     ),
     (
+        "late share out of range",
+        "name = \"x\"\n[load]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\nmax_late_share = 25\n[[step]]\nname = \"a\"\nrequest = { path = \"/\" }\n",
+        6,
+        18,
+        "max_late_share is a share",
+    ),
+    (
         "users needed",
         "name = \"x\"\n[load]\nexecutor = \"constant-vus\"\nvus = 1\nduration = \"1s\"\n[[step]]\nname = \"a\"\nrequest = { path = \"/\", headers = { cookie = \"session={{user.session}}\" } }\n",
         1,

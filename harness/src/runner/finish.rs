@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use super::{ArmSpec, CLIENT_BOUND_CPU_SHARE, LATE, MAX_LATE_SHARE, MAX_RATE_SHORTFALL, WARN_LATE_SHARE};
+use super::{ArmSpec, CLIENT_BOUND_CPU_SHARE, LATE, MAX_RATE_SHORTFALL, WARN_LATE_SHARE};
 use crate::client::{ClientKind, ErrorKind};
 use crate::recorder::{self, IntervalSummary, Recorder};
 use crate::result::{self, Machine, Metadata, ResultDoc, RunFigures, SeriesDoc, Status};
@@ -64,7 +64,7 @@ pub struct Ending {
 
 /// The final result document of every arm.
 pub fn finish(ctx: &DocContext<'_>, arms: &[ArmRecord], figures: RunFigures, ending: &Ending) -> Vec<ResultDoc> {
-    let run = judge_run(figures, ending, ctx.scenario.load.executor.is_open());
+    let run = judge_run(figures, ending, &ctx.scenario.load);
     let status = if ending.interrupted { Status::Interrupted } else { Status::Complete };
     arms.iter()
         .map(|arm| {
@@ -83,16 +83,17 @@ pub fn finish(ctx: &DocContext<'_>, arms: &[ArmRecord], figures: RunFigures, end
 }
 
 /// The run-wide validity and warnings.
-fn judge_run(mut run: RunFigures, ending: &Ending, open: bool) -> RunFigures {
+fn judge_run(mut run: RunFigures, ending: &Ending, load: &crate::scenario::Load) -> RunFigures {
+    let open = load.executor.is_open();
     let late_share =
         if run.started_iterations > 0 { run.late_sends as f64 / run.started_iterations as f64 } else { 0.0 };
-    if late_share > MAX_LATE_SHARE {
+    if late_share > load.max_late_share {
         run.invalid_reasons.push(format!(
             "{:.1} % of the sends left more than {} ms after their intended time (at most {:.0} % allowed): the \
              harness could not keep to its schedule, so it was part of what it measured",
             late_share * 100.0,
             LATE.as_millis(),
-            MAX_LATE_SHARE * 100.0
+            load.max_late_share * 100.0
         ));
     } else if late_share > WARN_LATE_SHARE {
         run.warnings.push(format!(

@@ -91,6 +91,7 @@ struct RawLoad {
     think_time: Option<Spanned<String>>,
     drop_after: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
+    max_late_share: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -167,7 +168,13 @@ pub struct Load {
     pub drop_after: Duration,
     /// Per-request time-out.
     pub timeout: Duration,
+    /// A run with a larger share of its sends more than 1 ms late is invalid
+    /// (0.25 unless the scenario says; 1 never).
+    pub max_late_share: f64,
 }
+
+/// The share of late sends a run may have unless its scenario says otherwise.
+pub const DEFAULT_MAX_LATE_SHARE: f64 = 0.25;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pick {
@@ -428,6 +435,13 @@ fn parse_load(ctx: &Ctx, raw: &Spanned<RawLoad>) -> Result<Load, ScenarioError> 
         think_time: opt_dur(&l.think_time, "think_time", Duration::ZERO)?,
         drop_after: opt_dur(&l.drop_after, "drop_after", Duration::from_secs(10))?,
         timeout: opt_dur(&l.timeout, "timeout", Duration::from_secs(30))?,
+        max_late_share: match &l.max_late_share {
+            None => DEFAULT_MAX_LATE_SHARE,
+            Some(v) if (0.0..=1.0).contains(v.get_ref()) => *v.get_ref(),
+            Some(v) => {
+                return Err(ctx.err(v, "max_late_share is a share of the sends between 0 and 1 (e.g. 0.25)"));
+            }
+        },
     })
 }
 
@@ -803,7 +817,12 @@ impl Scenario {
             l.max_in_flight,
             format_duration(l.timeout),
             if l.executor.is_open() {
-                format!("; an iteration not started {} after its time is dropped", format_duration(l.drop_after))
+                format!(
+                    "; an iteration not started {} after its time is dropped; more than {:.0} % of sends over 1 ms \
+                     late makes the run invalid",
+                    format_duration(l.drop_after),
+                    l.max_late_share * 100.0
+                )
             } else {
                 String::new()
             }
