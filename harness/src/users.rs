@@ -103,6 +103,13 @@ impl Population {
         self.extracted[slot].insert(name.to_owned(), value);
     }
 
+    /// Marks step `s` as not run for user `i` in `arm` (its set-up failed): the
+    /// user's next iteration in the arm runs it.
+    pub fn release_once(&mut self, arm: usize, i: usize, s: usize) {
+        let slot = self.slot(arm, i);
+        self.done_once[slot][s] = false;
+    }
+
     /// Marks step `s` as run for user `i` in `arm`; false if it had run already.
     pub fn claim_once(&mut self, arm: usize, i: usize, s: usize) -> bool {
         let slot = self.slot(arm, i);
@@ -141,6 +148,8 @@ mod tests {
         assert!(!p.claim_once(0, 3, 0));
         // Each arm keeps its own once-per-user state and extracted values.
         assert!(p.claim_once(1, 3, 0));
+        p.release_once(1, 3, 0);
+        assert!(p.claim_once(1, 3, 0), "released: claimable again");
         p.set_extracted(0, 3, "token", "a".into());
         assert_eq!(p.extracted(0, 3, "token").map(String::as_str), Some("a"));
         assert_eq!(p.extracted(1, 3, "token"), None);

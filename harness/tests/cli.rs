@@ -175,3 +175,36 @@ expect = { status = 200 }
         out.doc().run.warnings
     );
 }
+
+/// Every user's `once_per_user` steps run before the schedule, so no measured
+/// request waits for a login; a set-up step that fails (here the first two token
+/// requests answer 503) is tried again, so the user's later steps have its token.
+#[test]
+fn once_per_user_steps_run_before_the_schedule_and_are_retried() {
+    let _x = exclusive();
+    let failures = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(2));
+    let server = spawn(Behaviour::FlakyAuth { failures: std::sync::Arc::clone(&failures) });
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"name = "once"
+[load]
+executor = "constant-arrival-rate"
+rate = 50
+duration = "1s"
+[[step]]
+name = "token"
+once_per_user = true
+request = { method = "POST", path = "/token" }
+extract = { token = "/token" }
+[[step]]
+name = "me"
+request = { path = "/me", headers = { authorization = "Bearer {{vars.token}}" } }
+expect = { status = 200 }
+"#;
+    let out = harness::runner::run(&common::scenario(text), &common::options(&server.url(), dir.path())).unwrap();
+    let doc = out.doc();
+    assert_eq!(failures.load(std::sync::atomic::Ordering::SeqCst), 0, "both failures were met");
+    assert!(!doc.series.contains_key("step:token"), "the login was not measured: {:?}", doc.series.keys());
+    let me = &doc.series["step:me"];
+    assert!(me.requests >= 45, "{}", me.requests);
+    assert_eq!(me.errors, 0, "{:?}", doc.run.warnings);
+}

@@ -279,7 +279,6 @@ pub(super) async fn set_up_users(shared: &Rc<Shared>) {
             let (shared, gate) = (Rc::clone(shared), Rc::clone(&gate));
             tasks.spawn_local(async move {
                 let Ok(_permit) = gate.acquire().await else { return };
-                let draw = Draw { user, mix_choice: None, seed: rand::random(), iteration: 0 };
                 let steps: Vec<usize> = (0..shared.scenario.steps.len())
                     .filter(|&s| {
                         shared.scenario.steps[s].once_per_user
@@ -287,7 +286,21 @@ pub(super) async fn set_up_users(shared: &Rc<Shared>) {
                     })
                     .collect();
                 let route = Route { arm, crossed: false };
-                run_steps(&shared, route, &draw, &steps, (steps.len(), None), Instant::now(), false).await;
+                // A set-up step that fails (a 503 from a worker under the burst) is
+                // tried again; after the last try the user's first iteration in the
+                // arm runs it, as without the set-up.
+                for attempt in 1..=SET_UP_TRIES {
+                    let draw = Draw { user, mix_choice: None, seed: rand::random(), iteration: 0 };
+                    let done = (steps.len(), None);
+                    if run_steps(&shared, route, &draw, &steps, done, Instant::now(), false).await {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                }
+                let mut population = shared.population.borrow_mut();
+                for &s in &steps {
+                    population.release_once(arm, user, s);
+                }
             });
         }
     }
@@ -296,9 +309,12 @@ pub(super) async fn set_up_users(shared: &Rc<Shared>) {
 
 /// Users' set-up requests in flight at once.
 const SET_UP_IN_FLIGHT: usize = 16;
+/// Tries of a user's set-up steps before its first iteration is left to run them.
+const SET_UP_TRIES: u64 = 3;
 
 /// Runs `steps` of one iteration in order; the first `once.0` are the user's
 /// `once_per_user` steps, during which `once.1` (the user's lock) is held.
+/// Returns whether every step was sent and met its expectations.
 async fn run_steps(
     shared: &Shared,
     route: Route,
@@ -307,9 +323,10 @@ async fn run_steps(
     once: (usize, Option<tokio::sync::MutexGuard<'_, ()>>),
     mut intended: Instant,
     measured: bool,
-) {
+) -> bool {
     let sc = &shared.scenario;
     let (once_steps, mut once_guard) = once;
+    let mut all_ok = true;
     let mut rng = SmallRng::seed_from_u64(draw.seed);
     let mut picks = vec![None; sc.lists.len()];
     for (i, &s) in steps.iter().enumerate() {
@@ -342,12 +359,16 @@ async fn run_steps(
                     let mut record = shared.arms[route.arm].record.borrow_mut();
                     record.recorder.record_unsent(&shared.step_series[s], ErrorKind::Template, None);
                 }
-                return;
+                return false;
             }
         };
         let sent = Sent { route, step: s, user: draw.user, intended, measured };
-        if !run_step(shared, sent, main, read_back).await || shared.stop.get() {
-            return; // a user whose request failed does not go on with the flow
+        match run_step(shared, sent, main, read_back).await {
+            Some(ok) => all_ok &= ok,
+            None => return false, // a user whose request failed does not go on with the flow
+        }
+        if shared.stop.get() {
+            return false;
         }
         if let Some(think) = step.think_time {
             tokio::time::sleep(think).await;
@@ -355,6 +376,7 @@ async fn run_steps(
         // The next step is meant to start as soon as this one has finished.
         intended = Instant::now();
     }
+    all_ok
 }
 
 /// An iteration the open model dropped after waiting `waited` for a slot: it
@@ -415,8 +437,9 @@ struct Sent {
 }
 
 /// Sends one step (and its read-back after a successful write), extracting what
-/// the step asks for. Returns whether the request got an answer.
-async fn run_step(shared: &Shared, sent: Sent, main: Rendered, read_back: Option<Rendered>) -> bool {
+/// the step asks for. Returns whether the answer met the step's expectations, or
+/// `None` when the request got no answer.
+async fn run_step(shared: &Shared, sent: Sent, main: Rendered, read_back: Option<Rendered>) -> Option<bool> {
     let Sent { route, step: s, user, intended, measured } = sent;
     let step = &shared.scenario.steps[s];
     let lock = read_back.as_ref().map(|_| shared.write_locks.of(route.arm, user));
@@ -449,5 +472,5 @@ async fn run_step(shared: &Shared, sent: Sent, main: Rendered, read_back: Option
         // The read is meant to follow the write at once, as a client's would.
         let _ = exchange(shared, route, call, rb, Instant::now(), measured).await;
     }
-    reply.is_ok()
+    reply.ok().map(|(_, ok)| ok)
 }

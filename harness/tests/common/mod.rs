@@ -32,6 +32,8 @@ pub enum Behaviour {
     /// `/token` returns `{"token":"t-123"}`; `/me` answers 200 only to
     /// `authorization: Bearer t-123`, else 401.
     Auth,
+    /// As `Auth`, but the first `failures` requests to `/token` answer 503.
+    FlakyAuth { failures: Arc<std::sync::atomic::AtomicU64> },
     /// Accepts connections and closes them without answering.
     Close,
     /// Known effects for A/B tests: `median` times a shape drawn per request
@@ -153,6 +155,20 @@ async fn answer(
             let map = values.lock().unwrap();
             let (before, now) = map.get(&key).cloned().unwrap_or_default();
             Response::builder().status(200).body(Full::new(Bytes::from(if stale { before } else { now }))).unwrap()
+        }
+        Behaviour::FlakyAuth { failures } => {
+            use std::sync::atomic::Ordering;
+            let failing = req.uri().path() == "/token"
+                && failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+            if failing {
+                return ok(503);
+            }
+            let authorized = req.headers().get("authorization").is_some_and(|v| v == "Bearer t-123");
+            match req.uri().path() {
+                "/token" => ok(200),
+                "/me" if authorized => ok(200),
+                _ => ok(401),
+            }
         }
         Behaviour::Auth => {
             let authorized = req.headers().get("authorization").is_some_and(|v| v == "Bearer t-123");
