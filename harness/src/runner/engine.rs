@@ -71,9 +71,9 @@ pub(super) struct Shared {
     pub(super) step_series: Vec<recorder::StepSeries>,
     /// Per step, the series of its read-back (if it has one).
     pub(super) read_back_series: Vec<Option<recorder::StepSeries>>,
-    /// Held from a write through its read-back: two writes of one user in one arm
-    /// must not overlap, or a read-back could see the other write and be called
-    /// stale. Per arm: one arm never waits for the other's write.
+    /// Held from a write through its read-back: two writes of one user on one
+    /// server must not overlap, or a read-back could see the other write and be
+    /// called stale. Per server: tied arms never wait for each other's writes.
     pub(super) write_locks: UserLocks,
     /// Held while a user's `once_per_user` steps run in an arm (only for users
     /// the set-up did not cover).

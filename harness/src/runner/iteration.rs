@@ -50,6 +50,17 @@ pub(super) struct Route {
     pub(super) crossed: bool,
 }
 
+impl Route {
+    /// The server the iteration goes to, as the index of the arm whose target it is.
+    fn server(self) -> usize {
+        if self.crossed {
+            1 - self.arm
+        } else {
+            self.arm
+        }
+    }
+}
+
 impl ArmAlternator {
     pub(super) fn new(arms: usize, crossed: bool) -> ArmAlternator {
         ArmAlternator { arms, crossed, k: 0, swap: false, cross: false, draw: None }
@@ -442,7 +453,10 @@ struct Sent {
 async fn run_step(shared: &Shared, sent: Sent, main: Rendered, read_back: Option<Rendered>) -> Option<bool> {
     let Sent { route, step: s, user, intended, measured } = sent;
     let step = &shared.scenario.steps[s];
-    let lock = read_back.as_ref().map(|_| shared.write_locks.of(route.arm, user));
+    // Keyed by the server the write goes to: tied arms never share one (each arm
+    // its own lock), but crossed arms write the same user's data on the same
+    // server, and a read-back must not see the other arm's write.
+    let lock = read_back.as_ref().map(|_| shared.write_locks.of(route.server(), user));
     let _held = match &lock {
         Some(l) => Some(l.lock().await),
         None => None,
