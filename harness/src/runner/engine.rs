@@ -104,7 +104,11 @@ impl Shared {
     ) -> Shared {
         Shared {
             scenario: scenario.clone(),
-            alternator: RefCell::new(ArmAlternator::new(arms.len(), false)),
+            // Two arms that each hold the other's connections cross servers.
+            alternator: RefCell::new(ArmAlternator::new(
+                arms.len(),
+                arms.len() == 2 && arms.iter().all(|a| a.other.is_some()),
+            )),
             arms,
             population: RefCell::new(population),
             rng: RefCell::new(SmallRng::from_os_rng()),
@@ -193,7 +197,6 @@ pub(super) async fn drive(
     ctx: &DocContext<'_>,
 ) -> Result<Recorded, RunError> {
     let mix = mix_choice(scenario)?;
-    let crossed = arms.iter().all(|a| a.other.is_some()) && arms.len() == 2;
     let setup = Rc::new(Shared::new(scenario, arms, population, mix, Instant::now(), planned_of(scenario, opts)));
     super::iteration::set_up_users(&setup).await;
     let Ok(Shared { arms, population, mix, first_error, counters, .. }) = Rc::try_unwrap(setup) else {
@@ -204,7 +207,6 @@ pub(super) async fn drive(
     let measure_start = t0 + scenario.load.warmup;
     let planned = planned_of(scenario, opts);
     let mut shared = Shared::new(scenario, arms, population, mix, measure_start, planned);
-    shared.alternator = RefCell::new(ArmAlternator::new(shared.arms.len(), crossed));
     // What went wrong in the set-up is the run's to report.
     shared.first_error = first_error;
     shared.counters.get_mut().template_failures = counters.into_inner().template_failures;
