@@ -9,7 +9,7 @@ use futures_util::future::{self, Either};
 
 use crate::config::{CacheLayers, Layer};
 use crate::platform::{Kv, KvError, Runtime};
-use crate::trace::RequestTrace;
+use crate::trace::{BackendOp, RequestTrace};
 
 /// The result of looking a key up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,12 +178,14 @@ impl<'r, K: Kv> Cache<'r, K> {
 
     /// Reads `key`; a failure or time-out is logged and reported as `Failed`.
     pub async fn read(&self, layer: Layer, key: &str) -> CacheRead {
+        self.trace.count(BackendOp::KvRead, 1);
         let result = self.bounded(self.kv.get(key)).await;
         self.outcome(layer, key, result)
     }
 
     /// Reads two keys concurrently: one KV round trip of latency, not two.
     pub async fn read_pair(&self, layer: Layer, first: &str, second: &str) -> (CacheRead, CacheRead) {
+        self.trace.count(BackendOp::KvRead, 2);
         let (a, b) = self
             .bounded(async {
                 let (a, b) = future::join(self.kv.get(first), self.kv.get(second)).await;
@@ -202,6 +204,7 @@ impl<'r, K: Kv> Cache<'r, K> {
     /// Stores `value` under `key` after the response is sent (`ctx.wait_until` in the
     /// Worker), so a slow or failing KV never delays the answer.
     pub fn write_behind(&self, layer: Layer, key: String, value: String, ttl: u64) {
+        self.trace.count(BackendOp::KvWrite, 1);
         let kv = self.kv.clone();
         let runtime = Rc::clone(&self.runtime);
         self.runtime.spawn(Box::pin(async move {
@@ -213,6 +216,7 @@ impl<'r, K: Kv> Cache<'r, K> {
 
     /// Stores `value` before returning (invalidation must land before the response).
     pub async fn write_now(&self, layer: Layer, key: &str, value: &str, ttl_seconds: u64) -> Result<(), KvError> {
+        self.trace.count(BackendOp::KvWrite, 1);
         let result = self.bounded(self.kv.put(key, value, ttl_seconds)).await;
         if let Err(e) = &result {
             log_cache_failure(&*self.runtime, "put", layer, key, &e.0);

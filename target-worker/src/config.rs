@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::latency::{self, Profile};
+
 /// A cache layer that can be switched on or off on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layer {
@@ -96,6 +98,12 @@ pub struct Config {
     pub encryption_key: Option<[u8; 32]>,
     /// A KV read slower than this counts as failed and the answer is computed.
     pub kv_timeout_ms: u64,
+    /// `LATENCY_PROFILE`: the modelled production delays added to KV and D1
+    /// operations (`local`, the default, adds none).
+    pub latency_profile: &'static Profile,
+    /// `ANONYMOUS_USER_WRITE`: record every anonymous caller in D1 on every
+    /// request, as the source API did (on by default).
+    pub anonymous_user_write: bool,
 }
 
 impl fmt::Debug for Config {
@@ -110,6 +118,8 @@ impl fmt::Debug for Config {
             .field("bench_secret", &self.bench_secret.as_ref().map(|_| "<set>"))
             .field("encryption_key", &self.encryption_key.as_ref().map(|_| "<set>"))
             .field("kv_timeout_ms", &self.kv_timeout_ms)
+            .field("latency_profile", &self.latency_profile.name)
+            .field("anonymous_user_write", &self.anonymous_user_write)
             .finish()
     }
 }
@@ -123,17 +133,17 @@ impl Config {
     /// unset). Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let cache_mode_on = match get("CACHE_MODE").as_deref().map(str::trim) {
-            None | Some("on") => true,
-            Some("off") => false,
-            Some(other) => {
-                return Err(ConfigError {
-                    name: "CACHE_MODE",
-                    value: other.into(),
-                    reason: "expected on or off".into(),
-                })
-            }
+        let switch = |name: &'static str| match get(name).as_deref().map(str::trim) {
+            None | Some("on") => Ok(true),
+            Some("off") => Ok(false),
+            Some(other) => Err(ConfigError { name, value: other.into(), reason: "expected on or off".into() }),
         };
+        let cache_mode_on = switch("CACHE_MODE")?;
+        let anonymous_user_write = switch("ANONYMOUS_USER_WRITE")?;
+        let latency_profile =
+            latency::find(get("LATENCY_PROFILE").as_deref().unwrap_or(latency::LOCAL)).map_err(|reason| {
+                ConfigError { name: "LATENCY_PROFILE", value: get("LATENCY_PROFILE").unwrap_or_default(), reason }
+            })?;
         let configured_layers = match get("CACHE_LAYERS") {
             None => CacheLayers::ALL,
             Some(v) => CacheLayers::parse(&v).map_err(|reason| ConfigError {
@@ -190,6 +200,8 @@ impl Config {
             bench_secret: get("BENCH_SECRET"),
             encryption_key,
             kv_timeout_ms,
+            latency_profile,
+            anonymous_user_write,
         })
     }
 
@@ -225,6 +237,19 @@ mod tests {
         assert_eq!(c.ttl_seconds, 300);
         assert_eq!(c.always_enabled_providers, vec!["workers-ai", "mistral"]);
         assert!(c.bench_secret.is_none());
+        assert_eq!(c.latency_profile.name, "local");
+        assert!(c.anonymous_user_write);
+    }
+
+    #[test]
+    fn profile_and_anonymous_switch() {
+        let c = cfg(&[("LATENCY_PROFILE", "kv-cold"), ("ANONYMOUS_USER_WRITE", "off")]).unwrap();
+        assert_eq!(c.latency_profile.name, "kv-cold");
+        assert!(!c.anonymous_user_write);
+        let e = cfg(&[("LATENCY_PROFILE", "moon")]).unwrap_err();
+        assert_eq!(e.name, "LATENCY_PROFILE");
+        assert!(e.reason.contains("edge-near-primary"), "{e}");
+        assert_eq!(cfg(&[("ANONYMOUS_USER_WRITE", "sometimes")]).unwrap_err().name, "ANONYMOUS_USER_WRITE");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use crate::cache::{Cache, FaultyKv};
 use crate::config::Config;
 use crate::http::ApiRequest;
+use crate::latency::Profile;
+use crate::modelled::{ModelledDb, ModelledKv};
 use crate::platform::{Database, Kv, Runtime};
 use crate::store::Store;
 use crate::trace::RequestTrace;
@@ -14,12 +16,14 @@ pub struct RequestContext<'r, K: Kv, D: Database> {
     pub config: &'r Config,
     pub runtime: &'r dyn Runtime,
     pub trace: &'r RequestTrace,
-    pub store: Store<'r, D>,
-    pub cache: Cache<'r, FaultyKv<K>>,
+    pub store: Store<'r, ModelledDb<'r, D>>,
+    pub cache: Cache<'r, FaultyKv<ModelledKv<K>>>,
     /// The bare KV binding, for bench maintenance (never fault-injected).
     pub kv: &'r K,
     /// The request chose its cache layers with `x-bench-cache`.
     pub layers_overridden: bool,
+    /// The latency profile in effect (`LATENCY_PROFILE`, or `x-bench-profile`).
+    pub profile: &'static Profile,
 }
 
 impl<K: Kv, D: Database> RequestContext<'_, K, D> {

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::future::Future;
 
 use crate::platform::{Database, DbError, Row, RowExt, Runtime, SqlValue, Statement};
-use crate::trace::RequestTrace;
+use crate::trace::{BackendOp, RequestTrace};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct User {
@@ -91,15 +91,30 @@ impl<'r, D: Database> Store<'r, D> {
     }
 
     async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, DbError> {
+        self.trace.count(BackendOp::D1Read, 1);
         self.timed(self.db.query(sql, params)).await
     }
 
     pub async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(), DbError> {
+        self.trace.count(BackendOp::D1Write, 1);
         self.timed(self.db.execute(sql, params)).await
     }
 
+    /// One round trip, counted as one write.
     pub async fn batch(&self, statements: &[Statement]) -> Result<(), DbError> {
+        self.trace.count(BackendOp::D1Write, 1);
         self.timed(self.db.batch(statements)).await
+    }
+
+    /// Records that the anonymous caller `id` was seen at `now` (Unix seconds), as
+    /// the source API did on every anonymous request (`ANONYMOUS_USER_WRITE`).
+    pub async fn touch_anonymous_user(&self, id: &str, now: i64) -> Result<(), DbError> {
+        self.execute(
+            "INSERT INTO anonymous_user (id, first_seen_at, last_seen_at) VALUES (?1, ?2, ?2) \
+             ON CONFLICT(id) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+            &[id.into(), now.into()],
+        )
+        .await
     }
 
     /// Runs a `SELECT COUNT(*) AS n …` without parameters.

@@ -34,14 +34,39 @@ struct LayerVisit {
     dur_ms: f64,
 }
 
-/// Collects, for one request, the cache layers touched and the time spent in KV
-/// and the database.
+/// A KV or D1 operation, counted per request for `x-ops`: what a request costs in
+/// billed operations (KV reads and writes, D1 round trips), cache on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendOp {
+    KvRead,
+    /// Write-behind writes included, counted when they are scheduled.
+    KvWrite,
+    D1Read,
+    D1Write,
+}
+
+impl BackendOp {
+    const ALL: [BackendOp; 4] = [BackendOp::KvRead, BackendOp::KvWrite, BackendOp::D1Read, BackendOp::D1Write];
+
+    fn name(self) -> &'static str {
+        match self {
+            BackendOp::KvRead => "kv-read",
+            BackendOp::KvWrite => "kv-write",
+            BackendOp::D1Read => "d1-read",
+            BackendOp::D1Write => "d1-write",
+        }
+    }
+}
+
+/// Collects, for one request, the cache layers touched, the time spent in KV
+/// and the database, and the operations made there.
 #[derive(Debug)]
 pub struct RequestTrace {
     start_ms: f64,
     layers: RefCell<Vec<LayerVisit>>,
     kv: Cell<Option<f64>>,
     db: Cell<Option<f64>>,
+    ops: Cell<[u32; 4]>,
 }
 
 fn add(cell: &Cell<Option<f64>>, ms: f64) {
@@ -50,7 +75,26 @@ fn add(cell: &Cell<Option<f64>>, ms: f64) {
 
 impl RequestTrace {
     pub fn new(start_ms: f64) -> Self {
-        RequestTrace { start_ms, layers: RefCell::new(Vec::new()), kv: Cell::new(None), db: Cell::new(None) }
+        RequestTrace {
+            start_ms,
+            layers: RefCell::new(Vec::new()),
+            kv: Cell::new(None),
+            db: Cell::new(None),
+            ops: Cell::new([0; 4]),
+        }
+    }
+
+    pub fn count(&self, op: BackendOp, n: u32) {
+        let mut ops = self.ops.get();
+        ops[op as usize] += n;
+        self.ops.set(ops);
+    }
+
+    /// `x-ops`: every operation kind with its count, e.g.
+    /// `kv-read=2,kv-write=0,d1-read=1,d1-write=0`.
+    pub fn x_ops(&self) -> String {
+        let ops = self.ops.get();
+        BackendOp::ALL.iter().map(|op| format!("{}={}", op.name(), ops[*op as usize])).collect::<Vec<_>>().join(",")
     }
 
     pub fn record_layer(&self, layer: Layer, outcome: CacheOutcome, dur_ms: f64) {
@@ -130,6 +174,9 @@ mod tests {
         t.add_db(1.6);
         assert_eq!(t.x_cache(), "bot=hit");
         assert_eq!(t.server_timing(1005.0), "bot;desc=hit;dur=0.400, kv;dur=0.400, db;dur=3.100, total;dur=5.000");
+        t.count(BackendOp::KvRead, 2);
+        t.count(BackendOp::D1Read, 1);
+        assert_eq!(t.x_ops(), "kv-read=2,kv-write=0,d1-read=1,d1-write=0");
     }
 
     #[test]

@@ -252,6 +252,8 @@ pub struct TestRuntime {
     pub clock: ManualClock,
     tasks: RefCell<Vec<BackgroundTask>>,
     pub logs: RefCell<Vec<String>>,
+    /// Every timer started, its milliseconds.
+    pub sleeps: RefCell<Vec<u64>>,
 }
 
 impl Runtime for TestRuntime {
@@ -267,6 +269,7 @@ impl Runtime for TestRuntime {
     /// Real tokio timers: tests that exercise time-outs run with tokio's clock
     /// paused, which makes them deterministic.
     fn sleep(&self, ms: u64) -> BackgroundTask {
+        self.sleeps.borrow_mut().push(ms);
         Box::pin(tokio::time::sleep(std::time::Duration::from_millis(ms)))
     }
 }
@@ -313,8 +316,12 @@ impl TestWorker {
         let clock = ManualClock::default();
         let kv = MemoryKv::new(clock.clone());
         let db = SqliteDb::migrated();
-        let runtime =
-            Rc::new(TestRuntime { clock: clock.clone(), tasks: RefCell::default(), logs: RefCell::default() });
+        let runtime = Rc::new(TestRuntime {
+            clock: clock.clone(),
+            tasks: RefCell::default(),
+            logs: RefCell::default(),
+            sleeps: RefCell::default(),
+        });
         let app = App::new(kv.clone(), db.clone(), runtime.clone(), config);
         TestWorker { app, kv, db, runtime, clock }
     }

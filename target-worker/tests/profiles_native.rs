@@ -1,0 +1,140 @@
+//! Latency profiles, `x-ops` and the anonymous-user write, natively over SQLite and
+//! the in-process KV. Whether a profile's delays have their stated distribution
+//! is measured through the harness (`bench/profiles`); here: which operations a
+//! profile delays, that `local` delays none, and who may choose a profile.
+
+mod common;
+
+use bench_seed::seeded_user;
+use common::*;
+use target_worker::ApiRequest;
+
+const SEED: u64 = 7;
+
+async fn seeded(vars: &[(&str, &str)]) -> TestWorker {
+    let mut all = vec![("KV_TIMEOUT_MS", "777")];
+    all.extend_from_slice(vars);
+    let w = TestWorker::new(config(&all));
+    w.seed(3, SEED).await;
+    w.runtime.sleeps.borrow_mut().clear();
+    w
+}
+
+/// The KV time-out every read races against (its timer is not a delay).
+const KV_TIMEOUT_MS: u64 = 777;
+
+/// Timers started since the last call, the KV time-outs left out: (count, total ms).
+fn delays(w: &TestWorker) -> (usize, u64) {
+    let all: Vec<u64> = w.runtime.sleeps.borrow_mut().drain(..).filter(|ms| *ms != KV_TIMEOUT_MS).collect();
+    (all.len(), all.iter().sum())
+}
+
+fn models_request(extra: &[(&str, &str)]) -> ApiRequest {
+    let u = seeded_user(BENCH_SECRET, SEED, 0);
+    let cookie = format!("session={}", u.session_id);
+    let mut headers: Vec<(&str, &str)> = vec![("cookie", cookie.as_str())];
+    headers.extend_from_slice(extra);
+    get("/models", &headers)
+}
+
+/// `x-ops` as (kind, count) pairs.
+fn ops(resp: &target_worker::ApiResponse) -> Vec<(String, u32)> {
+    let raw = resp.header_value("x-ops").expect("every response has x-ops");
+    raw.split(',')
+        .map(|p| {
+            let (k, v) = p.split_once('=').expect("kind=count");
+            (k.to_owned(), v.parse().expect("a count"))
+        })
+        .collect()
+}
+
+fn op(resp: &target_worker::ApiResponse, kind: &str) -> u32 {
+    ops(resp).into_iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_local_profile_adds_no_timer_and_a_modelled_one_delays_every_operation() {
+    let w = seeded(&[]).await;
+    let resp = w.send(models_request(&[])).await;
+    assert_eq!(resp.status, 200, "{}", body_text(&resp));
+    assert_eq!(delays(&w), (0, 0), "local must not add a single delay");
+
+    let far = [("x-bench-secret", BENCH_SECRET), ("x-bench-profile", "edge-far-from-primary")];
+    let resp = w.send(models_request(&far)).await;
+    assert_eq!(resp.status, 200, "{}", body_text(&resp));
+    let (timers, total_ms) = delays(&w);
+    // Bot and list reads from KV, session and provider queries from D1: each one
+    // delayed. A far D1 read has a median of 150 ms.
+    assert!(timers >= 2, "{timers} timers");
+    assert!(total_ms >= 30, "{total_ms} ms in all");
+}
+
+#[tokio::test]
+async fn only_a_bench_client_picks_a_profile_and_an_unknown_one_is_named() {
+    let w = seeded(&[]).await;
+    let without_secret = w.send(models_request(&[("x-bench-profile", "edge-far-from-primary")])).await;
+    assert_eq!(without_secret.status, 200);
+    assert_eq!(delays(&w).0, 0, "the header is ignored without the secret");
+
+    let unknown = w.send(models_request(&[("x-bench-secret", BENCH_SECRET), ("x-bench-profile", "moon")])).await;
+    assert_eq!(unknown.status, 400);
+    let msg = body_json(&unknown)["error"].as_str().unwrap_or_default().to_owned();
+    assert!(msg.contains("moon") && msg.contains("kv-cold"), "{msg}");
+
+    let health = w.send(get("/health", &[("x-bench-secret", BENCH_SECRET), ("x-bench-profile", "kv-cold")])).await;
+    let h = body_json(&health);
+    assert_eq!(h["latency_profile"]["name"], "kv-cold");
+    assert_eq!(h["latency_profile"]["modelled"], true);
+    let h = body_json(&w.send(get("/health", &[])).await);
+    assert_eq!(h["latency_profile"]["name"], "local");
+    assert_eq!(h["latency_profile"]["modelled"], false);
+}
+
+#[tokio::test]
+async fn a_var_selects_the_profile_for_every_request() {
+    let w = seeded(&[("LATENCY_PROFILE", "edge-near-primary")]).await;
+    let h = body_json(&w.send(get("/health", &[])).await);
+    assert_eq!(h["latency_profile"]["name"], "edge-near-primary");
+}
+
+#[tokio::test]
+async fn x_ops_counts_what_a_request_costs_with_and_without_the_cache() {
+    let w = seeded(&[]).await;
+    let off = [("x-bench-secret", BENCH_SECRET), ("x-bench-cache", "off")];
+    let uncached = w.send(models_request(&off)).await;
+    assert_eq!(op(&uncached, "kv-read"), 0);
+    assert_eq!(op(&uncached, "kv-write"), 0);
+    assert!(op(&uncached, "d1-read") >= 2, "{:?}", ops(&uncached));
+
+    let first = w.send(models_request(&[])).await;
+    assert!(op(&first, "kv-write") >= 1, "a miss writes behind: {:?}", ops(&first));
+    let hit = w.send(models_request(&[])).await;
+    assert_eq!(hit.header_value("x-cache"), Some("bot=hit,user-models=hit"));
+    assert_eq!(op(&hit, "kv-write"), 0);
+    // Bot verdict, list generation and list entry.
+    assert_eq!(op(&hit, "kv-read"), 3, "{:?}", ops(&hit));
+    assert!(op(&hit, "d1-read") < op(&uncached, "d1-read"), "{:?} vs {:?}", ops(&hit), ops(&uncached));
+}
+
+fn anonymous_rows(w: &TestWorker) -> i64 {
+    w.db.conn().query_row("SELECT COUNT(*) FROM anonymous_user", [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn anonymous_callers_are_recorded_unless_switched_off() {
+    let w = seeded(&[]).await;
+    let resp = w.send(get("/models", &[("cf-connecting-ip", "203.0.113.5")])).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(op(&resp, "d1-write"), 1);
+    w.send(get("/models", &[("cf-connecting-ip", "203.0.113.5")])).await;
+    w.send(get("/models", &[("cf-connecting-ip", "203.0.113.6")])).await;
+    assert_eq!(anonymous_rows(&w), 2);
+    let h = body_json(&w.send(get("/health", &[])).await);
+    assert_eq!(h["anonymous_user_write"], true);
+
+    let w = seeded(&[("ANONYMOUS_USER_WRITE", "off")]).await;
+    let resp = w.send(get("/models", &[("cf-connecting-ip", "203.0.113.5")])).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(op(&resp, "d1-write"), 0);
+    assert_eq!(anonymous_rows(&w), 0);
+}
