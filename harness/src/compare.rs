@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::change::{compare_series, ArmSeries, Direction, MetricChange, Resampling, SeriesComparison};
 use crate::claims::{self, Claim, ClaimVerdict};
-use crate::result::{ResultDoc, SeriesDoc};
+use crate::result::{Measurement, ResultDoc, SeriesDoc};
 use crate::series::SeriesKey;
 use crate::stats::{Dist, Metric};
 
@@ -55,6 +55,9 @@ pub struct Comparison {
     pub max_regression: Option<f64>,
     pub regressions: Vec<Regression>,
     pub notes: Vec<String>,
+    /// `measured`, or `modelled: <profile>`: both arms are always the same.
+    #[serde(default)]
+    pub measurement: Measurement,
 }
 
 pub const COMPARISON_SCHEMA: &str = "cache-bench/comparison/v1";
@@ -95,6 +98,11 @@ pub fn compare(
 ) -> Result<Comparison, String> {
     let mut comparison = compare_arms(a, b, interleaved, opts)?;
     comparison.claims = claims::judge_all(claims, &comparison.series, opts.noise);
+    if let Measurement::Modelled(_) = &comparison.measurement {
+        for c in &mut comparison.claims {
+            c.reason = format!("[{}] {}", comparison.measurement, c.reason);
+        }
+    }
     Ok(comparison)
 }
 
@@ -105,6 +113,7 @@ pub fn compare_arms(
     interleaved: bool,
     opts: &CompareOptions,
 ) -> Result<Comparison, String> {
+    let measurement = same_measurement(a, b)?;
     let mut rng = SmallRng::seed_from_u64(opts.seed);
     let mut series = Vec::new();
     for (key, sa) in a.keyed_series().filter(|(k, _)| k.is_comparable()) {
@@ -125,6 +134,11 @@ pub fn compare_arms(
     let family: Vec<usize> =
         (0..series.len()).filter(|&i| !series[i].series.is_all() || series[i].series.is_server_side()).collect();
     crate::change::mark_fdr(&mut series, &family, FDR_Q);
+    if measurement.is_modelled() {
+        for s in &mut series {
+            s.summary = format!("[{measurement}] {}", s.summary);
+        }
+    }
     let regressions = match opts.max_regression {
         None => Vec::new(),
         Some(limit) => regressions(&series, limit),
@@ -140,7 +154,23 @@ pub fn compare_arms(
         claims: Vec::new(),
         max_regression: opts.max_regression,
         regressions,
+        measurement,
     })
+}
+
+/// The measurement both results are: a modelled and a measured result (or two
+/// profiles) are different questions, never one comparison.
+fn same_measurement(a: &ResultDoc, b: &ResultDoc) -> Result<Measurement, String> {
+    let (ma, mb) = (&a.metadata.measurement, &b.metadata.measurement);
+    if ma != mb {
+        return Err(format!(
+            "{} is {ma} and {} is {mb}: a modelled result is never compared with a measured one, nor with another \
+             profile's; compare results recorded the same way (both measured, or both under one profile)",
+            label(a),
+            label(b)
+        ));
+    }
+    Ok(ma.clone())
 }
 
 /// Metrics called slower (the rule of [`Direction`]) by more than `limit`.
@@ -196,5 +226,6 @@ fn notes(a: &ResultDoc, b: &ResultDoc, interleaved: bool, series: &[SeriesCompar
 }
 
 fn label(d: &ResultDoc) -> String {
-    d.metadata.variant.clone().unwrap_or_else(|| d.metadata.target.clone())
+    let name = d.metadata.variant.clone().unwrap_or_else(|| d.metadata.target.clone());
+    format!("{name}{}", d.metadata.measurement.suffix())
 }

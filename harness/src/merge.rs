@@ -78,6 +78,7 @@ fn merge_series(a: &SeriesDoc, b: &SeriesDoc, offset: u64) -> Result<SeriesDoc, 
     for (layer, outcomes) in &b.cache {
         add_counts(out.cache.entry(layer.clone()).or_default(), outcomes);
     }
+    out.ops.add(&b.ops);
     Ok(out)
 }
 
@@ -129,6 +130,12 @@ pub fn merge(earlier: &ResultDoc, later: &ResultDoc) -> Result<ResultDoc, String
         return Err(format!(
             "results of different scenario files cannot be merged ({} and {})",
             earlier.metadata.scenario_file, later.metadata.scenario_file
+        ));
+    }
+    if earlier.metadata.measurement != later.metadata.measurement {
+        return Err(format!(
+            "a {} and a {} result cannot be merged",
+            earlier.metadata.measurement, later.metadata.measurement
         ));
     }
     let offset = block_end(earlier);
@@ -184,6 +191,7 @@ mod tests {
             raw: e,
             server_timing: BTreeMap::new(),
             blocks: Some(BlocksDoc { block_ms: 100, counts: blocks.to_vec() }),
+            ops: Default::default(),
         }
     }
 
@@ -216,6 +224,8 @@ mod tests {
             harness_version: "0".into(),
             worker_version: None,
             servers: vec![],
+            measurement: Default::default(),
+            anonymous_user_write: None,
             started_at: "t".into(),
             ended_at: None,
             load: serde_json::Value::Null,

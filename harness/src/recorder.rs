@@ -74,6 +74,45 @@ pub struct SeriesStats {
     /// block → µs (at the histogram's precision) → count. For the comparable
     /// series only (not per cache outcome): the block bootstrap resamples them.
     pub blocks: BTreeMap<u32, BTreeMap<u64, u64>>,
+    /// Backend operations (`x-ops`) summed over the successful responses that
+    /// reported them, and how many did: comparable series only.
+    pub ops: Ops,
+}
+
+/// Sums of the target's `x-ops` counts (`kv-read`, `kv-write`, `d1-read`, `d1-write`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ops {
+    /// Responses that carried `x-ops`.
+    pub responses: u64,
+    /// Kind → operations in all of them.
+    pub totals: BTreeMap<String, u64>,
+}
+
+impl Ops {
+    pub fn add_header(&mut self, value: &str) {
+        self.responses += 1;
+        for (kind, n) in value.split(',').filter_map(|p| p.trim().split_once('=')) {
+            if let Ok(n) = n.trim().parse::<u64>() {
+                *self.totals.entry(kind.trim().to_owned()).or_insert(0) += n;
+            }
+        }
+    }
+
+    pub fn add(&mut self, other: &Ops) {
+        self.responses += other.responses;
+        for (k, n) in &other.totals {
+            *self.totals.entry(k.clone()).or_insert(0) += n;
+        }
+    }
+
+    /// Mean operations of `kind` per response that reported any; `None` without reports.
+    pub fn per_request(&self, kind: &str) -> Option<f64> {
+        (self.responses > 0).then(|| self.totals.get(kind).copied().unwrap_or(0) as f64 / self.responses as f64)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.responses == 0
+    }
 }
 
 impl Default for SeriesStats {
@@ -91,6 +130,7 @@ impl Default for SeriesStats {
             cache: BTreeMap::new(),
             server_timing: BTreeMap::new(),
             blocks: BTreeMap::new(),
+            ops: Ops::default(),
         }
     }
 }
@@ -219,6 +259,9 @@ impl Recorder {
                 // as a rate beside them.
                 let us = st.corrected.median_equivalent(s.corrected_us.clamp(1, HIGHEST_US));
                 bump(st.blocks.entry(s.block).or_default(), us);
+                if let Some(ops) = reply.and_then(|r| r.ops.as_deref()) {
+                    st.ops.add_header(ops);
+                }
             }
             if i < with_timing {
                 for (name, us) in &timings {
@@ -320,6 +363,7 @@ mod tests {
             status: 200,
             x_cache: Some("bot=hit".into()),
             server_timing: Some("bot;dur=1, total;dur=2".into()),
+            ops: Some("kv-read=2,kv-write=0,d1-read=1".into()),
             bytes: 10,
             body: None,
         };
@@ -361,6 +405,7 @@ mod tests {
         assert_eq!(all.corrected.len(), 5);
         assert!(all.corrected.max() >= 500_000);
         assert!(r.series.keys().filter(|k| k.starts_with("cache:")).all(|k| r.series[k].blocks.is_empty()));
+        assert_eq!((all.ops.responses, all.ops.per_request("kv-read"), all.ops.per_request("d1-write")), (3, Some(2.0), Some(0.0)));
         assert_eq!(all.status["2xx"], 3);
         assert_eq!(all.error_kinds[&ErrorKind::Timeout], 1);
         assert_eq!(r.series["cache:bot=hit"].requests, 3);

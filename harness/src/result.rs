@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::client::ErrorKind;
-use crate::recorder::{IntervalSummary, SeriesStats};
+use crate::recorder::{IntervalSummary, Ops, SeriesStats};
 use crate::series::{SeriesKey, ALL_TEXT};
 use crate::thresholds::Verdict;
 
@@ -91,6 +91,10 @@ pub struct SeriesDoc {
     /// per-cache-outcome series and in files written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocks: Option<BlocksDoc>,
+    /// The target's backend operations (`x-ops`) over the successful responses,
+    /// when it reports them (comparable series only).
+    #[serde(default, skip_serializing_if = "Ops::is_empty")]
+    pub ops: Ops,
 }
 
 /// A series' corrected latencies per time block of intended start.
@@ -144,6 +148,7 @@ impl SeriesDoc {
             raw: EncodedHistogram::encode(&s.raw),
             server_timing: s.server_timing.iter().map(|(k, h)| (k.clone(), EncodedHistogram::encode(h))).collect(),
             blocks: (!s.blocks.is_empty()).then(|| BlocksDoc::of(&s.blocks)),
+            ops: s.ops.clone(),
         }
     }
 }
@@ -191,11 +196,78 @@ pub struct Metadata {
     /// (`harness ab`/`bench` with two servers); empty when only `target`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servers: Vec<String>,
+    /// `measured`, or `modelled: <profile>` when the target added a latency
+    /// profile's delays (its `GET /health` says which): such a result is never
+    /// compared with a measured one.
+    #[serde(default)]
+    pub measurement: Measurement,
+    /// Whether the target wrote an anonymous-user record on every anonymous
+    /// request, as the source API did (its `GET /health` says; `None`: not said).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous_user_write: Option<bool>,
     /// RFC 3339, UTC.
     pub started_at: String,
     pub ended_at: Option<String>,
     pub load: serde_json::Value,
     pub machine: Machine,
+}
+
+/// Whether a result measures the target as it is or under a modelled latency
+/// profile. Written as `measured` or `modelled: <profile>` wherever it appears.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Measurement {
+    #[default]
+    Measured,
+    Modelled(String),
+}
+
+impl Measurement {
+    pub fn is_modelled(&self) -> bool {
+        matches!(self, Measurement::Modelled(_))
+    }
+
+    /// The profile's name; `None` for a measurement.
+    pub fn profile(&self) -> Option<&str> {
+        match self {
+            Measurement::Measured => None,
+            Measurement::Modelled(p) => Some(p),
+        }
+    }
+
+    /// `" (modelled: p)"` for titles; empty for a measurement.
+    pub fn suffix(&self) -> String {
+        match self {
+            Measurement::Measured => String::new(),
+            Measurement::Modelled(_) => format!(" ({self})"),
+        }
+    }
+}
+
+impl std::fmt::Display for Measurement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Measurement::Measured => f.write_str("measured"),
+            Measurement::Modelled(p) => write!(f, "modelled: {p}"),
+        }
+    }
+}
+
+impl From<Measurement> for String {
+    fn from(m: Measurement) -> String {
+        m.to_string()
+    }
+}
+
+impl TryFrom<String> for Measurement {
+    type Error = String;
+    fn try_from(s: String) -> Result<Measurement, String> {
+        match s.strip_prefix("modelled:") {
+            _ if s == "measured" => Ok(Measurement::Measured),
+            Some(p) if !p.trim().is_empty() => Ok(Measurement::Modelled(p.trim().to_owned())),
+            _ => Err(format!("measurement {s:?}: expected \"measured\" or \"modelled: <profile>\"")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -118,7 +118,7 @@ impl HyperClient {
         let request = builder.body(Full::new(body)).map_err(|e| failure(ErrorKind::Other, e.to_string()))?;
         let resp = conn.send_request(request).await.map_err(|e| failure(classify(&e), e.to_string()))?;
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let (x_cache, server_timing) = (header("x-cache"), header("server-timing"));
+        let (x_cache, server_timing, ops) = (header("x-cache"), header("server-timing"), header("x-ops"));
         let status = resp.status().as_u16();
         let mut body = resp.into_body();
         let mut bytes = 0u64;
@@ -138,6 +138,6 @@ impl HyperClient {
                 idle.push((conn, Instant::now()));
             }
         }
-        Ok(Reply { status, x_cache, server_timing, bytes, body: kept })
+        Ok(Reply { status, x_cache, server_timing, ops, bytes, body: kept })
     }
 }

@@ -44,6 +44,9 @@ pub struct Reply {
     pub status: u16,
     pub x_cache: Option<String>,
     pub server_timing: Option<String>,
+    /// `x-ops: kv-read=2,kv-write=0,d1-read=1,d1-write=0`: the backend operations
+    /// the target worker made for this request.
+    pub ops: Option<String>,
     pub bytes: u64,
     /// Only when the step needs it (extraction, body checks).
     pub body: Option<Vec<u8>>,

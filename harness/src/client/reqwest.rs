@@ -60,7 +60,7 @@ impl ReqwestClient {
         let fail = |e: ::reqwest::Error| Failure { kind: classify(&e), message: describe(&e) };
         let mut resp = builder.send().await.map_err(fail)?;
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let (x_cache, server_timing) = (header("x-cache"), header("server-timing"));
+        let (x_cache, server_timing, ops) = (header("x-cache"), header("server-timing"), header("x-ops"));
         let status = resp.status().as_u16();
         let mut bytes = 0u64;
         let mut body = req.keep_body.then(Vec::new);
@@ -76,6 +76,6 @@ impl ReqwestClient {
                 b.extend_from_slice(&chunk);
             }
         }
-        Ok(Reply { status, x_cache, server_timing, bytes, body })
+        Ok(Reply { status, x_cache, server_timing, ops, bytes, body })
     }
 }

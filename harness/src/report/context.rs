@@ -106,8 +106,20 @@ fn arm_context(doc: &ResultDoc, i: usize) -> Value {
         "started_at": doc.metadata.started_at,
         "git": doc.metadata.git_revision.clone().unwrap_or_else(|| "–".into()),
         "cpu": format!("{:.0} % of a core, {:.1} µs/request", r.client_cpu_share * 100.0, r.client_cpu_us_per_request),
+        "ops": doc.all().map(|s| ops_words(&s.ops)).unwrap_or_default(),
         "series": series_rows(doc),
     })
+}
+
+/// `kv-read 2.00, kv-write 0.05, d1-read 1.00, d1-write 0.00 per request`, or
+/// empty when the target reported no operations.
+pub fn ops_words(ops: &crate::recorder::Ops) -> String {
+    if ops.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> =
+        ops.totals.keys().map(|k| format!("{k} {:.2}", ops.per_request(k).unwrap_or(0.0))).collect();
+    format!("{} per request", parts.join(", "))
 }
 
 fn comparison_context(c: &Comparison) -> Value {
@@ -305,6 +317,9 @@ pub(super) fn run(r: &RunReport<'_>, charts: &[(String, String, String)]) -> Val
     let m = &first.metadata.machine;
     json!({
         "title": title,
+        "measurement": first.metadata.measurement.to_string(),
+        "modelled": first.metadata.measurement.is_modelled(),
+        "anonymous_user_write": docs.iter().find_map(|d| d.metadata.anonymous_user_write),
         "harness_version": first.metadata.harness_version,
         "worker_version": docs
             .iter()
@@ -326,8 +341,14 @@ pub(super) fn run(r: &RunReport<'_>, charts: &[(String, String, String)]) -> Val
 /// The page title of a run report.
 pub(super) fn title(r: &RunReport<'_>) -> String {
     let first = &r.docs[0];
+    // Comparison labels carry the measurement already; a single run's title gets it here.
     match r.comparison {
         Some(c) => format!("{}: {} vs {}", first.metadata.scenario, shown_target(&c.a), shown_target(&c.b)),
-        None => format!("{} against {}", first.metadata.scenario, shown_target(&first.metadata.target)),
+        None => format!(
+            "{} against {}{}",
+            first.metadata.scenario,
+            shown_target(&first.metadata.target),
+            first.metadata.measurement.suffix()
+        ),
     }
 }

@@ -22,18 +22,20 @@ type Drawn = (PathBuf, String);
 /// Draws every chart a run's data allows; returns (file, title) pairs.
 pub(super) fn run(docs: &[ResultDoc], comparison: Option<&Comparison>, out: &Path) -> Result<Vec<Drawn>, String> {
     let arms: Vec<(String, &ResultDoc)> = docs.iter().enumerate().map(|(i, d)| (label(d, i), d)).collect();
+    // A modelled run says so in every chart's title, drawn into the image too.
+    let tag = docs.first().map(|d| d.metadata.measurement.suffix()).unwrap_or_default();
     let mut made = Vec::new();
-    made.extend(percentile_curve(&arms, out)?);
-    made.extend(over_time(&arms, out)?);
-    made.extend(by_cache_outcome(&arms, out)?);
+    made.extend(percentile_curve(&arms, out, &tag)?);
+    made.extend(over_time(&arms, out, &tag)?);
+    made.extend(by_cache_outcome(&arms, out, &tag)?);
     if let Some(c) = comparison {
-        made.extend(ab_change(c, out)?);
+        made.extend(ab_change(c, out, &tag)?);
     }
     Ok(made)
 }
 
 /// The HdrHistogram percentile plot: latency against 1 / (1 − p), log scale.
-fn percentile_curve(arms: &Arms<'_>, out: &Path) -> Result<Option<Drawn>, String> {
+fn percentile_curve(arms: &Arms<'_>, out: &Path, tag: &str) -> Result<Option<Drawn>, String> {
     let mut lines = Vec::new();
     for (name, d) in arms {
         let Some(all) = d.all() else { continue };
@@ -56,14 +58,14 @@ fn percentile_curve(arms: &Arms<'_>, out: &Path) -> Result<Option<Drawn>, String
     charts::line_chart(
         &path,
         &LineChart {
-            title: "Latency by percentile (x: 1 / (1 − p), so 10 = p90, 100 = p99, 1000 = p99.9)",
+            title: &format!("Latency by percentile (x: 1 / (1 − p), so 10 = p90, 100 = p99, 1000 = p99.9){tag}"),
             x_label: "1 / (1 − percentile)",
             y_label: "latency, ms",
             x_log: true,
             lines,
         },
     )?;
-    Ok(Some((path, "Latency percentile curve, corrected and raw".to_owned())))
+    Ok(Some((path, format!("Latency percentile curve, corrected and raw{tag}"))))
 }
 
 /// One line per quantity of the per-second intervals of every request.
@@ -96,7 +98,7 @@ fn hit_ratio_lines(name: &str, iv: &[&recorder::IntervalSummary]) -> Vec<Line> {
 }
 
 /// Latency, throughput and errors, and hit ratio over time.
-fn over_time(arms: &Arms<'_>, out: &Path) -> Result<Vec<Drawn>, String> {
+fn over_time(arms: &Arms<'_>, out: &Path, tag: &str) -> Result<Vec<Drawn>, String> {
     let mut latency = Vec::new();
     let mut throughput = Vec::new();
     let mut hit_ratio = Vec::new();
@@ -122,17 +124,18 @@ fn over_time(arms: &Arms<'_>, out: &Path) -> Result<Vec<Drawn>, String> {
             continue;
         }
         let path = out.join(file);
+        let title = format!("{title}{tag}");
         charts::line_chart(
             &path,
-            &LineChart { title, x_label: "seconds into the measured part", y_label: y, x_log: false, lines },
+            &LineChart { title: &title, x_label: "seconds into the measured part", y_label: y, x_log: false, lines },
         )?;
-        made.push((path, title.to_owned()));
+        made.push((path, title));
     }
     Ok(made)
 }
 
 /// Median latency split by cache outcome.
-fn by_cache_outcome(arms: &Arms<'_>, out: &Path) -> Result<Option<Drawn>, String> {
+fn by_cache_outcome(arms: &Arms<'_>, out: &Path, tag: &str) -> Result<Option<Drawn>, String> {
     let mut bars = Vec::new();
     for (i, (name, d)) in arms.iter().enumerate() {
         for (key, s) in d.keyed_series().filter(|(k, _)| matches!(k.series, Series::Cache { .. })) {
@@ -144,12 +147,12 @@ fn by_cache_outcome(arms: &Arms<'_>, out: &Path) -> Result<Option<Drawn>, String
         return Ok(None);
     }
     let path = out.join("latency-by-cache-outcome.png");
-    charts::bar_chart(&path, "Median latency by cache outcome (ms, corrected)", "p50, ms", &bars)?;
-    Ok(Some((path, "Latency split by cache outcome".to_owned())))
+    charts::bar_chart(&path, &format!("Median latency by cache outcome (ms, corrected){tag}"), "p50, ms", &bars)?;
+    Ok(Some((path, format!("Latency split by cache outcome{tag}"))))
 }
 
 /// A/B: the change of p50 per tag with its confidence interval.
-fn ab_change(c: &Comparison, out: &Path) -> Result<Option<Drawn>, String> {
+fn ab_change(c: &Comparison, out: &Path, tag: &str) -> Result<Option<Drawn>, String> {
     let bars: Vec<Bar> = c
         .series
         .iter()
@@ -169,7 +172,7 @@ fn ab_change(c: &Comparison, out: &Path) -> Result<Option<Drawn>, String> {
     }
     let path = out.join("ab-change-by-tag.png");
     let title = format!(
-        "Change of p50 from {} to {} per tag, with 95 % CI (negative is faster)",
+        "Change of p50 from {} to {} per tag, with 95 % CI (negative is faster){tag}",
         shown_target(&c.a),
         shown_target(&c.b)
     );

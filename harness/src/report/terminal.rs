@@ -60,10 +60,11 @@ fn run_line(out: &mut String, doc: &ResultDoc) {
     let m = &doc.metadata;
     let _ = writeln!(
         out,
-        "\n{} → {}{}",
+        "\n{} → {}{}{}",
         m.scenario,
         m.target,
-        m.variant.as_ref().map(|v| format!(" ({v})")).unwrap_or_default()
+        m.variant.as_ref().map(|v| format!(" ({v})")).unwrap_or_default(),
+        m.measurement.suffix()
     );
     let rate = match r.target_rate {
         Some(t) => format!("{:.1} it/s achieved of {:.1} target", r.achieved_rate, t),

@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use super::{ArmSpec, CLIENT_BOUND_CPU_SHARE, LATE, MAX_RATE_SHORTFALL, WARN_LATE_SHARE};
+use super::{ArmSpec, TargetInfo, CLIENT_BOUND_CPU_SHARE, LATE, MAX_RATE_SHORTFALL, WARN_LATE_SHARE};
 use crate::client::{ClientKind, ErrorKind};
 use crate::recorder::{self, IntervalSummary, Recorder};
 use crate::result::{self, Machine, Metadata, ResultDoc, RunFigures, SeriesDoc, Status};
@@ -19,8 +19,8 @@ use crate::thresholds::{Figures, Verdict};
 pub struct ArmRecord {
     pub spec: ArmSpec,
     pub http_client: ClientKind,
-    /// From the target's `GET /health`, when it answers with a `version`.
-    pub worker_version: Option<String>,
+    /// What the target's `GET /health` said about itself.
+    pub target: TargetInfo,
     /// The servers the arm's requests went to, when it crossed to the other
     /// arm's server in half of its pairs (empty: its own target only).
     pub servers: Vec<String>,
@@ -32,11 +32,11 @@ pub struct ArmRecord {
 }
 
 impl ArmRecord {
-    pub fn new(spec: ArmSpec, http_client: ClientKind, worker_version: Option<String>) -> ArmRecord {
+    pub fn new(spec: ArmSpec, http_client: ClientKind, target: TargetInfo) -> ArmRecord {
         ArmRecord {
             spec,
             http_client,
-            worker_version,
+            target,
             servers: Vec::new(),
             recorder: Recorder::default(),
             intervals: Vec::new(),
@@ -49,7 +49,7 @@ impl ArmRecord {
     pub fn empty(like: &ArmRecord) -> ArmRecord {
         ArmRecord {
             servers: like.servers.clone(),
-            ..ArmRecord::new(like.spec.clone(), like.http_client, like.worker_version.clone())
+            ..ArmRecord::new(like.spec.clone(), like.http_client, like.target.clone())
         }
     }
 }
@@ -215,8 +215,10 @@ impl DocContext<'_> {
                 variant: arm.spec.label.clone(),
                 git_revision: self.git.clone(),
                 harness_version: env!("CARGO_PKG_VERSION").to_owned(),
-                worker_version: arm.worker_version.clone(),
+                worker_version: arm.target.version.clone(),
                 servers: arm.servers.clone(),
+                measurement: arm.target.measurement.clone(),
+                anonymous_user_write: arm.target.anonymous_user_write,
                 started_at: result::rfc3339(self.started_at),
                 ended_at: ended.then(|| result::rfc3339(SystemTime::now())),
                 load,

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::client::{HttpClient, Request};
 use crate::recorder;
-use crate::result::{self, Machine, ResultDoc, RunFiles};
+use crate::result::{self, Machine, Measurement, ResultDoc, RunFiles};
 use crate::scenario::Scenario;
 use crate::users::Population;
 use engine::Arm;
@@ -149,8 +149,8 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     let mut arms = Vec::new();
     for (i, spec) in opts.arms.iter().enumerate() {
         let client = client_of(&spec.target)?;
-        let version = worker_version(&client).await;
-        let mut record = ArmRecord::new(spec.clone(), client.kind, version);
+        let info = target_info(&client, &spec.extra_headers).await;
+        let mut record = ArmRecord::new(spec.clone(), client.kind, info);
         let other = if crossed {
             let other = &opts.arms[1 - i].target;
             record.servers = vec![spec.target.clone(), other.clone()];
@@ -223,11 +223,42 @@ async fn preflight(target: &str) -> Result<(), RunError> {
     }
 }
 
-/// Asks the target's `GET /health` for its version (the target worker reports one);
-/// any other answer, or none within 2 s, leaves it unknown.
-async fn worker_version(client: &HttpClient) -> Option<String> {
-    let req = Request { method: "GET", path: "/health", headers: &[], body: None, keep_body: true };
-    let reply = tokio::time::timeout(Duration::from_secs(2), client.send(req)).await.ok()?.ok()?;
-    let body: serde_json::Value = serde_json::from_slice(reply.body.as_deref()?).ok()?;
-    (reply.status == 200).then(|| body.get("version")?.as_str().map(str::to_owned)).flatten()
+/// What a target's `GET /health` says about itself.
+#[derive(Debug, Clone, Default)]
+pub struct TargetInfo {
+    pub version: Option<String>,
+    /// `modelled: <profile>` when the target adds a latency profile's delays.
+    pub measurement: Measurement,
+    pub anonymous_user_write: Option<bool>,
+}
+
+impl TargetInfo {
+    /// From the body of a `GET /health` (the target worker's shape; any other
+    /// server's leaves everything unknown and the run counted as measured).
+    pub fn from_health(body: &serde_json::Value) -> TargetInfo {
+        let profile = &body["latency_profile"];
+        let measurement = match (profile["modelled"].as_bool(), profile["name"].as_str()) {
+            (Some(true), Some(name)) => Measurement::Modelled(name.to_owned()),
+            _ => Measurement::Measured,
+        };
+        TargetInfo {
+            version: body["version"].as_str().map(str::to_owned),
+            measurement,
+            anonymous_user_write: body["anonymous_user_write"].as_bool(),
+        }
+    }
+}
+
+/// Asks the target's `GET /health`, with the arm's headers (a profile chosen per
+/// request applies to it too), what it is; any other answer, or none within 2 s,
+/// leaves it unknown.
+async fn target_info(client: &HttpClient, headers: &[(String, String)]) -> TargetInfo {
+    let req = Request { method: "GET", path: "/health", headers, body: None, keep_body: true };
+    let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_secs(2), client.send(req)).await else {
+        return TargetInfo::default();
+    };
+    match serde_json::from_slice::<serde_json::Value>(reply.body.as_deref().unwrap_or_default()) {
+        Ok(body) if reply.status == 200 => TargetInfo::from_health(&body),
+        _ => TargetInfo::default(),
+    }
 }
