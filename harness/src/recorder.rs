@@ -113,6 +113,19 @@ impl Ops {
     pub fn is_empty(&self) -> bool {
         self.responses == 0
     }
+
+    /// `kv-read 2.00, kv-write 0.05, d1-read 1.00, d1-write 0.00`: every kind the
+    /// worker reports, per request; `–` without reports.
+    pub fn per_request_words(&self) -> String {
+        if self.is_empty() {
+            return "–".to_owned();
+        }
+        ["kv-read", "kv-write", "d1-read", "d1-write"]
+            .iter()
+            .map(|k| format!("{k} {:.2}", self.per_request(k).unwrap_or(0.0)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl Default for SeriesStats {
@@ -405,7 +418,10 @@ mod tests {
         assert_eq!(all.corrected.len(), 5);
         assert!(all.corrected.max() >= 500_000);
         assert!(r.series.keys().filter(|k| k.starts_with("cache:")).all(|k| r.series[k].blocks.is_empty()));
-        assert_eq!((all.ops.responses, all.ops.per_request("kv-read"), all.ops.per_request("d1-write")), (3, Some(2.0), Some(0.0)));
+        assert_eq!(
+            (all.ops.responses, all.ops.per_request("kv-read"), all.ops.per_request("d1-write")),
+            (3, Some(2.0), Some(0.0))
+        );
         assert_eq!(all.status["2xx"], 3);
         assert_eq!(all.error_kinds[&ErrorKind::Timeout], 1);
         assert_eq!(r.series["cache:bot=hit"].requests, 3);

@@ -5,6 +5,7 @@
 //! `compare`, rendering is `bench::report`.
 
 pub mod plan;
+pub mod profiles;
 pub mod servers;
 pub mod summary;
 
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::claims::{Claim, Verdict};
 use crate::client::ClientKind;
 use crate::compare::{self, CompareOptions};
-use crate::result::{self, ResultDoc};
+use crate::result::{self, Measurement, ResultDoc};
 use crate::runner::{ArmSpec, RunError, RunOptions};
 use crate::scenario::{format_duration, Scenario};
 use crate::sequential;
@@ -25,7 +26,9 @@ use plan::{ablation_scenario, plan};
 pub use plan::{load_scenarios, shorten, DEFAULT_BUDGET, LAYERS, QUICK_MEASURED, QUICK_WARMUP, STANDARD_SCENARIOS};
 use servers::{LocalServer, Secrets, ServerSpec, SetupClient, Workspace};
 use summary::{rows, status_of};
-pub use summary::{AbStatus, AbSummary, BenchSummary, Change, Row, BENCH_SCHEMA};
+pub use summary::{
+    AbStatus, AbSummary, Answer, AnswerCell, AnswerRow, BenchSummary, Change, OpsRow, Row, BENCH_SCHEMA,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -69,6 +72,9 @@ pub struct BenchOptions {
     pub http_client: ClientKind,
     pub progress: bool,
     pub compare: CompareOptions,
+    /// `--profile`: latency profiles to run every A/B under (`local` = measured;
+    /// empty: measured only).
+    pub profiles: Vec<String>,
 }
 
 /// Installs the Ctrl-C/SIGTERM/SIGHUP flag: the bench stops what it is doing,
@@ -286,6 +292,8 @@ struct AbJob<'a> {
     arms: Vec<ArmSpec>,
     /// Each arm goes to both arms' servers, balanced (see `RunOptions::cross_servers`).
     cross_servers: bool,
+    /// Measured, or under a latency profile (both arms send `x-bench-profile`).
+    measurement: Measurement,
 }
 
 fn run_ab(
@@ -357,6 +365,16 @@ fn run_ab(
     };
     let all = |d: &ResultDoc, f: fn(&result::SeriesDoc) -> u64| d.all().map_or(0, f);
     let mut invalid_reasons = Vec::new();
+    let mut status = status_of(&[a, b]);
+    if comparison.measurement != job.measurement {
+        // The worker did not apply the profile asked for (or applied one that was
+        // not asked for): the run is not what its label would say.
+        invalid_reasons.push(format!(
+            "meant to be {} but the target's /health reported {}",
+            job.measurement, comparison.measurement
+        ));
+        status = AbStatus::Invalid;
+    }
     let mut warnings = Vec::new();
     let mut thresholds_failed = Vec::new();
     for d in [a, b] {
@@ -372,6 +390,9 @@ fn run_ab(
     }
     Ok(AbSummary {
         name: job.name,
+        measurement: comparison.measurement.clone(),
+        ops_a: a.all().map(|s| s.ops.clone()).unwrap_or_default(),
+        ops_b: b.all().map(|s| s.ops.clone()).unwrap_or_default(),
         scenario: job.scenario.name.clone(),
         layer: match job.kind {
             JobKind::Layer(l) => Some(l.to_owned()),
@@ -381,7 +402,7 @@ fn run_ab(
         measured_s: a.run.measured_s,
         a: comparison.a.clone(),
         b: comparison.b.clone(),
-        status: status_of(&[a, b]),
+        status,
         invalid_reasons,
         warnings,
         requests: all(a, |s| s.requests) + all(b, |s| s.requests),
@@ -409,8 +430,16 @@ pub fn run(
     let started = Instant::now();
     let started_at = result::rfc3339(SystemTime::now());
     let scenarios = load_scenarios(opts)?;
+    let measurements = profiles::resolve(&opts.profiles)?;
     let local = opts.target_on.is_none() && opts.target.is_none();
-    announce(&scenarios, opts, local);
+    if !local && opts.bench_secret.is_none() && measurements.iter().any(Measurement::is_modelled) {
+        return Err(BenchError::Setup(
+            "--profile needs --bench-secret: the worker applies a profile chosen per request (x-bench-profile) only \
+             with its BENCH_SECRET"
+                .into(),
+        ));
+    }
+    announce(&scenarios, opts, local, measurements.len());
     let dir = bench_dir(&opts.out)?;
     let mut notes = Vec::new();
     let mut targets = match (&opts.target_on, &opts.target_off, &opts.target) {
@@ -445,11 +474,18 @@ pub fn run(
                 .to_owned(),
         );
     }
-    let jobs = jobs(&scenarios, opts, &targets, &mut notes)?;
+    if let Some(secret) = &targets.secret {
+        for t in [&targets.on, &targets.off] {
+            profiles::check_target(t, secret, &measurements)?;
+        }
+    }
+    let jobs = jobs(&scenarios, opts, &targets, &measurements, &mut notes)?;
     let seed_users = if seeding { Some(users_per_seed(&scenarios)) } else { None };
     let ctx = JobContext { opts, claims, dir: &dir, cancel, local, seed_users };
     let (mut runs, invalid_reasons) = run_jobs(jobs, &ctx, &mut targets);
     summary::hold_to_control(&mut runs);
+    let profile_names: Vec<String> = measurements.iter().filter_map(|m| m.profile().map(str::to_owned)).collect();
+    let (profiles, figures) = profiles::sources(&profile_names);
     // Stop the servers before the report: nothing of theirs is needed now.
     for s in &mut targets.local {
         s.stop();
@@ -464,6 +500,9 @@ pub fn run(
         invalid_reasons,
         notes,
         runs,
+        measurements,
+        profiles,
+        figures,
         ..BenchSummary::begin(started_at, local, opts.quick)
     };
     write_report(&summary, &dir)?;
@@ -471,8 +510,8 @@ pub fn run(
 }
 
 /// Prints the plan and its expected wall time before anything starts.
-fn announce(scenarios: &[Scenario], opts: &BenchOptions, local: bool) {
-    let (plan_text, estimate) = plan(scenarios, opts, local, local || opts.bench_secret.is_some());
+fn announce(scenarios: &[Scenario], opts: &BenchOptions, local: bool, measurements: usize) {
+    let (plan_text, estimate) = plan(scenarios, opts, local, local || opts.bench_secret.is_some(), measurements);
     println!("harness bench: {} run(s):\n{plan_text}", plan_text.lines().count());
     println!(
         "expected wall time: about {} ({}); the default run finishes in under {} minutes on a 2-core machine",
@@ -539,25 +578,19 @@ fn users_per_seed(scenarios: &[Scenario]) -> BTreeMap<u64, u32> {
     users
 }
 
-/// The A/Bs to run: every scenario (cache off vs on), then the ablation's layers,
-/// then the A/A control. With the bench secret both servers serve both arms (the
+/// The A/Bs to run, under each measurement in turn (measured, then each latency
+/// profile): every scenario (cache off vs on), then the ablation's layers, then
+/// the A/A control. With the bench secret both servers serve both arms (the
 /// arm's cache chosen per request with `x-bench-cache`), balanced per block of
 /// pairs; without it each arm is tied to its server.
 fn jobs<'a>(
     scenarios: &'a [Scenario],
     opts: &BenchOptions,
     targets: &Targets,
+    measurements: &[Measurement],
     notes: &mut Vec<String>,
 ) -> Result<Vec<AbJob<'a>>, BenchError> {
-    let mut jobs: Vec<AbJob> = Vec::new();
     let crossed = targets.secret.is_some() && targets.on != targets.off;
-    let pair = |a: (&str, &str), b: (&str, &str)| match &targets.secret {
-        Some(secret) => vec![
-            ArmSpec::with_bench_cache(a.0, &targets.off, Vec::new(), secret, a.1),
-            ArmSpec::with_bench_cache(b.0, &targets.on, Vec::new(), secret, b.1),
-        ],
-        None => vec![arm(a.0, &targets.off, Vec::new()), arm(b.0, &targets.on, Vec::new())],
-    };
     if targets.secret.is_none() {
         notes.push(
             "without --bench-secret each arm is tied to its target (cache-off to one, cache-on to the other): a \
@@ -572,43 +605,22 @@ fn jobs<'a>(
                 .to_owned(),
         );
     }
-    for s in scenarios {
-        if s.users.is_some() && targets.secret.is_none() {
-            notes.push(format!("{}: skipped, it needs --bench-secret", s.name));
-            continue;
-        }
-        jobs.push(AbJob {
-            name: s.name.clone(),
-            scenario: s,
-            kind: JobKind::Scenario,
-            arms: pair(("cache-off", "off"), ("cache-on", "on")),
-            cross_servers: crossed,
-        });
+    if measurements.iter().any(Measurement::is_modelled) {
+        notes.push(
+            "runs marked \"modelled: <profile>\" added that latency profile's delays to every KV and D1 operation \
+             of both arms (x-bench-profile): a model of production built from the figures and sources listed \
+             below, not a measurement; they are never compared with measured runs"
+                .to_owned(),
+        );
     }
-    match (ablation_scenario(scenarios, opts), &targets.secret) {
-        (Some(s), Some(_)) => {
-            for layer in LAYERS {
-                jobs.push(AbJob {
-                    name: format!("layer {layer}"),
-                    scenario: s,
-                    kind: JobKind::Layer(layer),
-                    arms: pair(("off", "off"), (&format!("only {layer}"), layer)),
-                    cross_servers: crossed,
-                });
-            }
-            // The same arm on both sides, two instances, in the design of the
-            // A/Bs (crossed when they are): what the bench reports when there is
-            // nothing to find.
-            jobs.push(AbJob {
-                name: "A/A control".to_owned(),
-                scenario: s,
-                kind: JobKind::Control,
-                arms: pair(("cache-off", "off"), ("cache-off'", "off")),
-                cross_servers: crossed,
-            });
+    let mut jobs: Vec<AbJob> = Vec::new();
+    for (i, m) in measurements.iter().enumerate() {
+        // What is skipped is said once, not once per profile.
+        let mut skipped = Vec::new();
+        jobs.extend(jobs_under(scenarios, opts, targets, m, crossed, &mut skipped));
+        if i == 0 {
+            notes.extend(skipped);
         }
-        (Some(_), None) => notes.push("per-layer ablation skipped: it needs --bench-secret (x-bench-cache)".to_owned()),
-        (None, _) => {}
     }
     if jobs.is_empty() {
         return Err(BenchError::Setup(
@@ -616,6 +628,64 @@ fn jobs<'a>(
         ));
     }
     Ok(jobs)
+}
+
+/// The jobs of one measurement (see [`jobs`]).
+fn jobs_under<'a>(
+    scenarios: &'a [Scenario],
+    opts: &BenchOptions,
+    targets: &Targets,
+    measurement: &Measurement,
+    crossed: bool,
+    skipped: &mut Vec<String>,
+) -> Vec<AbJob<'a>> {
+    let profile_header: Vec<(String, String)> =
+        measurement.profile().map(|p| vec![("x-bench-profile".to_owned(), p.to_owned())]).unwrap_or_default();
+    let pair = |a: (&str, &str), b: (&str, &str)| match &targets.secret {
+        Some(secret) => vec![
+            ArmSpec::with_bench_cache(a.0, &targets.off, profile_header.clone(), secret, a.1),
+            ArmSpec::with_bench_cache(b.0, &targets.on, profile_header.clone(), secret, b.1),
+        ],
+        None => vec![arm(a.0, &targets.off, Vec::new()), arm(b.0, &targets.on, Vec::new())],
+    };
+    let named = |name: &str| match measurement {
+        Measurement::Measured => name.to_owned(),
+        modelled => format!("{name} [{modelled}]"),
+    };
+    let job = |name: String, scenario: &'a Scenario, kind: JobKind<'a>, arms: Vec<ArmSpec>| AbJob {
+        name,
+        scenario,
+        kind,
+        arms,
+        cross_servers: crossed,
+        measurement: measurement.clone(),
+    };
+    let mut jobs = Vec::new();
+    for s in scenarios {
+        if s.users.is_some() && targets.secret.is_none() {
+            skipped.push(format!("{}: skipped, it needs --bench-secret", s.name));
+            continue;
+        }
+        jobs.push(job(named(&s.name), s, JobKind::Scenario, pair(("cache-off", "off"), ("cache-on", "on"))));
+    }
+    match (ablation_scenario(scenarios, opts), &targets.secret) {
+        (Some(s), Some(_)) => {
+            for layer in LAYERS {
+                let arms = pair(("off", "off"), (&format!("only {layer}"), layer));
+                jobs.push(job(named(&format!("layer {layer}")), s, JobKind::Layer(layer), arms));
+            }
+            // The same arm on both sides, two instances, in the design of the
+            // A/Bs (crossed when they are): what the bench reports when there is
+            // nothing to find.
+            let arms = pair(("cache-off", "off"), ("cache-off'", "off"));
+            jobs.push(job(named("A/A control"), s, JobKind::Control, arms));
+        }
+        (Some(_), None) => {
+            skipped.push("per-layer ablation skipped: it needs --bench-secret (x-bench-cache)".to_owned())
+        }
+        _ => {}
+    }
+    jobs
 }
 
 /// What every job of one bench shares.

@@ -64,7 +64,13 @@ pub fn shorten(sc: &mut Scenario, measured: Duration, warmup: Duration) {
 }
 
 /// The plan in words, with its expected duration.
-pub fn plan(scenarios: &[Scenario], opts: &BenchOptions, local: bool, ablation: bool) -> (String, Duration) {
+pub fn plan(
+    scenarios: &[Scenario],
+    opts: &BenchOptions,
+    local: bool,
+    ablation: bool,
+    measurements: usize,
+) -> (String, Duration) {
     // With --until-decided a run may take every look its budget allows.
     let looks = |s: &Scenario| crate::sequential::planned_looks(s.load.executor.duration(), opts.until_decided);
     let run_time = |s: &Scenario| (s.load.warmup + s.load.executor.duration()) * looks(s);
@@ -98,8 +104,14 @@ pub fn plan(scenarios: &[Scenario], opts: &BenchOptions, local: bool, ablation: 
             format_duration(s.load.executor.duration())
         ));
     }
+    // Every run again under each latency profile.
+    let measurements = measurements.max(1) as u32;
+    total *= measurements;
+    if measurements > 1 {
+        lines.push(format!("  … all of the above under each of {measurements} measurements (--profile)"));
+    }
     // Reports (bootstrap CIs, charts) take a few seconds per run.
-    total += Duration::from_secs(3) * lines.len() as u32;
+    total += Duration::from_secs(3) * lines.len() as u32 * measurements;
     if local {
         total += LOCAL_STARTUP;
     }

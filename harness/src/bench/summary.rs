@@ -7,9 +7,11 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::profiles::{FigureSource, ProfileSummary};
 use crate::claims::{ClaimVerdict, Verdict};
 use crate::compare::{Comparison, Direction, MetricChange};
-use crate::result::{self, ResultDoc, Status};
+use crate::recorder::Ops;
+use crate::result::{self, Measurement, ResultDoc, Status};
 use crate::series::SeriesKey;
 use crate::stats::Metric;
 
@@ -120,8 +122,16 @@ pub struct Row {
 /// One A/B of the bench: a scenario (cache off vs on) or a layer alone (off vs only it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AbSummary {
-    /// `auth`, `layer bot`, …
+    /// `auth`, `layer bot`, … (`auth [modelled: kv-cold]` under a profile).
     pub name: String,
+    /// `measured`, or `modelled: <profile>`.
+    #[serde(default)]
+    pub measurement: Measurement,
+    /// Backend operations of every successful request, per arm (`x-ops`).
+    #[serde(default, skip_serializing_if = "Ops::is_empty")]
+    pub ops_a: Ops,
+    #[serde(default, skip_serializing_if = "Ops::is_empty")]
+    pub ops_b: Ops,
     pub scenario: String,
     /// The layer for an ablation run.
     pub layer: Option<String>,
@@ -173,6 +183,15 @@ pub struct BenchSummary {
     pub invalid_reasons: Vec<String>,
     pub notes: Vec<String>,
     pub runs: Vec<AbSummary>,
+    /// The measurements the runs were made under, in order (`measured` and/or
+    /// `modelled: <profile>`).
+    #[serde(default)]
+    pub measurements: Vec<Measurement>,
+    /// The latency profiles used and every figure they use, with its source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<ProfileSummary>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub figures: Vec<FigureSource>,
 }
 
 impl BenchSummary {
@@ -194,6 +213,9 @@ impl BenchSummary {
             invalid_reasons: Vec::new(),
             notes: Vec::new(),
             runs: Vec::new(),
+            measurements: Vec::new(),
+            profiles: Vec::new(),
+            figures: Vec::new(),
         }
     }
 
@@ -216,11 +238,34 @@ impl BenchSummary {
     /// Each claim judged on the run that isolates what it is about: a claim with
     /// a layer on that layer's run, any other on the first scenario run that
     /// measured it.
+    /// Under every measurement.
     pub fn headline_claims(&self) -> Vec<(&str, &ClaimVerdict)> {
+        self.groups().into_iter().flat_map(|m| self.headline_claims_under(&m)).collect()
+    }
+
+    /// The measurements in the order they ran (those of the runs when the list
+    /// is missing, as in files of older versions).
+    pub fn groups(&self) -> Vec<Measurement> {
+        let mut out = self.measurements.clone();
+        for r in &self.runs {
+            if !out.contains(&r.measurement) {
+                out.push(r.measurement.clone());
+            }
+        }
+        out
+    }
+
+    fn runs_under(&self, m: &Measurement) -> impl Iterator<Item = &AbSummary> + '_ {
+        let m = m.clone();
+        self.runs.iter().filter(move |r| r.measurement == m)
+    }
+
+    /// Under one measurement.
+    pub fn headline_claims_under(&self, m: &Measurement) -> Vec<(&str, &ClaimVerdict)> {
         let mut seen = std::collections::BTreeSet::new();
         let mut out = Vec::new();
-        let layer_runs = self.runs.iter().filter(|r| r.layer.is_some());
-        let scenario_runs = self.runs.iter().filter(|r| r.layer.is_none() && !r.control);
+        let layer_runs = self.runs_under(m).filter(|r| r.layer.is_some());
+        let scenario_runs = self.runs_under(m).filter(|r| r.layer.is_none() && !r.control);
         for run in layer_runs.chain(scenario_runs) {
             for c in &run.claims {
                 if seen.insert(c.name.clone()) {
@@ -232,15 +277,14 @@ impl BenchSummary {
     }
 
     /// The full cache-on/off A/B's verdict on a claim headlined from a layer run:
-    /// the first scenario run that measured it.
-    pub fn full_ab_verdict(&self, claim: &str) -> Option<(&str, &ClaimVerdict)> {
-        self.runs
-            .iter()
+    /// the first scenario run under the same measurement that measured it.
+    pub fn full_ab_verdict(&self, claim: &str, m: &Measurement) -> Option<(&str, &ClaimVerdict)> {
+        self.runs_under(m)
             .filter(|r| r.layer.is_none() && !r.control)
             .find_map(|r| r.claims.iter().find(|c| c.name == claim).map(|c| (r.name.as_str(), c)))
     }
 
-    /// The A/A control run, if the bench ran one.
+    /// The (first) A/A control run, if the bench ran one.
     pub fn control(&self) -> Option<&AbSummary> {
         self.runs.iter().find(|r| r.control)
     }
@@ -289,9 +333,16 @@ fn floor_of(control: &AbSummary, series: &str) -> Option<f64> {
 
 /// A claim whose effect is within the A/A control's floor is not called: what
 /// two instances of the same arm show cannot be told from a cache effect.
+/// Each measurement's runs are held to that measurement's control.
 pub(super) fn hold_to_control(runs: &mut [AbSummary]) {
-    let Some(control) = runs.iter().find(|r| r.control && r.status.is_valid()).cloned() else { return };
-    for run in runs.iter_mut().filter(|r| !r.control) {
+    let controls: Vec<AbSummary> = runs.iter().filter(|r| r.control && r.status.is_valid()).cloned().collect();
+    for control in &controls {
+        hold_to(control, runs);
+    }
+}
+
+fn hold_to(control: &AbSummary, runs: &mut [AbSummary]) {
+    for run in runs.iter_mut().filter(|r| !r.control && r.measurement == control.measurement) {
         for claim in &mut run.claims {
             let Some(primary) = claim.metrics.first() else { continue };
             let Some(floor) = floor_of(&control, &claim.series) else { continue };
@@ -334,5 +385,92 @@ fn environment_statement(local: bool) -> String {
          to the edge; production KV is eventually consistent (up to about 60 s between locations), so \
          read-your-writes is only guaranteed at the location that wrote."
             .into()
+    }
+}
+
+/// One claim under one measurement, for the answer table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerCell {
+    /// The run it was judged on.
+    pub run: String,
+    pub verdict: Verdict,
+    /// The primary metric: percent faster (negative: slower) and its CI.
+    pub improvement: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+impl fmt::Display for AnswerCell {
+    /// "12.3 % faster [8.1, 16.0] confirmed".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let speed = |x: f64| if x < 0.0 { format!("{:.1} % slower", -x) } else { format!("{x:.1} % faster") };
+        write!(f, "{} [{:+.1}, {:+.1}] {}", speed(self.improvement), self.ci_low, self.ci_high, self.verdict.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerRow {
+    pub claim: String,
+    pub statement: String,
+    /// One per measurement of [`Answer::columns`]; `None` when not judged there.
+    pub cells: Vec<Option<AnswerCell>>,
+}
+
+/// Backend operations per request of one scenario run, cache off and on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpsRow {
+    pub measurement: Measurement,
+    pub run: String,
+    pub off: Ops,
+    pub on: Ops,
+}
+
+/// The bench's answer in one table: each claim measured and under each profile,
+/// and what a request costs in KV and D1 operations with and without the cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    pub columns: Vec<Measurement>,
+    pub rows: Vec<AnswerRow>,
+    pub ops: Vec<OpsRow>,
+}
+
+impl BenchSummary {
+    pub fn answer(&self) -> Answer {
+        let columns = self.groups();
+        let mut rows: Vec<AnswerRow> = Vec::new();
+        for (i, m) in columns.iter().enumerate() {
+            for (run, c) in self.headline_claims_under(m) {
+                let row = match rows.iter().position(|r| r.claim == c.name) {
+                    Some(k) => &mut rows[k],
+                    None => {
+                        rows.push(AnswerRow {
+                            claim: c.name.clone(),
+                            statement: c.statement.clone(),
+                            cells: vec![None; columns.len()],
+                        });
+                        rows.last_mut().expect("just pushed")
+                    }
+                };
+                row.cells[i] = c.metrics.first().map(|p| AnswerCell {
+                    run: run.to_owned(),
+                    verdict: c.verdict,
+                    improvement: p.improvement,
+                    ci_low: p.ci_low,
+                    ci_high: p.ci_high,
+                });
+            }
+        }
+        let ops = self
+            .runs
+            .iter()
+            .filter(|r| r.layer.is_none() && !r.control && !(r.ops_a.is_empty() && r.ops_b.is_empty()))
+            .map(|r| OpsRow {
+                measurement: r.measurement.clone(),
+                run: r.name.clone(),
+                off: r.ops_a.clone(),
+                on: r.ops_b.clone(),
+            })
+            .collect();
+        Answer { columns, rows, ops }
     }
 }

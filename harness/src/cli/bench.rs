@@ -36,6 +36,13 @@ pub struct BenchArgs {
     /// at most this much measured traffic per run (e.g. 2m); CIs widened per look.
     #[arg(long, value_name = "MAX", value_parser = crate::scenario::duration::parse_duration)]
     pub until_decided: Option<std::time::Duration>,
+    /// Run every A/B (scenarios, ablation, A/A control) again under this latency
+    /// profile of the worker (repeatable; `local` = measured, `all` = every built-in
+    /// profile): KV and D1 delays modelled on production's, each figure with its
+    /// source in target-worker/data/latency-profiles.json. Modelled runs are
+    /// labelled "modelled: <profile>" everywhere. Needs the bench secret.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
     /// Skip the per-layer ablation.
     #[arg(long)]
     pub no_ablation: bool,
@@ -94,6 +101,7 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         http_client: opts.client.http_client,
         progress: !opts.client.quiet,
         compare: compare_options(&opts.compare),
+        profiles: opts.profiles,
     };
     let cancel = bench::cancel_flag();
     match bench::run(&bench_opts, &claims, &cancel) {

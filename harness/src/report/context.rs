@@ -5,9 +5,9 @@
 use serde_json::{json, Value};
 
 use super::RunReport;
-use crate::bench::{BenchSummary, Change, Row};
+use crate::bench::{AbSummary, Answer, BenchSummary, Change, Row};
 use crate::compare::Comparison;
-use crate::result::ResultDoc;
+use crate::result::{Measurement, ResultDoc};
 use crate::series::SeriesKey;
 
 pub(super) fn label(doc: &ResultDoc, i: usize) -> String {
@@ -106,20 +106,9 @@ fn arm_context(doc: &ResultDoc, i: usize) -> Value {
         "started_at": doc.metadata.started_at,
         "git": doc.metadata.git_revision.clone().unwrap_or_else(|| "–".into()),
         "cpu": format!("{:.0} % of a core, {:.1} µs/request", r.client_cpu_share * 100.0, r.client_cpu_us_per_request),
-        "ops": doc.all().map(|s| ops_words(&s.ops)).unwrap_or_default(),
+        "ops": doc.all().filter(|s| !s.ops.is_empty()).map(|s| format!("{} per request", s.ops.per_request_words())),
         "series": series_rows(doc),
     })
-}
-
-/// `kv-read 2.00, kv-write 0.05, d1-read 1.00, d1-write 0.00 per request`, or
-/// empty when the target reported no operations.
-pub fn ops_words(ops: &crate::recorder::Ops) -> String {
-    if ops.is_empty() {
-        return String::new();
-    }
-    let parts: Vec<String> =
-        ops.totals.keys().map(|k| format!("{k} {:.2}", ops.per_request(k).unwrap_or(0.0))).collect();
-    format!("{} per request", parts.join(", "))
 }
 
 fn comparison_context(c: &Comparison) -> Value {
@@ -232,6 +221,8 @@ pub(super) fn bench(s: &BenchSummary, chart: Option<String>) -> Value {
         .map(|r| {
             json!({
                 "name": r.name,
+                "measurement": r.measurement.to_string(),
+                "modelled": r.measurement.is_modelled(),
                 "scenario": r.scenario,
                 "layer": r.layer,
                 "a": r.a, "b": r.b,
@@ -253,38 +244,16 @@ pub(super) fn bench(s: &BenchSummary, chart: Option<String>) -> Value {
             })
         })
         .collect();
-    let headline: Vec<Value> = s
-        .headline_claims()
-        .into_iter()
-        .map(|(run, c)| {
-            let beside = s
-                .full_ab_verdict(&c.name)
-                .filter(|(full, _)| *full != run)
-                .map(|(full, v)| format!("full A/B ({full}): {}", v.verdict.as_str()));
-            json!({
-                "run": run, "name": c.name, "statement": c.statement, "verdict": c.verdict.as_str(),
-                "class": c.verdict.as_str().replace(' ', "-"), "reason": c.reason, "beside": beside,
-            })
-        })
-        .collect();
-    let overall: Vec<Value> = s
-        .runs
+    let groups: Vec<Value> = s
+        .groups()
         .iter()
-        .filter_map(|r| {
-            let all = r.all_row()?;
-            let what = match (&r.layer, r.control) {
-                (Some(l), _) => format!("off → only {l} on ({})", r.scenario),
-                (None, true) => format!("cache-off on two instances: the noise floor ({})", r.scenario),
-                (None, false) => "cache-off → cache-on".to_owned(),
-            };
-            Some(json!({
-                "name": r.name, "what": what, "control": r.control,
-                "status": r.status, "p50": change(&all.p50), "p50_dir": direction(&all.p50),
-                "p99": change(&all.p99), "p99_dir": direction(&all.p99), "stale_reads": r.stale_reads, "errors": r.errors,
-                "measured": format!("{:.0} s", r.measured_s),
-                "p50_half": format!("±{:.1}", all.p50.half_width()),
-                "p99_half": if all.p99.enough_samples { format!("±{:.1}", all.p99.half_width()) } else { "n < 1000".to_owned() },
-            }))
+        .map(|m| {
+            json!({
+                "measurement": m.to_string(),
+                "modelled": m.is_modelled(),
+                "headline": headline_context(s, m),
+                "overall": s.runs.iter().filter(|r| &r.measurement == m).filter_map(overall_row).collect::<Vec<_>>(),
+            })
         })
         .collect();
     json!({
@@ -302,10 +271,67 @@ pub(super) fn bench(s: &BenchSummary, chart: Option<String>) -> Value {
         "valid": s.valid,
         "invalid_reasons": s.invalid_reasons,
         "notes": s.notes,
-        "headline": headline,
-        "overall": overall,
+        "groups": groups,
+        "answer": answer_context(&s.answer()),
+        "profiles": s.profiles,
+        "figures": s.figures,
         "runs": runs,
         "chart": chart,
+    })
+}
+
+/// The claims of one measurement, each judged on the run that isolates it.
+fn headline_context(s: &BenchSummary, m: &Measurement) -> Vec<Value> {
+    s.headline_claims_under(m)
+        .into_iter()
+        .map(|(run, c)| {
+            let beside = s
+                .full_ab_verdict(&c.name, m)
+                .filter(|(full, _)| *full != run)
+                .map(|(full, v)| format!("full A/B ({full}): {}", v.verdict.as_str()));
+            json!({
+                "run": run, "name": c.name, "statement": c.statement, "verdict": c.verdict.as_str(),
+                "class": c.verdict.as_str().replace(' ', "-"), "reason": c.reason, "beside": beside,
+            })
+        })
+        .collect()
+}
+
+/// A run's line in its measurement's verdict table.
+fn overall_row(r: &AbSummary) -> Option<Value> {
+    let all = r.all_row()?;
+    let what = match (&r.layer, r.control) {
+        (Some(l), _) => format!("off → only {l} on ({})", r.scenario),
+        (None, true) => format!("cache-off on two instances: the noise floor ({})", r.scenario),
+        (None, false) => "cache-off → cache-on".to_owned(),
+    };
+    Some(json!({
+        "name": r.name, "what": what, "control": r.control,
+        "status": r.status, "p50": change(&all.p50), "p50_dir": direction(&all.p50),
+        "p99": change(&all.p99), "p99_dir": direction(&all.p99), "stale_reads": r.stale_reads, "errors": r.errors,
+        "measured": format!("{:.0} s", r.measured_s),
+        "p50_half": format!("±{:.1}", all.p50.half_width()),
+        "p99_half": if all.p99.enough_samples { format!("±{:.1}", all.p99.half_width()) } else { "n < 1000".to_owned() },
+    }))
+}
+
+fn answer_context(a: &Answer) -> Value {
+    json!({
+        "columns": a.columns.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "rows": a.rows.iter().map(|r| json!({
+            "claim": r.claim,
+            "statement": r.statement,
+            "cells": r.cells.iter().map(|c| match c {
+                Some(c) => json!({"text": c.to_string(), "class": c.verdict.as_str().replace(' ', "-"), "run": c.run}),
+                None => json!({"text": "not judged", "class": "", "run": ""}),
+            }).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "ops": a.ops.iter().map(|o| json!({
+            "measurement": o.measurement.to_string(),
+            "run": o.run,
+            "off": o.off.per_request_words(),
+            "on": o.on.per_request_words(),
+        })).collect::<Vec<_>>(),
     })
 }
 

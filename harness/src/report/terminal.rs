@@ -294,11 +294,41 @@ pub fn render_bench(s: &BenchSummary) -> String {
             );
         }
     }
-    for (run, c) in s.headline_claims() {
-        let _ = writeln!(out, "claim {} ({run}): {} — {}", c.name, c.verdict.as_str().to_uppercase(), c.reason);
-        if let Some((full, v)) = s.full_ab_verdict(&c.name).filter(|(full, _)| *full != run) {
-            let _ = writeln!(out, "  beside it, the full A/B ({full}): {}", v.verdict.as_str());
+    let groups = s.groups();
+    for m in &groups {
+        if groups.len() > 1 {
+            let _ = writeln!(out, "-- claims, {m} --");
+        }
+        for (run, c) in s.headline_claims_under(m) {
+            let _ = writeln!(out, "claim {} ({run}): {} — {}", c.name, c.verdict.as_str().to_uppercase(), c.reason);
+            if let Some((full, v)) = s.full_ab_verdict(&c.name, m).filter(|(full, _)| *full != run) {
+                let _ = writeln!(out, "  beside it, the full A/B ({full}): {}", v.verdict.as_str());
+            }
         }
     }
+    answer_table(&mut out, &s.answer());
     out
+}
+
+/// The answer in one table: each claim (primary metric, percent faster with its
+/// CI, verdict) per measurement, then the operations per request.
+fn answer_table(out: &mut String, a: &crate::bench::Answer) {
+    if a.rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n-- the answer: each claim per measurement (p50, % faster [95 % CI], verdict) --");
+    for row in &a.rows {
+        let _ = writeln!(out, "{}: {}", row.claim, row.statement);
+        for (m, cell) in a.columns.iter().zip(&row.cells) {
+            let cell = cell.as_ref().map_or("not judged".to_owned(), ToString::to_string);
+            let _ = writeln!(out, "  {:<34} {cell}", m.to_string());
+        }
+    }
+    if !a.ops.is_empty() {
+        let _ = writeln!(out, "-- backend operations per request (x-ops), cache off → on --");
+        for o in &a.ops {
+            let _ =
+                writeln!(out, "  {:<40} off: {}; on: {}", o.run, o.off.per_request_words(), o.on.per_request_words());
+        }
+    }
 }
