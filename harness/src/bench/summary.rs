@@ -345,7 +345,7 @@ fn hold_to(control: &AbSummary, runs: &mut [AbSummary]) {
     for run in runs.iter_mut().filter(|r| !r.control && r.measurement == control.measurement) {
         for claim in &mut run.claims {
             let Some(primary) = claim.metrics.first() else { continue };
-            let Some(floor) = floor_of(&control, &claim.series) else { continue };
+            let Some(floor) = floor_of(control, &claim.series) else { continue };
             let called = matches!(claim.verdict, Verdict::Confirmed | Verdict::Exceeded | Verdict::Short);
             if called && primary.improvement.abs() <= floor * 100.0 {
                 claim.reason = format!(
