@@ -107,7 +107,7 @@ const FLOOR_MS: f64 = 0.0011;
 
 /// `improvement` and its CI `lo`–`hi` in percent faster; `noise` in percent.
 /// "12.0 % faster" / "3.1 % slower" for an improvement in percent.
-fn speed(improvement: f64) -> String {
+pub(crate) fn speed(improvement: f64) -> String {
     if improvement < 0.0 {
         format!("{:.1} % slower", -improvement)
     } else {
@@ -117,7 +117,7 @@ fn speed(improvement: f64) -> String {
 
 /// The CI of an improvement in words that keep their sign's meaning:
 /// "7.5–12.2 % faster", "0.5–9.6 % slower", "from 4.1 % slower to 0.8 % faster".
-fn ci_words(lo: f64, hi: f64, level: &str) -> String {
+pub(crate) fn ci_words(lo: f64, hi: f64, level: &str) -> String {
     if lo >= 0.0 {
         format!("{level} CI {lo:.1}–{hi:.1} % faster")
     } else if hi <= 0.0 {

@@ -11,6 +11,9 @@ use crate::result::{BlocksDoc, EncodedHistogram, ResultDoc, RunFigures, SeriesDo
 
 fn add_histograms(a: &EncodedHistogram, b: &EncodedHistogram) -> Result<(EncodedHistogram, Histogram<u64>), String> {
     let mut h = a.decode()?;
+    // A decoded histogram covers only the range its values needed; the other's
+    // may reach further.
+    h.auto(true);
     h.add(b.decode()?).map_err(|e| format!("histograms do not add: {e:?}"))?;
     Ok((EncodedHistogram::encode(&h), h))
 }
@@ -257,5 +260,19 @@ mod tests {
         let mut other = b.clone();
         other.metadata.scenario_sha256 = "y".into();
         assert!(merge(&a, &other).is_err());
+        let mut modelled = b.clone();
+        modelled.metadata.measurement = crate::result::Measurement::Modelled("kv-cold".into());
+        assert!(merge(&a, &modelled).unwrap_err().contains("modelled: kv-cold"));
+    }
+
+    /// A decoded histogram covers only the range its values needed: a later run
+    /// with a value far beyond it must still add (it did not, until cold starts
+    /// merged a 2 ms run with a 90 ms one).
+    #[test]
+    fn a_later_run_with_far_larger_values_adds() {
+        let a = doc(series(&[1000], &[[0, 1000, 1]]));
+        let b = doc(series(&[30_000_000], &[[0, 30_000_000, 1]]));
+        let m = merge(&a, &b).unwrap();
+        assert_eq!(m.series["*"].corrected.decode().unwrap().len(), 2);
     }
 }

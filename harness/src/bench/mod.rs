@@ -4,6 +4,8 @@
 //! one report directory. Orchestration only: running is `runner`, statistics are
 //! `compare`, rendering is `bench::report`.
 
+mod cold;
+mod job;
 pub mod plan;
 pub mod profiles;
 pub mod servers;
@@ -15,17 +17,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::claims::{Claim, Verdict};
+use crate::claims::Claim;
 use crate::client::ClientKind;
-use crate::compare::{self, CompareOptions};
-use crate::result::{self, Measurement, ResultDoc};
-use crate::runner::{ArmSpec, RunError, RunOptions};
+use crate::compare::CompareOptions;
+use crate::result::{self, Measurement};
+use crate::runner::ArmSpec;
 use crate::scenario::{format_duration, Scenario};
-use crate::sequential;
-use plan::{ablation_scenario, plan};
+use job::{arm, run_ab, AbJob, JobKind};
+use plan::{ablation_scenario, is_cold, plan};
 pub use plan::{load_scenarios, shorten, DEFAULT_BUDGET, LAYERS, QUICK_MEASURED, QUICK_WARMUP, STANDARD_SCENARIOS};
 use servers::{LocalServer, Secrets, ServerSpec, SetupClient, Workspace};
-use summary::{rows, status_of};
 pub use summary::{
     AbStatus, AbSummary, Answer, AnswerCell, AnswerRow, BenchSummary, Change, OpsRow, Row, BENCH_SCHEMA,
 };
@@ -108,9 +109,43 @@ struct Targets {
     local: Vec<LocalServer>,
     state: Option<StateDir>,
     worker_version: Option<String>,
+    /// How to start the cache-on server again (local stack only): cold starts.
+    restart: Option<Restart>,
+}
+
+/// What starting the local cache-on server again needs.
+struct Restart {
+    ws: Workspace,
+    secrets: Secrets,
+    state: PathBuf,
+    log: PathBuf,
+    cpus: Vec<usize>,
 }
 
 impl Targets {
+    /// Stops the cache-on server and starts it again on the same state (and,
+    /// when it is free, the same port): a fresh isolate. `on` is its new URL.
+    fn restart_on(&mut self, cancel: &AtomicBool) -> Result<(), String> {
+        let r = self.restart.as_ref().ok_or("cold starts need the local stack (the harness restarts wrangler dev)")?;
+        let port = self.on.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+        self.local[0].stop();
+        let spec = ServerSpec {
+            name: "cache-on",
+            env: None,
+            state: &r.state,
+            log: &r.log,
+            cpus: &r.cpus,
+            port,
+            migrate: false,
+        };
+        let mut server = LocalServer::start(&r.ws, &spec, &r.secrets, cancel).map_err(|e| e.to_string())?;
+        let health = server.wait_ready(cancel).map_err(|e| e.to_string())?;
+        check_mode(&health, "on", "cache-on", &server.url).map_err(|e| e.to_string())?;
+        self.on = server.url.clone();
+        self.local[0] = server;
+        Ok(())
+    }
+
     /// Why a local server is gone, if one is.
     fn dead_server(&mut self) -> Option<String> {
         self.local.iter_mut().find_map(|s| s.exited().map(|r| format!("{r}; its log: {}", s.log.display())))
@@ -167,7 +202,7 @@ fn start_local(
     let start = |(name, env, port): (&str, Option<&str>, Option<u16>)| {
         let state = state_root.join(name);
         let log = logs.join(format!("wrangler-{name}.log"));
-        let spec = ServerSpec { name, env, state: &state, log: &log, cpus: &server_cpus, port };
+        let spec = ServerSpec { name, env, state: &state, log: &log, cpus: &server_cpus, port, migrate: true };
         let server = LocalServer::start(&ws, &spec, &secrets, cancel)?;
         println!("{name}: starting wrangler dev on {} (log {})", server.url, log.display());
         Ok::<_, BenchError>(server)
@@ -195,6 +230,13 @@ fn start_local(
         println!("{}: ready on {} (cache {}: {layers})", server.name, server.url, cache.mode);
         worker_version = worker_version.or(health.version);
     }
+    let restart = Restart {
+        ws,
+        state: state_root.join("cache-on"),
+        log: logs.join("wrangler-cache-on-restarts.log"),
+        cpus: server_cpus,
+        secrets: secrets.clone(),
+    };
     Ok(Targets {
         on: local[0].url.clone(),
         off: local[1].url.clone(),
@@ -202,6 +244,7 @@ fn start_local(
         local,
         state: Some(state_dir),
         worker_version,
+        restart: Some(restart),
     })
 }
 
@@ -271,153 +314,6 @@ fn bench_dir(out: &Path) -> Result<PathBuf, BenchError> {
     }
     std::fs::create_dir_all(&dir).map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", dir.display())))?;
     Ok(dir)
-}
-
-/// What an A/B of the bench stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum JobKind<'a> {
-    /// A scenario, cache off against cache on.
-    Scenario,
-    /// One layer alone against all off, on the ablation scenario.
-    Layer(&'a str),
-    /// Cache off on both sides, two instances: the noise floor.
-    Control,
-}
-
-/// One A/B: run, compare, report; the server check after it.
-struct AbJob<'a> {
-    name: String,
-    scenario: &'a Scenario,
-    kind: JobKind<'a>,
-    arms: Vec<ArmSpec>,
-    /// Each arm goes to both arms' servers, balanced (see `RunOptions::cross_servers`).
-    cross_servers: bool,
-    /// Measured, or under a latency profile (both arms send `x-bench-profile`).
-    measurement: Measurement,
-}
-
-fn run_ab(
-    job: AbJob,
-    opts: &BenchOptions,
-    claims: &[Claim],
-    dir: &Path,
-    secret: Option<&str>,
-    cancel: &Arc<AtomicBool>,
-) -> Result<AbSummary, String> {
-    let slug: String =
-        job.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect::<String>();
-    let run_opts = RunOptions {
-        arms: job.arms,
-        out_dir: dir.join("results"),
-        bench_secret: secret.map(str::to_owned),
-        progress: opts.progress,
-        stem: Some(slug.clone()),
-        max_duration: None,
-        http_client: opts.http_client,
-        cross_servers: job.cross_servers,
-        cancel: Some(Arc::clone(cancel)),
-    };
-    // A layer's run judges the claims about that layer; a scenario run all of
-    // them (shown beside the layer's verdict); the control none.
-    let judged: Vec<Claim> = match job.kind {
-        JobKind::Scenario => claims.to_vec(),
-        JobKind::Layer(layer) => claims.iter().filter(|c| c.layer.as_deref() == Some(layer)).cloned().collect(),
-        JobKind::Control => Vec::new(),
-    };
-    let staged = sequential::run_stages(job.scenario, &run_opts, opts.until_decided, opts.compare.alpha, |d, alpha| {
-        compare::compare(&d[0], &d[1], true, &judged, &CompareOptions { alpha, ..opts.compare.clone() }).map(Some)
-    })
-    .map_err(|e| match e {
-        RunError::Unreachable(m) => format!("target unreachable: {m}"),
-        RunError::Setup(m) => m,
-    })?;
-    let (a, b) = (&staged.arms[0], &staged.arms[1]);
-    let comparison = staged.comparison.clone().expect("an A/B is always compared");
-    // The full tables are in the run's report; the terminal gets the plain words.
-    for d in [a, b] {
-        let label = d.metadata.variant.as_deref().unwrap_or("?");
-        let r = &d.run;
-        println!(
-            "{label}: {} measured requests (+{} in warm-up), the schedule (both arms) at {:.1} it/s, {:?}{}",
-            r.requests.saturating_sub(r.warmup_requests),
-            r.warmup_requests,
-            r.achieved_rate,
-            r.status,
-            if r.invalid_reasons.is_empty() { String::new() } else { format!(": {}", r.invalid_reasons.join("; ")) }
-        );
-    }
-    for s in comparison.series.iter().filter(|s| s.series.is_headline() && !s.series.is_server_side()) {
-        println!("  {}", s.summary);
-    }
-    let report_dir = dir.join(&slug);
-    let source = staged.json.strip_prefix(dir).unwrap_or(&staged.json).display().to_string();
-    let report = match crate::report::write(
-        &[a.clone(), b.clone()],
-        Some(&comparison),
-        std::slice::from_ref(&source),
-        &report_dir,
-    ) {
-        Ok(_) => Some(format!("{slug}/index.html")),
-        Err(e) => {
-            eprintln!("warning: the report of {} could not be written: {e}", job.name);
-            None
-        }
-    };
-    let all = |d: &ResultDoc, f: fn(&result::SeriesDoc) -> u64| d.all().map_or(0, f);
-    let mut invalid_reasons = Vec::new();
-    let mut status = status_of(&[a, b]);
-    if comparison.measurement != job.measurement {
-        // The worker did not apply the profile asked for (or applied one that was
-        // not asked for): the run is not what its label would say.
-        invalid_reasons.push(format!(
-            "meant to be {} but the target's /health reported {}",
-            job.measurement, comparison.measurement
-        ));
-        status = AbStatus::Invalid;
-    }
-    let mut warnings = Vec::new();
-    let mut thresholds_failed = Vec::new();
-    for d in [a, b] {
-        let label = d.metadata.variant.clone().unwrap_or_default();
-        invalid_reasons.extend(d.run.invalid_reasons.iter().map(|r| format!("{label}: {r}")));
-        warnings.extend(d.run.warnings.iter().map(|w| format!("{label}: {w}")));
-        thresholds_failed.extend(
-            d.thresholds
-                .iter()
-                .filter(|t| !t.pass)
-                .map(|t| format!("{label}: {} {} (actual {:.3} {})", t.series, t.threshold, t.actual, t.unit)),
-        );
-    }
-    Ok(AbSummary {
-        name: job.name,
-        measurement: comparison.measurement.clone(),
-        ops_a: a.all().map(|s| s.ops.clone()).unwrap_or_default(),
-        ops_b: b.all().map(|s| s.ops.clone()).unwrap_or_default(),
-        scenario: job.scenario.name.clone(),
-        layer: match job.kind {
-            JobKind::Layer(l) => Some(l.to_owned()),
-            _ => None,
-        },
-        control: job.kind == JobKind::Control,
-        measured_s: a.run.measured_s,
-        a: comparison.a.clone(),
-        b: comparison.b.clone(),
-        status,
-        invalid_reasons,
-        warnings,
-        requests: all(a, |s| s.requests) + all(b, |s| s.requests),
-        errors: all(a, |s| s.errors) + all(b, |s| s.errors),
-        stale_reads: all(a, |s| s.stale_reads) + all(b, |s| s.stale_reads),
-        thresholds_failed,
-        rows: rows(&comparison, a, b),
-        claims: comparison.claims.iter().filter(|c| c.verdict != Verdict::NotMeasured).cloned().collect(),
-        report,
-        result: source,
-    })
-}
-
-fn arm(label: &str, target: &str, headers: Vec<(String, String)>) -> ArmSpec {
-    ArmSpec { label: Some(label.to_owned()), target: target.to_owned(), extra_headers: headers }
 }
 
 /// Runs the whole bench and writes its report into `reports/<timestamp>/`. The
@@ -531,6 +427,7 @@ fn deployed(on: &str, off: &str, secret: Option<String>, notes: &mut Vec<String>
         local: Vec::new(),
         state: None,
         worker_version: None,
+        restart: None,
     };
     let client = SetupClient::new();
     for (t, name, expected) in [(on, "cache-on", "on"), (off, "cache-off", "off")] {
@@ -565,6 +462,7 @@ fn deployed_one(url: &str, secret: Option<String>, notes: &mut Vec<String>) -> R
         local: Vec::new(),
         state: None,
         worker_version: h.version,
+        restart: None,
     })
 }
 
@@ -627,6 +525,9 @@ fn jobs<'a>(
             "nothing to run: every scenario needs seeded users; pass --bench-secret (the workers' BENCH_SECRET)".into(),
         ));
     }
+    // Cold starts restart the cache-on server, which may come back on another
+    // port: every run that addresses it by URL goes first.
+    jobs.sort_by_key(|j| j.kind == JobKind::ColdStart);
     Ok(jobs)
 }
 
@@ -666,7 +567,15 @@ fn jobs_under<'a>(
             skipped.push(format!("{}: skipped, it needs --bench-secret", s.name));
             continue;
         }
-        jobs.push(job(named(&s.name), s, JobKind::Scenario, pair(("cache-off", "off"), ("cache-on", "on"))));
+        let kind = if is_cold(s) { JobKind::ColdStart } else { JobKind::Scenario };
+        if kind == JobKind::ColdStart && (targets.restart.is_none() || targets.secret.is_none()) {
+            skipped.push(format!(
+                "{}: skipped, cold starts need the local stack (the harness restarts wrangler dev for each sample)",
+                s.name
+            ));
+            continue;
+        }
+        jobs.push(job(named(&s.name), s, kind, pair(("cache-off", "off"), ("cache-on", "on"))));
     }
     match (ablation_scenario(scenarios, opts), &targets.secret) {
         (Some(s), Some(_)) => {
@@ -735,7 +644,11 @@ fn run_jobs(jobs: Vec<AbJob>, ctx: &JobContext<'_>, targets: &mut Targets) -> (V
             }
         }
         let name = job.name.clone();
-        match run_ab(job, ctx.opts, ctx.claims, ctx.dir, targets.secret.as_deref(), ctx.cancel) {
+        let ran = match job.kind {
+            JobKind::ColdStart => cold::run(job, ctx, targets),
+            _ => run_ab(job, ctx.opts, ctx.claims, ctx.dir, targets.secret.as_deref(), ctx.cancel),
+        };
+        match ran {
             Ok(mut summary) => {
                 let dead = targets.dead_server();
                 if let Some(dead) = &dead {

@@ -7,7 +7,7 @@ use super::{BenchError, BenchOptions};
 use crate::scenario::{format_duration, Scenario};
 
 /// The standard scenarios, in the order they run.
-pub const STANDARD_SCENARIOS: [&str; 4] = ["auth", "model-list", "settings-change", "mixed"];
+pub const STANDARD_SCENARIOS: [&str; 5] = ["auth", "model-list", "settings-change", "mixed", "cold-start"];
 
 /// The layers of the ablation, each switched on alone.
 pub const LAYERS: [&str; 3] = ["bot", "model-config", "user-models"];
@@ -26,10 +26,16 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_secs(600);
 
 /// The scenario the per-layer ablation runs, if any.
 pub fn ablation_scenario<'a>(scenarios: &'a [Scenario], opts: &BenchOptions) -> Option<&'a Scenario> {
+    let warm = || scenarios.iter().filter(|s| !is_cold(s));
     match opts.ablation.as_ref()? {
-        Some(name) => scenarios.iter().find(|s| &s.name == name),
-        None => scenarios.iter().find(|s| s.name == "mixed").or(scenarios.last()),
+        Some(name) => warm().find(|s| &s.name == name),
+        None => warm().find(|s| s.name == "mixed").or(warm().last()),
     }
+}
+
+/// A cold-start scenario: run by `cold.rs`, never ablated.
+pub fn is_cold(s: &Scenario) -> bool {
+    matches!(s.load.executor, crate::scenario::Executor::ColdStart { .. })
 }
 
 /// Loads the scenarios and shortens them for `--quick`.
@@ -76,7 +82,15 @@ pub fn plan(
     let run_time = |s: &Scenario| (s.load.warmup + s.load.executor.duration()) * looks(s);
     let mut total: Duration = scenarios.iter().map(run_time).sum();
     let mut lines = Vec::new();
-    for s in scenarios {
+    for s in scenarios.iter().filter(|s| is_cold(s)) {
+        lines.push(format!(
+            "  {:<16} cache-off vs cache-on, {} (about {} with restarts; local stack only)",
+            s.name,
+            s.load.executor.describe("", Duration::ZERO),
+            format_duration(s.load.executor.duration())
+        ));
+    }
+    for s in scenarios.iter().filter(|s| !is_cold(s)) {
         lines.push(format!(
             "  {:<16} A/B cache-off vs cache-on, {} warm-up + {} measured{}",
             s.name,

@@ -195,6 +195,8 @@ pub struct ServerSpec<'a> {
     pub cpus: &'a [usize],
     /// The port wanted; a free one when it is `None` or in use.
     pub port: Option<u16>,
+    /// Apply the D1 migrations first (not when starting again on migrated state).
+    pub migrate: bool,
 }
 
 impl LocalServer {
@@ -208,10 +210,15 @@ impl LocalServer {
         std::fs::create_dir_all(spec.state)
             .map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", spec.state.display())))?;
         let env_args: Vec<&str> = spec.env.map(|e| vec!["--env", e]).unwrap_or_default();
-        let mut migrate = wrangler(ws);
-        migrate.args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"]).arg(spec.state).args(&env_args);
-        let migrate_log = spec.log.with_extension("migrate.log");
-        run_logged(migrate, &format!("{}: wrangler d1 migrations apply", spec.name), &migrate_log, cancel)?;
+        if spec.migrate {
+            let mut migrate = wrangler(ws);
+            migrate
+                .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+                .arg(spec.state)
+                .args(&env_args);
+            let migrate_log = spec.log.with_extension("migrate.log");
+            run_logged(migrate, &format!("{}: wrangler d1 migrations apply", spec.name), &migrate_log, cancel)?;
+        }
 
         let free = || free_port().map_err(|e| BenchError::Setup(format!("no free loopback port: {e}")));
         let port = match spec.port {

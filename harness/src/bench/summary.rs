@@ -401,10 +401,11 @@ pub struct AnswerCell {
 }
 
 impl fmt::Display for AnswerCell {
-    /// "12.3 % faster [8.1, 16.0] confirmed".
+    /// "12.3 % faster (CI 8.1–16.0 % faster): confirmed".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let speed = |x: f64| if x < 0.0 { format!("{:.1} % slower", -x) } else { format!("{x:.1} % faster") };
-        write!(f, "{} [{:+.1}, {:+.1}] {}", speed(self.improvement), self.ci_low, self.ci_high, self.verdict.as_str())
+        use crate::claims::{ci_words, speed};
+        let ci = ci_words(self.ci_low, self.ci_high, "");
+        write!(f, "{} ({}): {}", speed(self.improvement), ci.trim_start(), self.verdict.as_str())
     }
 }
 

@@ -316,7 +316,7 @@ fn answer_table(out: &mut String, a: &crate::bench::Answer) {
     if a.rows.is_empty() {
         return;
     }
-    let _ = writeln!(out, "\n-- the answer: each claim per measurement (p50, % faster [95 % CI], verdict) --");
+    let _ = writeln!(out, "\n-- the answer: each claim per measurement (p50 with its CI, verdict) --");
     for row in &a.rows {
         let _ = writeln!(out, "{}: {}", row.claim, row.statement);
         for (m, cell) in a.columns.iter().zip(&row.cells) {

@@ -126,6 +126,14 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, RunErro
 }
 
 async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome, RunError> {
+    if let crate::scenario::Executor::ColdStart { .. } = scenario.load.executor {
+        return Err(RunError::Setup(format!(
+            "{}: executor \"cold-start\" restarts the target's runtime before every sample, which only \
+             `harness bench` can do (it runs the local stack itself): run `harness bench {}`",
+            scenario.file.display(),
+            scenario.file.display()
+        )));
+    }
     if opts.arms.is_empty() || opts.arms.len() > 2 {
         return Err(RunError::Setup(format!("a run has one or two arms, not {}", opts.arms.len())));
     }

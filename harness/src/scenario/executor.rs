@@ -23,7 +23,15 @@ pub enum Executor {
     ConstantVus { vus: u32, duration: Duration },
     /// Closed model: `vus` loops sharing `iterations` iterations.
     Iterations { vus: u32, iterations: u64, max_duration: Duration },
+    /// Fresh isolates: `starts` times per arm, the target's runtime is restarted
+    /// and one iteration (the steps in order) is its first traffic. Only
+    /// `harness bench` runs it: it owns the local runtime it restarts.
+    ColdStart { starts: u64 },
 }
+
+/// What one cold start costs on a 2-core machine (stop, `wrangler dev` start,
+/// readiness): for the duration estimate only.
+pub const COLD_START_COST: Duration = Duration::from_secs(3);
 
 /// A stretch of an open model's schedule: from `start` (seconds since the run
 /// began, warm-up included) for `duration` seconds, the arrival rate moving
@@ -43,6 +51,7 @@ impl Executor {
             Executor::RampingArrivalRate { .. } => "ramping-arrival-rate",
             Executor::ConstantVus { .. } => "constant-vus",
             Executor::Iterations { .. } => "iterations",
+            Executor::ColdStart { .. } => "cold-start",
         }
     }
 
@@ -57,6 +66,8 @@ impl Executor {
             Executor::ConstantArrivalRate { duration, .. } | Executor::ConstantVus { duration, .. } => *duration,
             Executor::RampingArrivalRate { stages, .. } => stages.iter().map(|s| s.duration).sum(),
             Executor::Iterations { max_duration, .. } => *max_duration,
+            // Both arms, one start each per pair.
+            Executor::ColdStart { starts } => COLD_START_COST * (*starts as u32) * 2,
         }
     }
 
@@ -90,7 +101,7 @@ impl Executor {
                     from = s.target;
                 }
             }
-            Executor::ConstantVus { .. } | Executor::Iterations { .. } => return None,
+            Executor::ConstantVus { .. } | Executor::Iterations { .. } | Executor::ColdStart { .. } => return None,
         }
         Some(segments)
     }
@@ -101,6 +112,7 @@ impl Executor {
         match self {
             Executor::ConstantVus { vus, .. } => Some((*vus, None)),
             Executor::Iterations { vus, iterations, .. } => Some((*vus, Some(*iterations))),
+            Executor::ColdStart { starts } => Some((1, Some(*starts))),
             Executor::ConstantArrivalRate { .. } | Executor::RampingArrivalRate { .. } => None,
         }
     }
@@ -110,6 +122,7 @@ impl Executor {
     pub fn planned_iterations(&self, warmup: Duration) -> Option<f64> {
         match self {
             Executor::Iterations { iterations, .. } => Some(*iterations as f64),
+            Executor::ColdStart { starts } => Some(*starts as f64),
             _ => {
                 let schedule = crate::schedule::ArrivalSchedule::new(self, warmup)?;
                 let w = warmup.as_secs_f64();
@@ -126,6 +139,10 @@ impl Executor {
                 *duration = (*duration).min(measured)
             }
             Executor::Iterations { max_duration, .. } => *max_duration = (*max_duration).min(measured),
+            Executor::ColdStart { starts } => {
+                let fit = (measured.as_secs_f64() / (COLD_START_COST.as_secs_f64() * 2.0)).floor() as u64;
+                *starts = (*starts).min(fit.max(2));
+            }
             Executor::RampingArrivalRate { stages, .. } => {
                 let total: Duration = stages.iter().map(|s| s.duration).sum();
                 if total > measured {
@@ -166,6 +183,10 @@ impl Executor {
                 format_duration(*max_duration),
                 format_duration(think_time)
             ),
+            Executor::ColdStart { starts } => format!(
+                "cold starts: {starts} fresh isolates per arm, each serving one iteration (the steps in order) as \
+                 its first traffic; `harness bench` restarts the local runtime before each"
+            ),
         }
     }
 
@@ -185,6 +206,7 @@ impl Executor {
                 into["vus"] = (*vus).into();
                 into["iterations"] = (*iterations).into();
             }
+            Executor::ColdStart { starts } => into["starts"] = (*starts).into(),
         }
     }
 }

@@ -92,6 +92,7 @@ struct RawLoad {
     drop_after: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     max_late_share: Option<Spanned<f64>>,
+    starts: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -348,6 +349,23 @@ fn count(ctx: &Ctx, v: &Spanned<i64>, what: &str) -> Result<u64, ScenarioError> 
     }
 }
 
+/// A cold start's first request must be a measured step: nothing may run in the
+/// fresh isolate before it, and an iteration must be every step in order.
+fn check_cold_start(ctx: &Ctx, raw: &RawScenario, steps: &[Step], flow: Flow) -> Result<(), ScenarioError> {
+    if flow != Flow::Sequence {
+        let message = "executor \"cold-start\" needs flow = \"sequence\": each fresh isolate serves every step in order";
+        return Err(raw.flow.as_ref().map_or_else(|| ctx.at(0, message), |f| ctx.err(f, message)));
+    }
+    if let Some(i) = steps.iter().position(|s| s.once_per_user) {
+        return Err(ctx.err(
+            &raw.steps[i].get_ref().name,
+            "executor \"cold-start\" cannot have once_per_user steps: they would run in the fresh isolate before \
+             the first measured request",
+        ));
+    }
+    Ok(())
+}
+
 fn required<'a, T>(
     ctx: &Ctx,
     load: &Spanned<RawLoad>,
@@ -401,15 +419,26 @@ fn parse_load(ctx: &Ctx, raw: &Spanned<RawLoad>) -> Result<Load, ScenarioError> 
             iterations: count(ctx, required(ctx, raw, &l.iterations, "iterations", ex)?, "iterations")?,
             max_duration: l.duration.as_ref().map(|d| ctx.duration(d, "duration")).transpose()?.unwrap_or(Duration::from_secs(600)),
         },
+        "cold-start" => {
+            let starts = count(ctx, required(ctx, raw, &l.starts, "starts", ex)?, "starts")?;
+            if l.duration.is_some() || l.warmup.is_some() {
+                return Err(ctx.err(raw, "[load] a cold-start run has no duration or warm-up: give starts = N"));
+            }
+            Executor::ColdStart { starts }
+        }
         other => {
             return Err(ctx.err(
                 &l.executor,
                 format!(
-                    "unknown executor {other:?}; expected constant-arrival-rate, ramping-arrival-rate, constant-vus or iterations"
+                    "unknown executor {other:?}; expected constant-arrival-rate, ramping-arrival-rate, constant-vus, \
+                     iterations or cold-start"
                 ),
             ))
         }
     };
+    if l.starts.is_some() && !matches!(executor, Executor::ColdStart { .. }) {
+        return Err(ctx.err(raw, format!("[load] starts applies to executor \"cold-start\" only, not {ex:?}")));
+    }
     if executor.duration().is_zero() {
         return Err(ctx.err(raw, "[load] the run has no duration"));
     }
@@ -725,6 +754,9 @@ pub fn parse(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         return Err(
             ctx.err(&raw.steps[0].get_ref().name, "every step is once_per_user: add a step that iterations repeat")
         );
+    }
+    if let Executor::ColdStart { .. } = load.executor {
+        check_cold_start(&ctx, &raw, &steps, flow)?;
     }
     let (lists, included) = parse_lists(&ctx, &raw.lists)?;
     check_template_vars(&ctx, &raw.steps, &steps, flow, &lists)?;

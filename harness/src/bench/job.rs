@@ -1,0 +1,203 @@
+//! One A/B of the bench: what it stands for ([`JobKind`]), running it
+//! (interleaved, possibly in stages until decided), and its summary and report.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use super::summary::{rows, status_of};
+use super::{AbStatus, AbSummary, BenchOptions};
+use crate::claims::{Claim, Verdict};
+use crate::compare::{self, CompareOptions, Comparison};
+use crate::result::{self, Measurement, ResultDoc};
+use crate::runner::{ArmSpec, RunError, RunOptions};
+use crate::scenario::Scenario;
+use crate::sequential;
+
+/// What an A/B of the bench stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum JobKind<'a> {
+    /// A scenario, cache off against cache on.
+    Scenario,
+    /// One layer alone against all off, on the ablation scenario.
+    Layer(&'a str),
+    /// Cache off on both sides, two instances: the noise floor.
+    Control,
+    /// A fresh isolate per sample (executor `cold-start`, `cold.rs`).
+    ColdStart,
+}
+
+/// One A/B: run, compare, report; the server check after it.
+pub(super) struct AbJob<'a> {
+    pub name: String,
+    pub scenario: &'a Scenario,
+    pub kind: JobKind<'a>,
+    pub arms: Vec<ArmSpec>,
+    /// Each arm goes to both arms' servers, balanced (see `RunOptions::cross_servers`).
+    pub cross_servers: bool,
+    /// Measured, or under a latency profile (both arms send `x-bench-profile`).
+    pub measurement: Measurement,
+}
+
+pub(super) fn run_ab(
+    job: AbJob,
+    opts: &BenchOptions,
+    claims: &[Claim],
+    dir: &Path,
+    secret: Option<&str>,
+    cancel: &Arc<AtomicBool>,
+) -> Result<AbSummary, String> {
+    let slug = slug(&job.name);
+    let run_opts = RunOptions {
+        arms: job.arms.clone(),
+        out_dir: dir.join("results"),
+        bench_secret: secret.map(str::to_owned),
+        progress: opts.progress,
+        stem: Some(slug.clone()),
+        max_duration: None,
+        http_client: opts.http_client,
+        cross_servers: job.cross_servers,
+        cancel: Some(Arc::clone(cancel)),
+    };
+    // A layer's run judges the claims about that layer; a scenario run all of
+    // them (shown beside the layer's verdict); the control none.
+    let judged: Vec<Claim> = match job.kind {
+        JobKind::Scenario => claims.to_vec(),
+        JobKind::Layer(layer) => claims.iter().filter(|c| c.layer.as_deref() == Some(layer)).cloned().collect(),
+        JobKind::Control | JobKind::ColdStart => Vec::new(),
+    };
+    let staged = sequential::run_stages(job.scenario, &run_opts, opts.until_decided, opts.compare.alpha, |d, alpha| {
+        compare::compare(&d[0], &d[1], true, &judged, &CompareOptions { alpha, ..opts.compare.clone() }).map(Some)
+    })
+    .map_err(|e| match e {
+        RunError::Unreachable(m) => format!("target unreachable: {m}"),
+        RunError::Setup(m) => m,
+    })?;
+    let (a, b) = (&staged.arms[0], &staged.arms[1]);
+    let comparison = staged.comparison.clone().expect("an A/B is always compared");
+    // The full tables are in the run's report; the terminal gets the plain words.
+    for d in [a, b] {
+        let label = d.metadata.variant.as_deref().unwrap_or("?");
+        let r = &d.run;
+        println!(
+            "{label}: {} measured requests (+{} in warm-up), the schedule (both arms) at {:.1} it/s, {:?}{}",
+            r.requests.saturating_sub(r.warmup_requests),
+            r.warmup_requests,
+            r.achieved_rate,
+            r.status,
+            if r.invalid_reasons.is_empty() { String::new() } else { format!(": {}", r.invalid_reasons.join("; ")) }
+        );
+    }
+    for s in comparison.series.iter().filter(|s| s.series.is_headline() && !s.series.is_server_side()) {
+        println!("  {}", s.summary);
+    }
+    let source = staged.json.strip_prefix(dir).unwrap_or(&staged.json).display().to_string();
+    Ok(summarize(&job.into_meta(), [a, b], &comparison, dir, source))
+}
+
+/// What a finished A/B's summary says of the job, besides its results.
+pub(super) struct JobMeta {
+    pub name: String,
+    pub scenario: String,
+    pub layer: Option<String>,
+    pub control: bool,
+    pub measurement: Measurement,
+}
+
+impl AbJob<'_> {
+    pub(super) fn into_meta(self) -> JobMeta {
+        JobMeta {
+            layer: match self.kind {
+                JobKind::Layer(l) => Some(l.to_owned()),
+                _ => None,
+            },
+            control: self.kind == JobKind::Control,
+            scenario: self.scenario.name.clone(),
+            name: self.name,
+            measurement: self.measurement,
+        }
+    }
+}
+
+/// File name of a job's report directory and result files.
+pub(super) fn slug(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect()
+}
+
+/// Writes the A/B's own report and sums it up for the bench: validity, errors,
+/// thresholds, the verdict rows and the claims measured.
+pub(super) fn summarize(
+    job: &JobMeta,
+    [a, b]: [&ResultDoc; 2],
+    comparison: &Comparison,
+    dir: &Path,
+    source: String,
+) -> AbSummary {
+    let slug = slug(&job.name);
+    let report_dir = dir.join(&slug);
+    let report = match crate::report::write(
+        &[a.clone(), b.clone()],
+        Some(comparison),
+        std::slice::from_ref(&source),
+        &report_dir,
+    ) {
+        Ok(_) => Some(format!("{slug}/index.html")),
+        Err(e) => {
+            eprintln!("warning: the report of {} could not be written: {e}", job.name);
+            None
+        }
+    };
+    let all = |d: &ResultDoc, f: fn(&result::SeriesDoc) -> u64| d.all().map_or(0, f);
+    let mut invalid_reasons = Vec::new();
+    let mut status = status_of(&[a, b]);
+    if comparison.measurement != job.measurement {
+        // The worker did not apply the profile asked for (or applied one that was
+        // not asked for): the run is not what its label would say.
+        invalid_reasons.push(format!(
+            "meant to be {} but the target's /health reported {}",
+            job.measurement, comparison.measurement
+        ));
+        status = AbStatus::Invalid;
+    }
+    let mut warnings = Vec::new();
+    let mut thresholds_failed = Vec::new();
+    for d in [a, b] {
+        let label = d.metadata.variant.clone().unwrap_or_default();
+        invalid_reasons.extend(d.run.invalid_reasons.iter().map(|r| format!("{label}: {r}")));
+        warnings.extend(d.run.warnings.iter().map(|w| format!("{label}: {w}")));
+        thresholds_failed.extend(
+            d.thresholds
+                .iter()
+                .filter(|t| !t.pass)
+                .map(|t| format!("{label}: {} {} (actual {:.3} {})", t.series, t.threshold, t.actual, t.unit)),
+        );
+    }
+    AbSummary {
+        name: job.name.clone(),
+        measurement: comparison.measurement.clone(),
+        ops_a: a.all().map(|s| s.ops.clone()).unwrap_or_default(),
+        ops_b: b.all().map(|s| s.ops.clone()).unwrap_or_default(),
+        scenario: job.scenario.clone(),
+        layer: job.layer.clone(),
+        control: job.control,
+        measured_s: a.run.measured_s,
+        a: comparison.a.clone(),
+        b: comparison.b.clone(),
+        status,
+        invalid_reasons,
+        warnings,
+        requests: all(a, |s| s.requests) + all(b, |s| s.requests),
+        errors: all(a, |s| s.errors) + all(b, |s| s.errors),
+        stale_reads: all(a, |s| s.stale_reads) + all(b, |s| s.stale_reads),
+        thresholds_failed,
+        rows: rows(comparison, a, b),
+        claims: comparison.claims.iter().filter(|c| c.verdict != Verdict::NotMeasured).cloned().collect(),
+        report,
+        result: source,
+    }
+}
+
+pub(super) fn arm(label: &str, target: &str, headers: Vec<(String, String)>) -> ArmSpec {
+    ArmSpec { label: Some(label.to_owned()), target: target.to_owned(), extra_headers: headers }
+}
+
