@@ -29,10 +29,19 @@ fn one_iteration(scenario: &Scenario) -> Scenario {
     let mut once = scenario.clone();
     once.load.executor = Executor::Iterations { vus: 1, iterations: 1, max_duration: ONE_ITERATION_LIMIT };
     once.load.warmup = Duration::ZERO;
+    // Samples are not scheduled: a start's first send waits for the restart, by design.
+    once.load.max_late_share = 1.0;
     once
 }
 
-fn run_once(once: &Scenario, arm: ArmSpec, out: &Path, stem: String, ctx: &JobContext<'_>, secret: Option<&str>) -> Result<ResultDoc, String> {
+fn run_once(
+    once: &Scenario,
+    arm: ArmSpec,
+    out: &Path,
+    stem: String,
+    ctx: &JobContext<'_>,
+    secret: Option<&str>,
+) -> Result<ResultDoc, String> {
     let opts = RunOptions {
         arms: vec![arm],
         out_dir: out.to_owned(),
@@ -82,9 +91,13 @@ pub(super) fn run(job: AbJob<'_>, ctx: &JobContext<'_>, targets: &mut Targets) -
         }
         println!("cold start {}/{starts}: both arms served by a fresh isolate", i + 1);
     }
-    let [Some(a), Some(b)] = merged else {
+    let [Some(mut a), Some(mut b)] = merged else {
         return Err("interrupted before the first cold start".to_owned());
     };
+    // One iteration per start: nothing is scheduled, so nothing can be omitted.
+    for d in [&mut a, &mut b] {
+        d.run.warnings.retain(|w| !w.starts_with("closed model"));
+    }
     // Starts are independent samples: each arm's are resampled on their own (not
     // jointly: an arm's iteration may span one 100 ms block or two).
     let mut comparison = compare::compare(&a, &b, false, &[], &CompareOptions { ..ctx.opts.compare.clone() })?;
@@ -96,7 +109,8 @@ pub(super) fn run(job: AbJob<'_>, ctx: &JobContext<'_>, targets: &mut Targets) -
         a.run.requests.min(b.run.requests) / once.steps.len().max(1) as u64
     ));
     let path = out.join("cold-start-merged.json");
-    crate::runner::finish::write_docs(&path, &[a.clone(), b.clone()]).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::runner::finish::write_docs(&path, &[a.clone(), b.clone()])
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let source = path.strip_prefix(ctx.dir).unwrap_or(&path).display().to_string();
     Ok(summarize(&job.into_meta(), [&a, &b], &comparison, ctx.dir, source))
 }

@@ -101,6 +101,7 @@ pub(super) struct JobMeta {
     pub scenario: String,
     pub layer: Option<String>,
     pub control: bool,
+    pub cold_start: bool,
     pub measurement: Measurement,
 }
 
@@ -112,6 +113,7 @@ impl AbJob<'_> {
                 _ => None,
             },
             control: self.kind == JobKind::Control,
+            cold_start: self.kind == JobKind::ColdStart,
             scenario: self.scenario.name.clone(),
             name: self.name,
             measurement: self.measurement,
@@ -180,6 +182,7 @@ pub(super) fn summarize(
         scenario: job.scenario.clone(),
         layer: job.layer.clone(),
         control: job.control,
+        cold_start: job.cold_start,
         measured_s: a.run.measured_s,
         a: comparison.a.clone(),
         b: comparison.b.clone(),
@@ -200,4 +203,3 @@ pub(super) fn summarize(
 pub(super) fn arm(label: &str, target: &str, headers: Vec<(String, String)>) -> ArmSpec {
     ArmSpec { label: Some(label.to_owned()), target: target.to_owned(), extra_headers: headers }
 }
-

@@ -28,7 +28,7 @@ use plan::{ablation_scenario, is_cold, plan};
 pub use plan::{load_scenarios, shorten, DEFAULT_BUDGET, LAYERS, QUICK_MEASURED, QUICK_WARMUP, STANDARD_SCENARIOS};
 use servers::{LocalServer, Secrets, ServerSpec, SetupClient, Workspace};
 pub use summary::{
-    AbStatus, AbSummary, Answer, AnswerCell, AnswerRow, BenchSummary, Change, OpsRow, Row, BENCH_SCHEMA,
+    AbStatus, AbSummary, Answer, AnswerCell, AnswerRow, BenchSummary, Change, ColdRow, OpsRow, Row, BENCH_SCHEMA,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -138,6 +138,9 @@ pub struct AbSummary {
     /// The A/A control: the same arm on both sides, two instances.
     #[serde(default)]
     pub control: bool,
+    /// Fresh isolates: one iteration per restart of the runtime (`cold-start`).
+    #[serde(default)]
+    pub cold_start: bool,
     /// Seconds of measured traffic (both arms ran in it, interleaved).
     #[serde(default)]
     pub measured_s: f64,
@@ -265,7 +268,7 @@ impl BenchSummary {
         let mut seen = std::collections::BTreeSet::new();
         let mut out = Vec::new();
         let layer_runs = self.runs_under(m).filter(|r| r.layer.is_some());
-        let scenario_runs = self.runs_under(m).filter(|r| r.layer.is_none() && !r.control);
+        let scenario_runs = self.runs_under(m).filter(|r| r.layer.is_none() && !r.control && !r.cold_start);
         for run in layer_runs.chain(scenario_runs) {
             for c in &run.claims {
                 if seen.insert(c.name.clone()) {
@@ -426,13 +429,27 @@ pub struct OpsRow {
     pub on: Ops,
 }
 
+/// A fresh isolate's request, cache off and on, beside the warm answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColdRow {
+    pub measurement: Measurement,
+    /// The step's tag series (`tag:cold-first`…).
+    pub series: SeriesKey,
+    pub samples: u64,
+    pub p50_off: f64,
+    pub p50_on: f64,
+    pub p50: Change,
+}
+
 /// The bench's answer in one table: each claim measured and under each profile,
-/// and what a request costs in KV and D1 operations with and without the cache.
+/// what a request costs in KV and D1 operations with and without the cache, and
+/// what a fresh isolate's requests cost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Answer {
     pub columns: Vec<Measurement>,
     pub rows: Vec<AnswerRow>,
     pub ops: Vec<OpsRow>,
+    pub cold: Vec<ColdRow>,
 }
 
 impl BenchSummary {
@@ -464,7 +481,7 @@ impl BenchSummary {
         let ops = self
             .runs
             .iter()
-            .filter(|r| r.layer.is_none() && !r.control && !(r.ops_a.is_empty() && r.ops_b.is_empty()))
+            .filter(|r| r.layer.is_none() && !r.control && !r.cold_start && !(r.ops_a.is_empty() && r.ops_b.is_empty()))
             .map(|r| OpsRow {
                 measurement: r.measurement.clone(),
                 run: r.name.clone(),
@@ -472,6 +489,24 @@ impl BenchSummary {
                 on: r.ops_b.clone(),
             })
             .collect();
-        Answer { columns, rows, ops }
+        Answer { columns, rows, ops, cold: self.cold_rows() }
+    }
+
+    /// Each cold-start run's steps, cache off → on.
+    fn cold_rows(&self) -> Vec<ColdRow> {
+        self.runs
+            .iter()
+            .filter(|r| r.cold_start)
+            .flat_map(|r| {
+                r.rows.iter().filter(|x| !x.series.is_server_side() && !x.series.is_all()).map(|x| ColdRow {
+                    measurement: r.measurement.clone(),
+                    series: x.series.clone(),
+                    samples: x.count_a.min(x.count_b),
+                    p50_off: x.p50_a,
+                    p50_on: x.p50_b,
+                    p50: x.p50.clone(),
+                })
+            })
+            .collect()
     }
 }

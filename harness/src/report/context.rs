@@ -303,6 +303,7 @@ fn overall_row(r: &AbSummary) -> Option<Value> {
     let what = match (&r.layer, r.control) {
         (Some(l), _) => format!("off → only {l} on ({})", r.scenario),
         (None, true) => format!("cache-off on two instances: the noise floor ({})", r.scenario),
+        (None, false) if r.cold_start => "cache-off → cache-on, a fresh isolate per sample".to_owned(),
         (None, false) => "cache-off → cache-on".to_owned(),
     };
     Some(json!({
@@ -325,6 +326,15 @@ fn answer_context(a: &Answer) -> Value {
                 Some(c) => json!({"text": c.to_string(), "class": c.verdict.as_str().replace(' ', "-"), "run": c.run}),
                 None => json!({"text": "not judged", "class": "", "run": ""}),
             }).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "cold": a.cold.iter().map(|c| json!({
+            "measurement": c.measurement.to_string(),
+            "series": c.series.label(),
+            "samples": c.samples,
+            "p50_off": f(c.p50_off, 1),
+            "p50_on": f(c.p50_on, 1),
+            "change": change(&c.p50),
+            "dir": direction(&c.p50),
         })).collect::<Vec<_>>(),
         "ops": a.ops.iter().map(|o| json!({
             "measurement": o.measurement.to_string(),

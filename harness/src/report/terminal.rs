@@ -313,15 +313,30 @@ pub fn render_bench(s: &BenchSummary) -> String {
 /// The answer in one table: each claim (primary metric, percent faster with its
 /// CI, verdict) per measurement, then the operations per request.
 fn answer_table(out: &mut String, a: &crate::bench::Answer) {
-    if a.rows.is_empty() {
-        return;
+    if !a.rows.is_empty() {
+        let _ = writeln!(out, "\n-- the answer: each claim per measurement (p50 with its CI, verdict) --");
     }
-    let _ = writeln!(out, "\n-- the answer: each claim per measurement (p50 with its CI, verdict) --");
     for row in &a.rows {
         let _ = writeln!(out, "{}: {}", row.claim, row.statement);
         for (m, cell) in a.columns.iter().zip(&row.cells) {
             let cell = cell.as_ref().map_or("not judged".to_owned(), ToString::to_string);
             let _ = writeln!(out, "  {:<34} {cell}", m.to_string());
+        }
+    }
+    if !a.cold.is_empty() {
+        let _ = writeln!(out, "-- a fresh isolate's requests (p50 ms, cache off → on, change [95 % CI]) --");
+        for c in &a.cold {
+            let _ = writeln!(
+                out,
+                "  {:<34} {:<14} {:.1} → {:.1} ms  {} {} ({} starts per arm)",
+                c.measurement.to_string(),
+                c.series.label(),
+                c.p50_off,
+                c.p50_on,
+                c.p50,
+                c.p50.direction.as_str(),
+                c.samples
+            );
         }
     }
     if !a.ops.is_empty() {

@@ -353,7 +353,8 @@ fn count(ctx: &Ctx, v: &Spanned<i64>, what: &str) -> Result<u64, ScenarioError> 
 /// fresh isolate before it, and an iteration must be every step in order.
 fn check_cold_start(ctx: &Ctx, raw: &RawScenario, steps: &[Step], flow: Flow) -> Result<(), ScenarioError> {
     if flow != Flow::Sequence {
-        let message = "executor \"cold-start\" needs flow = \"sequence\": each fresh isolate serves every step in order";
+        let message =
+            "executor \"cold-start\" needs flow = \"sequence\": each fresh isolate serves every step in order";
         return Err(raw.flow.as_ref().map_or_else(|| ctx.at(0, message), |f| ctx.err(f, message)));
     }
     if let Some(i) = steps.iter().position(|s| s.once_per_user) {
@@ -417,7 +418,12 @@ fn parse_load(ctx: &Ctx, raw: &Spanned<RawLoad>) -> Result<Load, ScenarioError> 
         "iterations" => Executor::Iterations {
             vus: l.vus.as_ref().map(|v| count(ctx, v, "vus")).transpose()?.unwrap_or(1) as u32,
             iterations: count(ctx, required(ctx, raw, &l.iterations, "iterations", ex)?, "iterations")?,
-            max_duration: l.duration.as_ref().map(|d| ctx.duration(d, "duration")).transpose()?.unwrap_or(Duration::from_secs(600)),
+            max_duration: l
+                .duration
+                .as_ref()
+                .map(|d| ctx.duration(d, "duration"))
+                .transpose()?
+                .unwrap_or(Duration::from_secs(600)),
         },
         "cold-start" => {
             let starts = count(ctx, required(ctx, raw, &l.starts, "starts", ex)?, "starts")?;

@@ -83,11 +83,16 @@ async fn answer(
     serial: Arc<tokio::sync::Mutex<()>>,
 ) -> Response<Full<Bytes>> {
     if req.uri().path() == "/health" {
-        // What the target worker answers; the harness records the version.
-        return Response::builder()
-            .status(200)
-            .body(Full::new(Bytes::from_static(br#"{"status":"ok","version":"test-1.2.3"}"#)))
-            .unwrap();
+        // What the target worker answers; the harness records the version and,
+        // as the worker does for `x-bench-profile`, the latency profile in effect.
+        let body = match req.headers().get("x-bench-profile").and_then(|v| v.to_str().ok()) {
+            Some(p) => format!(
+                r#"{{"status":"ok","version":"test-1.2.3","latency_profile":{{"name":"{p}","modelled":{}}},"anonymous_user_write":true}}"#,
+                p != "local"
+            ),
+            None => r#"{"status":"ok","version":"test-1.2.3"}"#.to_owned(),
+        };
+        return Response::builder().status(200).body(Full::new(Bytes::from(body))).unwrap();
     }
     let arrived = Instant::now();
     let t0 = *first.lock().unwrap().get_or_insert(arrived);
@@ -96,6 +101,7 @@ async fn answer(
             .status(status)
             .header("x-cache", "bot=hit,user-models=miss")
             .header("server-timing", "bot;desc=hit;dur=0.5, kv;dur=0.5, total;dur=1.0")
+            .header("x-ops", "kv-read=2,kv-write=0,d1-read=1,d1-write=0")
             .body(Full::new(Bytes::from_static(br#"{"ok":true,"token":"t-123"}"#)))
             .unwrap()
     };
