@@ -29,7 +29,7 @@ pub fn ablation_scenario<'a>(scenarios: &'a [Scenario], opts: &BenchOptions) -> 
     let warm = || scenarios.iter().filter(|s| !is_cold(s));
     match opts.ablation.as_ref()? {
         Some(name) => warm().find(|s| &s.name == name),
-        None => warm().find(|s| s.name == "mixed").or(warm().last()),
+        None => warm().find(|s| s.name == "mixed").or(warm().next_back()),
     }
 }
 

@@ -162,6 +162,11 @@ pub struct AbSummary {
 }
 
 impl AbSummary {
+    /// A scenario's A/B under traffic: not a layer run, the control or cold starts.
+    pub fn is_warm_ab(&self) -> bool {
+        self.layer.is_none() && !self.control && !self.cold_start
+    }
+
     /// The row of every request, the run's headline.
     pub fn all_row(&self) -> Option<&Row> {
         self.rows.iter().find(|r| r.series.is_all() && !r.series.is_server_side())
@@ -481,7 +486,7 @@ impl BenchSummary {
         let ops = self
             .runs
             .iter()
-            .filter(|r| r.layer.is_none() && !r.control && !r.cold_start && !(r.ops_a.is_empty() && r.ops_b.is_empty()))
+            .filter(|r| r.is_warm_ab() && !(r.ops_a.is_empty() && r.ops_b.is_empty()))
             .map(|r| OpsRow {
                 measurement: r.measurement.clone(),
                 run: r.name.clone(),
