@@ -62,6 +62,10 @@ fn merge_series(a: &SeriesDoc, b: &SeriesDoc, offset: u64) -> Result<SeriesDoc, 
         };
         server_timing.insert(entry.clone(), merged);
     }
+    let server_timing_ms = server_timing
+        .iter()
+        .map(|(k, h)| Ok((k.clone(), crate::result::Percentiles::of(&h.decode()?))))
+        .collect::<Result<_, String>>()?;
     let mut out = SeriesDoc {
         requests: a.requests + b.requests,
         errors: a.errors + b.errors,
@@ -73,6 +77,7 @@ fn merge_series(a: &SeriesDoc, b: &SeriesDoc, offset: u64) -> Result<SeriesDoc, 
         corrected,
         raw,
         server_timing,
+        server_timing_ms,
         blocks: merge_blocks(a.blocks.as_ref(), b.blocks.as_ref(), offset),
         ..a.clone()
     };
@@ -193,6 +198,7 @@ mod tests {
             corrected: e.clone(),
             raw: e,
             server_timing: BTreeMap::new(),
+            server_timing_ms: BTreeMap::new(),
             blocks: Some(BlocksDoc { block_ms: 100, counts: blocks.to_vec() }),
             ops: Default::default(),
         }

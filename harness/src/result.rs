@@ -87,6 +87,9 @@ pub struct SeriesDoc {
     pub raw: EncodedHistogram,
     /// Server-Timing entry → µs.
     pub server_timing: BTreeMap<String, EncodedHistogram>,
+    /// The same in milliseconds, for people and scripts (`bench/profiles`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub server_timing_ms: BTreeMap<String, Percentiles>,
     /// The corrected latencies by time block, for the block bootstrap (absent in
     /// per-cache-outcome series and in files written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,6 +150,7 @@ impl SeriesDoc {
             corrected: EncodedHistogram::encode(&s.corrected),
             raw: EncodedHistogram::encode(&s.raw),
             server_timing: s.server_timing.iter().map(|(k, h)| (k.clone(), EncodedHistogram::encode(h))).collect(),
+            server_timing_ms: s.server_timing.iter().map(|(k, h)| (k.clone(), Percentiles::of(h))).collect(),
             blocks: (!s.blocks.is_empty()).then(|| BlocksDoc::of(&s.blocks)),
             ops: s.ops.clone(),
         }
