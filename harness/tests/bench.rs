@@ -109,6 +109,77 @@ fn deployed_targets_get_an_interleaved_ab_and_a_report() {
     assert!(!html.contains("http://") && !html.contains("https://"), "self-contained, no URL");
 }
 
+#[test]
+fn profiles_run_every_ab_again_labelled_modelled_with_one_answer_table() {
+    let _x = exclusive();
+    let off = spawn(Behaviour::Delay(Duration::from_millis(6)));
+    let on = spawn(Behaviour::Delay(Duration::from_millis(3)));
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("probe.toml");
+    std::fs::write(&scenario, NO_USERS).unwrap();
+    let reports = dir.path().join("reports");
+    let bench = |extra: &[&str]| {
+        harness()
+            .args([
+                "bench",
+                "--quick",
+                "--quiet",
+                "--no-ablation",
+                "--target-on",
+                &on.url(),
+                "--target-off",
+                &off.url(),
+            ])
+            .args(extra)
+            .arg("--out")
+            .arg(&reports)
+            .arg(&scenario)
+            .env_remove("BENCH_SECRET")
+            .output()
+            .unwrap()
+    };
+    let no_secret = bench(&["--profile", "kv-cold"]);
+    assert_eq!(no_secret.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_secret.stderr).contains("--bench-secret"));
+    let unknown = bench(&["--bench-secret", "s", "--profile", "edge"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("edge-far-from-primary"), "the known ones are listed");
+
+    let out = bench(&["--bench-secret", "s", "--profile", "local", "--profile", "kv-cold"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let bench_dir = bench_dir(&reports);
+    let s = summary(&bench_dir);
+    assert!(s.valid, "{:?}", s.invalid_reasons);
+    let names: Vec<&str> = s.runs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["probe", "probe [modelled: kv-cold]"]);
+    assert_eq!(s.runs[1].measurement.to_string(), "modelled: kv-cold");
+    assert_eq!(s.runs[0].measurement.to_string(), "measured");
+    assert!(s.runs[1].a.contains("modelled: kv-cold") && s.runs[1].b.contains("modelled: kv-cold"));
+    assert_eq!(s.runs[1].ops_b.per_request("kv-read"), Some(2.0), "x-ops per arm");
+    let answer = s.answer();
+    assert_eq!(answer.columns.len(), 2);
+    assert_eq!(answer.ops.len(), 2);
+    let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(bench_dir.join("bench.json")).unwrap()).unwrap();
+    assert_eq!(raw["runs"][1]["measurement"], "modelled: kv-cold");
+    assert!(raw["figures"]
+        .as_array()
+        .is_some_and(|f| f.iter().all(|f| f["source"].as_str().is_some_and(|s| !s.is_empty()))));
+    let html = std::fs::read_to_string(bench_dir.join("index.html")).unwrap();
+    for needle in [
+        "The answer",
+        "Claims — modelled: kv-cold",
+        "Verdict table — measured",
+        "kv_cold_read",
+        "MODELLED (modelled: kv-cold)",
+    ] {
+        assert!(html.contains(needle), "{needle} missing from the bench page");
+    }
+    let run_page = std::fs::read_to_string(bench_dir.join("probe--modelled--kv-cold-/index.html")).unwrap();
+    assert!(run_page.contains("MODELLED (modelled: kv-cold)"), "the run's own report says it too");
+    assert!(stdout.contains("probe [modelled: kv-cold]"), "{stdout}");
+}
+
 /// Reads the bench's stdout on a thread; lines arrive on the channel.
 fn lines(child: &mut Child) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();

@@ -301,6 +301,33 @@ async fn cache_on_authenticates_and_caches_bot_verdicts() {
     .await;
     assert_eq!(r.x_cache, "bot=off");
 
+    // Latency profiles through the real Workers adapter: chosen per request with
+    // the secret, reported by /health, refused by name when unknown; every
+    // response counts its backend operations.
+    let profiled = |path: &str, profile: &str| {
+        client
+            .get(format!("{base}{path}"))
+            .header("user-agent", BROWSER_UA)
+            .header("x-bench-secret", BENCH_SECRET)
+            .header("x-bench-profile", profile)
+    };
+    let r = send(profiled("/health", "edge-far-from-primary")).await;
+    assert_eq!(r.body["latency_profile"]["name"], "edge-far-from-primary");
+    assert_eq!(r.body["latency_profile"]["modelled"], true);
+    assert_eq!(r.body["anonymous_user_write"], true);
+    let r = send(profiled("/health", "atlantis")).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let resp = profiled("/auth/me", "edge-near-primary")
+        .header("cookie", format!("session={}", u.session_id))
+        .header("x-bench-cache", "off")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let ops = resp.headers().get("x-ops").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    // The session, then the user's settings.
+    assert_eq!(ops, "kv-read=0,kv-write=0,d1-read=2,d1-write=0", "{ops}");
+
     // Bad input through the real Workers adapter.
     let r = send(
         client.post(format!("{base}/__bench/seed")).header("x-bench-secret", BENCH_SECRET).body(vec![b' '; 70 * 1024]),
