@@ -310,7 +310,11 @@ fn overall_row(r: &AbSummary) -> Option<Value> {
         "name": r.name, "what": what, "control": r.control,
         "status": r.status, "p50": change(&all.p50), "p50_dir": direction(&all.p50),
         "p99": change(&all.p99), "p99_dir": direction(&all.p99), "stale_reads": r.stale_reads, "errors": r.errors,
-        "measured": format!("{:.0} s", r.measured_s),
+        "measured": if r.cold_start {
+            format!("{} cold requests per arm", all.count_a.min(all.count_b))
+        } else {
+            format!("{:.0} s", r.measured_s)
+        },
         "p50_half": format!("±{:.1}", all.p50.half_width()),
         "p99_half": if all.p99.enough_samples { format!("±{:.1}", all.p99.half_width()) } else { "n < 1000".to_owned() },
     }))

@@ -261,8 +261,9 @@ pub fn render_bench(s: &BenchSummary) -> String {
         "{:<20} {:<12} {:<44} {:<44} {:>6} {:>6}",
         "run", "status", "p50 change [95% CI]", "p99 change [95% CI]", "errors", "stale"
     );
-    let said = |c: &crate::bench::Change| {
-        let word = if c.enough_samples { c.direction.as_str() } else { "n < 1000" };
+    let said = |c: &crate::bench::Change, metric: crate::stats::Metric| {
+        let word =
+            if c.enough_samples { c.direction.as_str().to_owned() } else { format!("n < {}", metric.min_samples()) };
         format!("{c} {word}")
     };
     for r in &s.runs {
@@ -280,15 +281,22 @@ pub fn render_bench(s: &BenchSummary) -> String {
             let _ = writeln!(
                 out,
                 "{name:<20} {status:<12} {:<44} {:<44} {errors:>6} {stale:>6}",
-                said(&row.p50),
-                said(&row.p99)
+                said(&row.p50, crate::stats::Metric::P50),
+                said(&row.p99, crate::stats::Metric::P99)
             );
         }
         if let Some(all) = r.all_row() {
+            let traffic = if r.cold_start {
+                format!(
+                    "{} requests per arm, each from a fresh isolate's first iteration",
+                    all.count_a.min(all.count_b)
+                )
+            } else {
+                format!("{:.0} s of measured traffic", r.measured_s)
+            };
             let _ = writeln!(
                 out,
-                "  ({:.0} s of measured traffic; CI half-width ±{:.1} points at p50, ±{:.1} at p99)",
-                r.measured_s,
+                "  ({traffic}; CI half-width ±{:.1} points at p50, ±{:.1} at p99)",
                 all.p50.half_width(),
                 all.p99.half_width()
             );
