@@ -69,15 +69,30 @@ request = { path = "/x" }
 "probe" = ["error_rate < 1%"]
 "#;
 
-#[test]
-fn deployed_targets_get_an_interleaved_ab_and_a_report() {
-    let _x = exclusive();
+/// Two deployed targets on loopback, cache off 6 ms and on 3 ms, and a scenario
+/// without users for them.
+struct Probe {
+    off: TestServer,
+    on: TestServer,
+    dir: tempfile::TempDir,
+    scenario: PathBuf,
+    reports: PathBuf,
+}
+
+fn probe() -> Probe {
     let off = spawn(Behaviour::Delay(Duration::from_millis(6)));
     let on = spawn(Behaviour::Delay(Duration::from_millis(3)));
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("probe.toml");
     std::fs::write(&scenario, NO_USERS).unwrap();
     let reports = dir.path().join("reports");
+    Probe { off, on, dir, scenario, reports }
+}
+
+#[test]
+fn deployed_targets_get_an_interleaved_ab_and_a_report() {
+    let _x = exclusive();
+    let Probe { off, on, dir: _dir, scenario, reports } = probe();
     let out = harness()
         .args(["bench", "--quick", "--quiet", "--target-on", &on.url(), "--target-off", &off.url(), "--out"])
         .arg(&reports)
@@ -112,12 +127,7 @@ fn deployed_targets_get_an_interleaved_ab_and_a_report() {
 #[test]
 fn profiles_run_every_ab_again_labelled_modelled_with_one_answer_table() {
     let _x = exclusive();
-    let off = spawn(Behaviour::Delay(Duration::from_millis(6)));
-    let on = spawn(Behaviour::Delay(Duration::from_millis(3)));
-    let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("probe.toml");
-    std::fs::write(&scenario, NO_USERS).unwrap();
-    let reports = dir.path().join("reports");
+    let Probe { off, on, dir: _dir, scenario, reports } = probe();
     let bench = |extra: &[&str]| {
         harness()
             .args([

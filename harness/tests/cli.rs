@@ -19,17 +19,6 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
     p
 }
 
-const SMALL: &str = r#"
-name = "small"
-[load]
-executor = "constant-arrival-rate"
-rate = 50
-duration = "1s"
-[[step]]
-name = "get"
-request = { path = "/x" }
-"#;
-
 fn only_result(dir: &std::path::Path) -> ResultDoc {
     let files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()

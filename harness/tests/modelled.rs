@@ -16,17 +16,6 @@ fn harness() -> Command {
     Command::new(env!("CARGO_BIN_EXE_harness"))
 }
 
-const SMALL: &str = r#"
-name = "small"
-[load]
-executor = "constant-arrival-rate"
-rate = 50
-duration = "1s"
-[[step]]
-name = "get"
-request = { path = "/x" }
-"#;
-
 /// Runs SMALL against `url` with extra `--header`s into `out`; the result file.
 fn run(url: &str, headers: &[&str], out: &Path) -> (PathBuf, String) {
     std::fs::create_dir_all(out).unwrap();

@@ -409,11 +409,15 @@ pub fn run(
 fn announce(scenarios: &[Scenario], opts: &BenchOptions, local: bool, measurements: usize) {
     let (plan_text, estimate) = plan(scenarios, opts, local, local || opts.bench_secret.is_some(), measurements);
     println!("harness bench: {} run(s):\n{plan_text}", plan_text.lines().count());
+    let budget = if measurements > 1 {
+        format!("{measurements} measurements: each adds about as much as the first")
+    } else {
+        format!("the default run finishes in under {} minutes on a 2-core machine", DEFAULT_BUDGET.as_secs() / 60)
+    };
     println!(
-        "expected wall time: about {} ({}); the default run finishes in under {} minutes on a 2-core machine",
+        "expected wall time: about {} ({}); {budget}",
         format_duration(Duration::from_secs(estimate.as_secs())),
         if opts.quick { "--quick" } else { "full" },
-        DEFAULT_BUDGET.as_secs() / 60
     );
 }
 

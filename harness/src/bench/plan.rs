@@ -82,14 +82,6 @@ pub fn plan(
     let run_time = |s: &Scenario| (s.load.warmup + s.load.executor.duration()) * looks(s);
     let mut total: Duration = scenarios.iter().map(run_time).sum();
     let mut lines = Vec::new();
-    for s in scenarios.iter().filter(|s| is_cold(s)) {
-        lines.push(format!(
-            "  {:<16} cache-off vs cache-on, {} (about {} with restarts; local stack only)",
-            s.name,
-            s.load.executor.describe("", Duration::ZERO),
-            format_duration(s.load.executor.duration())
-        ));
-    }
     for s in scenarios.iter().filter(|s| !is_cold(s)) {
         lines.push(format!(
             "  {:<16} A/B cache-off vs cache-on, {} warm-up + {} measured{}",
@@ -115,6 +107,15 @@ pub fn plan(
             "  {:<16} A/A cache-off on both sides (the noise floor), scenario {name}, {} warm-up + {} measured",
             "A/A control",
             format_duration(s.load.warmup),
+            format_duration(s.load.executor.duration())
+        ));
+    }
+    // Cold starts run last: they restart the cache-on server.
+    for s in scenarios.iter().filter(|s| is_cold(s)) {
+        lines.push(format!(
+            "  {:<16} cache-off vs cache-on, {} (about {} with restarts; local stack only)",
+            s.name,
+            s.load.executor.describe("", Duration::ZERO),
             format_duration(s.load.executor.duration())
         ));
     }

@@ -18,6 +18,18 @@ pub type RequestLog = Arc<Mutex<Vec<(String, String)>>>;
 /// Key → (value before the last write, value now).
 pub type StoreValues = Arc<Mutex<std::collections::HashMap<String, (String, String)>>>;
 
+/// One second at 50 it/s of one GET: the smallest scenario worth a run.
+pub const SMALL: &str = r#"
+name = "small"
+[load]
+executor = "constant-arrival-rate"
+rate = 50
+duration = "1s"
+[[step]]
+name = "get"
+request = { path = "/x" }
+"#;
+
 #[derive(Clone, Debug)]
 pub enum Behaviour {
     /// Answers every request after exactly this long.
