@@ -16,7 +16,7 @@ use rand::Rng;
 
 use super::job::{slug, summarize, AbJob, JobKind};
 use super::{AbSummary, JobContext, Targets};
-use crate::compare::{self, CompareOptions};
+use crate::compare;
 use crate::result::ResultDoc;
 use crate::runner::{ArmSpec, RunError, RunOptions};
 use crate::scenario::{Executor, Scenario};
@@ -100,7 +100,7 @@ pub(super) fn run(job: AbJob<'_>, ctx: &JobContext<'_>, targets: &mut Targets) -
     }
     // Starts are independent samples: each arm's are resampled on their own (not
     // jointly: an arm's iteration may span one 100 ms block or two).
-    let mut comparison = compare::compare(&a, &b, false, &[], &CompareOptions { ..ctx.opts.compare.clone() })?;
+    let mut comparison = compare::compare(&a, &b, false, &[], &ctx.opts.compare)?;
     comparison.notes.retain(|n| !n.contains("one after the other"));
     comparison.notes.push(format!(
         "cold starts: each of the {} samples per arm is one iteration served by a freshly started wrangler dev \
