@@ -200,7 +200,10 @@ pub(super) fn bench(s: &BenchSummary, dir: &Path) -> Result<Option<(PathBuf, Str
         return Ok(None);
     }
     let path = dir.join("p50-change.png");
-    let title = "Change of p50 latency, all requests (negative = faster with the cache), 95 % CI";
-    charts::bar_chart(&path, title, "change of p50 (%)", &bars)?;
+    let mut title = "Change of p50 latency, all requests (negative = faster with the cache), 95 % CI".to_owned();
+    if s.runs.iter().any(|r| r.measurement.is_modelled()) {
+        title.push_str("; [modelled: …] bars are modelled, not measured");
+    }
+    charts::bar_chart(&path, &title, "change of p50 (%)", &bars)?;
     Ok(Some((path.clone(), super::base64_file(&path)?)))
 }
