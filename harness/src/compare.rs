@@ -98,11 +98,7 @@ pub fn compare(
 ) -> Result<Comparison, String> {
     let mut comparison = compare_arms(a, b, interleaved, opts)?;
     comparison.claims = claims::judge_all(claims, &comparison.series, opts.noise);
-    if let Measurement::Modelled(_) = &comparison.measurement {
-        for c in &mut comparison.claims {
-            c.reason = format!("[{}] {}", comparison.measurement, c.reason);
-        }
-    }
+    comparison.label_modelled();
     Ok(comparison)
 }
 
@@ -134,11 +130,6 @@ pub fn compare_arms(
     let family: Vec<usize> =
         (0..series.len()).filter(|&i| !series[i].series.is_all() || series[i].series.is_server_side()).collect();
     crate::change::mark_fdr(&mut series, &family, FDR_Q);
-    if measurement.is_modelled() {
-        for s in &mut series {
-            s.summary = format!("[{measurement}] {}", s.summary);
-        }
-    }
     let regressions = match opts.max_regression {
         None => Vec::new(),
         Some(limit) => regressions(&series, limit),
@@ -156,6 +147,23 @@ pub fn compare_arms(
         regressions,
         measurement,
     })
+}
+
+impl Comparison {
+    /// A modelled comparison says so at the start of every plain-words line and
+    /// claim reason, wherever they are printed.
+    fn label_modelled(&mut self) {
+        if !self.measurement.is_modelled() {
+            return;
+        }
+        let tag = format!("[{}] ", self.measurement);
+        for s in &mut self.series {
+            s.summary.insert_str(0, &tag);
+        }
+        for c in &mut self.claims {
+            c.reason.insert_str(0, &tag);
+        }
+    }
 }
 
 /// The measurement both results are: a modelled and a measured result (or two
