@@ -10,10 +10,11 @@ use subtle::ConstantTimeEq;
 
 use crate::auth::{self, Identity};
 use crate::bench;
+use crate::breaker::KvBreaker;
 use crate::cache::{Cache, FaultyKv, KvFault};
 use crate::config::{CacheLayers, Config};
 use crate::context::RequestContext;
-use crate::http::{ApiError, ApiRequest, ApiResponse, Failure, MAX_BODY_BYTES};
+use crate::http::{body_too_large, ApiError, ApiRequest, ApiResponse, Failure, MAX_BODY_BYTES};
 use crate::jwt;
 use crate::latency::{self, Profile};
 use crate::layers::bot;
@@ -106,14 +107,10 @@ impl<K: Kv, D: Database> App<K, D> {
 
     async fn dispatch(&self, req: &ApiRequest, trace: &RequestTrace) -> Result<ApiResponse, Failure> {
         if req.body.len() > MAX_BODY_BYTES {
-            return Err(ApiError::new(
-                413,
-                format!("request body is {} bytes; the limit is {MAX_BODY_BYTES}", req.body.len()),
-            )
-            .into());
+            return Err(body_too_large(req.body.len()).into());
         }
-        let (endpoint, id) = router::resolve(req)?;
         let bench_authorized = self.bench_authorized(req);
+        let (endpoint, id) = router::resolve(req, bench_authorized)?;
         let (layers, layers_overridden) = self.request_layers(req, bench_authorized)?;
         let fault = self.request_fault(req, bench_authorized)?;
         let profile = self.request_profile(req, bench_authorized)?;
@@ -129,8 +126,8 @@ impl<K: Kv, D: Database> App<K, D> {
             cache: Cache::new(
                 kv,
                 layers,
-                self.config.ttl_seconds,
-                self.config.kv_timeout_ms,
+                &self.config,
+                KvBreaker::for_isolate(fault.is_some()),
                 Rc::clone(&self.runtime),
                 trace,
             ),
@@ -211,15 +208,7 @@ async fn auth_me<K: Kv, D: Database>(
     identity: &Identity,
 ) -> Result<ApiResponse, Failure> {
     identity.require_user()?;
-    let user = match &identity.user {
-        Some(user) => user.clone(),
-        // A JWT names a user id only; the account may have been deleted since.
-        None => ctx
-            .store
-            .user(&identity.user_id)
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("the token's user no longer exists"))?,
-    };
+    let user = identity.user.clone().ok_or_else(|| ApiError::unauthorized("authentication required"))?;
     let settings = ctx.store.user_settings(&user.id).await?;
     Ok(ApiResponse::json(200, &serde_json::json!({ "user": user, "auth": identity.method, "settings": settings })))
 }

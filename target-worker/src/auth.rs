@@ -33,7 +33,7 @@ pub enum AuthMethod {
 pub struct Identity {
     pub user_id: String,
     pub method: AuthMethod,
-    /// Loaded while authenticating (session, API key); a JWT carries only the id.
+    /// Loaded while authenticating; `None` only for anonymous callers.
     pub user: Option<User>,
 }
 
@@ -125,9 +125,15 @@ pub async fn authenticate<D: Database>(
         },
         Credential::Jwt(token) => match jwt_secret {
             None => Err(ApiError::new(500, "JWT authentication is unavailable: JWT_SECRET is not set")),
-            Some(secret) => jwt::verify(secret, &token, now)
-                .map(|claims| Identity { user_id: claims.sub, method: AuthMethod::Jwt, user: None })
-                .map_err(|e| ApiError::unauthorized(e.to_string())),
+            Some(secret) => match jwt::verify(secret, &token, now) {
+                Err(e) => Err(ApiError::unauthorized(e.to_string())),
+                // A valid signature is not a live account: a token outlives the
+                // deletion of its user, and every route must refuse it alike.
+                Ok(claims) => match store.user(&claims.sub).await? {
+                    None => Err(ApiError::unauthorized("the token's user no longer exists")),
+                    Some(user) => Ok(Identity { user_id: user.id.clone(), method: AuthMethod::Jwt, user: Some(user) }),
+                },
+            },
         },
     };
     Ok(identity?)

@@ -14,18 +14,27 @@ use crate::http::{parse_json_body, ApiError, ApiResponse, Failure};
 use crate::platform::{Database, Kv, SqlValue, Statement};
 use crate::providers::PROVIDERS;
 
-/// Largest population one seed call creates (D1 time limits per request).
+/// Largest population a seed creates.
 pub const MAX_SEED_USERS: u32 = 10_000;
 /// Seeded sessions stay valid this long.
 const SESSION_TTL_SECONDS: i64 = 30 * 24 * 3600;
-/// Statements per D1 batch: one round trip each, well inside D1's request limits.
+/// D1 statements per seeded user: user, session, API key, settings, and one row
+/// per provider.
+const STATEMENTS_PER_USER: usize = 4 + PROVIDERS.len();
+/// Statements per D1 batch: one round trip each.
 const BATCH_STATEMENTS: usize = 200;
 
+/// `POST /__bench/seed`: seeds users `offset..` of the population `users` under
+/// `seed`, as many as one invocation's budget allows (`BENCH_OPS_PER_INVOCATION`,
+/// each D1 statement counted as one operation); the answer's `next_offset` says
+/// where the next call goes on (`null`: done).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SeedRequest {
     users: u32,
     seed: u64,
+    #[serde(default)]
+    offset: u32,
 }
 
 pub async fn seed<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<ApiResponse, Failure> {
@@ -37,10 +46,19 @@ pub async fn seed<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<
         ))
         .into());
     }
+    if request.offset >= request.users {
+        return Err(ApiError::bad_request(format!(
+            "offset must be below users ({}), got {}",
+            request.users, request.offset
+        ))
+        .into());
+    }
+    let per_call = (ctx.config.bench_ops_per_invocation as usize / STATEMENTS_PER_USER).max(1) as u32;
+    let end = request.users.min(request.offset.saturating_add(per_call));
     let secret = ctx.config.bench_secret.as_deref().unwrap_or_default();
     let now = ctx.now_seconds();
     let mut statements = Vec::new();
-    for index in 0..request.users {
+    for index in request.offset..end {
         let u = seeded_user(secret, request.seed, index);
         // Upserts, not REPLACE: REPLACE deletes the row first and the foreign keys
         // would cascade that delete into the user's other rows.
@@ -93,11 +111,19 @@ pub async fn seed<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<
             "users": request.users,
             "seed": request.seed,
             "providers_per_user": PROVIDERS.len(),
+            "seeded": [request.offset, end],
+            "next_offset": (end < request.users).then_some(end),
             "statements": statements.len(),
         }),
     ))
 }
 
+/// Keys one KV list page returns: a list call is one operation per page.
+const KV_LIST_PAGE: usize = 1000;
+
+/// `POST /__bench/reset`: deletes the bench users (three D1 statements) and then
+/// the cache keys, one KV operation each, as many as one invocation's budget
+/// allows. `"done": false` means keys are left: call again.
 pub async fn reset<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<ApiResponse, Failure> {
     let rows = ctx.store.query_count("SELECT COUNT(*) AS n FROM user WHERE is_bench = 1").await?;
     // Foreign keys cascade the delete to sessions, keys, settings and providers.
@@ -107,7 +133,9 @@ pub async fn reset<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result
             Statement::new("DELETE FROM anonymous_user", vec![]),
         ])
         .await?;
+    let mut budget = (ctx.config.bench_ops_per_invocation as usize).saturating_sub(3);
     let mut deleted_keys = 0usize;
+    let mut done = true;
     for layer in Layer::ALL {
         let prefix = format!("{}:", layer.name());
         let keys = match ctx.kv.list_keys(&prefix).await {
@@ -117,13 +145,21 @@ pub async fn reset<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result
                 return Err(ApiError::new(503, format!("could not list cache keys {prefix}*: {e}")).into());
             }
         };
-        for key in keys {
+        budget = budget.saturating_sub(keys.len().div_ceil(KV_LIST_PAGE).max(1));
+        if keys.len() > budget {
+            done = false;
+        }
+        for key in keys.into_iter().take(budget) {
             if let Err(e) = ctx.kv.delete(&key).await {
                 log_cache_failure(ctx.runtime, "delete", layer, &key, &e.0);
                 return Err(ApiError::new(503, format!("could not delete cache key {key}: {e}")).into());
             }
             deleted_keys += 1;
+            budget -= 1;
         }
     }
-    Ok(ApiResponse::json(200, &serde_json::json!({ "deleted_users": rows, "deleted_cache_keys": deleted_keys })))
+    Ok(ApiResponse::json(
+        200,
+        &serde_json::json!({ "deleted_users": rows, "deleted_cache_keys": deleted_keys, "done": done }),
+    ))
 }

@@ -2,12 +2,15 @@
 //! layers switched on for this request, timed into the request's trace, plus the
 //! bench-only KV fault injection (ARCHITECTURE.md, "Failure behaviour").
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 
 use futures_util::future::{self, Either};
 
-use crate::config::{CacheLayers, Layer};
+use crate::breaker::{BreakerPolicy, KvBreaker, ReadResult};
+use crate::config::{CacheLayers, Config, Layer};
 use crate::platform::{Kv, KvError, Runtime};
 use crate::trace::{BackendOp, RequestTrace};
 
@@ -18,6 +21,8 @@ pub enum CacheRead {
     Miss,
     /// KV failed or timed out; the caller computes the answer instead.
     Failed,
+    /// Not asked: the circuit breaker is open. The caller computes the answer.
+    Bypassed,
 }
 
 /// A KV failure mode injected per request with `x-bench-kv-fault` (bench secret
@@ -30,6 +35,12 @@ pub enum KvFault {
     Slow(u64),
     /// Reads return bytes that are no value the worker ever wrote.
     Garbage,
+    /// Writes and deletes fail; reads work (a stale entry stays readable).
+    WriteError,
+    /// Workers KV's limit of one write per second to the same key, enforced per
+    /// isolate: a second write to a key within a second fails as production's
+    /// would (429).
+    WriteLimit,
 }
 
 /// What a `garbage` read returns: invalid for every layer's format.
@@ -37,17 +48,23 @@ pub const GARBAGE_VALUE: &str = "\u{1}garbage\u{fffd}{not json";
 const DEFAULT_SLOW_MS: u64 = 2000;
 
 impl KvFault {
-    /// `error`, `garbage`, `slow` or `slow:<ms>`.
+    /// `error`, `garbage`, `write-error`, `write-limit`, `slow` or `slow:<ms>`.
     pub fn parse(spec: &str) -> Result<KvFault, String> {
         match spec.trim() {
             "error" => Ok(KvFault::Error),
             "garbage" => Ok(KvFault::Garbage),
+            "write-error" => Ok(KvFault::WriteError),
+            "write-limit" => Ok(KvFault::WriteLimit),
             "slow" => Ok(KvFault::Slow(DEFAULT_SLOW_MS)),
             other => other
                 .strip_prefix("slow:")
                 .and_then(|ms| ms.parse().ok())
                 .map(KvFault::Slow)
-                .ok_or_else(|| format!("unknown KV fault {other:?}; expected error, garbage, slow or slow:<ms>")),
+                .ok_or_else(|| {
+                    format!(
+                        "unknown KV fault {other:?}; expected error, garbage, write-error, write-limit, slow or slow:<ms>"
+                    )
+                }),
         }
     }
 }
@@ -75,6 +92,38 @@ impl<K: Kv> FaultyKv<K> {
             _ => Ok(()),
         }
     }
+
+    /// The write-path faults, on top of [`FaultyKv::before`].
+    fn before_write(&self, key: &str) -> Result<(), KvError> {
+        match self.fault {
+            Some(KvFault::WriteError) => Err(KvError("injected fault: write-error".into())),
+            Some(KvFault::WriteLimit) => same_key_write_allowed(key, self.runtime.now_ms()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Workers KV accepts one write per second to the same key.
+pub const SAME_KEY_WRITE_INTERVAL_MS: f64 = 1000.0;
+
+thread_local! {
+    /// Last write time per key, for the `write-limit` fault.
+    static LAST_WRITE_MS: RefCell<HashMap<String, f64>> = RefCell::default();
+}
+
+fn same_key_write_allowed(key: &str, now_ms: f64) -> Result<(), KvError> {
+    LAST_WRITE_MS.with(|last| {
+        let mut last = last.borrow_mut();
+        // Bounded: only entries younger than the interval matter.
+        last.retain(|_, t| now_ms - *t < SAME_KEY_WRITE_INTERVAL_MS);
+        if last.contains_key(key) {
+            return Err(KvError(format!(
+                "injected fault: write-limit: 429 Too Many Requests (KV allows one write per second to {key})"
+            )));
+        }
+        last.insert(key.to_owned(), now_ms);
+        Ok(())
+    })
 }
 
 impl<K: Kv> Kv for FaultyKv<K> {
@@ -87,10 +136,12 @@ impl<K: Kv> Kv for FaultyKv<K> {
     }
     async fn put(&self, key: &str, value: &str, ttl_seconds: u64) -> Result<(), KvError> {
         self.before().await?;
+        self.before_write(key)?;
         self.inner.put(key, value, ttl_seconds).await
     }
     async fn delete(&self, key: &str) -> Result<(), KvError> {
         self.before().await?;
+        self.before_write(key)?;
         self.inner.delete(key).await
     }
     async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, KvError> {
@@ -119,20 +170,33 @@ pub struct Cache<'r, K: Kv> {
     layers: CacheLayers,
     ttl_seconds: u64,
     timeout_ms: u64,
+    breaker: Rc<KvBreaker>,
+    policy: BreakerPolicy,
     runtime: Rc<dyn Runtime>,
     trace: &'r RequestTrace,
 }
 
 impl<'r, K: Kv> Cache<'r, K> {
+    /// `breaker` is the isolate's ([`KvBreaker::for_isolate`]); TTL, read time-out
+    /// and breaker policy come from `config`.
     pub fn new(
         kv: K,
         layers: CacheLayers,
-        ttl_seconds: u64,
-        timeout_ms: u64,
+        config: &Config,
+        breaker: Rc<KvBreaker>,
         runtime: Rc<dyn Runtime>,
         trace: &'r RequestTrace,
     ) -> Self {
-        Cache { kv, layers, ttl_seconds, timeout_ms, runtime, trace }
+        Cache {
+            kv,
+            layers,
+            ttl_seconds: config.ttl_seconds,
+            timeout_ms: config.kv_timeout_ms,
+            breaker,
+            policy: config.kv_breaker,
+            runtime,
+            trace,
+        }
     }
 
     pub fn enabled(&self, layer: Layer) -> bool {
@@ -152,17 +216,38 @@ impl<'r, K: Kv> Cache<'r, K> {
         self.trace
     }
 
-    /// Awaits a KV operation for at most the configured time-out, adding its time
-    /// to the trace's `kv` entry.
-    async fn bounded<T>(&self, op: impl Future<Output = Result<T, KvError>>) -> Result<T, KvError> {
+    /// Awaits a KV operation for at most `timeout_ms`, adding its time to the
+    /// trace's `kv` entry.
+    async fn bounded<T>(&self, timeout_ms: u64, op: impl Future<Output = Result<T, KvError>>) -> Result<T, KvError> {
         let start = self.runtime.now_ms();
         let op = std::pin::pin!(op);
-        let result = match future::select(op, self.runtime.sleep(self.timeout_ms)).await {
+        let result = match future::select(op, self.runtime.sleep(timeout_ms)).await {
             Either::Left((result, _)) => result,
-            Either::Right(_) => Err(KvError(format!("timed out after {} ms", self.timeout_ms))),
+            Either::Right(_) => Err(KvError(format!("timed out after {timeout_ms} ms"))),
         };
         self.trace.add_kv(self.runtime.now_ms() - start);
         result
+    }
+
+    /// Whether the breaker lets reads through now.
+    fn reads_allowed(&self) -> bool {
+        self.breaker.allows(self.runtime.now_ms())
+    }
+
+    /// Feeds one read's result to the breaker, logging when it opens.
+    fn count_read(&self, failed: bool) {
+        let result = if failed { ReadResult::Failed } else { ReadResult::Answered };
+        if self.breaker.record(result, self.runtime.now_ms(), self.policy) {
+            self.runtime.log(
+                &serde_json::json!({
+                    "level": "warn",
+                    "event": "kv_breaker_open",
+                    "open_ms": self.policy.open_ms,
+                    "after_failures": self.policy.failures,
+                })
+                .to_string(),
+            );
+        }
     }
 
     fn outcome(&self, layer: Layer, key: &str, result: Result<Option<String>, KvError>) -> CacheRead {
@@ -176,23 +261,32 @@ impl<'r, K: Kv> Cache<'r, K> {
         }
     }
 
-    /// Reads `key`; a failure or time-out is logged and reported as `Failed`.
+    /// Reads `key`; a failure or time-out is logged and reported as `Failed`,
+    /// an open breaker as `Bypassed` (KV not asked).
     pub async fn read(&self, layer: Layer, key: &str) -> CacheRead {
+        if !self.reads_allowed() {
+            return CacheRead::Bypassed;
+        }
         self.trace.count(BackendOp::KvRead, 1);
-        let result = self.bounded(self.kv.get(key)).await;
+        let result = self.bounded(self.timeout_ms, self.kv.get(key)).await;
+        self.count_read(result.is_err());
         self.outcome(layer, key, result)
     }
 
     /// Reads two keys concurrently: one KV round trip of latency, not two.
     pub async fn read_pair(&self, layer: Layer, first: &str, second: &str) -> (CacheRead, CacheRead) {
+        if !self.reads_allowed() {
+            return (CacheRead::Bypassed, CacheRead::Bypassed);
+        }
         self.trace.count(BackendOp::KvRead, 2);
         let (a, b) = self
-            .bounded(async {
+            .bounded(self.timeout_ms, async {
                 let (a, b) = future::join(self.kv.get(first), self.kv.get(second)).await;
                 Ok::<_, KvError>((a, b))
             })
             .await
             .unwrap_or_else(|e| (Err(e.clone()), Err(e)));
+        self.count_read(a.is_err() || b.is_err());
         (self.outcome(layer, first, a), self.outcome(layer, second, b))
     }
 
@@ -203,7 +297,11 @@ impl<'r, K: Kv> Cache<'r, K> {
 
     /// Stores `value` under `key` after the response is sent (`ctx.wait_until` in the
     /// Worker), so a slow or failing KV never delays the answer.
+    /// Skipped while the breaker is open: a failing KV gets no extra load.
     pub fn write_behind(&self, layer: Layer, key: String, value: String, ttl: u64) {
+        if !self.reads_allowed() {
+            return;
+        }
         self.trace.count(BackendOp::KvWrite, 1);
         let kv = self.kv.clone();
         let runtime = Rc::clone(&self.runtime);
@@ -214,10 +312,19 @@ impl<'r, K: Kv> Cache<'r, K> {
         }));
     }
 
-    /// Stores `value` before returning (invalidation must land before the response).
-    pub async fn write_now(&self, layer: Layer, key: &str, value: &str, ttl_seconds: u64) -> Result<(), KvError> {
+    /// Stores `value` before returning, waiting at most `timeout_ms` (invalidation
+    /// must land before the response). Attempted whatever the breaker says: a
+    /// write that must land is never skipped, only reported as failed.
+    pub async fn write_now(
+        &self,
+        layer: Layer,
+        key: &str,
+        value: &str,
+        ttl_seconds: u64,
+        timeout_ms: u64,
+    ) -> Result<(), KvError> {
         self.trace.count(BackendOp::KvWrite, 1);
-        let result = self.bounded(self.kv.put(key, value, ttl_seconds)).await;
+        let result = self.bounded(timeout_ms, self.kv.put(key, value, ttl_seconds)).await;
         if let Err(e) = &result {
             log_cache_failure(&*self.runtime, "put", layer, key, &e.0);
         }
@@ -235,7 +342,18 @@ mod tests {
         assert_eq!(KvFault::parse("garbage"), Ok(KvFault::Garbage));
         assert_eq!(KvFault::parse("slow"), Ok(KvFault::Slow(2000)));
         assert_eq!(KvFault::parse("slow:150"), Ok(KvFault::Slow(150)));
+        assert_eq!(KvFault::parse("write-error"), Ok(KvFault::WriteError));
+        assert_eq!(KvFault::parse("write-limit"), Ok(KvFault::WriteLimit));
         assert!(KvFault::parse("slow:x").unwrap_err().contains("slow:x"));
         assert!(KvFault::parse("down").is_err());
+    }
+
+    #[test]
+    fn write_limit_allows_one_write_per_second_per_key() {
+        assert!(same_key_write_allowed("a", 0.0).is_ok());
+        assert!(same_key_write_allowed("b", 10.0).is_ok());
+        let e = same_key_write_allowed("a", 999.0).unwrap_err();
+        assert!(e.0.contains("429"), "{}", e.0);
+        assert!(same_key_write_allowed("a", 1000.0).is_ok());
     }
 }

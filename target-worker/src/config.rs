@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::latency::{self, Profile};
+use crate::breaker::BreakerPolicy;
 
 /// A cache layer that can be switched on or off on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +99,11 @@ pub struct Config {
     pub encryption_key: Option<[u8; 32]>,
     /// A KV read slower than this counts as failed and the answer is computed.
     pub kv_timeout_ms: u64,
+    /// When the per-isolate KV circuit breaker opens, and for how long.
+    pub kv_breaker: BreakerPolicy,
+    /// `BENCH_OPS_PER_INVOCATION`: D1 statements plus KV operations one seed or
+    /// reset call may make (Workers Paid: 1,000 per invocation; Free: 50).
+    pub bench_ops_per_invocation: u32,
     /// `LATENCY_PROFILE`: the modelled production delays added to KV and D1
     /// operations (`local`, the default, adds none).
     pub latency_profile: &'static Profile,
@@ -118,6 +124,8 @@ impl fmt::Debug for Config {
             .field("bench_secret", &self.bench_secret.as_ref().map(|_| "<set>"))
             .field("encryption_key", &self.encryption_key.as_ref().map(|_| "<set>"))
             .field("kv_timeout_ms", &self.kv_timeout_ms)
+            .field("kv_breaker", &self.kv_breaker)
+            .field("bench_ops_per_invocation", &self.bench_ops_per_invocation)
             .field("latency_profile", &self.latency_profile.name)
             .field("anonymous_user_write", &self.anonymous_user_write)
             .finish()
@@ -125,8 +133,15 @@ impl fmt::Debug for Config {
 }
 
 pub const DEFAULT_TTL_SECONDS: u64 = 300;
-/// Far above a healthy KV read (a few ms hot, some tens cold), far below a hang.
-pub const DEFAULT_KV_TIMEOUT_MS: u64 = 1000;
+/// Above a healthy KV read (a few ms hot at the edge, tens of ms cold) and well
+/// under what a failed read costs the request: the time-out is paid on top of the
+/// database work the cache was meant to save (a D1 read is ~7 ms near its primary,
+/// ~150 ms far from it: `data/latency-profiles.json`). Reads slower than this are
+/// treated as failed; the slowest cold reads are given up on by design.
+pub const DEFAULT_KV_TIMEOUT_MS: u64 = 50;
+/// Workers Paid's limit of D1 queries and of KV operations per invocation (D1 and
+/// KV limits pages of the Cloudflare docs, read 2026-11-30); the Free plan's is 50.
+pub const DEFAULT_BENCH_OPS_PER_INVOCATION: u64 = 1000;
 
 impl Config {
     /// Reads every setting through `lookup` (a var or secret by name; `None` when
@@ -183,14 +198,24 @@ impl Config {
                 })?)
             }
         };
-        let kv_timeout_ms = match get("KV_TIMEOUT_MS") {
-            None => DEFAULT_KV_TIMEOUT_MS,
+        let positive = |name: &'static str, default: u64, unit: &str| match get(name) {
+            None => Ok(default),
             Some(v) => v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| ConfigError {
-                name: "KV_TIMEOUT_MS",
+                name,
                 value: v.clone(),
-                reason: "expected a positive whole number of milliseconds".into(),
-            })?,
+                reason: format!("expected a positive whole number of {unit}"),
+            }),
         };
+        let kv_timeout_ms = positive("KV_TIMEOUT_MS", DEFAULT_KV_TIMEOUT_MS, "milliseconds")?;
+        let breaker = BreakerPolicy::default();
+        let kv_breaker = BreakerPolicy {
+            failures: u32::try_from(positive("KV_BREAKER_FAILURES", breaker.failures.into(), "failures")?)
+                .unwrap_or(u32::MAX),
+            open_ms: positive("KV_BREAKER_OPEN_MS", breaker.open_ms, "milliseconds")?,
+        };
+        let bench_ops_per_invocation =
+            u32::try_from(positive("BENCH_OPS_PER_INVOCATION", DEFAULT_BENCH_OPS_PER_INVOCATION, "operations")?)
+                .unwrap_or(u32::MAX);
         Ok(Config {
             cache_mode_on,
             configured_layers,
@@ -200,6 +225,8 @@ impl Config {
             bench_secret: get("BENCH_SECRET"),
             encryption_key,
             kv_timeout_ms,
+            kv_breaker,
+            bench_ops_per_invocation,
             latency_profile,
             anonymous_user_write,
         })
@@ -239,6 +266,17 @@ mod tests {
         assert!(c.bench_secret.is_none());
         assert_eq!(c.latency_profile.name, "local");
         assert!(c.anonymous_user_write);
+        assert_eq!(c.kv_timeout_ms, 50);
+        assert_eq!(c.kv_breaker, BreakerPolicy { failures: 5, open_ms: 10_000 });
+    }
+
+    #[test]
+    fn kv_failure_settings() {
+        let c = cfg(&[("KV_TIMEOUT_MS", "20"), ("KV_BREAKER_FAILURES", "2"), ("KV_BREAKER_OPEN_MS", "500")]).unwrap();
+        assert_eq!((c.kv_timeout_ms, c.kv_breaker.failures, c.kv_breaker.open_ms), (20, 2, 500));
+        for name in ["KV_TIMEOUT_MS", "KV_BREAKER_FAILURES", "KV_BREAKER_OPEN_MS"] {
+            assert_eq!(cfg(&[(name, "0")]).unwrap_err().name, name);
+        }
     }
 
     #[test]

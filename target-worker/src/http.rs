@@ -76,6 +76,32 @@ impl ApiResponse {
     }
 }
 
+/// The 413 for a body of at least `seen` bytes.
+pub fn body_too_large(seen: usize) -> ApiError {
+    ApiError::new(413, format!("request body is at least {seen} bytes; the limit is {MAX_BODY_BYTES}"))
+}
+
+/// Reads a request body from its chunks, stopping with 413 as soon as more than
+/// `limit` bytes have arrived: a body without `Content-Length` (chunked) or with a
+/// false one is never read into memory beyond the limit plus one chunk.
+pub async fn read_capped<S, E>(chunks: S, limit: usize) -> Result<Vec<u8>, ApiError>
+where
+    S: futures_util::Stream<Item = Result<Vec<u8>, E>>,
+    E: std::fmt::Display,
+{
+    use futures_util::StreamExt;
+    let mut chunks = std::pin::pin!(chunks);
+    let mut body = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(body_too_large(body.len() + chunk.len()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// An error that becomes a JSON response `{"error": message}`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {message}")]
@@ -144,4 +170,39 @@ pub enum Failure {
     Api(#[from] ApiError),
     #[error("database failure: {0}")]
     Db(#[from] DbError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        futures_util::FutureExt::now_or_never(f).expect("ready streams never wait")
+    }
+
+    #[test]
+    fn bodies_are_capped_while_streaming() {
+        let pulled = Cell::new(0usize);
+        // A 10 MB body in 16 KiB chunks, produced lazily: the count of chunks
+        // pulled shows how much was read before the refusal.
+        let chunks = futures_util::stream::iter((0..640).map(|_| {
+            pulled.set(pulled.get() + 1);
+            Ok::<_, String>(vec![b'x'; 16 * 1024])
+        }));
+        let e = block_on(read_capped(chunks, MAX_BODY_BYTES)).unwrap_err();
+        assert_eq!(e.status, 413);
+        assert!(e.message.contains("limit is 65536"), "{}", e.message);
+        assert_eq!(pulled.get(), 5, "stops at the first chunk past 64 KiB");
+    }
+
+    #[test]
+    fn bodies_within_the_cap_are_read_whole() {
+        let chunks = futures_util::stream::iter(vec![Ok::<_, String>(b"{\"a\":".to_vec()), Ok(b"1}".to_vec())]);
+        assert_eq!(block_on(read_capped(chunks, MAX_BODY_BYTES)).unwrap(), b"{\"a\":1}");
+        let exact = futures_util::stream::iter(vec![Ok::<_, String>(vec![0u8; MAX_BODY_BYTES])]);
+        assert_eq!(block_on(read_capped(exact, MAX_BODY_BYTES)).unwrap().len(), MAX_BODY_BYTES);
+        let failing = futures_util::stream::iter(vec![Err::<Vec<u8>, _>("reset".to_string())]);
+        assert_eq!(block_on(read_capped(failing, 10)).unwrap_err().status, 400);
+    }
 }

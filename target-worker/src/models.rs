@@ -126,23 +126,32 @@ pub fn capabilities() -> ApiResponse {
 }
 
 /// `GET /models/:id`: one model, or the same 404 whether it does not exist or the
-/// caller may not use it, so the route reveals nothing about other providers.
+/// caller may not use it, so the route reveals nothing about other providers: the
+/// same body and the same work. For an authenticated caller, an id the catalogue
+/// does not hold still costs the provider query a "not yours" answer costs (for a
+/// provider no row can hold), so neither the time nor `x-ops` tells the two apart.
 pub async fn get<K: Kv, D: Database>(
     ctx: &RequestContext<'_, K, D>,
     identity: &Identity,
     id: &str,
 ) -> Result<ApiResponse, Failure> {
-    let not_found = || ApiError::new(404, "model not found");
-    let model = model_config::lookup(&ctx.cache, id).await.ok_or_else(not_found)?;
-    let always = ctx.config.always_enabled(&model.provider);
-    let allowed = model.free
-        || always
-        || (!identity.is_anonymous() && ctx.store.provider_enabled(&identity.user_id, &model.provider).await?);
-    if !allowed {
-        return Err(not_found().into());
+    let model = model_config::lookup(&ctx.cache, id).await;
+    let (free, provider) = match &model {
+        Some(m) => (m.free || ctx.config.always_enabled(&m.provider), m.provider.as_str()),
+        None => (false, NO_PROVIDER),
+    };
+    let allowed = free
+        || (!identity.is_anonymous() && ctx.store.provider_enabled(&identity.user_id, provider).await?)
+            && model.is_some();
+    match model {
+        Some(model) if allowed => Ok(ApiResponse::json(200, &model)),
+        _ => Err(ApiError::new(404, "model not found").into()),
     }
-    Ok(ApiResponse::json(200, &model))
 }
+
+/// A provider id no `provider_settings` row holds (ids are validated against the
+/// provider list on every write).
+const NO_PROVIDER: &str = "\u{0}no-such-provider";
 
 #[cfg(test)]
 mod tests {

@@ -75,8 +75,15 @@ fn router() -> &'static matchit::Router<usize> {
 }
 
 /// The endpoint and its `{*id}` path parameter (percent-decoded), if any.
-pub fn resolve(req: &ApiRequest) -> Result<(Endpoint, Option<String>), ApiError> {
+/// Without the bench secret (`bench_authorized` false) a bench route does not
+/// exist: 404 for every method, exactly as an unknown path, never a 405 that would
+/// tell it apart.
+pub fn resolve(req: &ApiRequest, bench_authorized: bool) -> Result<(Endpoint, Option<String>), ApiError> {
     let matched = router().at(&req.path).map_err(|_| ApiError::not_found())?;
+    let methods = ROUTES[*matched.value].1;
+    if !bench_authorized && methods.iter().all(|(_, e)| e.access() == Access::Bench) {
+        return Err(ApiError::not_found());
+    }
     let param = match matched.params.get("id") {
         None => None,
         Some(raw) => Some(
@@ -86,7 +93,6 @@ pub fn resolve(req: &ApiRequest) -> Result<(Endpoint, Option<String>), ApiError>
                 .into_owned(),
         ),
     };
-    let methods = ROUTES[*matched.value].1;
     let endpoint = methods.iter().find(|(m, _)| *m == req.method).map(|(_, e)| *e).ok_or_else(|| {
         let allow = methods.iter().map(|(m, _)| *m).collect::<Vec<_>>().join(", ");
         let mut e = ApiError::new(405, format!("method {} not allowed on {}; allowed: {allow}", req.method, req.path));

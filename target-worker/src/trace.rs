@@ -14,6 +14,9 @@ pub enum CacheOutcome {
     Off,
     /// KV failed or returned garbage; the answer was computed without it.
     Error,
+    /// KV not asked: the circuit breaker is open, or the user's last invalidation
+    /// failed in this isolate. The answer was computed.
+    Bypass,
 }
 
 impl CacheOutcome {
@@ -23,6 +26,7 @@ impl CacheOutcome {
             CacheOutcome::Miss => "miss",
             CacheOutcome::Off => "off",
             CacheOutcome::Error => "error",
+            CacheOutcome::Bypass => "bypass",
         }
     }
 }
@@ -116,7 +120,7 @@ impl RequestTrace {
 
     /// `x-cache`: one `layer=outcome` per layer touched; when a layer is visited more
     /// than once, the worst outcome wins (error > miss > hit), so a hit ratio is
-    /// never overstated. `none` when no layer was touched.
+    /// never overstated (error > bypass > miss). `none` when no layer was touched.
     pub fn x_cache(&self) -> String {
         let layers = self.layers.borrow();
         let parts: Vec<String> = Layer::ALL
@@ -126,7 +130,8 @@ impl RequestTrace {
                     CacheOutcome::Hit => 0,
                     CacheOutcome::Off => 1,
                     CacheOutcome::Miss => 2,
-                    CacheOutcome::Error => 3,
+                    CacheOutcome::Bypass => 3,
+                    CacheOutcome::Error => 4,
                 };
                 layers
                     .iter()

@@ -109,7 +109,7 @@ pub async fn put_settings<K: Kv, D: Database>(
             &params,
         )
         .await?;
-    invalidate_user(ctx, user_id).await;
+    invalidate_user(ctx, user_id).await?;
     let settings = ctx.store.user_settings(user_id).await?;
     Ok(ApiResponse::json(200, &settings))
 }
@@ -175,7 +175,7 @@ pub async fn store_provider_api_key<K: Kv, D: Database>(
             ],
         )
         .await?;
-    invalidate_user(ctx, user_id).await;
+    invalidate_user(ctx, user_id).await?;
     Ok(ApiResponse::json(
         200,
         &serde_json::json!({ "provider_id": request.provider_id, "enabled": true, "has_api_key": true }),
@@ -203,7 +203,7 @@ pub async fn sync_providers<K: Kv, D: Database>(
         })
         .collect();
     ctx.store.batch(&statements).await?;
-    invalidate_user(ctx, user_id).await;
+    invalidate_user(ctx, user_id).await?;
     let list = ctx.store.provider_settings(user_id).await?;
     Ok(ApiResponse::json(200, &serde_json::json!({ "created": list.len() - before, "providers": list })))
 }

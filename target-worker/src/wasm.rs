@@ -8,7 +8,7 @@ use worker::{event, Context, D1Database, Env, KvStore, Request, Response, Result
 
 use crate::app::App;
 use crate::config::Config;
-use crate::http::{ApiError, ApiRequest, ApiResponse, MAX_BODY_BYTES};
+use crate::http::{body_too_large, read_capped, ApiError, ApiRequest, ApiResponse, MAX_BODY_BYTES};
 use crate::platform::{BackgroundTask, Database, DbError, Kv, KvError, Row, Runtime, SqlValue, Statement};
 
 #[derive(Clone)]
@@ -119,18 +119,23 @@ fn env_string(env: &Env, name: &str) -> Option<String> {
 }
 
 async fn api_request(mut req: Request) -> std::result::Result<ApiRequest, ApiError> {
-    let too_large = |n: usize| ApiError::new(413, format!("request body is {n} bytes; the limit is {MAX_BODY_BYTES}"));
     // Refuse by the declared length before reading anything.
     if let Some(len) = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok()) {
         if len > MAX_BODY_BYTES {
-            return Err(too_large(len));
+            return Err(body_too_large(len));
         }
     }
     let url = req.url().map_err(|e| ApiError::bad_request(format!("bad URL: {e}")))?;
     let headers = req.headers().entries().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    // Streamed and counted: a chunked body has no length to refuse by, and a
+    // declared one may be false.
     let body = match req.method() {
         worker::Method::Get | worker::Method::Head => Vec::new(),
-        _ => req.bytes().await.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?,
+        _ if req.inner().body().is_none() => Vec::new(),
+        _ => {
+            let chunks = req.stream().map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
+            read_capped(chunks, MAX_BODY_BYTES).await?
+        }
     };
     let query = url.query().unwrap_or_default().to_owned();
     Ok(ApiRequest { method: req.method().to_string(), path: url.path().to_owned(), query, headers, body })

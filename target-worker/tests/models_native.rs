@@ -435,7 +435,9 @@ async fn kv_faults_leave_every_answer_unchanged() {
     let off = worker(&[("CACHE_MODE", "off")]).await;
     let reference = answers(&off, read_requests(), &[]).await;
     for fault in ["error", "garbage"] {
-        let on = worker(&[]).await;
+        // The breaker stays shut here: this test is about every answer under a
+        // failing KV (faults_native.rs tests the breaker).
+        let on = worker(&[("KV_BREAKER_FAILURES", "100000")]).await;
         // Warm the caches first, so the faults hit real entries too.
         answers(&on, read_requests(), &[]).await;
         let got = answers(&on, read_requests(), &[("x-bench-secret", BENCH_SECRET), ("x-bench-kv-fault", fault)]).await;
@@ -456,7 +458,7 @@ async fn kv_faults_leave_every_answer_unchanged() {
 async fn slow_kv_times_out_and_the_answer_is_computed() {
     let off = worker(&[("CACHE_MODE", "off")]).await;
     let reference = answers(&off, read_requests(), &[]).await;
-    let on = worker(&[("KV_TIMEOUT_MS", "50")]).await;
+    let on = worker(&[("KV_TIMEOUT_MS", "50"), ("KV_BREAKER_FAILURES", "100000")]).await;
     answers(&on, read_requests(), &[]).await;
     let slow = [("x-bench-secret", BENCH_SECRET), ("x-bench-kv-fault", "slow:5000")];
     assert_eq!(answers(&on, read_requests(), &slow).await, reference);

@@ -282,22 +282,41 @@ fn seed(
 ) -> Result<(), String> {
     let base = target.trim_end_matches('/');
     let h = [("x-bench-secret", secret)];
+    // Both routes work within a deployed Worker's per-invocation limits and say
+    // when another call is needed; the bound only guards against a worker that
+    // never says it is done.
+    const MAX_CALLS: usize = 10_000;
+    let refused = |route: &str, status: u16, body: String| match status {
+        404 => format!("POST {base}{route}: 404: the worker has no BENCH_SECRET or it is not the one given"),
+        _ => format!("POST {base}{route}: {status} {body}"),
+    };
     if reset {
-        match client.send(reqwest::Method::POST, &format!("{base}/__bench/reset"), &h, None)? {
-            (200, _) => {}
-            (status, body) => return Err(format!("POST {base}/__bench/reset: {status} {body}")),
+        for call in 0.. {
+            let (status, body) = client.send(reqwest::Method::POST, &format!("{base}/__bench/reset"), &h, None)?;
+            if status != 200 {
+                return Err(refused("/__bench/reset", status, body));
+            }
+            let done = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["done"].as_bool());
+            if done != Some(false) {
+                break;
+            }
+            if call >= MAX_CALLS {
+                return Err(format!("POST {base}/__bench/reset: not done after {MAX_CALLS} calls"));
+            }
         }
     }
     for (seed, count) in users {
-        let body = serde_json::json!({ "users": count, "seed": seed }).to_string();
-        match client.send(reqwest::Method::POST, &format!("{base}/__bench/seed"), &h, Some(body))? {
-            (200, _) => {}
-            (404, _) => {
-                return Err(format!(
-                    "POST {base}/__bench/seed: 404: the worker has no BENCH_SECRET or it is not the one given"
-                ))
+        let mut offset = 0u64;
+        for _ in 0..MAX_CALLS {
+            let body = serde_json::json!({ "users": count, "seed": seed, "offset": offset }).to_string();
+            let (status, answer) = client.send(reqwest::Method::POST, &format!("{base}/__bench/seed"), &h, Some(body))?;
+            if status != 200 {
+                return Err(refused("/__bench/seed", status, answer));
             }
-            (status, body) => return Err(format!("POST {base}/__bench/seed: {status} {body}")),
+            match serde_json::from_str::<serde_json::Value>(&answer).ok().map(|v| v["next_offset"].as_u64()) {
+                Some(Some(next)) if next > offset => offset = next,
+                _ => break,
+            }
         }
     }
     Ok(())

@@ -110,9 +110,26 @@ pub fn free_port() -> std::io::Result<u16> {
 /// Polls `child` until it ends or `cancel` is set (then it is killed). `None`
 /// means cancelled.
 fn wait_child(child: &mut Child, cancel: &AtomicBool) -> std::io::Result<Option<std::process::ExitStatus>> {
+    wait_child_reporting(child, cancel, |_| {})
+}
+
+/// As [`wait_child`], calling `every_10s` with the seconds waited so far, so that
+/// a long build is not a silent minute.
+fn wait_child_reporting(
+    child: &mut Child,
+    cancel: &AtomicBool,
+    mut every_10s: impl FnMut(u64),
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let start = Instant::now();
+    let mut reported = 0;
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Some(status));
+        }
+        let waited = start.elapsed().as_secs();
+        if waited / 10 > reported {
+            reported = waited / 10;
+            every_10s(waited);
         }
         if cancel.load(Ordering::Relaxed) {
             let _ = child.kill();
@@ -134,7 +151,13 @@ pub fn run_logged(mut cmd: Command, what: &str, log: &Path, cancel: &AtomicBool)
         .stderr(err_file)
         .spawn()
         .map_err(|e| BenchError::Setup(format!("cannot run {what}: {e}")))?;
-    match wait_child(&mut child, cancel).map_err(|e| BenchError::Setup(format!("{what}: {e}")))? {
+    let progress = |waited: u64| {
+        let last = tail(log, 1);
+        let last = last.trim();
+        let last: String = last.chars().take(100).collect();
+        println!("  … {what}: {waited} s so far{}", if last.is_empty() { String::new() } else { format!(" ({last})") });
+    };
+    match wait_child_reporting(&mut child, cancel, progress).map_err(|e| BenchError::Setup(format!("{what}: {e}")))? {
         None => Err(BenchError::Interrupted),
         Some(s) if s.success() => Ok(()),
         Some(s) => {

@@ -96,6 +96,9 @@ where
         None => (String::new(), cache.read(L::LAYER, &key).await),
         Some(guard_key) => {
             let (guard, entry) = cache.read_pair(L::LAYER, &guard_key, &key).await;
+            if guard == CacheRead::Bypassed {
+                return Ok((compute().await?, CacheOutcome::Bypass));
+            }
             match trusted_guard(cache, layer, &guard_key, guard) {
                 Some(guard) => (guard, entry),
                 // Without a trustworthy guard no entry can be trusted, nor written.
@@ -118,6 +121,7 @@ where
         CacheRead::Miss => CacheOutcome::Miss,
         // KV is failing: do not add a write to its load; compute and move on.
         CacheRead::Failed => return Ok((compute().await?, CacheOutcome::Error)),
+        CacheRead::Bypassed => return Ok((compute().await?, CacheOutcome::Bypass)),
     };
     let value = compute().await?;
     if let Some(encoded) = layer.encode(&value, &guard) {
@@ -141,6 +145,6 @@ fn trusted_guard<K: Kv, L: CacheLayer>(
             }
         },
         CacheRead::Miss => Some(String::new()),
-        CacheRead::Failed => None,
+        CacheRead::Failed | CacheRead::Bypassed => None,
     }
 }

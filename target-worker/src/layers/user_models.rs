@@ -11,17 +11,19 @@
 //! so it is never served: no lost-invalidation race, unlike a read-modify-write
 //! index.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{read_through, CacheLayer, Decoded};
-use crate::cache::Cache;
+use crate::cache::{Cache, SAME_KEY_WRITE_INTERVAL_MS};
 use crate::catalogue::{catalogue, Model};
 use crate::config::{Config, Layer};
 use crate::context::RequestContext;
-use crate::http::Failure;
+use crate::http::{ApiError, Failure};
 use crate::models::ModelFilter;
 use crate::platform::{Database, Kv};
 use crate::trace::CacheOutcome;
@@ -123,23 +125,123 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Vec<&'static Model>, Failure>>,
 {
+    if cache.enabled(Layer::UserModels) && uninvalidated(user_id, cache.now_ms()) {
+        let start = cache.now_ms();
+        let models = compute().await?;
+        cache.trace().record_layer(Layer::UserModels, CacheOutcome::Bypass, cache.now_ms() - start);
+        return Ok(models);
+    }
     read_through(cache, &UserModels { config, user_id, filter }, compute).await
 }
 
+/// How long a write may wait for its invalidation to land, retries included: one
+/// retry after KV's one-write-per-second-per-key window, and a second if time is left.
+const INVALIDATION_BUDGET_MS: f64 = 2500.0;
+/// At most this many generation writes per request, whatever the clock says.
+const MAX_GENERATION_WRITES: u32 = 3;
+/// Each generation write waits at most this long (a write the user waits for
+/// anyway; far longer than the read time-out).
+const GENERATION_WRITE_TIMEOUT_MS: u64 = 1000;
+
+thread_local! {
+    /// Per isolate: when this isolate last wrote each user's generation, so that a
+    /// user saving twice within a second waits out KV's per-key write limit instead
+    /// of hitting it (429).
+    static LAST_GENERATION_WRITE_MS: RefCell<HashMap<String, f64>> = RefCell::default();
+    /// Per isolate: users whose last invalidation failed, until when their lists
+    /// bypass the cache here (an entry of theirs may be stale until then).
+    static UNINVALIDATED_UNTIL_MS: RefCell<HashMap<String, f64>> = RefCell::default();
+}
+
+/// How long this isolate must wait before writing `user_id`'s generation again.
+fn same_key_wait_ms(user_id: &str, now_ms: f64) -> f64 {
+    LAST_GENERATION_WRITE_MS.with(|m| {
+        let mut m = m.borrow_mut();
+        m.retain(|_, t| now_ms - *t < SAME_KEY_WRITE_INTERVAL_MS);
+        m.get(user_id).map_or(0.0, |t| t + SAME_KEY_WRITE_INTERVAL_MS - now_ms)
+    })
+}
+
+fn note_generation_write(user_id: &str, now_ms: f64) {
+    LAST_GENERATION_WRITE_MS.with(|m| m.borrow_mut().insert(user_id.to_owned(), now_ms));
+}
+
+/// Whether `user_id`'s cached lists must not be used in this isolate now.
+fn uninvalidated(user_id: &str, now_ms: f64) -> bool {
+    UNINVALIDATED_UNTIL_MS.with(|m| {
+        let mut m = m.borrow_mut();
+        m.retain(|_, until| *until > now_ms);
+        m.contains_key(user_id)
+    })
+}
+
+fn set_uninvalidated(user_id: &str, until_ms: Option<f64>) {
+    UNINVALIDATED_UNTIL_MS.with(|m| match until_ms {
+        Some(until) => m.borrow_mut().insert(user_id.to_owned(), until),
+        None => m.borrow_mut().remove(user_id),
+    });
+}
+
 /// Makes every `user-models` entry of `user_id` stale before the response of a
-/// write is sent. Skipped only when the layer is off for this request and the
-/// request did not override the cache mode: then this deployment never fills the
-/// layer. An override means one KV namespace serves both arms of an A/B run, and
-/// a write in the "off" arm must still invalidate the "on" arm's entries.
-pub async fn invalidate_user<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, user_id: &str) {
+/// write is sent (ARCHITECTURE.md, "Failure behaviour"). Skipped only when the
+/// layer is off for this request and the request did not override the cache mode:
+/// then this deployment never fills the layer. An override means one KV namespace
+/// serves both arms of an A/B run, and a write in the "off" arm must still
+/// invalidate the "on" arm's entries.
+///
+/// A failed invalidation is never ignored. The generation write respects KV's
+/// one-write-per-second limit per key (a second save within the second waits for
+/// the window), and is retried once the window has passed (a 429 from a write in
+/// another isolate, a KV hiccup) within [`INVALIDATION_BUDGET_MS`]. If it still
+/// fails, the write request answers 503 with `Retry-After` (the data change is saved;
+/// repeating the request is safe and retries the invalidation) and this isolate
+/// stops serving the user's cached lists until an invalidation succeeds or every
+/// entry written before it has expired. Other isolates may serve the old list until
+/// then: the 503 says so.
+pub async fn invalidate_user<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, user_id: &str) -> Result<(), Failure> {
     if !ctx.cache.enabled(Layer::UserModels) && !ctx.layers_overridden {
-        return;
+        return Ok(());
     }
     let start = ctx.runtime.now_ms();
     // Outlives every entry written under the previous generation (see module docs).
     let ttl = ctx.cache.ttl_seconds() * 2 + 60;
-    let generation = new_generation(ctx.runtime.now_ms());
-    if ctx.cache.write_now(Layer::UserModels, &generation_key(user_id), &generation, ttl).await.is_err() {
-        ctx.trace.record_layer(Layer::UserModels, CacheOutcome::Error, ctx.runtime.now_ms() - start);
-    }
+    let key = generation_key(user_id);
+    let mut attempts = 0;
+    let error = loop {
+        let wait = same_key_wait_ms(user_id, ctx.runtime.now_ms());
+        if wait > 0.0 {
+            ctx.runtime.sleep(wait.ceil() as u64).await;
+        }
+        attempts += 1;
+        note_generation_write(user_id, ctx.runtime.now_ms());
+        let generation = new_generation(ctx.runtime.now_ms());
+        match ctx.cache.write_now(Layer::UserModels, &key, &generation, ttl, GENERATION_WRITE_TIMEOUT_MS).await {
+            Ok(()) => {
+                set_uninvalidated(user_id, None);
+                return Ok(());
+            }
+            Err(e) => {
+                let elapsed = ctx.runtime.now_ms() - start;
+                let next_would_end = elapsed + SAME_KEY_WRITE_INTERVAL_MS + GENERATION_WRITE_TIMEOUT_MS as f64;
+                if attempts >= MAX_GENERATION_WRITES || next_would_end > INVALIDATION_BUDGET_MS {
+                    break e;
+                }
+            }
+        }
+    };
+    let now = ctx.runtime.now_ms();
+    ctx.trace.record_layer(Layer::UserModels, CacheOutcome::Error, now - start);
+    set_uninvalidated(user_id, Some(now + ttl as f64 * 1000.0));
+    let mut e = ApiError::new(
+        503,
+        format!(
+            "your change is saved, but the cached model lists could not be invalidated ({attempts} attempts; KV: {}); \
+             other servers may show the old list for up to {} s. Repeat the request: it is safe to repeat and \
+             retries the invalidation.",
+            error.0,
+            ctx.cache.ttl_seconds()
+        ),
+    );
+    e.headers.push(("retry-after".into(), "1".into()));
+    Err(e.into())
 }

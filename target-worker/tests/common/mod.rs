@@ -151,6 +151,8 @@ impl Kv for MemoryKv {
 pub struct SqliteDb {
     conn: Rc<rusqlite::Connection>,
     failing: Rc<Cell<bool>>,
+    /// Statements run, a batch's each counted (as D1 counts queries per invocation).
+    statements: Rc<Cell<u64>>,
 }
 
 impl SqliteDb {
@@ -169,7 +171,7 @@ impl SqliteDb {
             let sql = std::fs::read_to_string(&f).unwrap();
             conn.execute_batch(&sql).unwrap_or_else(|e| panic!("migration {}: {e}", f.display()));
         }
-        SqliteDb { conn: Rc::new(conn), failing: Rc::default() }
+        SqliteDb { conn: Rc::new(conn), failing: Rc::default(), statements: Rc::default() }
     }
 
     /// Makes every following statement fail, as an unreachable D1 would.
@@ -181,7 +183,13 @@ impl SqliteDb {
         &self.conn
     }
 
+    /// Statements run so far.
+    pub fn statements(&self) -> u64 {
+        self.statements.get()
+    }
+
     fn check(&self) -> Result<(), DbError> {
+        self.statements.set(self.statements.get() + 1);
         if self.failing.get() {
             Err(DbError("D1_ERROR: simulated database outage".into()))
         } else {
@@ -237,6 +245,7 @@ impl Database for SqliteDb {
 
     async fn batch(&self, statements: &[Statement]) -> Result<(), DbError> {
         self.check()?;
+        self.statements.set(self.statements.get() + statements.len().saturating_sub(1) as u64);
         // D1 runs a batch as one transaction; so does this.
         let tx = self.conn.unchecked_transaction().map_err(sqlite_err)?;
         for s in statements {
@@ -268,9 +277,15 @@ impl Runtime for TestRuntime {
     }
     /// Real tokio timers: tests that exercise time-outs run with tokio's clock
     /// paused, which makes them deterministic.
+    /// The manual clock moves on by the time slept when the timer fires (a timer
+    /// dropped early, as a time-out that lost its race, moves nothing).
     fn sleep(&self, ms: u64) -> BackgroundTask {
         self.sleeps.borrow_mut().push(ms);
-        Box::pin(tokio::time::sleep(std::time::Duration::from_millis(ms)))
+        let clock = self.clock.clone();
+        Box::pin(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            clock.advance_secs(ms as f64 / 1000.0);
+        })
     }
 }
 
@@ -334,15 +349,23 @@ impl TestWorker {
         resp
     }
 
+    /// Seeds as the harness does: call after call until `next_offset` is null.
     pub async fn seed(&self, users: u32, seed: u64) {
-        let resp = self
-            .send(
-                ApiRequest::new("POST", "/__bench/seed")
-                    .header("x-bench-secret", BENCH_SECRET)
-                    .body(format!(r#"{{"users":{users},"seed":{seed}}}"#)),
-            )
-            .await;
-        assert_eq!(resp.status, 200, "seed failed: {}", body_text(&resp));
+        let mut offset = 0;
+        loop {
+            let resp = self
+                .send(
+                    ApiRequest::new("POST", "/__bench/seed")
+                        .header("x-bench-secret", BENCH_SECRET)
+                        .body(format!(r#"{{"users":{users},"seed":{seed},"offset":{offset}}}"#)),
+                )
+                .await;
+            assert_eq!(resp.status, 200, "seed failed: {}", body_text(&resp));
+            match body_json(&resp)["next_offset"].as_u64() {
+                Some(next) => offset = next,
+                None => return,
+            }
+        }
     }
 }
 
