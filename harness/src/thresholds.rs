@@ -70,6 +70,14 @@ pub struct Verdict {
     pub pass: bool,
 }
 
+/// The error-rate limit of every run whose scenario sets none for `*`: a run in
+/// which most requests failed must not pass a CI gate silently. A scenario
+/// changes it with its own `"*" = ["error_rate < X%"]` (`error_rate <= 100%`
+/// switches it off).
+pub const DEFAULT_ERROR_RATE_LIMIT: f64 = 0.01;
+/// How a default threshold's source reads in summaries and reports.
+pub const DEFAULT_MARK: &str = " (default; set [thresholds] \"*\" = [\"error_rate < X%\"] to change)";
+
 fn parse_latency(text: &str) -> Result<f64, String> {
     let t = text.trim();
     let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
@@ -129,6 +137,17 @@ impl Threshold {
             _ => parse_latency(rhs)?,
         };
         Ok(Threshold { series: series.to_owned(), source: t.to_owned(), metric, op, limit })
+    }
+
+    /// `error_rate < 1%` on every request, marked as the default.
+    pub fn default_error_rate() -> Threshold {
+        Threshold {
+            series: crate::series::ALL_TEXT.to_owned(),
+            source: format!("error_rate < {}%{DEFAULT_MARK}", DEFAULT_ERROR_RATE_LIMIT * 100.0),
+            metric: Metric::ErrorRate,
+            op: Op::Lt,
+            limit: DEFAULT_ERROR_RATE_LIMIT,
+        }
     }
 
     pub fn evaluate(&self, f: &Figures) -> Verdict {

@@ -56,15 +56,11 @@ impl KvFault {
             "write-error" => Ok(KvFault::WriteError),
             "write-limit" => Ok(KvFault::WriteLimit),
             "slow" => Ok(KvFault::Slow(DEFAULT_SLOW_MS)),
-            other => other
-                .strip_prefix("slow:")
-                .and_then(|ms| ms.parse().ok())
-                .map(KvFault::Slow)
-                .ok_or_else(|| {
-                    format!(
-                        "unknown KV fault {other:?}; expected error, garbage, write-error, write-limit, slow or slow:<ms>"
-                    )
-                }),
+            other => other.strip_prefix("slow:").and_then(|ms| ms.parse().ok()).map(KvFault::Slow).ok_or_else(|| {
+                format!(
+                    "unknown KV fault {other:?}; expected error, garbage, write-error, write-limit, slow or slow:<ms>"
+                )
+            }),
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use crate::latency::{self, Profile};
 use crate::breaker::BreakerPolicy;
+use crate::latency::{self, Profile};
 
 /// A cache layer that can be switched on or off on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -461,3 +461,92 @@ fn header_map(pairs: &[(&str, &str)]) -> reqwest::header::HeaderMap {
         .map(|(k, v)| (reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap()))
         .collect()
 }
+
+/// Sends a chunked body of `total` bytes without finishing it until the server
+/// has answered, and returns the status line: a server that reads the whole body
+/// before answering never answers here (the read times out).
+fn chunked_post_status(base: &str, path: &str, total: usize) -> std::io::Result<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let host = base.strip_prefix("http://").expect("http URL");
+    let mut s = std::net::TcpStream::connect(host)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+    )?;
+    let chunk = vec![b' '; 16 * 1024];
+    let mut sent = 0;
+    // Only the first part of the body: the rest is never sent unless asked for.
+    while sent < total.min(256 * 1024) {
+        write!(s, "{:x}\r\n", chunk.len())?;
+        s.write_all(&chunk)?;
+        s.write_all(b"\r\n")?;
+        sent += chunk.len();
+    }
+    let mut reader = BufReader::new(s.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    // End the request properly: wrangler's proxy holds the next requests while an
+    // upload it forwards is neither finished nor aborted.
+    s.write_all(b"0\r\n\r\n")?;
+    Ok(line.trim().to_owned())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn faults_and_limits_under_workerd() {
+    let dev = WranglerDev::start("faults", None);
+    let base = dev.base.as_str();
+    let client = reqwest::Client::new();
+    seed(&client, base).await;
+    let u = bench_seed::seeded_user(BENCH_SECRET, SEED, 2);
+    let session = format!("session={}", u.session_id);
+
+    // Without the secret the bench routes are unknown routes, whatever the method.
+    for method in [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE, reqwest::Method::POST] {
+        let r = send(client.request(method.clone(), format!("{base}/__bench/reset"))).await;
+        println!("{method} /__bench/reset without the secret -> {}", r.status);
+        assert_eq!(r.status, 404, "{method}");
+        assert_eq!(r.body["error"], "not found");
+    }
+
+    // A failed invalidation is a 503, never a 200 over a stale list.
+    let list = || client.get(format!("{base}/models")).header("user-agent", BROWSER_UA).header("cookie", &session);
+    send(list()).await;
+    assert_eq!(send(list()).await.x_cache, "bot=hit,user-models=hit");
+    let save = |fault: &str| {
+        client
+            .post(format!("{base}/user/sync-providers"))
+            .header("user-agent", BROWSER_UA)
+            .header("cookie", &session)
+            .header("x-bench-secret", BENCH_SECRET)
+            .header("x-bench-kv-fault", fault)
+    };
+    let resp = save("write-error").send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    assert_eq!(send(list()).await.x_cache, "bot=hit,user-models=bypass");
+    // Two saves within a second under KV's per-key write limit both land.
+    assert_eq!(send(save("write-limit")).await.status, 200);
+    assert_eq!(send(save("write-limit")).await.status, 200);
+    assert_eq!(send(list()).await.x_cache, "bot=hit,user-models=miss");
+
+    // Repeated KV failures open the breaker for fault-injected requests only.
+    let faulty = || list().header("x-bench-secret", BENCH_SECRET).header("x-bench-kv-fault", "error");
+    let mut outcomes = Vec::new();
+    for _ in 0..4 {
+        let r = send(faulty()).await;
+        assert_eq!(r.status, 200);
+        outcomes.push(r.x_cache);
+    }
+    assert_eq!(outcomes[0], "bot=error,user-models=error");
+    assert_eq!(outcomes[3], "bot=bypass,user-models=bypass", "{outcomes:?}");
+    assert_eq!(send(list()).await.x_cache, "bot=hit,user-models=hit");
+
+    // A 10 MB chunked body (no Content-Length) is refused after its first 64 KiB,
+    // before the rest is sent. Last: after an upload cut short, requests on other
+    // keep-alive connections to wrangler's proxy were seen to hang.
+    let status = chunked_post_status(base, "/auth/token", 10 << 20).expect("chunked POST");
+    assert!(status.contains(" 413"), "chunked 10 MB body: {status}");
+    println!("chunked 10 MB body -> {status}");
+}

@@ -27,7 +27,9 @@ async fn worker(vars: &[(&str, &str)]) -> TestWorker {
 }
 
 fn as_user(method: &str, target: &str, u: &SeededUser) -> ApiRequest {
-    ApiRequest::new(method, target).header("user-agent", BROWSER_UA).header("cookie", &format!("session={}", u.session_id))
+    ApiRequest::new(method, target)
+        .header("user-agent", BROWSER_UA)
+        .header("cookie", &format!("session={}", u.session_id))
 }
 
 fn with_fault(req: ApiRequest, fault: &str) -> ApiRequest {
@@ -180,7 +182,8 @@ async fn no_such_model_and_not_yours_cost_the_same_work() {
     let after = w.db.statements();
     assert_eq!((not_yours.status, &not_yours.body), (missing.status, &missing.body));
     assert_eq!(mid - before, after - mid, "the same number of database statements");
-    let d1 = |r: &ApiResponse| header(r, "x-ops").split(',').filter(|p| p.starts_with("d1-")).collect::<Vec<_>>().join(",");
+    let d1 =
+        |r: &ApiResponse| header(r, "x-ops").split(',').filter(|p| p.starts_with("d1-")).collect::<Vec<_>>().join(",");
     assert_eq!(d1(&not_yours), d1(&missing));
     assert_eq!(d1(&missing), "d1-read=2,d1-write=0", "session lookup and the provider query");
 }
@@ -201,7 +204,8 @@ async fn a_token_of_a_deleted_user_is_refused_on_every_route() {
         ("GET", "/user/providers"),
         ("POST", "/user/sync-providers"),
     ];
-    let req = |m: &str, p: &str| ApiRequest::new(m, p).header("user-agent", BROWSER_UA).header("authorization", &bearer);
+    let req =
+        |m: &str, p: &str| ApiRequest::new(m, p).header("user-agent", BROWSER_UA).header("authorization", &bearer);
     for (m, p) in routes {
         assert_ne!(w.send(req(m, p)).await.status, 401, "{m} {p} before the deletion");
     }

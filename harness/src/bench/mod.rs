@@ -309,7 +309,8 @@ fn seed(
         let mut offset = 0u64;
         for _ in 0..MAX_CALLS {
             let body = serde_json::json!({ "users": count, "seed": seed, "offset": offset }).to_string();
-            let (status, answer) = client.send(reqwest::Method::POST, &format!("{base}/__bench/seed"), &h, Some(body))?;
+            let (status, answer) =
+                client.send(reqwest::Method::POST, &format!("{base}/__bench/seed"), &h, Some(body))?;
             if status != 200 {
                 return Err(refused("/__bench/seed", status, answer));
             }

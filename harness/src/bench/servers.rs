@@ -107,15 +107,10 @@ pub fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 
-/// Polls `child` until it ends or `cancel` is set (then it is killed). `None`
-/// means cancelled.
-fn wait_child(child: &mut Child, cancel: &AtomicBool) -> std::io::Result<Option<std::process::ExitStatus>> {
-    wait_child_reporting(child, cancel, |_| {})
-}
-
-/// As [`wait_child`], calling `every_10s` with the seconds waited so far, so that
-/// a long build is not a silent minute.
-fn wait_child_reporting(
+/// Waits for `child` to end, or kills it when `cancel` is set (`None`); calls
+/// `every_10s` with the seconds waited so far, so that a long build is not a
+/// silent minute.
+fn wait_child(
     child: &mut Child,
     cancel: &AtomicBool,
     mut every_10s: impl FnMut(u64),
@@ -157,7 +152,7 @@ pub fn run_logged(mut cmd: Command, what: &str, log: &Path, cancel: &AtomicBool)
         let last: String = last.chars().take(100).collect();
         println!("  … {what}: {waited} s so far{}", if last.is_empty() { String::new() } else { format!(" ({last})") });
     };
-    match wait_child_reporting(&mut child, cancel, progress).map_err(|e| BenchError::Setup(format!("{what}: {e}")))? {
+    match wait_child(&mut child, cancel, progress).map_err(|e| BenchError::Setup(format!("{what}: {e}")))? {
         None => Err(BenchError::Interrupted),
         Some(s) if s.success() => Ok(()),
         Some(s) => {

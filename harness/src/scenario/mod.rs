@@ -19,7 +19,7 @@ use toml::Spanned;
 pub use duration::{format_duration, parse_duration};
 pub use template::{Template, Var};
 
-use crate::thresholds::Threshold;
+use crate::thresholds::{Metric, Threshold};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ScenarioError {
@@ -806,6 +806,9 @@ pub fn parse(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
             let t = Threshold::parse(name, expr.get_ref()).map_err(|e| ctx.at(expr.span().start + 1, e))?;
             thresholds.push(t);
         }
+    }
+    if !thresholds.iter().any(|t| t.series == crate::series::ALL_TEXT && t.metric == Metric::ErrorRate) {
+        thresholds.push(Threshold::default_error_rate());
     }
     Ok(Scenario {
         name: raw.name.get_ref().trim().to_owned(),
