@@ -44,6 +44,9 @@ fn classify(e: &::hyper::Error) -> ErrorKind {
     if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
         return ErrorKind::Reset;
     }
+    if e.is_parse() || e.is_parse_status() {
+        return ErrorKind::Protocol;
+    }
     io_error_kind(e).unwrap_or(ErrorKind::Other)
 }
 
@@ -127,9 +130,7 @@ impl HyperClient {
             let frame = frame.map_err(|e| failure(ErrorKind::Body, e.to_string()))?;
             if let Ok(data) = frame.into_data() {
                 bytes += data.len() as u64;
-                if let Some(k) = kept.as_mut() {
-                    k.extend_from_slice(&data);
-                }
+                super::keep(&mut kept, &data);
             }
         }
         if !conn.is_closed() {

@@ -18,6 +18,9 @@ pub enum ErrorKind {
     Timeout,
     Reset,
     Body,
+    /// The answer is not HTTP: malformed, or another protocol (a TLS port spoken
+    /// to in plain HTTP answers with a TLS alert).
+    Protocol,
     Other,
     /// Never sent: the iteration waited `drop_after` for a free slot (open model).
     Dropped,
@@ -32,6 +35,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Reset => "reset",
             ErrorKind::Body => "body",
+            ErrorKind::Protocol => "protocol",
             ErrorKind::Other => "other",
             ErrorKind::Dropped => "dropped",
             ErrorKind::Template => "template",
@@ -48,8 +52,22 @@ pub struct Reply {
     /// the target worker made for this request.
     pub ops: Option<String>,
     pub bytes: u64,
-    /// Only when the step needs it (extraction, body checks).
+    /// Only when the step needs it (extraction, body checks); at most
+    /// [`MAX_KEPT_BODY`] bytes of it.
     pub body: Option<Vec<u8>>,
+}
+
+/// The most of one answer kept in memory for extraction and checks: every byte is
+/// counted, but a 50 MB answer must not cost 50 MB per request in flight. An
+/// extraction or check beyond this point sees the body cut short, and fails.
+pub const MAX_KEPT_BODY: usize = 4 << 20;
+
+/// Appends `data` to a kept body, up to [`MAX_KEPT_BODY`].
+pub fn keep(kept: &mut Option<Vec<u8>>, data: &[u8]) {
+    if let Some(k) = kept.as_mut() {
+        let room = MAX_KEPT_BODY.saturating_sub(k.len());
+        k.extend_from_slice(&data[..data.len().min(room)]);
+    }
 }
 
 #[derive(Debug, Clone)]

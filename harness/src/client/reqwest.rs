@@ -21,6 +21,9 @@ fn classify(e: &::reqwest::Error) -> ErrorKind {
     if let Some(kind) = io_error_kind(e) {
         return kind;
     }
+    if source_is_parse_error(e) {
+        return ErrorKind::Protocol;
+    }
     if e.is_body() || e.is_decode() {
         ErrorKind::Body
     } else if e.is_request() {
@@ -72,10 +75,20 @@ impl ReqwestClient {
             f
         })? {
             bytes += chunk.len() as u64;
-            if let Some(b) = body.as_mut() {
-                b.extend_from_slice(&chunk);
-            }
+            super::keep(&mut body, &chunk);
         }
         Ok(Reply { status, x_cache, server_timing, ops, bytes, body })
     }
+}
+
+/// Whether hyper, under reqwest, found the answer not to be HTTP.
+fn source_is_parse_error(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_parse() || h.is_parse_status();
+        }
+        source = s.source();
+    }
+    false
 }
