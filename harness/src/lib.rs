@@ -9,6 +9,7 @@ pub mod client;
 pub mod compare;
 pub mod cpu;
 pub mod merge;
+pub mod outdir;
 pub mod progress;
 pub mod recorder;
 pub mod report;

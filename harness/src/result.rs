@@ -319,14 +319,46 @@ pub struct ResultDoc {
 }
 
 impl ResultDoc {
+    /// Reads a result file. One still marked `running` is the last periodic save of
+    /// a run whose process never finished it (killed, crashed): it is read as
+    /// invalid, with the reason first ([`ResultDoc::settle_incomplete`]).
     pub fn read(path: &Path) -> Result<ResultDoc, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let doc: ResultDoc =
+        let mut doc: ResultDoc =
             serde_json::from_str(&text).map_err(|e| format!("{}: not a result file: {e}", path.display()))?;
         if doc.schema != SCHEMA {
             return Err(format!("{}: schema {:?}, expected {SCHEMA:?}", path.display(), doc.schema));
         }
+        doc.settle_incomplete();
         Ok(doc)
+    }
+
+    /// A document still `running` when read is a part of a run: marked invalid,
+    /// saying where it stopped and why it does not count. Returns whether it was.
+    pub fn settle_incomplete(&mut self) -> bool {
+        if self.run.status != Status::Running {
+            return false;
+        }
+        let planned = self.metadata.load["duration_s"].as_f64();
+        let last = self.intervals.iter().map(|i| i.t).max();
+        let reason = format!(
+            "incomplete: this run never finished (its process was killed or crashed; the file is its last periodic \
+             save). It stopped after {:.0} s of measured traffic{}{} and {} requests. Part of a run is not the run \
+             its scenario describes, so its figures count for nothing: no threshold, comparison or claim is \
+             judged on them.",
+            self.run.measured_s,
+            planned.map(|p| format!(" of the {p:.0} s planned")).unwrap_or_default(),
+            last.map(|t| format!(" (last complete interval ending at {t} s)")).unwrap_or_default(),
+            self.run.requests,
+        );
+        self.run.status = Status::Invalid;
+        self.run.invalid_reasons.insert(0, reason);
+        true
+    }
+
+    /// Whether [`ResultDoc::settle_incomplete`] marked this document.
+    pub fn is_incomplete(&self) -> bool {
+        self.run.invalid_reasons.first().is_some_and(|r| r.starts_with("incomplete:"))
     }
 
     /// Writes the document atomically: a reader (or a crash) sees the previous
@@ -389,7 +421,11 @@ impl AnyResult {
             serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
         let parse_err = |e: serde_json::Error| format!("{}: not a result file: {e}", path.display());
         match probe.get("schema").and_then(|s| s.as_str()) {
-            Some(SCHEMA) => Ok(AnyResult::Single(Box::new(serde_json::from_value(probe).map_err(parse_err)?))),
+            Some(SCHEMA) => {
+                let mut doc: ResultDoc = serde_json::from_value(probe).map_err(parse_err)?;
+                doc.settle_incomplete();
+                Ok(AnyResult::Single(Box::new(doc)))
+            }
             Some(AB_SCHEMA) => Ok(AnyResult::Ab(serde_json::from_value(probe).map_err(parse_err)?)),
             other => Err(format!("{}: schema {other:?}; expected {SCHEMA:?} or {AB_SCHEMA:?}", path.display())),
         }

@@ -197,3 +197,63 @@ expect = { status = 200 }
     assert!(me.requests >= 45, "{}", me.requests);
     assert_eq!(me.errors, 0, "{:?}", doc.run.warnings);
 }
+
+#[test]
+fn a_killed_run_reports_as_incomplete_and_never_passes() {
+    let _one = exclusive();
+    let server = spawn(Behaviour::Delay(Duration::from_millis(2)));
+    let dir = tempfile::tempdir().unwrap();
+    let sc = write(dir.path(), "long.toml", &SMALL.replace("duration = \"1s\"", "duration = \"60s\""));
+    let out = dir.path().join("out");
+    let mut child = harness()
+        .args(["run", sc.to_str().unwrap(), "--quiet", "--target", &server.url(), "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The result file is rewritten every 5 s: kill after the first save.
+    std::thread::sleep(Duration::from_millis(7500));
+    child.kill().unwrap(); // SIGKILL: no handler runs
+    child.wait().unwrap();
+    let file = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("the periodic save is on disk");
+    let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(raw["run"]["status"], "running", "as the killed process left it");
+
+    let doc = ResultDoc::read(&file).unwrap();
+    assert_eq!(doc.run.status, Status::Invalid);
+    let reason = &doc.run.invalid_reasons[0];
+    assert!(reason.starts_with("incomplete:") && reason.contains("of the 60 s planned"), "{reason}");
+    assert!(doc.series["*"].requests > 0, "what was measured is kept");
+
+    let report = dir.path().join("report");
+    let r = harness().args(["report", file.to_str().unwrap(), "--out", report.to_str().unwrap()]).output().unwrap();
+    assert_eq!(r.status.code(), Some(3), "a part of a run never passes: {}", String::from_utf8_lossy(&r.stderr));
+    let html = std::fs::read_to_string(report.join("index.html")).unwrap();
+    assert!(html.contains("incomplete: this run never finished"), "the report says so");
+    let md = std::fs::read_to_string(report.join("summary.md")).unwrap();
+    assert!(md.contains("incomplete"), "{md}");
+}
+
+#[test]
+fn an_unwritable_output_directory_is_refused_before_the_run() {
+    let server = spawn(Behaviour::Delay(Duration::from_millis(1)));
+    let dir = tempfile::tempdir().unwrap();
+    let sc = write(dir.path(), "s.toml", &SMALL.replace("duration = \"1s\"", "duration = \"30s\""));
+    let blocker = write(dir.path(), "a-file", "x");
+    let start = std::time::Instant::now();
+    let out = harness()
+        .args(["run", sc.to_str().unwrap(), "--quiet", "--target", &server.url(), "--out"])
+        .arg(blocker.join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(start.elapsed() < Duration::from_secs(10), "refused at the start, not after 30 s of load");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not writable") && stderr.contains("--out"), "{stderr}");
+    assert_eq!(server.first_request.lock().unwrap().is_none(), true, "no request was sent");
+}

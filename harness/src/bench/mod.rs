@@ -325,6 +325,7 @@ fn seed(
 
 /// `reports/<UTC date>T<time>`, unique.
 fn bench_dir(out: &Path) -> Result<PathBuf, BenchError> {
+    crate::outdir::check(out).map_err(BenchError::Setup)?;
     let stamp: String = result::rfc3339(SystemTime::now()).chars().take(19).collect::<String>().replace(':', "-");
     let mut dir = out.join(&stamp);
     let mut n = 1;

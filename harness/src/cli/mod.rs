@@ -251,6 +251,7 @@ fn write_report(
     sources: &[String],
     dir: &Path,
 ) -> Result<(), Fail> {
+    crate::outdir::check(dir).map_err(|e| Fail(exit::BAD_INPUT, e))?;
     let files = exporters::write(docs, comparison, sources, dir).map_err(|e| Fail(exit::BAD_INPUT, e))?;
     println!(
         "report: {} ({} charts, {}, {})",

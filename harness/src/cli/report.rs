@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::{bad, compare_options, load_claims, write_report, CompareArgs, Fail};
 use crate::compare;
 use crate::exit;
-use crate::result::AnyResult;
+use crate::result::{AnyResult, ResultDoc};
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -53,6 +53,10 @@ pub(super) fn report(args: ReportArgs) -> Result<i32, Fail> {
     }
     let sources: Vec<String> = results.iter().map(|p| p.display().to_string()).collect();
     write_report(&docs, comparison.as_ref(), &sources, &out)?;
+    // A part of a run never passes for a whole one.
+    if docs.iter().any(ResultDoc::is_incomplete) {
+        return Ok(exit::UNREACHABLE_OR_INVALID);
+    }
     let gate = comparison.as_ref().map_or(exit::PASS, |c| {
         let claims_fail = compare_args.require_claims && c.claims.iter().any(|v| !v.verdict.holds());
         if claims_fail || !c.regressions.is_empty() {

@@ -137,12 +137,12 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     if opts.arms.is_empty() || opts.arms.len() > 2 {
         return Err(RunError::Setup(format!("a run has one or two arms, not {}", opts.arms.len())));
     }
+    // Before anything is spent: results that cannot be written are no results.
+    crate::outdir::check(&opts.out_dir).map_err(RunError::Setup)?;
     for arm in &opts.arms {
         preflight(&arm.target).await?;
     }
     let population = population(scenario, opts)?;
-    std::fs::create_dir_all(&opts.out_dir)
-        .map_err(|e| RunError::Setup(format!("cannot create {}: {e}", opts.out_dir.display())))?;
     let label = match opts.arms.as_slice() {
         [one] => one.label.clone(),
         _ => Some("ab".to_owned()),
