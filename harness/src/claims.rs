@@ -293,6 +293,12 @@ pub fn judge_all(claims: &[Claim], compared: &[SeriesComparison], noise: f64) ->
 
 pub fn load(path: &Path) -> Result<Vec<Claim>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse(path, &text)
+}
+
+/// Parses the text of a claims file; errors name `path` (and line:col where the
+/// TOML is at fault).
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Claim>, String> {
     let file: ClaimsFile = toml::from_str(&text).map_err(|e| {
         let (line, col) = e.span().map_or((0, 0), |s| {
             let before = &text[..s.start.min(text.len())];
