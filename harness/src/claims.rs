@@ -299,7 +299,7 @@ pub fn load(path: &Path) -> Result<Vec<Claim>, String> {
 /// Parses the text of a claims file; errors name `path` (and line:col where the
 /// TOML is at fault).
 pub fn parse(path: &Path, text: &str) -> Result<Vec<Claim>, String> {
-    let file: ClaimsFile = toml::from_str(&text).map_err(|e| {
+    let file: ClaimsFile = toml::from_str(text).map_err(|e| {
         let (line, col) = e.span().map_or((0, 0), |s| {
             let before = &text[..s.start.min(text.len())];
             (before.matches('\n').count() + 1, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1)

@@ -255,5 +255,5 @@ fn an_unwritable_output_directory_is_refused_before_the_run() {
     assert!(start.elapsed() < Duration::from_secs(10), "refused at the start, not after 30 s of load");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not writable") && stderr.contains("--out"), "{stderr}");
-    assert_eq!(server.first_request.lock().unwrap().is_none(), true, "no request was sent");
+    assert!(server.first_request.lock().unwrap().is_none(), "no request was sent");
 }

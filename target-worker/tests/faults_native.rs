@@ -277,3 +277,45 @@ async fn seed_and_reset_stay_within_a_free_plan_invocation() {
     let users: i64 = w.db.conn().query_row("SELECT COUNT(*) FROM user", [], |r| r.get(0)).unwrap();
     assert_eq!(users, 0);
 }
+
+/// The write path under each KV fault: what the client is told, how long it
+/// waited, and whether the user's next read is fresh.
+#[tokio::test(start_paused = true)]
+async fn the_write_path_under_every_fault() {
+    println!("| fault on the write | status | waited (ms) | generation writes landed | next read fresh | x-cache of next read |");
+    println!("|---|---|---|---|---|---|");
+    for (i, (fault, expected)) in [
+        ("none", 200),
+        ("garbage", 200),
+        ("slow:200", 200),
+        ("write-limit", 200),
+        ("write-error", 503),
+        ("error", 503),
+        ("slow:3000", 503),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Users of their own: the per-isolate write times are thread-local and
+        // every test worker's clock starts at the same instant.
+        let seed = SEED + 100 + i as u64;
+        let w = TestWorker::new(config(&[("ENCRYPTION_KEY", ENCRYPTION_KEY)]));
+        w.seed(1, seed).await;
+        let u = seeded_user(BENCH_SECRET, seed, 0);
+        let (provider, model) = disabled_provider(&w, &u);
+        w.send(as_user("GET", "/models", &u)).await;
+        let puts_before = w.kv.calls().put;
+        let start = w.clock.now_ms();
+        let req = store_key(&u, &provider);
+        let resp = if fault == "none" { w.send(req).await } else { w.send(with_fault(req, fault)).await };
+        let waited = w.clock.now_ms() - start;
+        // Generation writes that reached the KV store (an injected failure stops them before).
+        let landed = w.kv.calls().put - puts_before;
+        assert_eq!(resp.status, expected, "{fault}: {}", body_text(&resp));
+        assert_eq!(landed, u32::from(expected == 200), "{fault}");
+        let next = w.send(as_user("GET", "/models", &u)).await;
+        let fresh = ids(&next).contains(&model);
+        assert!(fresh, "{fault}: the next read by the same user in this isolate is fresh");
+        println!("| {fault} | {} | {waited:.0} | {landed} | {fresh} | {} |", resp.status, header(&next, "x-cache"));
+    }
+}

@@ -134,11 +134,11 @@ where
     read_through(cache, &UserModels { config, user_id, filter }, compute).await
 }
 
-/// How long a write may wait for its invalidation to land, retries included: one
-/// retry after KV's one-write-per-second-per-key window, and a second if time is left.
+/// How long a write may wait for its invalidation to land: a retry is made only if
+/// it can end (window plus its own time-out) within this.
 const INVALIDATION_BUDGET_MS: f64 = 2500.0;
-/// At most this many generation writes per request, whatever the clock says.
-const MAX_GENERATION_WRITES: u32 = 3;
+/// One write and one retry after KV's one-write-per-second-per-key window.
+const MAX_GENERATION_WRITES: u32 = 2;
 /// Each generation write waits at most this long (a write the user waits for
 /// anyway; far longer than the read time-out).
 const GENERATION_WRITE_TIMEOUT_MS: u64 = 1000;
@@ -191,8 +191,9 @@ fn set_uninvalidated(user_id: &str, until_ms: Option<f64>) {
 ///
 /// A failed invalidation is never ignored. The generation write respects KV's
 /// one-write-per-second limit per key (a second save within the second waits for
-/// the window), and is retried once the window has passed (a 429 from a write in
-/// another isolate, a KV hiccup) within [`INVALIDATION_BUDGET_MS`]. If it still
+/// the window), and is retried once when the window has passed (a 429 from a write
+/// in another isolate, a KV hiccup), if that can end within
+/// [`INVALIDATION_BUDGET_MS`]. If it still
 /// fails, the write request answers 503 with `Retry-After` (the data change is saved;
 /// repeating the request is safe and retries the invalidation) and this isolate
 /// stops serving the user's cached lists until an invalidation succeeds or every
