@@ -64,8 +64,11 @@ fn thresholds_decide_the_exit_code() {
         assert!(stdout.contains("threshold get"), "{stdout}");
         assert!(stdout.contains("raw p99") && stdout.contains("all requests"), "{stdout}");
         let doc = only_result(dir.path());
-        assert_eq!(doc.thresholds.len(), 2);
+        // The scenario's two, and the default error-rate limit on all requests.
+        assert_eq!(doc.thresholds.len(), 3);
         assert_eq!(doc.thresholds[0].pass, code == 0);
+        assert!(doc.thresholds[2].threshold.starts_with("error_rate < 1% (default") && doc.thresholds[2].pass);
+        assert!(stdout.contains("(default;"), "the summary says which limit is the default: {stdout}");
     }
 }
 

@@ -90,7 +90,9 @@ fn html_structure_numbers_and_self_containment() {
     let md = std::fs::read_to_string(&files.markdown).unwrap();
     assert!(md.contains("| claim | verdict | reason |") && md.contains("cache-off → cache-on"));
     let junit = std::fs::read_to_string(&files.junit).unwrap();
-    assert_eq!(junit.matches("<testcase classname=\"threshold\"").count(), 4);
+    // Two thresholds of the scenario and the default error-rate limit, per arm.
+    assert_eq!(junit.matches("<testcase classname=\"threshold\"").count(), 6);
+    assert!(junit.contains("error_rate &lt; 1% (default") || junit.contains("error_rate < 1% (default"));
     assert_eq!(junit.matches("<testcase classname=\"claim\"").count(), 5, "the four of claims.toml and the probe");
     assert!(junit.matches("<failure").count() >= 2);
     // Keep one example for people to open.
