@@ -228,13 +228,7 @@ async fn seed_and_reset_stay_within_a_free_plan_invocation() {
     let mut calls = 0;
     loop {
         let before = w.db.statements();
-        let resp = w
-            .send(
-                ApiRequest::new("POST", "/__bench/seed")
-                    .header("x-bench-secret", BENCH_SECRET)
-                    .body(format!(r#"{{"users":{LARGEST_POPULATION},"seed":{SEED},"offset":{offset}}}"#)),
-            )
-            .await;
+        let resp = w.seed_call(LARGEST_POPULATION, SEED, offset).await;
         assert_eq!(resp.status, 200, "{}", body_text(&resp));
         assert!(w.db.statements() - before <= budget, "call {calls}: {} statements", w.db.statements() - before);
         calls += 1;

@@ -349,17 +349,21 @@ impl TestWorker {
         resp
     }
 
+    /// One `POST /__bench/seed` call: users `offset..` of a population of `users`.
+    pub async fn seed_call(&self, users: u32, seed: u64, offset: u64) -> ApiResponse {
+        self.send(
+            ApiRequest::new("POST", "/__bench/seed")
+                .header("x-bench-secret", BENCH_SECRET)
+                .body(format!(r#"{{"users":{users},"seed":{seed},"offset":{offset}}}"#)),
+        )
+        .await
+    }
+
     /// Seeds as the harness does: call after call until `next_offset` is null.
     pub async fn seed(&self, users: u32, seed: u64) {
         let mut offset = 0;
         loop {
-            let resp = self
-                .send(
-                    ApiRequest::new("POST", "/__bench/seed")
-                        .header("x-bench-secret", BENCH_SECRET)
-                        .body(format!(r#"{{"users":{users},"seed":{seed},"offset":{offset}}}"#)),
-                )
-                .await;
+            let resp = self.seed_call(users, seed, offset).await;
             assert_eq!(resp.status, 200, "seed failed: {}", body_text(&resp));
             match body_json(&resp)["next_offset"].as_u64() {
                 Some(next) => offset = next,
