@@ -170,7 +170,7 @@ async fn no_such_model_and_not_yours_cost_the_same_work() {
     let w = worker(&[]).await;
     let u = user(0);
     let (_, hidden) = disabled_provider(&w, &u);
-    // Warm the model-config layer for both ids alike (a missing id is never cached).
+    // Warm the model-config layer for both ids alike (a missing id is cached too).
     for _ in 0..2 {
         w.send(as_user("GET", &format!("/models/{hidden}"), &u)).await;
         w.send(as_user("GET", "/models/openai/no-such-model", &u)).await;
@@ -182,6 +182,8 @@ async fn no_such_model_and_not_yours_cost_the_same_work() {
     let after = w.db.statements();
     assert_eq!((not_yours.status, &not_yours.body), (missing.status, &missing.body));
     assert_eq!(mid - before, after - mid, "the same number of database statements");
+    assert_eq!(header(&not_yours, "x-ops"), header(&missing, "x-ops"), "the same KV and D1 operations");
+    assert_eq!(header(&not_yours, "x-cache"), header(&missing, "x-cache"), "the same cache outcomes");
     let d1 =
         |r: &ApiResponse| header(r, "x-ops").split(',').filter(|p| p.starts_with("d1-")).collect::<Vec<_>>().join(",");
     assert_eq!(d1(&not_yours), d1(&missing));

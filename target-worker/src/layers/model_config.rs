@@ -16,7 +16,10 @@ struct ModelConfig<'a> {
 }
 
 impl CacheLayer for ModelConfig<'_> {
-    /// `None` for an id the catalogue does not hold (not cached).
+    /// `None` for an id the catalogue does not hold, cached like a model (as
+    /// `null`): "no such model" must cost what "not yours" costs, down to the
+    /// cache outcome, or the layer would tell the two apart. Ids are hashed into
+    /// the key, as User-Agents are in the `bot` layer, so any id costs one entry.
     type Value = Option<Model>;
     const LAYER: Layer = Layer::ModelConfig;
 
@@ -25,13 +28,17 @@ impl CacheLayer for ModelConfig<'_> {
     }
 
     fn encode(&self, model: &Option<Model>, _guard: &str) -> Option<String> {
-        serde_json::to_string(model.as_ref()?).ok()
+        serde_json::to_string(model).ok()
     }
 
     fn decode(&self, raw: &str, _guard: &str) -> Decoded<Option<Model>> {
-        match serde_json::from_str::<Model>(raw) {
-            Ok(m) if m.id == self.id => Decoded::Fresh(Some(m)),
-            Ok(_) => Decoded::Corrupt("entry is another model".into()),
+        match serde_json::from_str::<Option<Model>>(raw) {
+            Ok(Some(m)) if m.id == self.id => Decoded::Fresh(Some(m)),
+            Ok(Some(_)) => Decoded::Corrupt("entry is another model".into()),
+            // The key is the catalogue's fingerprint and the id: a `null` under it
+            // stays true until the catalogue changes, which changes the key.
+            Ok(None) if catalogue().get(self.id).is_none() => Decoded::Fresh(None),
+            Ok(None) => Decoded::Corrupt("entry says no such model, but the catalogue holds it".into()),
             Err(e) => Decoded::Corrupt(e.to_string()),
         }
     }
