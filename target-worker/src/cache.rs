@@ -298,6 +298,11 @@ impl<'r, K: Kv> Cache<'r, K> {
         if !self.reads_allowed() {
             return;
         }
+        self.write_in_background(layer, key, value, ttl);
+    }
+
+    /// As [`Cache::write_behind`], whatever the breaker says.
+    pub fn write_in_background(&self, layer: Layer, key: String, value: String, ttl: u64) {
         self.trace.count(BackendOp::KvWrite, 1);
         let kv = self.kv.clone();
         let runtime = Rc::clone(&self.runtime);

@@ -315,3 +315,23 @@ async fn the_write_path_under_every_fault() {
         println!("| {fault} | {} | {waited:.0} | {landed} | {fresh} | {} |", resp.status, header(&next, "x-cache"));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_off_arm_of_a_shared_namespace_never_waits_for_invalidation() {
+    let w = worker(&[]).await;
+    let u = user(2);
+    let (provider, model) = disabled_provider(&w, &u);
+    let off = |req: ApiRequest| req.header("x-bench-secret", BENCH_SECRET).header("x-bench-cache", "off");
+    // The on arm caches the list.
+    w.send(as_user("GET", "/models", &u)).await;
+    let start = w.clock.now_ms();
+    for p in ["mistral", provider.as_str()] {
+        let resp = w.send(off(store_key(&u, p))).await;
+        assert_eq!(resp.status, 200, "{}", body_text(&resp));
+    }
+    assert_eq!(w.clock.now_ms(), start, "two saves within a second: no wait in the off arm");
+    // Its invalidation still landed (after the response): the on arm's list is fresh.
+    let on = w.send(as_user("GET", "/models", &u)).await;
+    assert!(ids(&on).contains(&model));
+    assert_eq!(header(&on, "x-cache"), "bot=hit,user-models=miss");
+}

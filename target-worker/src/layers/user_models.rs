@@ -183,11 +183,11 @@ fn set_uninvalidated(user_id: &str, until_ms: Option<f64>) {
 }
 
 /// Makes every `user-models` entry of `user_id` stale before the response of a
-/// write is sent (ARCHITECTURE.md, "Failure behaviour"). Skipped only when the
-/// layer is off for this request and the request did not override the cache mode:
-/// then this deployment never fills the layer. An override means one KV namespace
-/// serves both arms of an A/B run, and a write in the "off" arm must still
-/// invalidate the "on" arm's entries.
+/// write is sent (ARCHITECTURE.md, "Failure behaviour"). Skipped when the layer is
+/// off for this request and the request did not override the cache mode: then this
+/// deployment never fills the layer. An override means one KV namespace serves both
+/// arms of an A/B run: a write in the "off" arm still invalidates the "on" arm's
+/// entries, in the background, at no cost to the "off" arm's latency.
 ///
 /// A failed invalidation is never ignored. The generation write respects KV's
 /// one-write-per-second limit per key (a second save within the second waits for
@@ -200,13 +200,20 @@ fn set_uninvalidated(user_id: &str, until_ms: Option<f64>) {
 /// entry written before it has expired. Other isolates may serve the old list until
 /// then: the 503 says so.
 pub async fn invalidate_user<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, user_id: &str) -> Result<(), Failure> {
-    if !ctx.cache.enabled(Layer::UserModels) && !ctx.layers_overridden {
-        return Ok(());
-    }
-    let start = ctx.runtime.now_ms();
     // Outlives every entry written under the previous generation (see module docs).
     let ttl = ctx.cache.ttl_seconds() * 2 + 60;
     let key = generation_key(user_id);
+    if !ctx.cache.enabled(Layer::UserModels) {
+        if ctx.layers_overridden {
+            // The "off" arm of an A/B on one namespace: a cache-off deployment
+            // would not invalidate at all, so this arm must not wait for it (nor
+            // for KV's per-key window); the write only keeps the "on" arm's
+            // entries right, and lands after the response.
+            ctx.cache.write_in_background(Layer::UserModels, key, new_generation(ctx.runtime.now_ms()), ttl);
+        }
+        return Ok(());
+    }
+    let start = ctx.runtime.now_ms();
     let mut attempts = 0;
     let error = loop {
         let wait = same_key_wait_ms(user_id, ctx.runtime.now_ms());
