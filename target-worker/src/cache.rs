@@ -102,22 +102,39 @@ impl<K: Kv> FaultyKv<K> {
 /// Workers KV accepts one write per second to the same key.
 pub const SAME_KEY_WRITE_INTERVAL_MS: f64 = 1000.0;
 
+/// When each key was last written, kept only while KV's one-second window for it
+/// is open. One per purpose: the `write-limit` fault (KV enforcing the limit) and
+/// the invalidation (this worker respecting it) must not share one.
+#[derive(Default)]
+pub struct WriteWindow(RefCell<HashMap<String, f64>>);
+
+impl WriteWindow {
+    /// Milliseconds until `key` may be written again (0: now).
+    pub fn wait_ms(&self, key: &str, now_ms: f64) -> f64 {
+        let mut last = self.0.borrow_mut();
+        // Bounded: only entries younger than the window matter.
+        last.retain(|_, t| now_ms - *t < SAME_KEY_WRITE_INTERVAL_MS);
+        last.get(key).map_or(0.0, |t| t + SAME_KEY_WRITE_INTERVAL_MS - now_ms)
+    }
+
+    pub fn note(&self, key: &str, now_ms: f64) {
+        self.0.borrow_mut().insert(key.to_owned(), now_ms);
+    }
+}
+
 thread_local! {
-    /// Last write time per key, for the `write-limit` fault.
-    static LAST_WRITE_MS: RefCell<HashMap<String, f64>> = RefCell::default();
+    /// Per isolate, for the `write-limit` fault.
+    static FAULT_WINDOW: WriteWindow = WriteWindow::default();
 }
 
 fn same_key_write_allowed(key: &str, now_ms: f64) -> Result<(), KvError> {
-    LAST_WRITE_MS.with(|last| {
-        let mut last = last.borrow_mut();
-        // Bounded: only entries younger than the interval matter.
-        last.retain(|_, t| now_ms - *t < SAME_KEY_WRITE_INTERVAL_MS);
-        if last.contains_key(key) {
+    FAULT_WINDOW.with(|window| {
+        if window.wait_ms(key, now_ms) > 0.0 {
             return Err(KvError(format!(
                 "injected fault: write-limit: 429 Too Many Requests (KV allows one write per second to {key})"
             )));
         }
-        last.insert(key.to_owned(), now_ms);
+        window.note(key, now_ms);
         Ok(())
     })
 }

@@ -140,9 +140,12 @@ pub async fn get<K: Kv, D: Database>(
         Some(m) => (m.free || ctx.config.always_enabled(&m.provider), m.provider.as_str()),
         None => (false, NO_PROVIDER),
     };
+    // The query runs before `model.is_some()` is looked at: that order is the
+    // equal work.
     let allowed = free
-        || (!identity.is_anonymous() && ctx.store.provider_enabled(&identity.user_id, provider).await?)
-            && model.is_some();
+        || (!identity.is_anonymous()
+            && ctx.store.provider_enabled(&identity.user_id, provider).await?
+            && model.is_some());
     match model {
         Some(model) if allowed => Ok(ApiResponse::json(200, &model)),
         _ => Err(ApiError::new(404, "model not found").into()),

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{read_through, CacheLayer, Decoded};
-use crate::cache::{Cache, SAME_KEY_WRITE_INTERVAL_MS};
+use crate::cache::{Cache, WriteWindow, SAME_KEY_WRITE_INTERVAL_MS};
 use crate::catalogue::{catalogue, Model};
 use crate::config::{Config, Layer};
 use crate::context::RequestContext;
@@ -147,23 +147,10 @@ thread_local! {
     /// Per isolate: when this isolate last wrote each user's generation, so that a
     /// user saving twice within a second waits out KV's per-key write limit instead
     /// of hitting it (429).
-    static LAST_GENERATION_WRITE_MS: RefCell<HashMap<String, f64>> = RefCell::default();
+    static GENERATION_WINDOW: WriteWindow = WriteWindow::default();
     /// Per isolate: users whose last invalidation failed, until when their lists
     /// bypass the cache here (an entry of theirs may be stale until then).
     static UNINVALIDATED_UNTIL_MS: RefCell<HashMap<String, f64>> = RefCell::default();
-}
-
-/// How long this isolate must wait before writing `user_id`'s generation again.
-fn same_key_wait_ms(user_id: &str, now_ms: f64) -> f64 {
-    LAST_GENERATION_WRITE_MS.with(|m| {
-        let mut m = m.borrow_mut();
-        m.retain(|_, t| now_ms - *t < SAME_KEY_WRITE_INTERVAL_MS);
-        m.get(user_id).map_or(0.0, |t| t + SAME_KEY_WRITE_INTERVAL_MS - now_ms)
-    })
-}
-
-fn note_generation_write(user_id: &str, now_ms: f64) {
-    LAST_GENERATION_WRITE_MS.with(|m| m.borrow_mut().insert(user_id.to_owned(), now_ms));
 }
 
 /// Whether `user_id`'s cached lists must not be used in this isolate now.
@@ -216,12 +203,12 @@ pub async fn invalidate_user<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>,
     let start = ctx.runtime.now_ms();
     let mut attempts = 0;
     let error = loop {
-        let wait = same_key_wait_ms(user_id, ctx.runtime.now_ms());
+        let wait = GENERATION_WINDOW.with(|w| w.wait_ms(&key, ctx.runtime.now_ms()));
         if wait > 0.0 {
             ctx.runtime.sleep(wait.ceil() as u64).await;
         }
         attempts += 1;
-        note_generation_write(user_id, ctx.runtime.now_ms());
+        GENERATION_WINDOW.with(|w| w.note(&key, ctx.runtime.now_ms()));
         let generation = new_generation(ctx.runtime.now_ms());
         match ctx.cache.write_now(Layer::UserModels, &key, &generation, ttl, GENERATION_WRITE_TIMEOUT_MS).await {
             Ok(()) => {
