@@ -334,10 +334,10 @@ impl ResultDoc {
     }
 
     /// A document still `running` when read is a part of a run: marked invalid,
-    /// saying where it stopped and why it does not count. Returns whether it was.
-    pub fn settle_incomplete(&mut self) -> bool {
+    /// saying where it stopped and why it does not count.
+    pub fn settle_incomplete(&mut self) {
         if self.run.status != Status::Running {
-            return false;
+            return;
         }
         let planned = self.metadata.load["duration_s"].as_f64();
         let last = self.intervals.iter().map(|i| i.t).max();
@@ -353,7 +353,6 @@ impl ResultDoc {
         );
         self.run.status = Status::Invalid;
         self.run.invalid_reasons.insert(0, reason);
-        true
     }
 
     /// Whether [`ResultDoc::settle_incomplete`] marked this document.
