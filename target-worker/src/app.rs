@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 use crate::auth::{self, Identity};
 use crate::bench;
 use crate::breaker::KvBreaker;
-use crate::cache::{Cache, FaultyKv, KvFault};
+use crate::cache::{Cache, CacheChoice, FaultyKv, KvFault};
 use crate::config::{CacheLayers, Config};
 use crate::context::RequestContext;
 use crate::http::{body_too_large, ApiError, ApiRequest, ApiResponse, Failure, MAX_BODY_BYTES};
@@ -23,8 +23,12 @@ use crate::models;
 use crate::platform::{Database, Kv, Runtime};
 use crate::router::{self, Access, Endpoint};
 use crate::store::Store;
+use crate::strategy::Strategy;
 use crate::trace::RequestTrace;
 use crate::user;
+
+/// Modelled locations a bench request may pick (`x-bench-location`).
+pub const MAX_LOCATIONS: u32 = 16;
 
 /// Lifetime of tokens from `POST /auth/token`.
 pub const TOKEN_TTL_SECONDS: i64 = 3600;
@@ -94,6 +98,31 @@ impl<K: Kv, D: Database> App<K, D> {
         }
     }
 
+    /// The cache strategy: the configuration's, unless a bench client with the
+    /// secret picks one with `x-bench-strategy`.
+    fn request_strategy(&self, req: &ApiRequest, bench_authorized: bool) -> Result<Strategy, ApiError> {
+        match req.header_value("x-bench-strategy") {
+            Some(name) if bench_authorized => {
+                Strategy::parse(name).map_err(|e| ApiError::bad_request(format!("x-bench-strategy: {e}")))
+            }
+            _ => Ok(self.config.strategy),
+        }
+    }
+
+    /// The modelled location of a request (`x-bench-location`, bench secret): its
+    /// edge cache under a latency profile and its `memory` layer stand for those
+    /// of another location's isolate. 0 without the header.
+    fn request_location(&self, req: &ApiRequest, bench_authorized: bool) -> Result<u32, ApiError> {
+        match req.header_value("x-bench-location") {
+            Some(n) if bench_authorized => n.trim().parse::<u32>().ok().filter(|n| *n < MAX_LOCATIONS).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "x-bench-location: {n:?} is not a location number below {MAX_LOCATIONS}"
+                ))
+            }),
+            _ => Ok(0),
+        }
+    }
+
     /// The latency profile: the configuration's, unless a bench client with the
     /// secret picks one with `x-bench-profile`.
     fn request_profile(&self, req: &ApiRequest, bench_authorized: bool) -> Result<&'static Profile, ApiError> {
@@ -114,18 +143,24 @@ impl<K: Kv, D: Database> App<K, D> {
         let (layers, layers_overridden) = self.request_layers(req, bench_authorized)?;
         let fault = self.request_fault(req, bench_authorized)?;
         let profile = self.request_profile(req, bench_authorized)?;
-        let modelled = ModelledKv::new(self.kv.clone(), profile, Rc::clone(&self.runtime));
+        let choice = CacheChoice {
+            layers,
+            strategy: self.request_strategy(req, bench_authorized)?,
+            location: self.request_location(req, bench_authorized)?,
+        };
+        let modelled = ModelledKv::new(self.kv.clone(), profile, Rc::clone(&self.runtime), choice.location);
         let kv = FaultyKv::new(modelled, fault, Rc::clone(&self.runtime));
-        let db = ModelledDb::new(&self.db, profile, &*self.runtime);
+        let db = ModelledDb::new(self.db.clone(), profile, Rc::clone(&self.runtime));
         let ctx = RequestContext {
             req,
             config: &self.config,
             runtime: &*self.runtime,
             trace,
             store: Store::new(&db, trace, &*self.runtime),
+            db: db.clone(),
             cache: Cache::new(
                 kv,
-                layers,
+                choice,
                 &self.config,
                 KvBreaker::for_isolate(fault.is_some()),
                 Rc::clone(&self.runtime),
@@ -143,7 +178,7 @@ impl<K: Kv, D: Database> App<K, D> {
         };
         let caller = || identity.as_ref().expect("caller routes are authenticated above");
         match endpoint {
-            Endpoint::Health => Ok(health(&ctx, layers)),
+            Endpoint::Health => Ok(health(&ctx, layers, choice.strategy)),
             Endpoint::BenchSeed => bench::seed(&ctx).await,
             Endpoint::BenchReset => bench::reset(&ctx).await,
             Endpoint::AuthMe => auth_me(&ctx, caller()).await,
@@ -180,7 +215,7 @@ async fn authenticate_request<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>
     }
 }
 
-fn health<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, layers: CacheLayers) -> ApiResponse {
+fn health<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, layers: CacheLayers, strategy: Strategy) -> ApiResponse {
     ApiResponse::json(
         200,
         &serde_json::json!({
@@ -191,6 +226,8 @@ fn health<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, layers: CacheLayer
                 "mode": if layers == CacheLayers::NONE { "off" } else { "on" },
                 "layers": layers.names(),
                 "ttl_seconds": ctx.config.ttl_seconds,
+                "strategy": strategy.name(),
+                "contract": strategy.contract(),
             },
             // What the harness labels a run with: a modelled profile's results are
             // never compared with measured ones.

@@ -11,7 +11,9 @@ use futures_util::future::{self, Either};
 
 use crate::breaker::{BreakerPolicy, KvBreaker, ReadResult};
 use crate::config::{CacheLayers, Config, Layer};
+use crate::memory;
 use crate::platform::{Kv, KvError, Runtime};
+use crate::strategy::Strategy;
 use crate::trace::{BackendOp, RequestTrace};
 
 /// The result of looking a key up.
@@ -141,11 +143,21 @@ fn same_key_write_allowed(key: &str, now_ms: f64) -> Result<(), KvError> {
 
 impl<K: Kv> Kv for FaultyKv<K> {
     async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
+        self.get_cached(key, None).await
+    }
+    async fn get_cached(&self, key: &str, cache_ttl_s: Option<u64>) -> Result<Option<String>, KvError> {
         self.before().await?;
         if self.fault == Some(KvFault::Garbage) {
             return Ok(Some(GARBAGE_VALUE.to_owned()));
         }
-        self.inner.get(key).await
+        self.inner.get_cached(key, cache_ttl_s).await
+    }
+    async fn get_bulk(&self, keys: &[String], cache_ttl_s: Option<u64>) -> Result<Vec<Option<String>>, KvError> {
+        self.before().await?;
+        if self.fault == Some(KvFault::Garbage) {
+            return Ok(vec![Some(GARBAGE_VALUE.to_owned()); keys.len()]);
+        }
+        self.inner.get_bulk(keys, cache_ttl_s).await
     }
     async fn put(&self, key: &str, value: &str, ttl_seconds: u64) -> Result<(), KvError> {
         self.before().await?;
@@ -181,6 +193,9 @@ pub fn log_cache_failure(runtime: &dyn Runtime, op: &str, layer: Layer, key: &st
 pub struct Cache<'r, K: Kv> {
     kv: K,
     layers: CacheLayers,
+    strategy: Strategy,
+    /// The modelled edge location (`x-bench-location`): the `memory` layer's too.
+    location: u32,
     ttl_seconds: u64,
     timeout_ms: u64,
     breaker: Rc<KvBreaker>,
@@ -189,12 +204,20 @@ pub struct Cache<'r, K: Kv> {
     trace: &'r RequestTrace,
 }
 
+/// Which cache a request uses: its layers, strategy and modelled location.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheChoice {
+    pub layers: CacheLayers,
+    pub strategy: Strategy,
+    pub location: u32,
+}
+
 impl<'r, K: Kv> Cache<'r, K> {
     /// `breaker` is the isolate's ([`KvBreaker::for_isolate`]); TTL, read time-out
     /// and breaker policy come from `config`.
     pub fn new(
         kv: K,
-        layers: CacheLayers,
+        choice: CacheChoice,
         config: &Config,
         breaker: Rc<KvBreaker>,
         runtime: Rc<dyn Runtime>,
@@ -202,7 +225,9 @@ impl<'r, K: Kv> Cache<'r, K> {
     ) -> Self {
         Cache {
             kv,
-            layers,
+            layers: choice.layers,
+            strategy: choice.strategy,
+            location: choice.location,
             ttl_seconds: config.ttl_seconds,
             timeout_ms: config.kv_timeout_ms,
             breaker,
@@ -216,8 +241,18 @@ impl<'r, K: Kv> Cache<'r, K> {
         self.layers.contains(layer)
     }
 
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// The deployment's `CACHE_TTL_SECONDS`.
     pub fn ttl_seconds(&self) -> u64 {
         self.ttl_seconds
+    }
+
+    /// How long `layer`'s entries live under this request's strategy.
+    pub fn layer_ttl_seconds(&self, layer: Layer) -> u64 {
+        self.strategy.ttl_seconds(layer, self.ttl_seconds)
     }
 
     pub fn now_ms(&self) -> f64 {
@@ -227,6 +262,16 @@ impl<'r, K: Kv> Cache<'r, K> {
     /// The request's trace, where layers record their outcome and time.
     pub fn trace(&self) -> &'r RequestTrace {
         self.trace
+    }
+
+    /// The KV store (with the request's fault and profile), for background work
+    /// that outlives the request.
+    pub fn kv(&self) -> K {
+        self.kv.clone()
+    }
+
+    pub fn runtime(&self) -> Rc<dyn Runtime> {
+        Rc::clone(&self.runtime)
     }
 
     /// Awaits a KV operation for at most `timeout_ms`, adding its time to the
@@ -274,33 +319,67 @@ impl<'r, K: Kv> Cache<'r, K> {
         }
     }
 
-    /// Reads `key`; a failure or time-out is logged and reported as `Failed`,
-    /// an open breaker as `Bypassed` (KV not asked).
-    pub async fn read(&self, layer: Layer, key: &str) -> CacheRead {
-        if !self.reads_allowed() {
-            return CacheRead::Bypassed;
-        }
-        self.trace.count(BackendOp::KvRead, 1);
-        let result = self.bounded(self.timeout_ms, self.kv.get(key)).await;
-        self.count_read(result.is_err());
-        self.outcome(layer, key, result)
+    /// What the `memory` layer holds for `key`, when the strategy has one.
+    fn recall(&self, key: &str) -> Option<Option<String>> {
+        self.strategy.memory().then(|| memory::recall(self.location, key, self.runtime.now_ms())).flatten()
     }
 
-    /// Reads two keys concurrently: one KV round trip of latency, not two.
-    pub async fn read_pair(&self, layer: Layer, first: &str, second: &str) -> (CacheRead, CacheRead) {
-        if !self.reads_allowed() {
-            return (CacheRead::Bypassed, CacheRead::Bypassed);
+    /// Keeps what KV answered (or what was written) in the `memory` layer.
+    fn remember(&self, key: &str, value: Option<&str>) {
+        if self.strategy.memory() {
+            memory::remember(self.location, key, value.map(str::to_owned), self.runtime.now_ms());
         }
-        self.trace.count(BackendOp::KvRead, 2);
-        let (a, b) = self
-            .bounded(self.timeout_ms, async {
-                let (a, b) = future::join(self.kv.get(first), self.kv.get(second)).await;
-                Ok::<_, KvError>((a, b))
-            })
-            .await
-            .unwrap_or_else(|e| (Err(e.clone()), Err(e)));
-        self.count_read(a.is_err() || b.is_err());
-        (self.outcome(layer, first, a), self.outcome(layer, second, b))
+    }
+
+    /// Reads `keys` from KV (one bulk read, or concurrent reads: one round trip of
+    /// latency either way), counting one billed read per key.
+    async fn fetch(&self, layer: Layer, keys: &[String]) -> Result<Vec<Option<String>>, KvError> {
+        self.trace.count(BackendOp::KvRead, keys.len() as u32);
+        let cache_ttl = self.strategy.edge_cache_ttl(layer);
+        let read = async {
+            if self.strategy.bulk_read() && keys.len() > 1 {
+                self.kv.get_bulk(keys, cache_ttl).await
+            } else {
+                future::join_all(keys.iter().map(|k| self.kv.get_cached(k, cache_ttl))).await.into_iter().collect()
+            }
+        };
+        let result = self.bounded(self.timeout_ms, read).await;
+        self.count_read(result.is_err());
+        if let Ok(values) = &result {
+            for (k, v) in keys.iter().zip(values) {
+                self.remember(k, v.as_deref());
+            }
+        }
+        result
+    }
+
+    /// Reads `keys` together: from the `memory` layer when it holds all of them,
+    /// else from KV. A failure or time-out is logged and reported as `Failed` for
+    /// every key, an open breaker as `Bypassed` (KV not asked).
+    pub async fn read_many(&self, layer: Layer, keys: &[String]) -> Vec<CacheRead> {
+        let remembered: Option<Vec<Option<String>>> = keys.iter().map(|k| self.recall(k)).collect();
+        if let Some(values) = remembered {
+            return keys.iter().zip(values).map(|(k, v)| self.outcome(layer, k, Ok(v))).collect();
+        }
+        if !self.reads_allowed() {
+            return vec![CacheRead::Bypassed; keys.len()];
+        }
+        match self.fetch(layer, keys).await {
+            Ok(values) => keys.iter().zip(values).map(|(k, v)| self.outcome(layer, k, Ok(v))).collect(),
+            Err(e) => keys.iter().map(|k| self.outcome(layer, k, Err(e.clone()))).collect(),
+        }
+    }
+
+    /// Reads `key` (see [`Cache::read_many`]).
+    pub async fn read(&self, layer: Layer, key: &str) -> CacheRead {
+        self.read_many(layer, &[key.to_owned()]).await.pop().unwrap_or(CacheRead::Failed)
+    }
+
+    /// Reads a guard key and an entry together (see [`Cache::read_many`]).
+    pub async fn read_pair(&self, layer: Layer, first: &str, second: &str) -> (CacheRead, CacheRead) {
+        let mut reads = self.read_many(layer, &[first.to_owned(), second.to_owned()]).await.into_iter();
+        let mut next = || reads.next().unwrap_or(CacheRead::Failed);
+        (next(), next())
     }
 
     /// Logs a value read from KV that does not decode: treated like a failed read.
@@ -321,6 +400,7 @@ impl<'r, K: Kv> Cache<'r, K> {
     /// As [`Cache::write_behind`], whatever the breaker says.
     pub fn write_in_background(&self, layer: Layer, key: String, value: String, ttl: u64) {
         self.trace.count(BackendOp::KvWrite, 1);
+        self.remember(&key, Some(&value));
         let kv = self.kv.clone();
         let runtime = Rc::clone(&self.runtime);
         self.runtime.spawn(Box::pin(async move {
@@ -343,10 +423,35 @@ impl<'r, K: Kv> Cache<'r, K> {
     ) -> Result<(), KvError> {
         self.trace.count(BackendOp::KvWrite, 1);
         let result = self.bounded(timeout_ms, self.kv.put(key, value, ttl_seconds)).await;
-        if let Err(e) = &result {
-            log_cache_failure(&*self.runtime, "put", layer, key, &e.0);
+        match &result {
+            Ok(()) => self.remember(key, Some(value)),
+            Err(e) => log_cache_failure(&*self.runtime, "put", layer, key, &e.0),
         }
         result
+    }
+
+    /// Deletes `key` before returning, waiting at most `timeout_ms`.
+    pub async fn delete_now(&self, layer: Layer, key: &str, timeout_ms: u64) -> Result<(), KvError> {
+        self.trace.count(BackendOp::KvDelete, 1);
+        let result = self.bounded(timeout_ms, self.kv.delete(key)).await;
+        match &result {
+            Ok(()) => self.remember(key, None),
+            Err(e) => log_cache_failure(&*self.runtime, "delete", layer, key, &e.0),
+        }
+        result
+    }
+
+    /// As [`Cache::delete_now`], after the response.
+    pub fn delete_in_background(&self, layer: Layer, key: String) {
+        self.trace.count(BackendOp::KvDelete, 1);
+        self.remember(&key, None);
+        let kv = self.kv.clone();
+        let runtime = Rc::clone(&self.runtime);
+        self.runtime.spawn(Box::pin(async move {
+            if let Err(e) = kv.delete(&key).await {
+                log_cache_failure(&*runtime, "delete", layer, &key, &e.0);
+            }
+        }));
     }
 }
 

@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::breaker::BreakerPolicy;
 use crate::latency::{self, Profile};
+use crate::strategy::Strategy;
 
 /// A cache layer that can be switched on or off on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +93,8 @@ pub struct Config {
     /// `CACHE_LAYERS` as configured (before the master switch is applied).
     pub configured_layers: CacheLayers,
     pub ttl_seconds: u64,
+    /// `CACHE_STRATEGY`: how the layers store, read and invalidate.
+    pub strategy: Strategy,
     pub always_enabled_providers: Vec<String>,
     pub jwt_secret: Option<String>,
     pub bench_secret: Option<String>,
@@ -119,6 +122,7 @@ impl fmt::Debug for Config {
             .field("cache_mode_on", &self.cache_mode_on)
             .field("configured_layers", &self.configured_layers)
             .field("ttl_seconds", &self.ttl_seconds)
+            .field("strategy", &self.strategy)
             .field("always_enabled_providers", &self.always_enabled_providers)
             .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
             .field("bench_secret", &self.bench_secret.as_ref().map(|_| "<set>"))
@@ -180,6 +184,10 @@ impl Config {
                 }
             },
         };
+        let strategy = match get("CACHE_STRATEGY") {
+            None => Strategy::DEFAULT,
+            Some(v) => Strategy::parse(&v).map_err(|reason| ConfigError { name: "CACHE_STRATEGY", value: v, reason })?,
+        };
         let always_enabled_providers = get("ALWAYS_ENABLED_PROVIDERS")
             .unwrap_or_else(|| "workers-ai,mistral".into())
             .split(',')
@@ -220,6 +228,7 @@ impl Config {
             cache_mode_on,
             configured_layers,
             ttl_seconds,
+            strategy,
             always_enabled_providers,
             jwt_secret: get("JWT_SECRET"),
             bench_secret: get("BENCH_SECRET"),
@@ -262,6 +271,7 @@ mod tests {
         assert!(c.cache_mode_on);
         assert_eq!(c.active_layers(), CacheLayers::ALL);
         assert_eq!(c.ttl_seconds, 300);
+        assert_eq!(c.strategy, Strategy::Generation);
         assert_eq!(c.always_enabled_providers, vec!["workers-ai", "mistral"]);
         assert!(c.bench_secret.is_none());
         assert_eq!(c.latency_profile.name, "local");
@@ -311,5 +321,8 @@ mod tests {
         assert!(e.to_string().contains("redis"), "{e}");
         assert_eq!(cfg(&[("CACHE_TTL_SECONDS", "30")]).unwrap_err().name, "CACHE_TTL_SECONDS");
         assert_eq!(cfg(&[("CACHE_TTL_SECONDS", "-5")]).unwrap_err().name, "CACHE_TTL_SECONDS");
+        assert_eq!(cfg(&[("CACHE_STRATEGY", "swr")]).unwrap().strategy, Strategy::Swr);
+        let e = cfg(&[("CACHE_STRATEGY", "lru")]).unwrap_err();
+        assert!(e.name == "CACHE_STRATEGY" && e.reason.contains("generation-unfiltered"), "{e}");
     }
 }

@@ -16,7 +16,9 @@ pub struct RequestContext<'r, K: Kv, D: Database> {
     pub config: &'r Config,
     pub runtime: &'r dyn Runtime,
     pub trace: &'r RequestTrace,
-    pub store: Store<'r, ModelledDb<'r, D>>,
+    pub store: Store<'r, ModelledDb<D>>,
+    /// The database with the request's latency profile, for background work.
+    pub db: ModelledDb<D>,
     pub cache: Cache<'r, FaultyKv<ModelledKv<K>>>,
     /// The bare KV binding, for bench maintenance (never fault-injected).
     pub kv: &'r K,

@@ -17,12 +17,14 @@ pub mod http;
 pub mod jwt;
 pub mod latency;
 pub mod layers;
+pub mod memory;
 pub mod modelled;
 pub mod models;
 pub mod platform;
 pub mod providers;
 pub mod router;
 pub mod store;
+pub mod strategy;
 pub mod trace;
 pub mod user;
 
@@ -35,3 +37,4 @@ pub use http::{ApiRequest, ApiResponse};
 /// The bot detection and its cache layer, at the path tests and tools know.
 pub use layers::bot;
 pub use platform::{Database, Kv, Runtime};
+pub use strategy::Strategy;

@@ -35,43 +35,144 @@ fn uniforms() -> (f64, f64) {
     (unit(&bytes[..8]), unit(&bytes[8..]))
 }
 
+/// What one modelled edge location holds for a key: when a read filled it, for how
+/// long (the read's `cacheTtl`), and the value it read (`None`: not found).
+struct EdgeCopy {
+    filled_ms: f64,
+    ttl_ms: f64,
+    value: Option<String>,
+}
+
 thread_local! {
-    /// The modelled edge cache of this isolate: key → when a read last filled it (ms).
-    static EDGE: RefCell<HashMap<String, f64>> = RefCell::new(HashMap::new());
+    /// The modelled edge caches: (location, key) → the copy a read left there.
+    static EDGE: RefCell<HashMap<(u32, String), EdgeCopy>> = RefCell::new(HashMap::new());
 }
 
 /// Keys the edge cache model remembers before it drops the expired ones.
 const EDGE_PRUNE_AT: usize = 20_000;
 
-/// Whether a read of `key` at `now_ms` is served by the edge cache: read there
-/// within its `cacheTtl`, and (for profiles whose edge misses) lucky. A read that
-/// goes past it fills it for `cacheTtl`.
-fn edge_hit(profile: &Profile, key: &str, now_ms: f64) -> bool {
+/// The copy `location`'s edge cache serves for `key` at `now_ms`, if the read is
+/// served there: a copy within its `cacheTtl`, and (for profiles whose edge misses)
+/// a lucky read. Its value may be older than KV's: that is KV's eventual
+/// consistency between locations.
+fn edge_copy(profile: &Profile, location: u32, key: &str, now_ms: f64) -> Option<Option<String>> {
     EDGE.with(|edge| {
-        let mut edge = edge.borrow_mut();
-        let cached = edge.get(key).is_some_and(|filled| now_ms - filled < profile.edge_cache_ttl_ms);
-        if cached {
-            return uniforms().0 <= profile.edge_hit_share;
-        }
-        if edge.len() >= EDGE_PRUNE_AT {
-            edge.retain(|_, filled| now_ms - *filled < profile.edge_cache_ttl_ms);
-        }
-        edge.insert(key.to_owned(), now_ms);
-        false
+        let edge = edge.borrow();
+        let copy = edge.get(&(location, key.to_owned()))?;
+        (now_ms - copy.filled_ms < copy.ttl_ms && uniforms().0 <= profile.edge_hit_share).then(|| copy.value.clone())
     })
 }
 
-/// A KV store whose operations take as long as the profile says (plus their own time).
+/// A read that went past the edge leaves its result there for `ttl_ms`.
+fn fill_edge(location: u32, key: &str, value: Option<String>, now_ms: f64, ttl_ms: f64) {
+    EDGE.with(|edge| {
+        let mut edge = edge.borrow_mut();
+        if edge.len() >= EDGE_PRUNE_AT {
+            edge.retain(|_, c| now_ms - c.filled_ms < c.ttl_ms);
+        }
+        edge.insert((location, key.to_owned()), EdgeCopy { filled_ms: now_ms, ttl_ms, value });
+    })
+}
+
+/// A write is visible at once in the location that made it (Cloudflare's "How KV
+/// works"); other locations keep their copies until those expire.
+fn forget_edge(location: u32, key: &str) {
+    EDGE.with(|edge| edge.borrow_mut().remove(&(location, key.to_owned())));
+}
+
+/// A KV store whose operations take as long as the profile says (plus their own
+/// time), read through a modelled edge cache per location.
 #[derive(Clone)]
 pub struct ModelledKv<K: Kv> {
     inner: K,
     profile: &'static Profile,
     runtime: Rc<dyn Runtime>,
+    /// The modelled edge location of the request (`x-bench-location`).
+    location: u32,
 }
 
 impl<K: Kv> ModelledKv<K> {
-    pub fn new(inner: K, profile: &'static Profile, runtime: Rc<dyn Runtime>) -> Self {
-        ModelledKv { inner, profile, runtime }
+    pub fn new(inner: K, profile: &'static Profile, runtime: Rc<dyn Runtime>, location: u32) -> Self {
+        ModelledKv { inner, profile, runtime, location }
+    }
+
+    async fn wait(&self, op: Operation) {
+        if !self.profile.is_measured() {
+            wait(self.profile, &*self.runtime, op).await;
+        }
+    }
+
+    fn edge_ttl_ms(&self, cache_ttl_s: Option<u64>) -> f64 {
+        cache_ttl_s.map_or(self.profile.edge_cache_ttl_ms, |s| s as f64 * 1000.0)
+    }
+
+    /// The edge's copies of `keys`, or `None` when any read must go past the edge.
+    fn edge_copies(&self, keys: &[String]) -> Option<Vec<Option<String>>> {
+        let now = self.runtime.now_ms();
+        keys.iter().map(|k| edge_copy(self.profile, self.location, k, now)).collect()
+    }
+
+    fn fill(&self, keys: &[String], values: &[Option<String>], cache_ttl_s: Option<u64>) {
+        let now = self.runtime.now_ms();
+        for (k, v) in keys.iter().zip(values) {
+            fill_edge(self.location, k, v.clone(), now, self.edge_ttl_ms(cache_ttl_s));
+        }
+    }
+}
+
+impl<K: Kv> Kv for ModelledKv<K> {
+    async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
+        self.get_cached(key, None).await
+    }
+    async fn get_cached(&self, key: &str, cache_ttl_s: Option<u64>) -> Result<Option<String>, KvError> {
+        let mut values = self.get_bulk(&[key.to_owned()], cache_ttl_s).await?;
+        Ok(values.pop().flatten())
+    }
+    /// One round trip: hot when the edge holds every key, else cold.
+    async fn get_bulk(&self, keys: &[String], cache_ttl_s: Option<u64>) -> Result<Vec<Option<String>>, KvError> {
+        if self.profile.is_measured() {
+            return self.inner.get_bulk(keys, cache_ttl_s).await;
+        }
+        if let Some(copies) = self.edge_copies(keys) {
+            self.wait(Operation::KvHotRead).await;
+            return Ok(copies);
+        }
+        self.wait(Operation::KvColdRead).await;
+        let values = self.inner.get_bulk(keys, cache_ttl_s).await?;
+        self.fill(keys, &values, cache_ttl_s);
+        Ok(values)
+    }
+    async fn put(&self, key: &str, value: &str, ttl_seconds: u64) -> Result<(), KvError> {
+        self.wait(Operation::KvWrite).await;
+        self.inner.put(key, value, ttl_seconds).await?;
+        forget_edge(self.location, key);
+        Ok(())
+    }
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.wait(Operation::KvDelete).await;
+        self.inner.delete(key).await?;
+        forget_edge(self.location, key);
+        Ok(())
+    }
+    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+        self.wait(Operation::KvList).await;
+        self.inner.list_keys(prefix).await
+    }
+}
+
+/// A database whose reads (`query`) and writes (`execute`, `batch`: one round
+/// trip each) take as long as the profile says (plus their own time). Owns cheap
+/// handles, so background work (a `swr` refresh) can take one along.
+#[derive(Clone)]
+pub struct ModelledDb<D: Database> {
+    inner: D,
+    profile: &'static Profile,
+    runtime: Rc<dyn Runtime>,
+}
+
+impl<D: Database> ModelledDb<D> {
+    pub fn new(inner: D, profile: &'static Profile, runtime: Rc<dyn Runtime>) -> Self {
+        ModelledDb { inner, profile, runtime }
     }
 
     async fn wait(&self, op: Operation) {
@@ -81,49 +182,7 @@ impl<K: Kv> ModelledKv<K> {
     }
 }
 
-impl<K: Kv> Kv for ModelledKv<K> {
-    async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
-        if !self.profile.is_measured() {
-            let hot = edge_hit(self.profile, key, self.runtime.now_ms());
-            self.wait(if hot { Operation::KvHotRead } else { Operation::KvColdRead }).await;
-        }
-        self.inner.get(key).await
-    }
-    async fn put(&self, key: &str, value: &str, ttl_seconds: u64) -> Result<(), KvError> {
-        self.wait(Operation::KvWrite).await;
-        self.inner.put(key, value, ttl_seconds).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.wait(Operation::KvDelete).await;
-        self.inner.delete(key).await
-    }
-    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, KvError> {
-        self.wait(Operation::KvList).await;
-        self.inner.list_keys(prefix).await
-    }
-}
-
-/// A database whose reads (`query`) and writes (`execute`, `batch`: one round
-/// trip each) take as long as the profile says (plus their own time).
-pub struct ModelledDb<'r, D: Database> {
-    inner: &'r D,
-    profile: &'static Profile,
-    runtime: &'r dyn Runtime,
-}
-
-impl<'r, D: Database> ModelledDb<'r, D> {
-    pub fn new(inner: &'r D, profile: &'static Profile, runtime: &'r dyn Runtime) -> Self {
-        ModelledDb { inner, profile, runtime }
-    }
-
-    async fn wait(&self, op: Operation) {
-        if !self.profile.is_measured() {
-            wait(self.profile, self.runtime, op).await;
-        }
-    }
-}
-
-impl<D: Database> Database for ModelledDb<'_, D> {
+impl<D: Database> Database for ModelledDb<D> {
     async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, DbError> {
         self.wait(Operation::D1Read).await;
         self.inner.query(sql, params).await

@@ -15,6 +15,7 @@ use crate::context::RequestContext;
 use crate::http::{ApiError, ApiResponse, Failure};
 use crate::layers::{model_config, user_models};
 use crate::platform::{Database, Kv};
+use crate::store::Store;
 
 /// The list filters of `GET /models`. Part of the cache key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,7 +54,7 @@ impl ModelFilter {
         Ok(filter)
     }
 
-    fn matches(&self, m: &Model) -> bool {
+    pub(crate) fn matches(&self, m: &Model) -> bool {
         self.capability.as_ref().is_none_or(|c| m.capabilities.contains(c))
             && self.model_type.as_ref().is_none_or(|t| m.types.contains(t))
     }
@@ -92,13 +93,15 @@ fn list_body(models: Vec<&Model>) -> ApiResponse {
     ApiResponse::json(200, &ModelList { models })
 }
 
-async fn compute_list<K: Kv, D: Database>(
-    ctx: &RequestContext<'_, K, D>,
+/// The models `user_id` may use under `filter`, from the database: one query.
+pub(crate) async fn compute_list<D: Database>(
+    store: &Store<'_, D>,
+    config: &Config,
     user_id: &str,
     filter: &ModelFilter,
 ) -> Result<Vec<&'static Model>, Failure> {
-    let enabled = ctx.store.enabled_providers(user_id).await?;
-    let access = Access { config: ctx.config, user_enabled: Some(enabled.into_iter().collect()) };
+    let enabled = store.enabled_providers(user_id).await?;
+    let access = Access { config, user_enabled: Some(enabled.into_iter().collect()) };
     Ok(catalogue().models.iter().filter(|m| access.allows(m) && filter.matches(m)).collect())
 }
 
@@ -113,9 +116,7 @@ pub async fn list<K: Kv, D: Database>(
         let access = Access { config: ctx.config, user_enabled: None };
         return Ok(list_body(catalogue().models.iter().filter(|m| access.allows(m) && filter.matches(m)).collect()));
     }
-    let user_id = identity.user_id.as_str();
-    let compute = || compute_list(ctx, user_id, &filter);
-    let models = user_models::lookup(&ctx.cache, ctx.config, user_id, &filter, compute).await?;
+    let models = user_models::lookup(ctx, identity.user_id.as_str(), &filter).await?;
     Ok(list_body(models))
 }
 

@@ -22,6 +22,19 @@ pub struct KvError(pub String);
 #[allow(async_fn_in_trait)] // single-threaded runtime (wasm): no Send bound wanted
 pub trait Kv: Clone + 'static {
     async fn get(&self, key: &str) -> Result<Option<String>, KvError>;
+    /// A read that asks the edge location to keep the result for `cache_ttl_s`
+    /// (Workers KV's `cacheTtl`; `None`: its default). Stores without an edge cache
+    /// ignore it.
+    async fn get_cached(&self, key: &str, cache_ttl_s: Option<u64>) -> Result<Option<String>, KvError> {
+        let _ = cache_ttl_s;
+        self.get(key).await
+    }
+    /// Several keys in one bulk read (Workers KV: up to 100 keys, one round trip,
+    /// billed per key), in the order asked. Without bulk reads: concurrent reads.
+    async fn get_bulk(&self, keys: &[String], cache_ttl_s: Option<u64>) -> Result<Vec<Option<String>>, KvError> {
+        let reads = keys.iter().map(|k| self.get_cached(k, cache_ttl_s));
+        futures_util::future::join_all(reads).await.into_iter().collect()
+    }
     /// Workers KV rejects TTLs under 60 s; implementations must do the same.
     async fn put(&self, key: &str, value: &str, ttl_seconds: u64) -> Result<(), KvError>;
     async fn delete(&self, key: &str) -> Result<(), KvError>;
@@ -86,9 +99,10 @@ pub type Row = serde_json::Map<String, serde_json::Value>;
 pub struct DbError(pub String);
 
 /// A SQLite-dialect database, shaped after D1. Only bound parameters: no statement
-/// is ever built from request data.
+/// is ever built from request data. `Clone + 'static` as [`Kv`] is: a background
+/// refresh (`swr`, `warm`) queries it after the response.
 #[allow(async_fn_in_trait)]
-pub trait Database {
+pub trait Database: Clone + 'static {
     async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, DbError>;
     async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(), DbError>;
     /// Runs the statements in one transaction.

@@ -47,10 +47,13 @@ pub enum BackendOp {
     KvWrite,
     D1Read,
     D1Write,
+    /// Listed last so `x-ops` readers of the first four keep working.
+    KvDelete,
 }
 
 impl BackendOp {
-    const ALL: [BackendOp; 4] = [BackendOp::KvRead, BackendOp::KvWrite, BackendOp::D1Read, BackendOp::D1Write];
+    const ALL: [BackendOp; 5] =
+        [BackendOp::KvRead, BackendOp::KvWrite, BackendOp::D1Read, BackendOp::D1Write, BackendOp::KvDelete];
 
     fn name(self) -> &'static str {
         match self {
@@ -58,6 +61,7 @@ impl BackendOp {
             BackendOp::KvWrite => "kv-write",
             BackendOp::D1Read => "d1-read",
             BackendOp::D1Write => "d1-write",
+            BackendOp::KvDelete => "kv-delete",
         }
     }
 }
@@ -70,7 +74,7 @@ pub struct RequestTrace {
     layers: RefCell<Vec<LayerVisit>>,
     kv: Cell<Option<f64>>,
     db: Cell<Option<f64>>,
-    ops: Cell<[u32; 4]>,
+    ops: Cell<[u32; 5]>,
 }
 
 fn add(cell: &Cell<Option<f64>>, ms: f64) {
@@ -84,7 +88,7 @@ impl RequestTrace {
             layers: RefCell::new(Vec::new()),
             kv: Cell::new(None),
             db: Cell::new(None),
-            ops: Cell::new([0; 4]),
+            ops: Cell::new([0; 5]),
         }
     }
 
@@ -95,7 +99,7 @@ impl RequestTrace {
     }
 
     /// `x-ops`: every operation kind with its count, e.g.
-    /// `kv-read=2,kv-write=0,d1-read=1,d1-write=0`.
+    /// `kv-read=2,kv-write=0,d1-read=1,d1-write=0,kv-delete=0`.
     pub fn x_ops(&self) -> String {
         let ops = self.ops.get();
         BackendOp::ALL.iter().map(|op| format!("{}={}", op.name(), ops[*op as usize])).collect::<Vec<_>>().join(",")
@@ -181,7 +185,7 @@ mod tests {
         assert_eq!(t.server_timing(1005.0), "bot;desc=hit;dur=0.400, kv;dur=0.400, db;dur=3.100, total;dur=5.000");
         t.count(BackendOp::KvRead, 2);
         t.count(BackendOp::D1Read, 1);
-        assert_eq!(t.x_ops(), "kv-read=2,kv-write=0,d1-read=1,d1-write=0");
+        assert_eq!(t.x_ops(), "kv-read=2,kv-write=0,d1-read=1,d1-write=0,kv-delete=0");
     }
 
     #[test]

@@ -16,7 +16,28 @@ struct WorkersKv(KvStore);
 
 impl Kv for WorkersKv {
     async fn get(&self, key: &str) -> std::result::Result<Option<String>, KvError> {
-        self.0.get(key).text().await.map_err(|e| KvError(e.to_string()))
+        self.get_cached(key, None).await
+    }
+
+    async fn get_cached(&self, key: &str, cache_ttl_s: Option<u64>) -> std::result::Result<Option<String>, KvError> {
+        let mut get = self.0.get(key);
+        if let Some(ttl) = cache_ttl_s {
+            get = get.cache_ttl(ttl);
+        }
+        get.text().await.map_err(|e| KvError(e.to_string()))
+    }
+
+    async fn get_bulk(
+        &self,
+        keys: &[String],
+        cache_ttl_s: Option<u64>,
+    ) -> std::result::Result<Vec<Option<String>>, KvError> {
+        let mut get = self.0.get_bulk(keys);
+        if let Some(ttl) = cache_ttl_s {
+            get = get.cache_ttl(ttl);
+        }
+        let mut values = get.text().await.map_err(|e| KvError(e.to_string()))?;
+        Ok(keys.iter().map(|k| values.remove(k).flatten()).collect())
     }
 
     async fn put(&self, key: &str, value: &str, ttl_seconds: u64) -> std::result::Result<(), KvError> {
@@ -51,7 +72,9 @@ impl Kv for WorkersKv {
     }
 }
 
-struct D1(D1Database);
+/// `Rc`: the database handle is cloned into background work (a `swr` refresh).
+#[derive(Clone)]
+struct D1(Rc<D1Database>);
 
 fn js_params(params: &[SqlValue]) -> Vec<JsValue> {
     params
@@ -175,6 +198,6 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Ok(r) => r,
         Err(e) => return worker_response(early_error(e)),
     };
-    let app = App::new(WorkersKv(env.kv("CACHE")?), D1(env.d1("DB")?), Rc::new(WorkersRuntime(ctx)), config);
+    let app = App::new(WorkersKv(env.kv("CACHE")?), D1(Rc::new(env.d1("DB")?)), Rc::new(WorkersRuntime(ctx)), config);
     worker_response(app.handle(req).await)
 }

@@ -326,7 +326,7 @@ async fn cache_on_authenticates_and_caches_bot_verdicts() {
     assert_eq!(resp.status(), 200);
     let ops = resp.headers().get("x-ops").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     // The session, then the user's settings.
-    assert_eq!(ops, "kv-read=0,kv-write=0,d1-read=2,d1-write=0", "{ops}");
+    assert_eq!(ops, "kv-read=0,kv-write=0,d1-read=2,d1-write=0,kv-delete=0", "{ops}");
 
     // Bad input through the real Workers adapter.
     let r = send(

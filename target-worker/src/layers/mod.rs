@@ -38,16 +38,13 @@ pub trait CacheLayer {
     /// KV that returns garbage is treated like a failing one and gets no writes.
     const REWRITE_CORRUPT: bool = false;
 
-    /// The KV key of this request's entry.
+    /// The KV key of this request's entry, before the strategy's prefix
+    /// ([`crate::strategy::Strategy::key_prefix`]).
     fn key(&self) -> String;
 
-    /// How long an entry lives, given the deployment's `CACHE_TTL_SECONDS`.
-    fn ttl_seconds(&self, configured: u64) -> u64 {
-        configured
-    }
-
     /// A key read concurrently with the entry, whose value every served entry
-    /// must have been written under (a generation). A missing guard reads as
+    /// must have been written under (a generation; shared by the strategies, so
+    /// not prefixed). A missing guard reads as
     /// `""`; an unreadable one disables the layer for the request.
     fn guard_key(&self) -> Option<String> {
         None
@@ -91,7 +88,7 @@ where
     if !cache.enabled(L::LAYER) {
         return Ok((compute().await?, CacheOutcome::Off));
     }
-    let key = layer.key();
+    let key = format!("{}{}", cache.strategy().key_prefix(), layer.key());
     let (guard, entry) = match layer.guard_key() {
         None => (String::new(), cache.read(L::LAYER, &key).await),
         Some(guard_key) => {
@@ -125,7 +122,7 @@ where
     };
     let value = compute().await?;
     if let Some(encoded) = layer.encode(&value, &guard) {
-        cache.write_behind(L::LAYER, key, encoded, layer.ttl_seconds(cache.ttl_seconds()));
+        cache.write_behind(L::LAYER, key, encoded, cache.layer_ttl_seconds(L::LAYER));
     }
     Ok((value, outcome))
 }
