@@ -114,11 +114,13 @@ impl<K: Kv, D: Database> App<K, D> {
     /// of another location's isolate. 0 without the header.
     fn request_location(&self, req: &ApiRequest, bench_authorized: bool) -> Result<u32, ApiError> {
         match req.header_value("x-bench-location") {
-            Some(n) if bench_authorized => n.trim().parse::<u32>().ok().filter(|n| *n < MAX_LOCATIONS).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "x-bench-location: {n:?} is not a location number below {MAX_LOCATIONS}"
-                ))
-            }),
+            Some(n) if bench_authorized => {
+                n.trim().parse::<u32>().ok().filter(|n| *n < MAX_LOCATIONS).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "x-bench-location: {n:?} is not a location number below {MAX_LOCATIONS}"
+                    ))
+                })
+            }
             _ => Ok(0),
         }
     }

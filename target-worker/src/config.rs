@@ -186,7 +186,9 @@ impl Config {
         };
         let strategy = match get("CACHE_STRATEGY") {
             None => Strategy::DEFAULT,
-            Some(v) => Strategy::parse(&v).map_err(|reason| ConfigError { name: "CACHE_STRATEGY", value: v, reason })?,
+            Some(v) => {
+                Strategy::parse(&v).map_err(|reason| ConfigError { name: "CACHE_STRATEGY", value: v, reason })?
+            }
         };
         let always_enabled_providers = get("ALWAYS_ENABLED_PROVIDERS")
             .unwrap_or_else(|| "workers-ai,mistral".into())

@@ -112,6 +112,14 @@ impl<K: Kv> ModelledKv<K> {
         keys.iter().map(|k| edge_copy(self.profile, self.location, k, now)).collect()
     }
 
+    /// A single key is a single read below, as the caller asked; several a bulk read.
+    async fn inner_read(&self, keys: &[String], cache_ttl_s: Option<u64>) -> Result<Vec<Option<String>>, KvError> {
+        match keys {
+            [key] => Ok(vec![self.inner.get_cached(key, cache_ttl_s).await?]),
+            _ => self.inner.get_bulk(keys, cache_ttl_s).await,
+        }
+    }
+
     fn fill(&self, keys: &[String], values: &[Option<String>], cache_ttl_s: Option<u64>) {
         let now = self.runtime.now_ms();
         for (k, v) in keys.iter().zip(values) {
@@ -131,14 +139,14 @@ impl<K: Kv> Kv for ModelledKv<K> {
     /// One round trip: hot when the edge holds every key, else cold.
     async fn get_bulk(&self, keys: &[String], cache_ttl_s: Option<u64>) -> Result<Vec<Option<String>>, KvError> {
         if self.profile.is_measured() {
-            return self.inner.get_bulk(keys, cache_ttl_s).await;
+            return self.inner_read(keys, cache_ttl_s).await;
         }
         if let Some(copies) = self.edge_copies(keys) {
             self.wait(Operation::KvHotRead).await;
             return Ok(copies);
         }
         self.wait(Operation::KvColdRead).await;
-        let values = self.inner.get_bulk(keys, cache_ttl_s).await?;
+        let values = self.inner_read(keys, cache_ttl_s).await?;
         self.fill(keys, &values, cache_ttl_s);
         Ok(values)
     }

@@ -65,8 +65,11 @@ fn entry_key(config: &Config, user_id: &str, filter: &ModelFilter) -> String {
 }
 
 fn encode_entry(models: &[&'static Model], generation: &str, now_ms: f64) -> Option<String> {
-    let entry =
-        ListEntry { generation: generation.to_owned(), ids: models.iter().map(|m| m.id.clone()).collect(), at_ms: now_ms };
+    let entry = ListEntry {
+        generation: generation.to_owned(),
+        ids: models.iter().map(|m| m.id.clone()).collect(),
+        at_ms: now_ms,
+    };
     serde_json::to_string(&entry).ok()
 }
 
@@ -225,7 +228,8 @@ fn spawn_fill<K: Kv, D: Database>(
     let ttl = cache.layer_ttl_seconds(Layer::UserModels);
     ctx.trace.count(BackendOp::D1Read, 1);
     ctx.trace.count(BackendOp::KvWrite, 1);
-    let (kv, db, config, runtime, user_id) = (cache.kv(), ctx.db.clone(), ctx.config.clone(), cache.runtime(), user_id.to_owned());
+    let (kv, db, config, runtime, user_id) =
+        (cache.kv(), ctx.db.clone(), ctx.config.clone(), cache.runtime(), user_id.to_owned());
     cache.runtime().spawn(Box::pin(async move {
         let trace = RequestTrace::new(runtime.now_ms());
         let store = Store::new(&db, &trace, &*runtime);

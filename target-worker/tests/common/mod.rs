@@ -45,6 +45,8 @@ pub enum KvFault {
 #[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KvCalls {
     pub get: u32,
+    /// Bulk reads (each key also counted in `get`).
+    pub bulk: u32,
     pub put: u32,
     pub delete: u32,
     pub list: u32,
@@ -114,6 +116,16 @@ impl Kv for MemoryKv {
             }
             other => Ok(other.map(|(v, _)| v.clone())),
         }
+    }
+
+    /// One call, as Workers KV's bulk read; the keys are read as single gets.
+    async fn get_bulk(&self, keys: &[String], _cache_ttl_s: Option<u64>) -> Result<Vec<Option<String>>, KvError> {
+        self.count(|c| c.bulk += 1);
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.get(k).await?);
+        }
+        Ok(out)
     }
 
     async fn put(&self, key: &str, value: &str, ttl_seconds: u64) -> Result<(), KvError> {
