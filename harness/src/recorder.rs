@@ -79,7 +79,7 @@ pub struct SeriesStats {
     pub ops: Ops,
 }
 
-/// Sums of the target's `x-ops` counts (`kv-read`, `kv-write`, `d1-read`, `d1-write`).
+/// Sums of the target's `x-ops` counts (`kv-read`, `kv-write`, `kv-delete`, `d1-read`, `d1-write`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ops {
     /// Responses that carried `x-ops`.
@@ -114,13 +114,13 @@ impl Ops {
         self.responses == 0
     }
 
-    /// `kv-read 2.00, kv-write 0.05, d1-read 1.00, d1-write 0.00`: every kind the
+    /// `kv-read 2.00, kv-write 0.05, kv-delete 0.00, d1-read 1.00, d1-write 0.00`: every kind the
     /// worker reports, per request; `–` without reports.
     pub fn per_request_words(&self) -> String {
         if self.is_empty() {
             return "–".to_owned();
         }
-        ["kv-read", "kv-write", "d1-read", "d1-write"]
+        ["kv-read", "kv-write", "kv-delete", "d1-read", "d1-write"]
             .iter()
             .map(|k| format!("{k} {:.2}", self.per_request(k).unwrap_or(0.0)))
             .collect::<Vec<_>>()

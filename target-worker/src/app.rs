@@ -230,6 +230,8 @@ fn health<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, layers: CacheLayer
                 "ttl_seconds": ctx.config.ttl_seconds,
                 "strategy": strategy.name(),
                 "contract": strategy.contract(),
+                "risk": strategy.risk(),
+                "strategies": Strategy::ALL.map(Strategy::name),
             },
             // What the harness labels a run with: a modelled profile's results are
             // never compared with measured ones.

@@ -164,6 +164,22 @@ impl Strategy {
         self != Strategy::Original
     }
 
+    /// The correctness risk in a few words (the ranking table).
+    pub fn risk(self) -> &'static str {
+        match self {
+            Strategy::Original => {
+                "stale list for up to 1 h after a racing fill or a failed delete; ignores failed invalidation"
+            }
+            Strategy::Generation | Strategy::GenerationUnfiltered | Strategy::GenerationBulk => {
+                "none beyond KV propagation (other locations up to 60 s); writes refused (503) when KV cannot invalidate"
+            }
+            Strategy::CacheTtl => "as generation; only immutable entries kept long at the edge",
+            Strategy::Memory => "other isolates serve the old list up to 10 s longer than KV propagation",
+            Strategy::Swr => "as generation; background refreshes cost D1 reads and KV writes",
+            Strategy::Warm => "as generation; every write also costs a D1 read and a KV write",
+        }
+    }
+
     /// The consistency contract, in words (reports, `/health`, the docs).
     pub fn contract(self) -> &'static str {
         match self {

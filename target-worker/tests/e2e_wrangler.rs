@@ -550,3 +550,113 @@ async fn faults_and_limits_under_workerd() {
     assert!(status.contains(" 413"), "chunked 10 MB body: {status}");
     println!("chunked 10 MB body -> {status}");
 }
+
+/// The strategies' correctness suite under workerd (issue 15), each strategy chosen
+/// per request with `x-bench-strategy` and a user of its own: the bodies cache-off
+/// serves (cold, warm, under KV faults), a hit on the second read (the wasm bulk
+/// read and `cacheTtl` paths included), read-your-writes, another user's list left
+/// alone, and a failed invalidation refused (or, for `original`, ignored as its
+/// contract says).
+#[tokio::test(flavor = "current_thread")]
+async fn every_strategy_under_workerd() {
+    let dev = WranglerDev::start("strategies", None);
+    let base = dev.base.as_str();
+    let client = reqwest::Client::new();
+    let r = send(
+        client
+            .post(format!("{base}/__bench/seed"))
+            .header("x-bench-secret", BENCH_SECRET)
+            .body(format!(r#"{{"users":{},"seed":{SEED}}}"#, target_worker::Strategy::ALL.len() + 1)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "seed: {}", r.body);
+    let bystander = bench_seed::seeded_user(BENCH_SECRET, SEED, target_worker::Strategy::ALL.len() as u32);
+    let by_cookie = format!("session={}", bystander.session_id);
+    for (i, strategy) in target_worker::Strategy::ALL.into_iter().enumerate() {
+        let name = strategy.name();
+        let u = bench_seed::seeded_user(BENCH_SECRET, SEED, i as u32);
+        let cookie = format!("session={}", u.session_id);
+        let bench = [("x-bench-secret", BENCH_SECRET), ("x-bench-strategy", name)];
+        let with =
+            |who: &[(&'static str, &str)], extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, String)> {
+                who.iter().chain(bench.iter()).chain(extra.iter()).map(|(k, v)| (*k, v.to_string())).collect()
+            };
+        let get = |path: String, headers: Vec<(&'static str, String)>| {
+            let client = client.clone();
+            async move {
+                let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                raw_get(&client, &format!("{base}{path}"), &h).await
+            }
+        };
+        let as_user = [("user-agent", BROWSER_UA), ("cookie", cookie.as_str())];
+        let as_bystander = [("user-agent", BROWSER_UA), ("cookie", by_cookie.as_str())];
+        for route in ["/models", "/models?capability=vision", "/models/openai/gpt-4.1", "/models/openai/no-such-model"]
+        {
+            let off = get(route.into(), with(&as_user, &[("x-bench-cache", "off")])).await;
+            for pass in 0..2 {
+                let on = get(route.into(), with(&as_user, &[])).await;
+                assert_eq!((on.0, &on.1), (off.0, &off.1), "{name} {route} pass {pass}");
+                if pass == 1 && route.starts_with("/models?") {
+                    assert!(on.2.contains("user-models=hit"), "{name} {route}: {}", on.2);
+                }
+            }
+            for fault in ["error", "garbage"] {
+                let on = get(route.into(), with(&as_user, &[("x-bench-kv-fault", fault)])).await;
+                assert_eq!((on.0, &on.1), (off.0, &off.1), "{name} {route} under {fault}");
+            }
+        }
+        let by_before = get("/models".into(), with(&as_bystander, &[])).await;
+        let providers =
+            send(client.get(format!("{base}/user/providers")).headers(header_map(&with_refs(&with(&as_user, &[])))))
+                .await;
+        let disabled: Vec<String> = providers.body["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["enabled"] == false)
+            .map(|p| p["provider_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(disabled.len() >= 2, "{name}: two disabled providers needed: {}", providers.body);
+        let store = |provider: &str, extra: &[(&'static str, &'static str)]| {
+            client
+                .post(format!("{base}/user/store-provider-api-key"))
+                .headers(header_map(&with_refs(&with(&as_user, extra))))
+                .body(format!(r#"{{"providerId":"{provider}","apiKey":"sk-e2e"}}"#))
+        };
+        let shows = |body: &str, provider: &str| body.contains(&format!("\"provider\":\"{provider}\""));
+        // Read-your-writes.
+        assert_eq!(send(store(&disabled[0], &[])).await.status, 200, "{name}");
+        let next = get("/models".into(), with(&as_user, &[])).await;
+        assert!(shows(&next.1, &disabled[0]), "{name}: the next read lacks {} ({})", disabled[0], next.2);
+        if strategy.warms_on_write() {
+            // The fill runs after the write's response (waitUntil): hit soon after.
+            let mut hit = false;
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let r = get("/models?capability=vision".into(), with(&as_user, &[])).await;
+                hit |= r.2.contains("user-models=hit");
+            }
+            assert!(hit, "warm: the list stored on write was never hit");
+        }
+        // Another user's list is untouched.
+        let by_after = get("/models".into(), with(&as_bystander, &[])).await;
+        assert_eq!(by_after.1, by_before.1, "{name}: the bystander's list changed");
+        // A write whose invalidation cannot land. Wait out KV's per-key second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        get("/models".into(), with(&as_user, &[])).await;
+        let refused = send(store(&disabled[1], &[("x-bench-kv-fault", "write-error")])).await;
+        let after = get("/models".into(), with(&as_user, &[])).await;
+        if strategy.refuses_failed_invalidation() {
+            assert_eq!(refused.status, 503, "{name}: {}", refused.body);
+            assert!(shows(&after.1, &disabled[1]), "{name}: stale after a refused write ({})", after.2);
+        } else {
+            assert_eq!(refused.status, 200, "original ignores a failed delete");
+            assert!(!shows(&after.1, &disabled[1]), "original: the stale list its contract admits");
+        }
+        println!("{name:<22} ok: bodies, hits, read-your-writes, isolation, failed invalidation");
+    }
+}
+
+fn with_refs<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    pairs.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}

@@ -37,6 +37,8 @@ pub(super) struct AbJob<'a> {
     pub cross_servers: bool,
     /// Measured, or under a latency profile (both arms send `x-bench-profile`).
     pub measurement: Measurement,
+    /// The cache strategy both arms send (`x-bench-strategy`), if one was chosen.
+    pub strategy: Option<String>,
 }
 
 pub(super) fn run_ab(
@@ -62,6 +64,8 @@ pub(super) fn run_ab(
     // A layer's run judges the claims about that layer; a scenario run all of
     // them (shown beside the layer's verdict); the control none.
     let judged: Vec<Claim> = match job.kind {
+        // Claims are about the worker's default strategy; the others are ranked.
+        JobKind::Scenario if job.strategy.as_deref().is_some_and(|s| s != super::strategies::DEFAULT) => Vec::new(),
         JobKind::Scenario => claims.to_vec(),
         JobKind::Layer(layer) => claims.iter().filter(|c| c.layer.as_deref() == Some(layer)).cloned().collect(),
         JobKind::Control | JobKind::ColdStart => Vec::new(),
@@ -103,6 +107,7 @@ pub(super) struct JobMeta {
     pub control: bool,
     pub cold_start: bool,
     pub measurement: Measurement,
+    pub strategy: Option<String>,
 }
 
 impl AbJob<'_> {
@@ -117,6 +122,7 @@ impl AbJob<'_> {
             scenario: self.scenario.name.clone(),
             name: self.name,
             measurement: self.measurement,
+            strategy: self.strategy,
         }
     }
 }
@@ -181,6 +187,10 @@ pub(super) fn summarize(
         ops_b: b.all().map(|s| s.ops.clone()).unwrap_or_default(),
         scenario: job.scenario.clone(),
         layer: job.layer.clone(),
+        strategy: job.strategy.clone(),
+        cache_b: b.all().map(|s| s.cache.clone()).unwrap_or_default(),
+        read_backs_b: read_backs(b).0,
+        stale_reads_b: read_backs(b).1,
         control: job.control,
         cold_start: job.cold_start,
         measured_s: a.run.measured_s,
@@ -198,6 +208,12 @@ pub(super) fn summarize(
         report,
         result: source,
     }
+}
+
+/// Read-backs of an arm and how many were stale.
+fn read_backs(d: &ResultDoc) -> (u64, u64) {
+    let key = format!("tag:{}", crate::scenario::READ_BACK_TAG);
+    d.series.get(&key).map_or((0, 0), |s| (s.requests, s.stale_reads))
 }
 
 pub(super) fn arm(label: &str, target: &str, headers: Vec<(String, String)>) -> ArmSpec {

@@ -8,7 +8,10 @@ mod cold;
 mod job;
 pub mod plan;
 pub mod profiles;
+pub mod ranking;
 pub mod servers;
+pub mod staleness;
+pub mod strategies;
 pub mod summary;
 
 use std::collections::BTreeMap;
@@ -76,6 +79,9 @@ pub struct BenchOptions {
     /// `--profile`: latency profiles to run every A/B under (`local` = measured;
     /// empty: measured only).
     pub profiles: Vec<String>,
+    /// `--strategies`: cache strategies to rank (`all`, or names); empty: the
+    /// worker's own strategy only.
+    pub strategies: Vec<String>,
 }
 
 /// Installs the Ctrl-C/SIGTERM/SIGHUP flag: the bench stops what it is doing,
@@ -111,6 +117,8 @@ struct Targets {
     worker_version: Option<String>,
     /// How to start the cache-on server again (local stack only): cold starts.
     restart: Option<Restart>,
+    /// Staleness probes made so far (`--strategies`).
+    staleness: Vec<staleness::Staleness>,
 }
 
 /// What starting the local cache-on server again needs.
@@ -245,6 +253,7 @@ fn start_local(
         state: Some(state_dir),
         worker_version,
         restart: Some(restart),
+        staleness: Vec::new(),
     })
 }
 
@@ -356,7 +365,7 @@ pub fn run(
                 .into(),
         ));
     }
-    announce(&scenarios, opts, local, measurements.len());
+    announce(&scenarios, opts, local, measurements.len(), strategy_count(opts));
     let dir = bench_dir(&opts.out)?;
     let mut notes = Vec::new();
     let mut targets = match (&opts.target_on, &opts.target_off, &opts.target) {
@@ -396,10 +405,21 @@ pub fn run(
             profiles::check_target(t, secret, &measurements)?;
         }
     }
-    let jobs = jobs(&scenarios, opts, &targets, &measurements, &mut notes)?;
-    let seed_users = if seeding { Some(users_per_seed(&scenarios)) } else { None };
+    let strategies =
+        match (&targets.secret, opts.strategies.is_empty()) {
+            (_, true) => Vec::new(),
+            (Some(secret), false) => strategies::resolve(&targets.on, secret, &opts.strategies)?,
+            (None, false) => return Err(BenchError::Setup(
+                "--strategies needs --bench-secret: the worker switches strategy per request (x-bench-strategy) only \
+                 with its BENCH_SECRET"
+                    .into(),
+            )),
+        };
+    let jobs = jobs(&scenarios, opts, &targets, &measurements, &strategies, &mut notes)?;
+    let seed_users = if seeding { Some(users_per_seed(&scenarios, strategies.len())) } else { None };
     let ctx = JobContext { opts, claims, dir: &dir, cancel, local, seed_users };
-    let (mut runs, invalid_reasons) = run_jobs(jobs, &ctx, &mut targets);
+    let (mut runs, invalid_reasons) = run_jobs(jobs, &ctx, &mut targets, &strategies, &measurements);
+    let staleness = std::mem::take(&mut targets.staleness);
     summary::hold_to_control(&mut runs);
     let profile_names: Vec<String> = measurements.iter().filter_map(|m| m.profile().map(str::to_owned)).collect();
     let (profiles, figures) = profiles::sources(&profile_names);
@@ -420,15 +440,31 @@ pub fn run(
         measurements,
         profiles,
         figures,
+        strategies,
+        staleness,
         ..BenchSummary::begin(started_at, local, opts.quick)
     };
     write_report(&summary, &dir)?;
     Ok((summary, dir))
 }
 
+/// How many strategies `--strategies` names, for the plan printed before the
+/// target is asked (`all`: every strategy this version of the worker has).
+fn strategy_count(opts: &BenchOptions) -> usize {
+    const WORKER_STRATEGIES: usize = 8;
+    let names: Vec<&str> =
+        opts.strategies.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()).collect();
+    if names.contains(&strategies::ALL) {
+        WORKER_STRATEGIES
+    } else {
+        names.len()
+    }
+}
+
 /// Prints the plan and its expected wall time before anything starts.
-fn announce(scenarios: &[Scenario], opts: &BenchOptions, local: bool, measurements: usize) {
-    let (plan_text, estimate) = plan(scenarios, opts, local, local || opts.bench_secret.is_some(), measurements);
+fn announce(scenarios: &[Scenario], opts: &BenchOptions, local: bool, measurements: usize, strategies: usize) {
+    let (plan_text, estimate) =
+        plan(scenarios, opts, local, local || opts.bench_secret.is_some(), measurements, strategies);
     println!("harness bench: {} run(s):\n{plan_text}", plan_text.lines().count());
     let budget = if measurements > 1 {
         format!("{measurements} measurements: each adds about as much as the first")
@@ -453,6 +489,7 @@ fn deployed(on: &str, off: &str, secret: Option<String>, notes: &mut Vec<String>
         state: None,
         worker_version: None,
         restart: None,
+        staleness: Vec::new(),
     };
     let client = SetupClient::new();
     for (t, name, expected) in [(on, "cache-on", "on"), (off, "cache-off", "off")] {
@@ -488,15 +525,20 @@ fn deployed_one(url: &str, secret: Option<String>, notes: &mut Vec<String>) -> R
         state: None,
         worker_version: h.version,
         restart: None,
+        staleness: Vec::new(),
     })
 }
 
-/// Users each seed must provide: the largest count any scenario asks for.
-fn users_per_seed(scenarios: &[Scenario]) -> BTreeMap<u64, u32> {
+/// Users each seed must provide: the largest count any scenario asks for, and
+/// the staleness probes' users of `strategies` strategies.
+fn users_per_seed(scenarios: &[Scenario], strategies: usize) -> BTreeMap<u64, u32> {
     let mut users: BTreeMap<u64, u32> = BTreeMap::new();
     for u in scenarios.iter().filter_map(|s| s.users.as_ref()) {
         let n = users.entry(u.seed).or_insert(0);
         *n = (*n).max(u.count);
+    }
+    if strategies > 0 {
+        users.insert(staleness::PROBE_SEED, strategies as u32 * staleness::PROBES_PER_STRATEGY);
     }
     users
 }
@@ -511,6 +553,7 @@ fn jobs<'a>(
     opts: &BenchOptions,
     targets: &Targets,
     measurements: &[Measurement],
+    strategies: &[strategies::StrategyInfo],
     notes: &mut Vec<String>,
 ) -> Result<Vec<AbJob<'a>>, BenchError> {
     let crossed = targets.secret.is_some() && targets.on != targets.off;
@@ -528,6 +571,16 @@ fn jobs<'a>(
                 .to_owned(),
         );
     }
+    if !strategies.is_empty() {
+        notes.push(format!(
+            "--strategies: each scenario ran once per strategy ({}), each run an interleaved A/B of cache-off \
+             against that strategy (both arms sending x-bench-strategy), the strategies in a rotated order per \
+             scenario; KV was reset before each run, so every strategy started cold. Claims are judged on \
+             the default strategy ({}) only",
+            strategies.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+            strategies::DEFAULT
+        ));
+    }
     if measurements.iter().any(Measurement::is_modelled) {
         notes.push(
             "runs marked \"modelled: <profile>\" added that latency profile's delays to every KV and D1 operation \
@@ -540,7 +593,7 @@ fn jobs<'a>(
     for (i, m) in measurements.iter().enumerate() {
         // What is skipped is said once, not once per profile.
         let mut skipped = Vec::new();
-        jobs.extend(jobs_under(scenarios, opts, targets, m, crossed, &mut skipped));
+        jobs.extend(jobs_under(scenarios, opts, targets, m, crossed, strategies, &mut skipped));
         if i == 0 {
             notes.extend(skipped);
         }
@@ -563,17 +616,23 @@ fn jobs_under<'a>(
     targets: &Targets,
     measurement: &Measurement,
     crossed: bool,
+    strategies: &[strategies::StrategyInfo],
     skipped: &mut Vec<String>,
 ) -> Vec<AbJob<'a>> {
     let profile_header: Vec<(String, String)> =
         measurement.profile().map(|p| vec![("x-bench-profile".to_owned(), p.to_owned())]).unwrap_or_default();
-    let pair = |a: (&str, &str), b: (&str, &str)| match &targets.secret {
-        Some(secret) => vec![
-            ArmSpec::with_bench_cache(a.0, &targets.off, profile_header.clone(), secret, a.1),
-            ArmSpec::with_bench_cache(b.0, &targets.on, profile_header.clone(), secret, b.1),
-        ],
-        None => vec![arm(a.0, &targets.off, Vec::new()), arm(b.0, &targets.on, Vec::new())],
+    let pair_with = |a: (&str, &str), b: (&str, &str), strategy: Option<&str>| {
+        let mut headers = profile_header.clone();
+        headers.extend(strategy.map(|s| ("x-bench-strategy".to_owned(), s.to_owned())));
+        match &targets.secret {
+            Some(secret) => vec![
+                ArmSpec::with_bench_cache(a.0, &targets.off, headers.clone(), secret, a.1),
+                ArmSpec::with_bench_cache(b.0, &targets.on, headers, secret, b.1),
+            ],
+            None => vec![arm(a.0, &targets.off, Vec::new()), arm(b.0, &targets.on, Vec::new())],
+        }
     };
+    let pair = |a: (&str, &str), b: (&str, &str)| pair_with(a, b, None);
     let named = |name: &str| match measurement {
         Measurement::Measured => name.to_owned(),
         modelled => format!("{name} [{modelled}]"),
@@ -585,9 +644,10 @@ fn jobs_under<'a>(
         arms,
         cross_servers: crossed,
         measurement: measurement.clone(),
+        strategy: None,
     };
     let mut jobs = Vec::new();
-    for s in scenarios {
+    for (i, s) in scenarios.iter().enumerate() {
         if s.users.is_some() && targets.secret.is_none() {
             skipped.push(format!("{}: skipped, it needs --bench-secret", s.name));
             continue;
@@ -598,6 +658,15 @@ fn jobs_under<'a>(
                 "{}: skipped, cold starts need the local stack (the harness restarts wrangler dev for each sample)",
                 s.name
             ));
+            continue;
+        }
+        if kind == JobKind::Scenario && !strategies.is_empty() {
+            for st in strategies::rotated(strategies, i) {
+                let arms = pair_with(("cache-off", "off"), (&st.name, "on"), Some(&st.name));
+                let mut j = job(named(&format!("{} · {}", s.name, st.name)), s, kind, arms);
+                j.strategy = Some(st.name.clone());
+                jobs.push(j);
+            }
             continue;
         }
         jobs.push(job(named(&s.name), s, kind, pair(("cache-off", "off"), ("cache-on", "on"))));
@@ -635,7 +704,36 @@ struct JobContext<'a> {
 
 /// Runs the jobs in order until one cannot go on (Ctrl-C, a dead server, a
 /// failed seeding); returns their summaries and why the bench is invalid.
-fn run_jobs(jobs: Vec<AbJob>, ctx: &JobContext<'_>, targets: &mut Targets) -> (Vec<AbSummary>, Vec<String>) {
+fn run_jobs(
+    jobs: Vec<AbJob>,
+    ctx: &JobContext<'_>,
+    targets: &mut Targets,
+    strategies: &[strategies::StrategyInfo],
+    measurements: &[Measurement],
+) -> (Vec<AbSummary>, Vec<String>) {
+    let (runs, mut invalid_reasons) = run_ab_jobs(jobs, ctx, targets);
+    if strategies.is_empty() || !invalid_reasons.is_empty() || ctx.cancel.load(Ordering::Relaxed) {
+        return (runs, invalid_reasons);
+    }
+    let secret = targets.secret.clone().expect("strategies need the secret");
+    for m in measurements {
+        println!(
+            "\n== staleness probes, {m}: {} strategies × {} writes, each read at two locations until fresh (at most {} s) ==",
+            strategies.len(),
+            staleness::PROBES_PER_STRATEGY,
+            staleness::MAX_WAIT.as_secs()
+        );
+        let found = staleness::probe_all(&targets.on, &secret, strategies, m);
+        for s in &found {
+            println!("{}", ranking::staleness_line(s));
+            invalid_reasons.extend(s.errors.iter().map(|e| format!("staleness probe of {} ({m}): {e}", s.strategy)));
+        }
+        targets.staleness.extend(found);
+    }
+    (runs, invalid_reasons)
+}
+
+fn run_ab_jobs(jobs: Vec<AbJob>, ctx: &JobContext<'_>, targets: &mut Targets) -> (Vec<AbSummary>, Vec<String>) {
     let client = SetupClient::new();
     let mut invalid_reasons = Vec::new();
     let mut runs = Vec::new();

@@ -76,15 +76,24 @@ pub fn plan(
     local: bool,
     ablation: bool,
     measurements: usize,
+    opts_strategies: usize,
 ) -> (String, Duration) {
     // With --until-decided a run may take every look its budget allows.
     let looks = |s: &Scenario| crate::sequential::planned_looks(s.load.executor.duration(), opts.until_decided);
     let run_time = |s: &Scenario| (s.load.warmup + s.load.executor.duration()) * looks(s);
-    let mut total: Duration = scenarios.iter().map(run_time).sum();
+    // With --strategies every warm scenario runs once per strategy.
+    let per_scenario = opts_strategies.max(1) as u32;
+    let mut total: Duration =
+        scenarios.iter().map(|s| if is_cold(s) { run_time(s) } else { run_time(s) * per_scenario }).sum();
     let mut lines = Vec::new();
+    let versus = if opts_strategies > 0 {
+        format!("cache-off vs each of {opts_strategies} strategies")
+    } else {
+        "cache-off vs cache-on".to_owned()
+    };
     for s in scenarios.iter().filter(|s| !is_cold(s)) {
         lines.push(format!(
-            "  {:<16} A/B cache-off vs cache-on, {} warm-up + {} measured{}",
+            "  {:<16} A/B {versus}, {} warm-up + {} measured{}",
             s.name,
             format_duration(s.load.warmup),
             format_duration(s.load.executor.duration()),
@@ -117,6 +126,15 @@ pub fn plan(
             s.name,
             s.load.executor.describe("", Duration::ZERO),
             format_duration(s.load.executor.duration())
+        ));
+    }
+    if opts_strategies > 0 {
+        total += super::staleness::MAX_WAIT;
+        lines.push(format!(
+            "  {:<16} {opts_strategies} strategies × {} writes, each read until fresh at two locations (at most {} s)",
+            "staleness probes",
+            super::staleness::PROBES_PER_STRATEGY,
+            super::staleness::MAX_WAIT.as_secs()
         ));
     }
     // Every run again under each latency profile.

@@ -8,6 +8,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::profiles::{FigureSource, ProfileSummary};
+use super::staleness::Staleness;
+use super::strategies::StrategyInfo;
 use crate::claims::{ClaimVerdict, Verdict};
 use crate::compare::{Comparison, Direction, MetricChange};
 use crate::recorder::Ops;
@@ -135,6 +137,17 @@ pub struct AbSummary {
     pub scenario: String,
     /// The layer for an ablation run.
     pub layer: Option<String>,
+    /// The cache strategy of both arms (`--strategies`); `None`: the worker's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    /// Cache outcomes of arm B's requests (layer → outcome → count).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub cache_b: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    /// Arm B's read-backs (reads after a write that must show it), and the stale ones.
+    #[serde(default)]
+    pub read_backs_b: u64,
+    #[serde(default)]
+    pub stale_reads_b: u64,
     /// The A/A control: the same arm on both sides, two instances.
     #[serde(default)]
     pub control: bool,
@@ -162,9 +175,14 @@ pub struct AbSummary {
 }
 
 impl AbSummary {
-    /// A scenario's A/B under traffic: not a layer run, the control or cold starts.
+    /// A scenario's A/B under traffic: not a layer run, the control or cold starts,
+    /// and (with `--strategies`) the worker's default strategy only: the others are
+    /// ranked, not judged.
     pub fn is_warm_ab(&self) -> bool {
-        self.layer.is_none() && !self.control && !self.cold_start
+        self.layer.is_none()
+            && !self.control
+            && !self.cold_start
+            && self.strategy.as_deref().is_none_or(|s| s == super::strategies::DEFAULT)
     }
 
     /// The row of every request, the run's headline.
@@ -200,6 +218,12 @@ pub struct BenchSummary {
     pub profiles: Vec<ProfileSummary>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub figures: Vec<FigureSource>,
+    /// `--strategies`: the strategies ranked, as the worker describes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strategies: Vec<StrategyInfo>,
+    /// Their staleness probes, per measurement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub staleness: Vec<Staleness>,
 }
 
 impl BenchSummary {
@@ -224,6 +248,8 @@ impl BenchSummary {
             measurements: Vec::new(),
             profiles: Vec::new(),
             figures: Vec::new(),
+            strategies: Vec::new(),
+            staleness: Vec::new(),
         }
     }
 

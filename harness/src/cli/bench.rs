@@ -43,6 +43,13 @@ pub struct BenchArgs {
     /// labelled "modelled: <profile>" everywhere. Needs the bench secret.
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
+    /// Rank cache strategies of the worker (`all`, or a comma list such as
+    /// generation,memory,swr): each scenario runs as an interleaved A/B of cache-off
+    /// against each strategy, then a staleness probe per strategy; one ranking table
+    /// per scenario and measurement (latency, hit ratio, staleness, operations,
+    /// cost). Composes with --profile. Needs the bench secret.
+    #[arg(long, value_name = "LIST")]
+    pub strategies: Vec<String>,
     /// Skip the per-layer ablation.
     #[arg(long)]
     pub no_ablation: bool,
@@ -102,6 +109,7 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         progress: !opts.client.quiet,
         compare: compare_options(&opts.compare),
         profiles: opts.profiles,
+        strategies: opts.strategies,
     };
     let cancel = bench::cancel_flag();
     match bench::run(&bench_opts, &claims, &cancel) {

@@ -275,6 +275,9 @@ pub(super) fn bench(s: &BenchSummary, chart: Option<String>) -> Value {
         "answer": answer_context(&s.answer()),
         "profiles": s.profiles,
         "figures": s.figures,
+        "rankings": crate::bench::ranking::rankings(s),
+        "strategies": s.strategies,
+        "prices": if s.strategies.is_empty() { None } else { Some(crate::bench::ranking::prices()) },
         "runs": runs,
         "chart": chart,
     })

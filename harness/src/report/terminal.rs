@@ -315,7 +315,35 @@ pub fn render_bench(s: &BenchSummary) -> String {
         }
     }
     answer_table(&mut out, &s.answer());
+    ranking_tables(&mut out, s);
     out
+}
+
+/// `--strategies`: one table per scenario and measurement, fastest p50 first.
+fn ranking_tables(out: &mut String, s: &BenchSummary) {
+    for k in crate::bench::ranking::rankings(s) {
+        let _ = writeln!(
+            out,
+            "\n-- strategies, {}, {}{} (change against cache-off [95 % CI]) --",
+            k.scenario,
+            k.measurement,
+            if k.modelled { ": a model of production, not a measurement" } else { "" }
+        );
+        for r in &k.rows {
+            let rank = r.rank.map_or("  ".to_owned(), |n| format!("{n:>2}"));
+            let _ = writeln!(out, "{rank} {:<22} p50 {} · p99 {} · {} ms", r.strategy, r.p50, r.p99, r.p50_ms);
+            let _ = writeln!(
+                out,
+                "   hits {} · stale read-backs {} · fresh here {} · elsewhere {}",
+                r.hits, r.stale_read_backs, r.fresh_here, r.fresh_elsewhere
+            );
+            let _ = writeln!(
+                out,
+                "   per 1,000 requests {} · {} per M requests, {} a month · {}",
+                r.ops_per_1000, r.cost_per_million, r.monthly_cost, r.risk
+            );
+        }
+    }
 }
 
 /// The answer in one table: each claim (primary metric, percent faster with its

@@ -1,0 +1,236 @@
+//! How stale each cache strategy gets, measured (not assumed): a user's write,
+//! then that user's reads until one shows it — at the location that took the
+//! write and at another one (`x-bench-location`: another isolate's `memory`
+//! layer; under a latency profile also another edge cache, with KV's eventual
+//! propagation modelled). Reported: the time from the write's answer to the first
+//! fresh read, and the stale reads seen before it.
+//!
+//! Probes of every strategy run at once, after the A/Bs of a measurement (never
+//! beside one): each waits up to [`MAX_WAIT`] for a fresh read, which would
+//! otherwise add up to minutes per strategy.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::servers::SetupClient;
+use super::strategies::StrategyInfo;
+use crate::result::Measurement;
+
+/// The users the probes write with (never used by a scenario).
+pub const PROBE_SEED: u64 = 1515;
+/// Probes per strategy and measurement (one user each).
+pub const PROBES_PER_STRATEGY: u32 = 4;
+/// How long a probe waits for a fresh read: KV's documented propagation between
+/// locations (up to 60 s) with a margin.
+pub const MAX_WAIT: Duration = Duration::from_secs(75);
+/// The location that did not take the write.
+const OTHER_LOCATION: &str = "1";
+const FIRST_POLL: Duration = Duration::from_millis(25);
+const MAX_POLL: Duration = Duration::from_secs(1);
+
+/// What the reads at one location saw after the writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Side {
+    /// Probes whose first read after the write did not show it.
+    pub first_read_stale: u32,
+    /// Reads that did not show the write, over all probes (polling backs off from
+    /// 25 ms to 1 s: a count of what a client polling so would have seen).
+    pub stale_reads: u32,
+    /// Per probe that saw a fresh read: ms from the write's answer to that read's.
+    pub fresh_after_ms: Vec<f64>,
+    /// Probes with no fresh read within [`MAX_WAIT`].
+    pub never_fresh: u32,
+}
+
+impl Side {
+    /// The longest time to a fresh read, `None` when none was seen.
+    pub fn max_ms(&self) -> Option<f64> {
+        self.fresh_after_ms.iter().copied().reduce(f64::max)
+    }
+
+    fn add(&mut self, other: Side) {
+        self.first_read_stale += other.first_read_stale;
+        self.stale_reads += other.stale_reads;
+        self.fresh_after_ms.extend(other.fresh_after_ms);
+        self.never_fresh += other.never_fresh;
+    }
+}
+
+/// One strategy's staleness under one measurement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Staleness {
+    pub strategy: String,
+    pub measurement: Measurement,
+    /// Probes that wrote successfully (the others are in `errors`).
+    pub probes: u32,
+    /// At the location that took the write (read-your-writes).
+    pub same: Side,
+    /// At another location.
+    pub other: Side,
+    pub errors: Vec<String>,
+}
+
+/// What a probe needs to address the target as one user.
+struct Probe<'a> {
+    client: SetupClient,
+    base: String,
+    headers: Vec<(&'static str, String)>,
+    strategy: &'a str,
+}
+
+impl Probe<'_> {
+    fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        location: &str,
+        body: Option<String>,
+    ) -> Result<(u16, String), String> {
+        let mut headers: Vec<(&str, &str)> = self.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        headers.push(("x-bench-location", location));
+        self.client.send(method, &format!("{}{path}", self.base), &headers, body)
+    }
+
+    fn list_shows(&self, provider: &str, location: &str) -> Result<bool, String> {
+        let (status, body) = self.send(reqwest::Method::GET, "/models", location, None)?;
+        if status != 200 {
+            return Err(format!("GET /models: {status} {}", body.chars().take(200).collect::<String>()));
+        }
+        Ok(body.contains(&format!("\"provider\":\"{provider}\"")))
+    }
+
+    /// A provider the user has not enabled and whose models the list lacks.
+    fn disabled_provider(&self) -> Result<String, String> {
+        let (status, body) = self.send(reqwest::Method::GET, "/user/providers", "0", None)?;
+        let said: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("/user/providers ({status}): {e}"))?;
+        let candidates = said["providers"].as_array().cloned().unwrap_or_default();
+        for p in candidates.iter().filter(|p| p["enabled"] == false) {
+            let id = p["provider_id"].as_str().unwrap_or_default();
+            if !id.is_empty() && !self.list_shows(id, "0")? {
+                return Ok(id.to_owned());
+            }
+        }
+        Err(format!("{}: the probe user has no provider left to enable", self.strategy))
+    }
+
+    /// Reads at `location` until the list shows `provider` or [`MAX_WAIT`] has
+    /// passed since `written`.
+    fn until_fresh(&self, provider: &str, location: &str, written: Instant) -> Result<Side, String> {
+        let mut side = Side::default();
+        let mut pause = FIRST_POLL;
+        loop {
+            if self.list_shows(provider, location)? {
+                side.fresh_after_ms.push(written.elapsed().as_secs_f64() * 1000.0);
+                return Ok(side);
+            }
+            if side.stale_reads == 0 {
+                side.first_read_stale = 1;
+            }
+            side.stale_reads += 1;
+            if written.elapsed() >= MAX_WAIT {
+                side.never_fresh = 1;
+                return Ok(side);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(MAX_POLL);
+        }
+    }
+
+    /// Both locations read (their caches and edge copies filled), the write, then
+    /// the reads until fresh at each.
+    fn run(&self) -> Result<(Side, Side), String> {
+        let provider = self.disabled_provider()?;
+        for location in ["0", "0", OTHER_LOCATION, OTHER_LOCATION] {
+            self.list_shows(&provider, location)?;
+        }
+        let body = serde_json::json!({ "providerId": provider, "apiKey": "sk-staleness-probe" }).to_string();
+        let (status, answer) = self.send(reqwest::Method::POST, "/user/store-provider-api-key", "0", Some(body))?;
+        let written = Instant::now();
+        if status != 200 {
+            return Err(format!("the write was answered {status}: {}", answer.chars().take(200).collect::<String>()));
+        }
+        let same = self.until_fresh(&provider, "0", written)?;
+        let other = self.until_fresh(&provider, OTHER_LOCATION, written)?;
+        Ok((same, other))
+    }
+}
+
+/// Probes every strategy at once on `target` under `measurement`; strategy `k`
+/// writes with users `k * PROBES_PER_STRATEGY ..` of [`PROBE_SEED`].
+pub fn probe_all(target: &str, secret: &str, strategies: &[StrategyInfo], measurement: &Measurement) -> Vec<Staleness> {
+    let base = target.trim_end_matches('/').to_owned();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = strategies
+            .iter()
+            .enumerate()
+            .map(|(k, strategy)| {
+                let base = base.clone();
+                scope.spawn(move || {
+                    let probes = (0..PROBES_PER_STRATEGY).map(|j| {
+                        let user = bench_seed::seeded_user(secret, PROBE_SEED, k as u32 * PROBES_PER_STRATEGY + j);
+                        let base = base.clone();
+                        std::thread::spawn({
+                            let strategy = strategy.name.clone();
+                            let secret = secret.to_owned();
+                            let profile = measurement.profile().map(str::to_owned);
+                            move || {
+                                let mut headers = vec![
+                                    ("x-bench-secret", secret),
+                                    ("x-bench-cache", "on".to_owned()),
+                                    ("x-bench-strategy", strategy.clone()),
+                                    ("user-agent", BROWSER_UA.to_owned()),
+                                    ("cookie", format!("session={}", user.session_id)),
+                                ];
+                                if let Some(p) = profile {
+                                    headers.push(("x-bench-profile", p));
+                                }
+                                Probe { client: SetupClient::new(), base, headers, strategy: &strategy }.run()
+                            }
+                        })
+                    });
+                    let handles: Vec<_> = probes.collect();
+                    let mut out = Staleness {
+                        strategy: strategy.name.clone(),
+                        measurement: measurement.clone(),
+                        probes: 0,
+                        same: Side::default(),
+                        other: Side::default(),
+                        errors: Vec::new(),
+                    };
+                    for h in handles {
+                        match h.join() {
+                            Ok(Ok((same, other))) => {
+                                out.probes += 1;
+                                out.same.add(same);
+                                out.other.add(other);
+                            }
+                            Ok(Err(e)) => out.errors.push(e),
+                            Err(_) => out.errors.push("a probe thread panicked".into()),
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    })
+}
+
+const BROWSER_UA: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sides_add_up() {
+        let mut a = Side { first_read_stale: 1, stale_reads: 3, fresh_after_ms: vec![10.0], never_fresh: 0 };
+        a.add(Side { first_read_stale: 0, stale_reads: 0, fresh_after_ms: vec![2.0], never_fresh: 1 });
+        assert_eq!((a.first_read_stale, a.stale_reads, a.never_fresh), (1, 3, 1));
+        assert_eq!(a.max_ms(), Some(10.0));
+        assert_eq!(Side::default().max_ms(), None);
+    }
+}
