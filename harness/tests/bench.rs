@@ -377,3 +377,59 @@ fn the_standard_scenarios_and_claims_validate_and_model_what_they_say() {
     let mixed = load("mixed");
     assert!(mixed.steps.len() >= 12 && mixed.steps.iter().filter(|s| s.read_back.is_some()).count() == 3);
 }
+
+/// `--strategies` on the real local stack: each strategy's A/B of cache-off
+/// against it, its staleness probes, and one ranking with the baseline. Two
+/// strategies with opposite contracts: `generation` (fresh at every location on
+/// one local KV) and `memory` (another isolate keeps its copy for 10 s).
+#[test]
+fn strategies_are_ranked_with_their_staleness_measured() {
+    let _x = exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("strategies");
+    let mut bench = local_bench(&out, &["--strategies", "generation,memory"]);
+    let status = bench.0.wait().unwrap();
+    let dir = bench_dir(&out);
+    let s = summary(&dir);
+    assert!(s.valid, "{:?}", s.invalid_reasons);
+    assert!(status.code().is_some_and(|c| c < 3), "{status:?}");
+    let names: Vec<&str> = s.strategies.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(names, ["generation", "memory"]);
+    assert!(s.strategies.iter().all(|x| !x.contract.is_empty() && !x.risk.is_empty()));
+    let runs: Vec<(&str, Option<&str>)> = s.runs.iter().map(|r| (r.name.as_str(), r.strategy.as_deref())).collect();
+    assert_eq!(
+        runs,
+        [("model-list · generation", Some("generation")), ("model-list · memory", Some("memory"))],
+        "one A/B per strategy"
+    );
+    for r in &s.runs {
+        assert!(r.b == r.strategy.clone().unwrap() && r.a == "cache-off", "{} vs {}", r.a, r.b);
+        // A 5-second run from an empty KV: lists hit less than half the time there.
+        assert!(ranking_hits(r, Some("user-models")) > 0.1, "{}: lists were served from the cache", r.name);
+        assert!(ranking_hits(r, None) > 0.5, "{}: bot verdicts were served from the cache", r.name);
+    }
+    let probe = |name: &str| s.staleness.iter().find(|p| p.strategy == name).unwrap_or_else(|| panic!("{name}"));
+    for name in ["generation", "memory"] {
+        let p = probe(name);
+        assert_eq!(p.probes, 4, "{name}: {:?}", p.errors);
+        assert_eq!(p.same.first_read_stale, 0, "{name}: read-your-writes at the writer's location");
+        assert!(p.same.max_ms().unwrap() < 1000.0, "{name}: {:?}", p.same);
+    }
+    assert!(probe("generation").other.max_ms().unwrap() < 1000.0, "one local KV: fresh everywhere");
+    let memory = &probe("memory").other;
+    assert_eq!(memory.first_read_stale, 4, "another isolate's memory keeps the old list");
+    assert!(memory.max_ms().unwrap() > 5000.0, "until its 10 s run out: {memory:?}");
+    let rankings = harness::bench::ranking::rankings(&s);
+    assert_eq!(rankings.len(), 1);
+    let rows: Vec<&str> = rankings[0].rows.iter().map(|r| r.strategy.as_str()).collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[2], "cache-off (baseline)");
+    assert!(rankings[0].rows.iter().all(|r| r.cost_per_million.starts_with('$')), "{:?}", rankings[0].rows);
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(html.contains("Which cache strategy?") && html.contains("Cloudflare docs, Workers KV pricing"));
+    assert!(std::fs::read_to_string(dir.join("summary.md")).unwrap().contains("Strategy ranking — model-list"));
+}
+
+fn ranking_hits(r: &harness::bench::AbSummary, layer: Option<&str>) -> f64 {
+    harness::bench::ranking::hit_ratio(&r.cache_b, layer).unwrap_or(0.0)
+}

@@ -8,7 +8,6 @@ mod common;
 
 use bench_seed::{seeded_user, SeededUser};
 use common::*;
-use target_worker::catalogue::catalogue;
 use target_worker::{ApiRequest, ApiResponse};
 
 const SEED: u64 = 14;
@@ -26,43 +25,8 @@ async fn worker(vars: &[(&str, &str)]) -> TestWorker {
     w
 }
 
-fn as_user(method: &str, target: &str, u: &SeededUser) -> ApiRequest {
-    ApiRequest::new(method, target)
-        .header("user-agent", BROWSER_UA)
-        .header("cookie", &format!("session={}", u.session_id))
-}
-
 fn with_fault(req: ApiRequest, fault: &str) -> ApiRequest {
     req.header("x-bench-secret", BENCH_SECRET).header("x-bench-kv-fault", fault)
-}
-
-fn store_key(u: &SeededUser, provider: &str) -> ApiRequest {
-    as_user("POST", "/user/store-provider-api-key", u)
-        .header("content-type", "application/json")
-        .body(format!(r#"{{"providerId":"{provider}","apiKey":"sk-test"}}"#))
-}
-
-fn ids(resp: &ApiResponse) -> Vec<String> {
-    body_json(resp)["models"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect()
-}
-
-fn header(resp: &ApiResponse, name: &str) -> String {
-    resp.header_value(name).unwrap_or_default().to_owned()
-}
-
-/// A provider `u` has not enabled, and a model of it that the list lacks.
-fn disabled_provider(w: &TestWorker, u: &SeededUser) -> (String, String) {
-    let provider: String = w
-        .db
-        .conn()
-        .query_row(
-            "SELECT provider_id FROM provider_settings WHERE user_id = ?1 AND enabled = 0 ORDER BY provider_id LIMIT 1",
-            [&u.user_id],
-            |r| r.get(0),
-        )
-        .expect("seeded user has a disabled provider");
-    let model = catalogue().models.iter().find(|m| !m.free && m.provider == provider).expect("a paid model");
-    (provider, model.id.clone())
 }
 
 #[tokio::test(start_paused = true)]

@@ -26,12 +26,6 @@ async fn worker(strategy: Strategy, vars: &[(&str, &str)]) -> TestWorker {
     w
 }
 
-fn as_user(method: &str, target: &str, u: &SeededUser) -> ApiRequest {
-    ApiRequest::new(method, target)
-        .header("user-agent", BROWSER_UA)
-        .header("cookie", &format!("session={}", u.session_id))
-}
-
 fn bench(req: ApiRequest) -> ApiRequest {
     req.header("x-bench-secret", BENCH_SECRET)
 }
@@ -46,38 +40,9 @@ fn at_location(req: ApiRequest, location: u32) -> ApiRequest {
     bench(req).header("x-bench-location", &location.to_string())
 }
 
-fn store_key(u: &SeededUser, provider: &str) -> ApiRequest {
-    as_user("POST", "/user/store-provider-api-key", u)
-        .header("content-type", "application/json")
-        .body(format!(r#"{{"providerId":"{provider}","apiKey":"sk-test"}}"#))
-}
-
-fn ids(resp: &ApiResponse) -> Vec<String> {
-    body_json(resp)["models"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect()
-}
-
-fn header(resp: &ApiResponse, name: &str) -> String {
-    resp.header_value(name).unwrap_or_default().to_owned()
-}
-
 /// The `user-models` outcome of a response.
 fn list_outcome(resp: &ApiResponse) -> String {
     header(resp, "x-cache").split(',').find_map(|p| p.strip_prefix("user-models=")).unwrap_or("none").to_owned()
-}
-
-/// A provider `u` has not enabled, and a model of it that `u`'s list lacks.
-fn disabled_provider(w: &TestWorker, u: &SeededUser) -> (String, String) {
-    let provider: String = w
-        .db
-        .conn()
-        .query_row(
-            "SELECT provider_id FROM provider_settings WHERE user_id = ?1 AND enabled = 0 ORDER BY provider_id LIMIT 1",
-            [&u.user_id],
-            |r| r.get(0),
-        )
-        .expect("seeded user has a disabled provider");
-    let model = catalogue().models.iter().find(|m| !m.free && m.provider == provider).expect("a paid model");
-    (provider, model.id.clone())
 }
 
 /// What the suite reads: lists with and without filters, single models (present,

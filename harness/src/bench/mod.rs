@@ -466,7 +466,9 @@ fn announce(scenarios: &[Scenario], opts: &BenchOptions, local: bool, measuremen
     let (plan_text, estimate) =
         plan(scenarios, opts, local, local || opts.bench_secret.is_some(), measurements, strategies);
     println!("harness bench: {} run(s):\n{plan_text}", plan_text.lines().count());
-    let budget = if measurements > 1 {
+    let budget = if strategies > 0 {
+        format!("--strategies: every warm scenario runs {strategies} times")
+    } else if measurements > 1 {
         format!("{measurements} measurements: each adds about as much as the first")
     } else {
         format!("the default run finishes in under {} minutes on a 2-core machine", DEFAULT_BUDGET.as_secs() / 60)

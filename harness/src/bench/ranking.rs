@@ -152,20 +152,24 @@ fn ops_words(ops: &Ops) -> String {
         .join(", ")
 }
 
-/// "≤ 3 ms (4/4)", "65.2 s max (2 never within 75 s)": how long until fresh.
+/// "first read fresh (4/4; answered within 12 ms)", "max 10.3 s, first read stale
+/// in 4/4": how long until a read showed the write.
 fn fresh_words(side: &Side, probes: u32) -> String {
     if probes == 0 {
         return "–".into();
     }
     let seen = side.fresh_after_ms.len();
-    let mut out = match side.max_ms() {
-        Some(ms) if ms < 1000.0 => format!("max {ms:.0} ms"),
-        Some(ms) => format!("max {:.1} s", ms / 1000.0),
+    let longest = match side.max_ms() {
+        Some(ms) if ms < 1000.0 => format!("{ms:.0} ms"),
+        Some(ms) => format!("{:.1} s", ms / 1000.0),
         None => "never".into(),
     };
-    if side.first_read_stale > 0 {
-        out.push_str(&format!(", first read stale in {}/{probes}", side.first_read_stale));
-    }
+    // A first read that is already fresh: its time is only that read's own latency.
+    let mut out = if side.first_read_stale == 0 && side.never_fresh == 0 {
+        format!("first read fresh ({probes}/{probes}; answered within {longest})")
+    } else {
+        format!("max {longest}, first read stale in {}/{probes}", side.first_read_stale)
+    };
     if side.never_fresh > 0 {
         out.push_str(&format!(
             ", {} of {} never fresh within {} s",
@@ -316,6 +320,33 @@ mod tests {
         let want = 2.0 * 0.5 + 0.5 * 5.0 + 1.0 * d1;
         assert!((cost_per_million(&ops, p).unwrap() - want).abs() < 1e-9);
         assert_eq!(cost_per_million(&Ops::default(), p), None);
+    }
+
+    /// The bench page and summary show the strategies' contracts and every price
+    /// with its source.
+    #[test]
+    fn reports_show_the_contracts_and_the_prices_with_their_sources() {
+        let mut s = BenchSummary::begin("2026-11-30T00:00:00Z".into(), true, true);
+        s.strategies = vec![super::super::strategies::StrategyInfo {
+            name: "memory".into(),
+            contract: "the isolate that took a write serves it at once".into(),
+            risk: "other isolates serve the old list".into(),
+        }];
+        let dir = tempfile::tempdir().unwrap();
+        let out = crate::report::export(
+            &crate::report::Report::Bench(&s),
+            crate::report::Destinations { dir: Some(dir.path()), terminal: false },
+        )
+        .unwrap();
+        drop(out);
+        let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+        assert!(html.contains("the isolate that took a write serves it at once"), "contract");
+        for k in PRICED {
+            assert!(html.contains(&format!("<td>{k}</td>")), "{k} missing from the price table");
+        }
+        assert!(html.contains("Cloudflare docs, D1 pricing"), "the source of a price");
+        let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+        assert!(md.contains("**memory**: the isolate that took a write"), "{md}");
     }
 
     #[test]

@@ -397,3 +397,42 @@ pub fn body_json(resp: &ApiResponse) -> serde_json::Value {
 pub fn get(path: &str, headers: &[(&str, &str)]) -> ApiRequest {
     headers.iter().fold(ApiRequest::new("GET", path).header("user-agent", BROWSER_UA), |r, (k, v)| r.header(k, v))
 }
+
+/// A request as a seeded user (session cookie, browser User-Agent).
+pub fn as_user(method: &str, target: &str, u: &bench_seed::SeededUser) -> ApiRequest {
+    ApiRequest::new(method, target)
+        .header("user-agent", BROWSER_UA)
+        .header("cookie", &format!("session={}", u.session_id))
+}
+
+/// `POST /user/store-provider-api-key` for `provider`, as `u`.
+pub fn store_key(u: &bench_seed::SeededUser, provider: &str) -> ApiRequest {
+    as_user("POST", "/user/store-provider-api-key", u)
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"providerId":"{provider}","apiKey":"sk-test"}}"#))
+}
+
+/// The model ids of a `GET /models` answer.
+pub fn ids(resp: &ApiResponse) -> Vec<String> {
+    body_json(resp)["models"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect()
+}
+
+pub fn header(resp: &ApiResponse, name: &str) -> String {
+    resp.header_value(name).unwrap_or_default().to_owned()
+}
+
+/// A provider `u` has not enabled, and a model of it that `u`'s list lacks.
+pub fn disabled_provider(w: &TestWorker, u: &bench_seed::SeededUser) -> (String, String) {
+    let provider: String = w
+        .db
+        .conn()
+        .query_row(
+            "SELECT provider_id FROM provider_settings WHERE user_id = ?1 AND enabled = 0 ORDER BY provider_id LIMIT 1",
+            [&u.user_id],
+            |r| r.get(0),
+        )
+        .expect("seeded user has a disabled provider");
+    let catalogue = target_worker::catalogue::catalogue();
+    let model = catalogue.models.iter().find(|m| !m.free && m.provider == provider).expect("a paid model");
+    (provider, model.id.clone())
+}
