@@ -401,6 +401,24 @@ impl<'r, K: Kv> Cache<'r, K> {
     pub fn write_in_background(&self, layer: Layer, key: String, value: String, ttl: u64) {
         self.trace.count(BackendOp::KvWrite, 1);
         self.remember(&key, Some(&value));
+        self.spawn_put(layer, key, value, ttl);
+    }
+
+    /// A write made only to keep the other arm's entries right, by the cache-off
+    /// arm of an A/B sharing one namespace: after the response, and not in `x-ops`,
+    /// because a cache-off deployment never makes it (its cost is not cache-off's).
+    pub fn write_for_other_arm(&self, layer: Layer, key: String, value: String, ttl: u64) {
+        self.remember(&key, Some(&value));
+        self.spawn_put(layer, key, value, ttl);
+    }
+
+    /// As [`Cache::write_for_other_arm`], a delete.
+    pub fn delete_for_other_arm(&self, layer: Layer, key: String) {
+        self.remember(&key, None);
+        self.spawn_delete(layer, key);
+    }
+
+    fn spawn_put(&self, layer: Layer, key: String, value: String, ttl: u64) {
         let kv = self.kv.clone();
         let runtime = Rc::clone(&self.runtime);
         self.runtime.spawn(Box::pin(async move {
@@ -441,10 +459,7 @@ impl<'r, K: Kv> Cache<'r, K> {
         result
     }
 
-    /// As [`Cache::delete_now`], after the response.
-    pub fn delete_in_background(&self, layer: Layer, key: String) {
-        self.trace.count(BackendOp::KvDelete, 1);
-        self.remember(&key, None);
+    fn spawn_delete(&self, layer: Layer, key: String) {
         let kv = self.kv.clone();
         let runtime = Rc::clone(&self.runtime);
         self.runtime.spawn(Box::pin(async move {

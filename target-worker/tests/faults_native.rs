@@ -292,6 +292,8 @@ async fn the_off_arm_of_a_shared_namespace_never_waits_for_invalidation() {
     for p in ["mistral", provider.as_str()] {
         let resp = w.send(off(store_key(&u, p))).await;
         assert_eq!(resp.status, 200, "{}", body_text(&resp));
+        // A cache-off deployment makes no KV write: neither is one billed to this arm.
+        assert!(header(&resp, "x-ops").starts_with("kv-read=0,kv-write=0,"), "{}", header(&resp, "x-ops"));
     }
     assert_eq!(w.clock.now_ms(), start, "two saves within a second: no wait in the off arm");
     // Its invalidation still landed (after the response): the on arm's list is fresh.

@@ -317,7 +317,7 @@ pub async fn invalidate_user<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>,
             // would not invalidate at all, so this arm must not wait for it (nor
             // for KV's per-key window); the write only keeps the "on" arm's
             // entries right, and lands after the response.
-            ctx.cache.write_in_background(Layer::UserModels, key, new_generation(ctx.runtime.now_ms()), ttl);
+            ctx.cache.write_for_other_arm(Layer::UserModels, key, new_generation(ctx.runtime.now_ms()), ttl);
         }
         return Ok(());
     }
@@ -372,7 +372,7 @@ async fn invalidate_original<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>,
     let key = format!("{}{}", ctx.cache.strategy().key_prefix(), original_key(user_id));
     if !ctx.cache.enabled(Layer::UserModels) {
         if ctx.layers_overridden {
-            ctx.cache.delete_in_background(Layer::UserModels, key);
+            ctx.cache.delete_for_other_arm(Layer::UserModels, key);
         }
         return;
     }
