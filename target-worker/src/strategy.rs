@@ -37,8 +37,6 @@ pub enum ListLayout {
     OriginalObjects,
 }
 
-/// The source's TTLs: lists 1 h, model configs 4 h, bot verdicts 24 h.
-const ORIGINAL_TTLS: [u64; 3] = [86_400, 14_400, 3_600];
 /// `cache-ttl`: immutable entries (bot verdicts, model configs) live a day in KV and
 /// are kept a day in the edge cache of every location that reads them.
 pub const LONG_TTL_SECONDS: u64 = 86_400;
@@ -133,14 +131,15 @@ impl Strategy {
         self != Strategy::Original
     }
 
-    /// Entry TTL of a layer (`bot`, `model-config`, `user-models` in that order of
-    /// [`crate::config::Layer::ALL`]), given the deployment's `CACHE_TTL_SECONDS`.
+    /// Entry TTL of a layer, given the deployment's `CACHE_TTL_SECONDS`.
     pub fn ttl_seconds(self, layer: crate::config::Layer, configured: u64) -> u64 {
         use crate::config::Layer;
-        let index = Layer::ALL.iter().position(|l| *l == layer).unwrap_or(0);
-        match self {
-            Strategy::Original => ORIGINAL_TTLS[index],
-            Strategy::CacheTtl if layer != Layer::UserModels => LONG_TTL_SECONDS,
+        match (self, layer) {
+            // The source's TTLs.
+            (Strategy::Original, Layer::Bot) => 86_400,
+            (Strategy::Original, Layer::ModelConfig) => 14_400,
+            (Strategy::Original, Layer::UserModels) => 3_600,
+            (Strategy::CacheTtl, Layer::Bot | Layer::ModelConfig) => LONG_TTL_SECONDS,
             _ => configured,
         }
     }
