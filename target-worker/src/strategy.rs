@@ -98,6 +98,11 @@ impl Strategy {
         }
     }
 
+    /// `key` under this strategy's prefix.
+    pub fn prefixed(self, key: &str) -> String {
+        format!("{}{key}", self.key_prefix())
+    }
+
     pub fn list_layout(self) -> ListLayout {
         match self {
             Strategy::Original => ListLayout::OriginalObjects,

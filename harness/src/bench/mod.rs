@@ -117,8 +117,6 @@ struct Targets {
     worker_version: Option<String>,
     /// How to start the cache-on server again (local stack only): cold starts.
     restart: Option<Restart>,
-    /// Staleness probes made so far (`--strategies`).
-    staleness: Vec<staleness::Staleness>,
 }
 
 /// What starting the local cache-on server again needs.
@@ -253,7 +251,6 @@ fn start_local(
         state: Some(state_dir),
         worker_version,
         restart: Some(restart),
-        staleness: Vec::new(),
     })
 }
 
@@ -418,8 +415,7 @@ pub fn run(
     let jobs = jobs(&scenarios, opts, &targets, &measurements, &strategies, &mut notes)?;
     let seed_users = if seeding { Some(users_per_seed(&scenarios, strategies.len())) } else { None };
     let ctx = JobContext { opts, claims, dir: &dir, cancel, local, seed_users };
-    let (mut runs, invalid_reasons) = run_jobs(jobs, &ctx, &mut targets, &strategies, &measurements);
-    let staleness = std::mem::take(&mut targets.staleness);
+    let (mut runs, invalid_reasons, staleness) = run_jobs(jobs, &ctx, &mut targets, &strategies, &measurements);
     summary::hold_to_control(&mut runs);
     let profile_names: Vec<String> = measurements.iter().filter_map(|m| m.profile().map(str::to_owned)).collect();
     let (profiles, figures) = profiles::sources(&profile_names);
@@ -491,7 +487,6 @@ fn deployed(on: &str, off: &str, secret: Option<String>, notes: &mut Vec<String>
         state: None,
         worker_version: None,
         restart: None,
-        staleness: Vec::new(),
     };
     let client = SetupClient::new();
     for (t, name, expected) in [(on, "cache-on", "on"), (off, "cache-off", "off")] {
@@ -527,7 +522,6 @@ fn deployed_one(url: &str, secret: Option<String>, notes: &mut Vec<String>) -> R
         state: None,
         worker_version: h.version,
         restart: None,
-        staleness: Vec::new(),
     })
 }
 
@@ -712,10 +706,11 @@ fn run_jobs(
     targets: &mut Targets,
     strategies: &[strategies::StrategyInfo],
     measurements: &[Measurement],
-) -> (Vec<AbSummary>, Vec<String>) {
+) -> (Vec<AbSummary>, Vec<String>, Vec<staleness::Staleness>) {
     let (runs, mut invalid_reasons) = run_ab_jobs(jobs, ctx, targets);
+    let mut probed = Vec::new();
     if strategies.is_empty() || !invalid_reasons.is_empty() || ctx.cancel.load(Ordering::Relaxed) {
-        return (runs, invalid_reasons);
+        return (runs, invalid_reasons, probed);
     }
     let secret = targets.secret.clone().expect("strategies need the secret");
     for m in measurements {
@@ -730,9 +725,9 @@ fn run_jobs(
             println!("{}", ranking::staleness_line(s));
             invalid_reasons.extend(s.errors.iter().map(|e| format!("staleness probe of {} ({m}): {e}", s.strategy)));
         }
-        targets.staleness.extend(found);
+        probed.extend(found);
     }
-    (runs, invalid_reasons)
+    (runs, invalid_reasons, probed)
 }
 
 fn run_ab_jobs(jobs: Vec<AbJob>, ctx: &JobContext<'_>, targets: &mut Targets) -> (Vec<AbSummary>, Vec<String>) {

@@ -160,62 +160,50 @@ impl Probe<'_> {
 /// Probes every strategy at once on `target` under `measurement`; strategy `k`
 /// writes with users `k * PROBES_PER_STRATEGY ..` of [`PROBE_SEED`].
 pub fn probe_all(target: &str, secret: &str, strategies: &[StrategyInfo], measurement: &Measurement) -> Vec<Staleness> {
-    let base = target.trim_end_matches('/').to_owned();
+    let base = target.trim_end_matches('/');
+    let probe = |k: usize, j: u32| {
+        let strategy = strategies[k].name.as_str();
+        let user = bench_seed::seeded_user(secret, PROBE_SEED, k as u32 * PROBES_PER_STRATEGY + j);
+        let mut headers = vec![
+            ("x-bench-secret", secret.to_owned()),
+            ("x-bench-cache", "on".to_owned()),
+            ("x-bench-strategy", strategy.to_owned()),
+            ("user-agent", BROWSER_UA.to_owned()),
+            ("cookie", format!("session={}", user.session_id)),
+        ];
+        headers.extend(measurement.profile().map(|p| ("x-bench-profile", p.to_owned())));
+        Probe { client: SetupClient::new(), base: base.to_owned(), headers, strategy }.run()
+    };
+    let mut out: Vec<Staleness> = strategies
+        .iter()
+        .map(|s| Staleness {
+            strategy: s.name.clone(),
+            measurement: measurement.clone(),
+            probes: 0,
+            same: Side::default(),
+            other: Side::default(),
+            errors: Vec::new(),
+        })
+        .collect();
     std::thread::scope(|scope| {
-        let handles: Vec<_> = strategies
-            .iter()
-            .enumerate()
-            .map(|(k, strategy)| {
-                let base = base.clone();
-                scope.spawn(move || {
-                    let probes = (0..PROBES_PER_STRATEGY).map(|j| {
-                        let user = bench_seed::seeded_user(secret, PROBE_SEED, k as u32 * PROBES_PER_STRATEGY + j);
-                        let base = base.clone();
-                        std::thread::spawn({
-                            let strategy = strategy.name.clone();
-                            let secret = secret.to_owned();
-                            let profile = measurement.profile().map(str::to_owned);
-                            move || {
-                                let mut headers = vec![
-                                    ("x-bench-secret", secret),
-                                    ("x-bench-cache", "on".to_owned()),
-                                    ("x-bench-strategy", strategy.clone()),
-                                    ("user-agent", BROWSER_UA.to_owned()),
-                                    ("cookie", format!("session={}", user.session_id)),
-                                ];
-                                if let Some(p) = profile {
-                                    headers.push(("x-bench-profile", p));
-                                }
-                                Probe { client: SetupClient::new(), base, headers, strategy: &strategy }.run()
-                            }
-                        })
-                    });
-                    let handles: Vec<_> = probes.collect();
-                    let mut out = Staleness {
-                        strategy: strategy.name.clone(),
-                        measurement: measurement.clone(),
-                        probes: 0,
-                        same: Side::default(),
-                        other: Side::default(),
-                        errors: Vec::new(),
-                    };
-                    for h in handles {
-                        match h.join() {
-                            Ok(Ok((same, other))) => {
-                                out.probes += 1;
-                                out.same.add(same);
-                                out.other.add(other);
-                            }
-                            Ok(Err(e)) => out.errors.push(e),
-                            Err(_) => out.errors.push("a probe thread panicked".into()),
-                        }
-                    }
-                    out
-                })
-            })
+        let handles: Vec<_> = (0..strategies.len())
+            .flat_map(|k| (0..PROBES_PER_STRATEGY).map(move |j| (k, j)))
+            .map(|(k, j)| (k, scope.spawn(move || probe(k, j))))
             .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
-    })
+        for (k, handle) in handles {
+            let s = &mut out[k];
+            match handle.join() {
+                Ok(Ok((same, other))) => {
+                    s.probes += 1;
+                    s.same.add(same);
+                    s.other.add(other);
+                }
+                Ok(Err(e)) => s.errors.push(e),
+                Err(_) => s.errors.push("a probe thread panicked".into()),
+            }
+        }
+    });
+    out
 }
 
 const BROWSER_UA: &str =

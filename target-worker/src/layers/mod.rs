@@ -88,7 +88,7 @@ where
     if !cache.enabled(L::LAYER) {
         return Ok((compute().await?, CacheOutcome::Off));
     }
-    let key = format!("{}{}", cache.strategy().key_prefix(), layer.key());
+    let key = cache.strategy().prefixed(&layer.key());
     let (guard, entry) = match layer.guard_key() {
         None => (String::new(), cache.read(L::LAYER, &key).await),
         Some(guard_key) => {

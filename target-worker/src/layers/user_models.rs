@@ -224,7 +224,7 @@ fn spawn_fill<K: Kv, D: Database>(
     generation: String,
 ) {
     let cache = &ctx.cache;
-    let key = format!("{}{}", cache.strategy().key_prefix(), entry_key(ctx.config, user_id, &filter));
+    let key = cache.strategy().prefixed(&entry_key(ctx.config, user_id, &filter));
     let ttl = cache.layer_ttl_seconds(Layer::UserModels);
     ctx.trace.count(BackendOp::D1Read, 1);
     ctx.trace.count(BackendOp::KvWrite, 1);
@@ -369,7 +369,7 @@ pub async fn invalidate_user<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>,
 /// carry on whatever KV answers. See [`crate::strategy::Strategy::contract`] for
 /// the race this leaves.
 async fn invalidate_original<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, user_id: &str) {
-    let key = format!("{}{}", ctx.cache.strategy().key_prefix(), original_key(user_id));
+    let key = ctx.cache.strategy().prefixed(&original_key(user_id));
     if !ctx.cache.enabled(Layer::UserModels) {
         if ctx.layers_overridden {
             ctx.cache.delete_for_other_arm(Layer::UserModels, key);
