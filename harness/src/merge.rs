@@ -1,13 +1,19 @@
-//! One arm's results of successive runs (the stages of a `--until-decided` run,
-//! later the shards of one run) as one result: counts and histograms add up,
-//! time blocks and intervals of a later run follow the earlier ones (so the block
-//! bootstrap never joins two runs into one block), validity is the worst of them.
+//! One arm's results as one result, in two ways:
+//! - [`merge`]: successive runs (the stages of a `--until-decided` run, cold
+//!   starts): counts and histograms add up, time blocks and intervals of a later
+//!   run follow the earlier ones (so the block bootstrap never joins two runs into
+//!   one block), validity is the worst of them;
+//! - [`merge_concurrent`]: parts of one run that ran at the same time (threads,
+//!   shards on several machines): counts and histograms add up (HDR addition is
+//!   lossless), time blocks and seconds are aligned on the wall clock, rates add.
+//!   The result is judged afterwards as a single run would be (`runner::finish`).
 
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use crate::result::{BlocksDoc, EncodedHistogram, ResultDoc, RunFigures, SeriesDoc, Status};
+use crate::result::{BlocksDoc, EncodedHistogram, MergedFrom, ResultDoc, RunFigures, SeriesDoc, Status};
+use crate::shard::Shard;
 
 fn add_histograms(a: &EncodedHistogram, b: &EncodedHistogram) -> Result<(EncodedHistogram, Histogram<u64>), String> {
     let mut h = a.decode()?;
@@ -132,20 +138,23 @@ fn merge_run(a: &RunFigures, b: &RunFigures) -> RunFigures {
     }
 }
 
+/// Results that may be merged: one scenario file, one kind of measurement.
+fn check_compatible(a: &ResultDoc, b: &ResultDoc) -> Result<(), String> {
+    if a.metadata.scenario_sha256 != b.metadata.scenario_sha256 {
+        return Err(format!(
+            "results of different scenario files cannot be merged ({} and {}: their contents differ)",
+            a.metadata.scenario_file, b.metadata.scenario_file
+        ));
+    }
+    if a.metadata.measurement != b.metadata.measurement {
+        return Err(format!("a {} and a {} result cannot be merged", a.metadata.measurement, b.metadata.measurement));
+    }
+    Ok(())
+}
+
 /// `later` appended to `earlier` (one arm, the same scenario, run after it).
 pub fn merge(earlier: &ResultDoc, later: &ResultDoc) -> Result<ResultDoc, String> {
-    if earlier.metadata.scenario_sha256 != later.metadata.scenario_sha256 {
-        return Err(format!(
-            "results of different scenario files cannot be merged ({} and {})",
-            earlier.metadata.scenario_file, later.metadata.scenario_file
-        ));
-    }
-    if earlier.metadata.measurement != later.metadata.measurement {
-        return Err(format!(
-            "a {} and a {} result cannot be merged",
-            earlier.metadata.measurement, later.metadata.measurement
-        ));
-    }
+    check_compatible(earlier, later)?;
     let offset = block_end(earlier);
     let mut series = earlier.series.clone();
     for (key, b) in &later.series {
@@ -171,6 +180,254 @@ pub fn merge(earlier: &ResultDoc, later: &ResultDoc) -> Result<ResultDoc, String
         intervals,
         thresholds,
     })
+}
+
+/// `doc` with its time blocks moved `blocks` later and its seconds `seconds` later.
+fn shifted(doc: &ResultDoc, blocks: u64, seconds: u64) -> ResultDoc {
+    let mut out = doc.clone();
+    for s in out.series.values_mut() {
+        if let Some(b) = s.blocks.as_mut() {
+            for c in &mut b.counts {
+                c[0] += blocks;
+            }
+        }
+    }
+    for i in &mut out.intervals {
+        i.t += seconds;
+    }
+    out
+}
+
+/// Counts of one block and value given twice (two shards' share of one block)
+/// become one, in the order the bootstrap reads them (by block, then value).
+fn combine_blocks(doc: &mut ResultDoc) {
+    for b in doc.series.values_mut().filter_map(|s| s.blocks.as_mut()) {
+        let mut sums: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+        for [i, us, n] in &b.counts {
+            *sums.entry((*i, *us)).or_insert(0) += n;
+        }
+        b.counts = sums.into_iter().map(|((i, us), n)| [i, us, n]).collect();
+    }
+}
+
+/// The seconds of every part, summed per second and series: counts add, the
+/// percentiles come from the added histograms (or, for older files without
+/// them, the most any part saw, marked by the absence of a histogram).
+fn add_intervals(parts: &[ResultDoc]) -> Result<Vec<crate::recorder::IntervalSummary>, String> {
+    let mut by_second: BTreeMap<(u64, String), crate::recorder::IntervalSummary> = BTreeMap::new();
+    for part in parts {
+        for i in &part.intervals {
+            let key = (i.t, i.series.clone());
+            let Some(into) = by_second.get_mut(&key) else {
+                by_second.insert(key, i.clone());
+                continue;
+            };
+            into.requests += i.requests;
+            into.errors += i.errors;
+            for (layer, outcomes) in &i.cache {
+                add_counts(into.cache.entry(layer.clone()).or_default(), outcomes);
+            }
+            match (&into.histogram, &i.histogram) {
+                (Some(a), Some(b)) => {
+                    let (encoded, h) = add_histograms(a, b)?;
+                    let ms = |us: u64| us as f64 / 1000.0;
+                    into.p50_ms = ms(h.value_at_quantile(0.5));
+                    into.p90_ms = ms(h.value_at_quantile(0.9));
+                    into.p99_ms = ms(h.value_at_quantile(0.99));
+                    into.max_ms = ms(h.max());
+                    into.histogram = Some(encoded);
+                }
+                _ => {
+                    into.p50_ms = into.p50_ms.max(i.p50_ms);
+                    into.p90_ms = into.p90_ms.max(i.p90_ms);
+                    into.p99_ms = into.p99_ms.max(i.p99_ms);
+                    into.max_ms = into.max_ms.max(i.max_ms);
+                    into.histogram = None;
+                }
+            }
+        }
+    }
+    Ok(by_second.into_values().collect())
+}
+
+/// The run figures of parts that ran at the same time: counts add, the measured
+/// time is the longest part's, so rates add. CPU is each part's own machine's:
+/// the largest share, and the CPU per request over all requests.
+fn concurrent_run(parts: &[ResultDoc]) -> RunFigures {
+    let sum = |f: fn(&RunFigures) -> u64| parts.iter().map(|p| f(&p.run)).sum::<u64>();
+    let max = |f: fn(&RunFigures) -> f64| parts.iter().map(|p| f(&p.run)).fold(0.0, f64::max);
+    let measured_s = max(|r| r.measured_s);
+    let started = sum(|r| r.started_iterations);
+    let requests = sum(|r| r.requests);
+    let cpu_us: f64 = parts.iter().map(|p| p.run.client_cpu_us_per_request * p.run.requests as f64).sum();
+    let target_rate = parts.iter().map(|p| p.run.target_rate).sum::<Option<f64>>();
+    RunFigures {
+        status: Status::Running,
+        invalid_reasons: Vec::new(),
+        warnings: Vec::new(),
+        warmup_s: max(|r| r.warmup_s),
+        measured_s,
+        target_rate,
+        achieved_rate: if measured_s > 0.0 { started as f64 / measured_s } else { 0.0 },
+        scheduled_iterations: sum(|r| r.scheduled_iterations),
+        started_iterations: started,
+        dropped_iterations: sum(|r| r.dropped_iterations),
+        late_sends: sum(|r| r.late_sends),
+        requests,
+        warmup_requests: sum(|r| r.warmup_requests),
+        client_cpu_share: max(|r| r.client_cpu_share),
+        client_cpu_us_per_request: if requests > 0 { cpu_us / requests as f64 } else { 0.0 },
+        client_max_rss_kib: parts.iter().map(|p| p.run.client_max_rss_kib).max().unwrap_or(0),
+    }
+}
+
+/// One arm's parts that ran at the same time (threads of one process, shards on
+/// several machines) as one result, not yet judged: its status is `running` and
+/// its reasons are the parts' own, each prefixed with `label(i)`, until
+/// `runner::finish::judge` judges it as a single run.
+pub fn merge_concurrent(parts: &[ResultDoc], label: &dyn Fn(usize) -> String) -> Result<ResultDoc, String> {
+    let first = parts.first().ok_or("nothing to merge")?;
+    for p in &parts[1..] {
+        check_compatible(first, p)?;
+    }
+    let base = parts.iter().filter_map(|p| p.metadata.measure_start_unix_ms).min();
+    let aligned: Vec<ResultDoc> = parts
+        .iter()
+        .map(|p| {
+            let offset_ms = match (p.metadata.measure_start_unix_ms, base) {
+                (Some(t), Some(b)) => t - b,
+                _ => 0,
+            };
+            let block_ms = u64::from(crate::recorder::BLOCK_MS);
+            shifted(p, (offset_ms + block_ms / 2) / block_ms, (offset_ms + 500) / 1000)
+        })
+        .collect();
+    let mut series = aligned[0].series.clone();
+    for part in &aligned[1..] {
+        for (key, b) in &part.series {
+            let merged = match series.get(key) {
+                Some(a) => merge_series(a, b, 0)?,
+                None => b.clone(),
+            };
+            series.insert(key.clone(), merged);
+        }
+    }
+    let mut run = concurrent_run(&aligned);
+    for (i, p) in parts.iter().enumerate() {
+        run.invalid_reasons.extend(p.run.invalid_reasons.iter().map(|r| format!("{}: {r}", label(i))));
+        if p.run.status == Status::Interrupted {
+            run.status = Status::Interrupted;
+        }
+    }
+    let mut metadata = first.metadata.clone();
+    metadata.started_at = parts.iter().map(|p| p.metadata.started_at.clone()).min().unwrap_or_default();
+    metadata.ended_at = parts.iter().map(|p| p.metadata.ended_at.clone()).max().flatten();
+    metadata.measure_start_unix_ms = base;
+    metadata.shard = None;
+    for p in &parts[1..] {
+        for s in &p.metadata.servers {
+            if !metadata.servers.contains(s) {
+                metadata.servers.push(s.clone());
+            }
+        }
+    }
+    let mut doc = ResultDoc {
+        schema: first.schema.clone(),
+        metadata,
+        run,
+        series,
+        intervals: add_intervals(&aligned)?,
+        thresholds: first.thresholds.clone(),
+    };
+    combine_blocks(&mut doc);
+    Ok(doc)
+}
+
+/// One result file of a sharded run: its name (for messages) and its documents,
+/// one per arm.
+pub struct ShardFile {
+    pub name: String,
+    pub arms: Vec<ResultDoc>,
+}
+
+/// The shards of one run (`--shard I/N`, one file each) as the run's documents,
+/// one per arm, not yet judged. Refused: a file that is no shard, shards of
+/// different runs (scenario, count, arms), a shard given twice (overlapping), and
+/// missing shards unless `allow_missing` (the result then names them).
+pub fn merge_shards(files: &[ShardFile], allow_missing: bool) -> Result<Vec<ResultDoc>, String> {
+    let first = files.first().ok_or("no result files to merge")?;
+    let shard_of = |f: &ShardFile| {
+        f.arms.first().and_then(|d| d.metadata.shard).ok_or_else(|| {
+            format!(
+                "{}: not a shard (it was run without --shard); `harness merge` joins the shards of one run, \
+                 each run with --shard I/N",
+                f.name
+            )
+        })
+    };
+    let count = shard_of(first)?.count;
+    let mut seen: BTreeMap<u32, &str> = BTreeMap::new();
+    for f in files {
+        let shard = shard_of(f)?;
+        if shard.count != count {
+            return Err(format!(
+                "{} is shard {shard}, {} is shard {}: shards of one run share N",
+                f.name,
+                first.name,
+                shard_of(first)?
+            ));
+        }
+        if f.arms.len() != first.arms.len() {
+            return Err(format!("{} and {}: an A/B result and a single run cannot be merged", first.name, f.name));
+        }
+        let labels = |d: &ShardFile| d.arms.iter().map(|a| a.metadata.variant.clone()).collect::<Vec<_>>();
+        if labels(f) != labels(first) {
+            return Err(format!(
+                "{} and {}: their arms differ ({:?} and {:?})",
+                first.name,
+                f.name,
+                labels(first),
+                labels(f)
+            ));
+        }
+        if let Some(other) = seen.insert(shard.index, &f.name) {
+            return Err(format!(
+                "shard {shard} is given twice ({other} and {}): overlapping shards would count its requests twice",
+                f.name
+            ));
+        }
+    }
+    let missing: Vec<u32> = (0..count).filter(|i| !seen.contains_key(i)).collect();
+    if !missing.is_empty() && !allow_missing {
+        let names: Vec<String> = missing.iter().map(|i| format!("{i}/{count}")).collect();
+        return Err(format!(
+            "shard{} {} of the run {} missing: the merged result would hold only part of the schedule; give every \
+             shard's result, or --allow-missing to merge these (the result then says which are missing)",
+            if names.len() > 1 { "s" } else { "" },
+            names.join(", "),
+            if names.len() > 1 { "are" } else { "is" }
+        ));
+    }
+    let shards: Vec<Shard> = files.iter().map(shard_of).collect::<Result<_, _>>()?;
+    let label = |i: usize| format!("shard {}", shards[i]);
+    let mut machines: Vec<String> = Vec::new();
+    for f in files {
+        let host = f.arms[0].metadata.machine.hostname.clone();
+        if !machines.contains(&host) {
+            machines.push(host);
+        }
+    }
+    (0..first.arms.len())
+        .map(|arm| {
+            let parts: Vec<ResultDoc> = files.iter().map(|f| f.arms[arm].clone()).collect();
+            let mut doc = merge_concurrent(&parts, &label)?;
+            let mut sorted = shards.clone();
+            sorted.sort();
+            doc.metadata.merged =
+                Some(MergedFrom { shards: sorted, count, missing: missing.clone(), machines: machines.clone() });
+            Ok(doc)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -237,6 +494,9 @@ mod tests {
             anonymous_user_write: None,
             started_at: "t".into(),
             ended_at: None,
+            measure_start_unix_ms: None,
+            shard: None,
+            merged: None,
             load: serde_json::Value::Null,
             machine: crate::result::Machine::current(),
         };

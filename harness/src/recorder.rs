@@ -217,6 +217,10 @@ pub struct IntervalSummary {
     pub max_ms: f64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cache: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The second's corrected latencies, so that shards' seconds add up exactly
+    /// (`harness merge`); absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<crate::result::EncodedHistogram>,
 }
 
 #[derive(Default, Clone)]
@@ -336,6 +340,7 @@ impl Recorder {
                 p99_ms: ms(h.value_at_quantile(0.99)),
                 max_ms: ms(h.max()),
                 cache: std::mem::take(&mut iv.cache),
+                histogram: Some(crate::result::EncodedHistogram::encode(h)),
             };
             out.push((summary, h.clone()));
             h.reset();

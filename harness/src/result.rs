@@ -212,8 +212,32 @@ pub struct Metadata {
     /// RFC 3339, UTC.
     pub started_at: String,
     pub ended_at: Option<String>,
+    /// When the measured part began, in milliseconds since the Unix epoch: shards
+    /// of one run are aligned on it (`harness merge`). Absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measure_start_unix_ms: Option<u64>,
+    /// The part of the schedule this result sent (`--shard I/N`); absent when it
+    /// sent the whole schedule. A merged result has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
+    /// The shards a merged result was made of, and which were missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergedFrom>,
     pub load: serde_json::Value,
     pub machine: Machine,
+}
+
+/// What a merged result was made of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergedFrom {
+    /// Shards out of how many.
+    pub shards: Vec<crate::shard::Shard>,
+    pub count: u32,
+    /// Shards of the run that were not given (merged with `--allow-missing`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<u32>,
+    /// The machines the shards ran on.
+    pub machines: Vec<String>,
 }
 
 /// Whether a result measures the target as it is or under a modelled latency

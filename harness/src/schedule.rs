@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::scenario::{Executor, Segment};
+use crate::shard::Shard;
 
 /// Offsets of iteration starts, in order, covering warm-up and the measured part.
 #[derive(Debug, Clone)]
@@ -28,6 +29,23 @@ impl ArrivalSchedule {
     /// Iterations the schedule holds in `[from, to)` seconds.
     pub fn count_between(&self, from: f64, to: f64) -> f64 {
         self.cumulative(to) - self.cumulative(from)
+    }
+
+    /// The arrivals of `shard`: the schedule's iterations in units of `unit`
+    /// consecutive ones (one per arm, so a pair is never split), every
+    /// `shard.count`-th unit from the `shard.index`-th.
+    pub fn sharded(self, shard: Shard, unit: u64) -> impl Iterator<Item = Duration> {
+        let unit = unit.max(1);
+        self.enumerate().filter(move |(n, _)| shard.takes(*n as u64 / unit)).map(|(_, d)| d)
+    }
+
+    /// Iterations of `shard` (see [`ArrivalSchedule::sharded`]) in `[from, to)` seconds.
+    pub fn shard_count_between(&self, shard: Shard, unit: u64, from: f64, to: f64) -> f64 {
+        if shard.is_whole() {
+            return self.count_between(from, to);
+        }
+        let range = Duration::from_secs_f64(from.max(0.0))..Duration::from_secs_f64(to.max(0.0));
+        self.clone().sharded(shard, unit).filter(|d| range.contains(d)).count() as f64
     }
 
     fn cumulative(&self, t: f64) -> f64 {
@@ -103,6 +121,24 @@ mod tests {
         // Half of the ramp's 500 arrivals come in its last 2.93 s (t = 10/sqrt(2)).
         let first_half = offsets.iter().filter(|t| **t < 10.0 / 2f64.sqrt()).count();
         assert!((first_half as i64 - 250).abs() <= 1, "{first_half}");
+    }
+
+    #[test]
+    fn shards_together_are_the_schedule_and_keep_pairs() {
+        let ex = Executor::ConstantArrivalRate { rate: 100.0, duration: Duration::from_secs(3) };
+        let whole: Vec<Duration> = ArrivalSchedule::new(&ex, Duration::ZERO).unwrap().collect();
+        let mut union: Vec<Duration> = Vec::new();
+        let halves = [Shard { index: 0, count: 2 }, Shard { index: 1, count: 2 }];
+        for shard in halves.iter().flat_map(|h| h.split(2)) {
+            let mine: Vec<Duration> = ArrivalSchedule::new(&ex, Duration::ZERO).unwrap().sharded(shard, 2).collect();
+            // Pairs stay whole: each shard's arrivals come in twos of neighbours.
+            assert!(mine.chunks(2).all(|p| p.len() == 2 && (p[1] - p[0]).as_secs_f64() < 0.0101), "{shard}");
+            let s = ArrivalSchedule::new(&ex, Duration::ZERO).unwrap();
+            assert_eq!(s.shard_count_between(shard, 2, 0.0, 3.0), mine.len() as f64);
+            union.extend(mine);
+        }
+        union.sort();
+        assert_eq!(union, whole);
     }
 
     #[test]

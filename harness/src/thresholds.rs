@@ -150,6 +150,15 @@ impl Threshold {
         }
     }
 
+    /// The threshold a verdict judged, from its source text: a result carries its
+    /// thresholds this way, so merged shards are judged as the run would have been.
+    pub fn from_verdict(v: &Verdict) -> Result<Threshold, String> {
+        if v.threshold.ends_with(DEFAULT_MARK) {
+            return Ok(Threshold { series: v.series.clone(), ..Threshold::default_error_rate() });
+        }
+        Threshold::parse(&v.series, &v.threshold)
+    }
+
     pub fn evaluate(&self, f: &Figures) -> Verdict {
         let ms = |us: u64| us as f64 / 1000.0;
         let h = f.corrected;

@@ -9,6 +9,7 @@ use rand_distr::{Distribution, Zipf};
 
 use crate::scenario::{Pick, Users};
 
+#[derive(Clone)]
 pub struct Population {
     users: Vec<SeededUser>,
     picker: Picker,
@@ -22,6 +23,7 @@ pub struct Population {
     done_once: Vec<Vec<bool>>,
 }
 
+#[derive(Clone)]
 enum Picker {
     Uniform,
     Zipf(Zipf<f64>),

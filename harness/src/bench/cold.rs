@@ -43,15 +43,13 @@ fn run_once(
     secret: Option<&str>,
 ) -> Result<ResultDoc, String> {
     let opts = RunOptions {
-        arms: vec![arm],
-        out_dir: out.to_owned(),
         bench_secret: secret.map(str::to_owned),
-        progress: false,
         stem: Some(stem),
         max_duration: Some(ONE_ITERATION_LIMIT),
         http_client: ctx.opts.http_client,
-        cross_servers: false,
         cancel: Some(std::sync::Arc::clone(ctx.cancel)),
+        tls: ctx.opts.tls.clone(),
+        ..RunOptions::new(vec![arm], out.to_owned())
     };
     let outcome = crate::runner::run(once, &opts).map_err(|e| match e {
         RunError::Unreachable(m) => format!("target unreachable: {m}"),

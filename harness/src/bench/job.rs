@@ -51,15 +51,17 @@ pub(super) fn run_ab(
 ) -> Result<AbSummary, String> {
     let slug = slug(&job.name);
     let run_opts = RunOptions {
-        arms: job.arms.clone(),
-        out_dir: dir.join("results"),
         bench_secret: secret.map(str::to_owned),
         progress: opts.progress,
         stem: Some(slug.clone()),
-        max_duration: None,
         http_client: opts.http_client,
         cross_servers: job.cross_servers,
         cancel: Some(Arc::clone(cancel)),
+        threads: opts.threads,
+        shard: opts.shard,
+        live: opts.live.clone(),
+        tls: opts.tls.clone(),
+        ..RunOptions::new(job.arms.clone(), dir.join("results"))
     };
     // A layer's run judges the claims about that layer; a scenario run all of
     // them (shown beside the layer's verdict); the control none.

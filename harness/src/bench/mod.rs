@@ -82,6 +82,13 @@ pub struct BenchOptions {
     /// `--strategies`: cache strategies to rank (`all`, or names); empty: the
     /// worker's own strategy only.
     pub strategies: Vec<String>,
+    /// Sending threads per run (`--threads`).
+    pub threads: u32,
+    /// This process's part of every run's schedule (`--shard`, deployed form only).
+    pub shard: crate::shard::Shard,
+    /// Live figures for a Prometheus scrape (`--metrics-listen`).
+    pub live: Option<crate::metrics::live::Board>,
+    pub tls: crate::client::TlsOptions,
 }
 
 /// Installs the Ctrl-C/SIGTERM/SIGHUP flag: the bench stops what it is doing,

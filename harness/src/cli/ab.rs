@@ -71,7 +71,7 @@ pub(super) fn ab(args: AbArgs) -> Result<i32, Fail> {
         }
         _ => return Err(bad(usage)),
     };
-    let mut run_opts = options(&load, arms);
+    let mut run_opts = options(&load, arms)?;
     run_opts.cross_servers = target.len() == 2;
     let copts = compare_options(&compare);
     let staged = sequential::run_stages(&sc, &run_opts, load.until_decided, copts.alpha, |docs, alpha| {

@@ -74,9 +74,37 @@ pub struct BenchArgs {
     pub compare: CompareArgs,
 }
 
+/// A sharded bench is one of N processes against deployed workers: it must not
+/// reset or seed them under the others' feet, nor decide on its part of the data.
+fn check_sharded_bench(opts: &BenchArgs, deployed: bool) -> Result<(), Fail> {
+    if !deployed {
+        return Err(bad(
+            "--shard splits a run over machines sending to deployed workers (--target, or --target-on and \
+             --target-off); the local stack is on this machine: use --threads",
+        ));
+    }
+    if !opts.no_seed {
+        return Err(bad(
+            "a sharded bench cannot seed: each shard would reset the workers under the others; seed them once \
+             (one unsharded `harness bench --target … --quick`), then run every shard with --no-seed",
+        ));
+    }
+    if !opts.strategies.is_empty() || opts.until_decided.is_some() {
+        return Err(bad(
+            "--strategies (resets KV between runs) and --until-decided (decides on its own data) cannot be sharded",
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
     use crate::bench::{self, BenchError, BenchOptions};
     let repo = repo_dir(&opts.root);
+    let deployed = opts.target.is_some() || opts.target_on.is_some();
+    let shard = opts.client.shard.unwrap_or_default();
+    if !shard.is_whole() {
+        check_sharded_bench(&opts, deployed)?;
+    }
     let scenarios = if opts.scenarios.is_empty() {
         bench::STANDARD_SCENARIOS.iter().map(|n| repo.join("scenarios").join(format!("{n}.toml"))).collect()
     } else {
@@ -90,6 +118,15 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         Some(p) => claims::load(p).map_err(bad)?,
         None => Vec::new(),
     };
+    // The local stack's servers share this machine's cores with the harness: one
+    // sending thread unless asked (the calibration was made so).
+    let threads = match opts.client.threads {
+        Some(n) => n,
+        None if deployed => opts.client.threads_or_cores(),
+        None => 1,
+    };
+    let live = opts.client.live()?;
+    let tls = opts.client.checked_tls()?;
     let bench_opts = BenchOptions {
         scenarios,
         target_on: opts.target_on,
@@ -110,6 +147,10 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         compare: compare_options(&opts.compare),
         profiles: opts.profiles,
         strategies: opts.strategies,
+        threads,
+        shard,
+        live,
+        tls,
     };
     let cancel = bench::cancel_flag();
     match bench::run(&bench_opts, &claims, &cancel) {

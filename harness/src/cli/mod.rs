@@ -7,6 +7,7 @@
 mod ab;
 mod bench;
 mod compare;
+mod merge;
 mod report;
 mod run;
 mod validate;
@@ -50,9 +51,63 @@ pub struct ClientFlags {
     /// No live progress line.
     #[arg(long, short)]
     pub quiet: bool,
-    /// HTTP implementation: auto (hyper for http://, reqwest for https://), hyper, reqwest.
+    /// HTTP implementation: auto (= hyper, the lean path, rustls for https://), hyper, reqwest.
     #[arg(long, value_enum, default_value = "auto", env = "HARNESS_HTTP_CLIENT")]
     pub http_client: ClientKind,
+    /// Sending threads, each with its own connections and its shard of the schedule
+    /// (A/B pairs stay on one thread), merged at the end [default: the cores
+    /// available; `bench` on the local stack: 1, its servers share the cores].
+    #[arg(long, env = "HARNESS_THREADS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// Send only shard I of N of the schedule (0 <= I < N): N processes, on as many
+    /// machines, together send what the scenario asks for; `harness merge` joins
+    /// their results. `/N` takes I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
+    #[arg(long, env = "HARNESS_SHARD", value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<crate::shard::Shard>,
+    /// Serve the live figures in the OpenMetrics text format at http://ADDR/metrics
+    /// while the run goes on, for a Prometheus scrape (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Trust this CA (or self-signed certificate), PEM, for https:// targets, besides
+    /// the platform's (SSL_CERT_FILE and SSL_CERT_DIR are honoured). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+    /// Do not verify https:// certificates (encrypted, but any server is believed).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+}
+
+impl ClientFlags {
+    /// `--threads`, or the cores available.
+    pub fn threads_or_cores(&self) -> u32 {
+        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+    }
+
+    pub fn tls(&self) -> crate::client::TlsOptions {
+        crate::client::TlsOptions::new(self.ca_cert.clone(), self.insecure)
+    }
+
+    /// The live board, serving at `--metrics-listen` from now on.
+    pub fn live(&self) -> Result<Option<crate::metrics::live::Board>, Fail> {
+        let Some(addr) = &self.metrics_listen else { return Ok(None) };
+        let board = crate::metrics::live::Board::default();
+        let bound = board.serve(addr).map_err(bad)?;
+        eprintln!("metrics: http://{bound}/metrics");
+        Ok(Some(board))
+    }
+
+    /// Checks the TLS flags before any load: a bad --ca-cert is bad input.
+    pub fn checked_tls(&self) -> Result<crate::client::TlsOptions, Fail> {
+        let tls = self.tls();
+        if !self.ca_cert.is_empty() {
+            tls.config().map_err(bad)?;
+        }
+        Ok(tls)
+    }
+}
+
+fn parse_shard(s: &str) -> Result<crate::shard::Shard, String> {
+    crate::shard::Shard::parse(s, &|k| std::env::var(k).ok())
 }
 
 /// Flags of `run` and `ab`: where results go and what every request carries.
@@ -122,6 +177,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Parse scenarios (or a claims file) and explain what they would do.
     Validate(validate::ValidateArgs),
+    /// Merge the results of one run's shards (--shard I/N, on one or many machines)
+    /// into one result: histograms added losslessly, counters summed, seconds aligned
+    /// on the wall clock; then judged (validity, thresholds) and, for A/B results,
+    /// compared with claims as a single run. Refuses results of different scenarios,
+    /// overlapping shards and missing shards (unless --allow-missing).
+    Merge(merge::MergeArgs),
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -162,18 +223,21 @@ fn load_scenario(f: &Path) -> Result<Scenario, Fail> {
     scenario::load(f).map_err(|e| bad(e.to_string()))
 }
 
-fn options(load: &LoadArgs, arms: Vec<ArmSpec>) -> RunOptions {
-    RunOptions {
-        arms,
-        out_dir: load.out.clone(),
-        bench_secret: load.client.bench_secret.clone(),
-        progress: !load.client.quiet,
-        stem: None,
-        max_duration: None,
-        http_client: load.client.http_client,
-        cross_servers: false,
-        cancel: None,
+fn options(load: &LoadArgs, arms: Vec<ArmSpec>) -> Result<RunOptions, Fail> {
+    let c = &load.client;
+    if c.shard.is_some_and(|s| !s.is_whole()) && load.until_decided.is_some() {
+        return Err(bad("--until-decided cannot be sharded: each shard would decide on its own part of the data"));
     }
+    Ok(RunOptions {
+        bench_secret: c.bench_secret.clone(),
+        progress: !c.quiet,
+        http_client: c.http_client,
+        threads: c.threads_or_cores(),
+        shard: c.shard.unwrap_or_default(),
+        live: c.live()?,
+        tls: c.checked_tls()?,
+        ..RunOptions::new(arms, load.out.clone())
+    })
 }
 
 fn headers(load: &LoadArgs) -> Result<Vec<(String, String)>, Fail> {
@@ -288,5 +352,6 @@ fn dispatch(cli: Cli) -> Result<i32, Fail> {
         Command::Report(args) => report::report(args),
         Command::Bench(args) => bench::bench(args),
         Command::Validate(args) => validate::validate(args),
+        Command::Merge(args) => merge::merge(args),
     }
 }

@@ -48,7 +48,7 @@ pub(super) fn run(args: RunArgs) -> Result<i32, Fail> {
         },
     };
     let arm = ArmSpec { label: variant, target, extra_headers: headers(&load)? };
-    let opts = options(&load, vec![arm]);
+    let opts = options(&load, vec![arm])?;
     if load.until_decided.is_some() && baseline.is_none() {
         return Err(bad("--until-decided needs --baseline: a single run has nothing to decide"));
     }

@@ -8,13 +8,17 @@ use serde::{Deserialize, Serialize};
 
 mod hyper;
 mod reqwest;
+pub mod tls;
 
 pub use self::hyper::MAX_IDLE;
+pub use tls::TlsOptions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     Connect,
+    /// The TLS handshake failed (an untrusted certificate, no TLS on the port).
+    Tls,
     Timeout,
     Reset,
     Body,
@@ -32,6 +36,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Connect => "connect",
+            ErrorKind::Tls => "tls",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Reset => "reset",
             ErrorKind::Body => "body",
@@ -88,10 +93,10 @@ pub struct Request<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientKind {
-    /// hyper for http:// targets, reqwest for https://.
+    /// hyper (the lean path), for http:// and https:// targets.
     Auto,
     /// A lean HTTP/1.1 path on hyper's connection API: one keep-alive connection
-    /// per request in flight, no pool bookkeeping. http:// only.
+    /// per request in flight, no pool bookkeeping; rustls for https://.
     Hyper,
     /// reqwest (hyper's pooled client, rustls for https).
     Reqwest,
@@ -140,16 +145,21 @@ pub(crate) fn describe(e: &dyn std::error::Error) -> String {
 impl HttpClient {
     /// A client for `base` (scheme, host, port, optional path prefix) keeping up to
     /// `connections` idle keep-alive connections.
-    pub fn new(base: &str, connections: usize, timeout: Duration, kind: ClientKind) -> Result<HttpClient, String> {
-        let https = base.starts_with("https://");
+    pub fn new(
+        base: &str,
+        connections: usize,
+        timeout: Duration,
+        kind: ClientKind,
+        tls: &TlsOptions,
+    ) -> Result<HttpClient, String> {
+        let config = if base.starts_with("https://") { Some(tls.config()?) } else { None };
         match kind {
-            ClientKind::Hyper if https => Err("--http-client hyper supports http:// targets only; use reqwest".into()),
-            ClientKind::Hyper | ClientKind::Auto if !https => Ok(HttpClient {
-                backend: Backend::Hyper(hyper::HyperClient::new(base, connections, timeout)?),
+            ClientKind::Hyper | ClientKind::Auto => Ok(HttpClient {
+                backend: Backend::Hyper(hyper::HyperClient::new(base, connections, timeout, config)?),
                 kind: ClientKind::Hyper,
             }),
-            _ => Ok(HttpClient {
-                backend: Backend::Reqwest(reqwest::ReqwestClient::new(base, connections, timeout)?),
+            ClientKind::Reqwest => Ok(HttpClient {
+                backend: Backend::Reqwest(reqwest::ReqwestClient::new(base, connections, timeout, config)?),
                 kind: ClientKind::Reqwest,
             }),
         }

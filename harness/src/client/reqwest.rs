@@ -12,6 +12,9 @@ pub struct ReqwestClient {
 }
 
 fn classify(e: &::reqwest::Error) -> ErrorKind {
+    if super::tls::tls_cause(e).is_some() {
+        return ErrorKind::Tls;
+    }
     if e.is_timeout() {
         return ErrorKind::Timeout;
     }
@@ -35,8 +38,17 @@ fn classify(e: &::reqwest::Error) -> ErrorKind {
 }
 
 impl ReqwestClient {
-    pub fn new(base: &str, connections: usize, timeout: Duration) -> Result<ReqwestClient, String> {
-        let inner = ::reqwest::Client::builder()
+    pub fn new(
+        base: &str,
+        connections: usize,
+        timeout: Duration,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Result<ReqwestClient, String> {
+        let mut builder = ::reqwest::Client::builder();
+        if let Some(config) = tls {
+            builder = builder.use_preconfigured_tls((*config).clone());
+        }
+        let inner = builder
             .pool_max_idle_per_host(connections)
             .pool_idle_timeout(MAX_IDLE)
             .timeout(timeout)

@@ -7,6 +7,7 @@
 //! - `markdown.rs`: `summary.md`, for a CI step summary;
 //! - `junit.rs`: `junit.xml`, one test case per threshold, claim and run;
 //! - `json.rs`: `bench.json`, a bench's verdict table as data;
+//! - `openmetrics.rs`: `metrics.txt`, a run's figures in the OpenMetrics text format;
 //! - `terminal.rs`: what a command prints.
 //!
 //! Rendering is apart from analysis: comparisons come from `compare`, claims from
@@ -21,6 +22,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod openmetrics;
 pub mod terminal;
 
 use std::path::{Path, PathBuf};
@@ -64,7 +66,7 @@ pub trait Exporter: Sync {
 
 /// Every format, in the order they are written (the HTML draws the charts).
 pub static EXPORTERS: &[&dyn Exporter] =
-    &[&html::Html, &markdown::Markdown, &junit::Junit, &json::Json, &terminal::Terminal];
+    &[&html::Html, &markdown::Markdown, &junit::Junit, &json::Json, &openmetrics::OpenMetrics, &terminal::Terminal];
 
 /// What the exporters produced.
 #[derive(Debug, Default)]

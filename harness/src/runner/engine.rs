@@ -14,16 +14,17 @@ use rand_distr::weighted::WeightedIndex;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::finish::{ArmRecord, DocContext};
+use super::finish::ArmRecord;
 use super::iteration::{run_iteration, ArmAlternator, UserLocks};
-use super::writer::Writer;
+use super::writer::WriterHandle;
 use super::{RunError, RunOptions};
 use crate::client::HttpClient;
 use crate::cpu;
 use crate::recorder;
-use crate::result::{RunFigures, RunFiles, Status};
+use crate::result::{RunFigures, Status};
 use crate::scenario::{Scenario, READ_BACK_TAG};
 use crate::schedule::ArrivalSchedule;
+use crate::shard::Shard;
 use crate::users::Population;
 
 /// Schedule-level counts, shared by the arms.
@@ -186,50 +187,82 @@ impl Clock {
     }
 }
 
-/// Drives `scenario` over `arms` until its schedule ends (or it is stopped),
-/// logging intervals to `files.hlog` and snapshots to `files.json`.
-pub(super) async fn drive(
+/// The users after their set-up (`once_per_user` steps run for every user in
+/// every arm), ready to be handed to the parts that send the load.
+pub(super) struct SetUp {
+    pub(super) population: Population,
+    pub(super) first_error: Option<String>,
+    pub(super) template_failures: u64,
+}
+
+/// Runs every user's `once_per_user` steps over `arms` before any load.
+pub(super) async fn set_up(
     scenario: &Scenario,
     opts: &RunOptions,
     arms: Vec<Arm>,
     population: Population,
-    files: &RunFiles,
-    ctx: &DocContext<'_>,
-) -> Result<Recorded, RunError> {
+) -> Result<(Vec<Arm>, SetUp), RunError> {
     let mix = mix_choice(scenario)?;
     let setup = Rc::new(Shared::new(scenario, arms, population, mix, Instant::now(), planned_of(scenario, opts)));
     super::iteration::set_up_users(&setup).await;
-    let Ok(Shared { arms, population, mix, first_error, counters, .. }) = Rc::try_unwrap(setup) else {
+    let Ok(Shared { arms, population, first_error, counters, .. }) = Rc::try_unwrap(setup) else {
         unreachable!("the set-up holds no iteration past its end")
     };
-    let population = population.into_inner();
-    let t0 = Instant::now();
+    let done = SetUp {
+        population: population.into_inner(),
+        first_error: first_error.into_inner(),
+        template_failures: counters.into_inner().template_failures,
+    };
+    Ok((arms, done))
+}
+
+/// One sending part of a run (the whole run, or one thread's shard of it).
+pub(super) struct Part {
+    /// The part of the schedule it sends.
+    pub(super) shard: Shard,
+    /// When the run starts: every part's schedule counts from this one instant.
+    pub(super) t0: Instant,
+    pub(super) writer: WriterHandle,
+    /// Draws the progress line (one part of a run does).
+    pub(super) progress: bool,
+    pub(super) live: Option<crate::metrics::live::Slot>,
+}
+
+/// Drives `scenario` over `arms` until its schedule (the part's shard of it)
+/// ends or it is stopped, handing seconds and snapshots to the writer.
+pub(super) async fn drive(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    arms: Vec<Arm>,
+    set_up: SetUp,
+    part: Part,
+) -> Result<Recorded, RunError> {
+    let mix = mix_choice(scenario)?;
+    let t0 = part.t0;
     let measure_start = t0 + scenario.load.warmup;
     let planned = planned_of(scenario, opts);
-    let mut shared = Shared::new(scenario, arms, population, mix, measure_start, planned);
+    let mut shared = Shared::new(scenario, arms, set_up.population, mix, measure_start, planned);
     // What went wrong in the set-up is the run's to report.
-    shared.first_error = first_error;
-    shared.counters.get_mut().template_failures = counters.into_inner().template_failures;
+    shared.first_error = RefCell::new(set_up.first_error);
+    shared.counters.get_mut().template_failures = set_up.template_failures;
     let shared = Rc::new(shared);
-
-    let writer = Writer::start(files, ctx).map_err(RunError::Setup)?;
 
     let in_flight = Rc::new(InFlight::default());
     let schedule = ArrivalSchedule::new(&scenario.load.executor, scenario.load.warmup);
+    let unit = shared.arms.len() as u64;
     let clock = Clock {
         t0,
         measure_start,
         planned,
         target_count: schedule.as_ref().map(|s| {
             let w = scenario.load.warmup.as_secs_f64();
-            s.count_between(w, w + planned.as_secs_f64())
+            s.shard_count_between(part.shard, unit, w, w + planned.as_secs_f64())
         }),
         usage0: cpu::usage(),
     };
-    let drivers = start_drivers(&shared, schedule, t0, &in_flight);
-    let interrupted = run_loop(&shared, opts, &clock, drivers, &in_flight, &writer).await;
+    let drivers = start_drivers(&shared, schedule, &part, &in_flight);
+    let interrupted = run_loop(&shared, opts, &clock, drivers, &in_flight, &part).await;
     let end = Instant::now().min(shared.measure_end.max(measure_start));
-    writer.finish();
 
     let figures = clock.figures(&shared, scenario, end, cpu::usage());
     let template_failures = shared.counters.borrow().template_failures;
@@ -266,18 +299,22 @@ fn mix_choice(scenario: &Scenario) -> Result<Option<Mix>, RunError> {
 fn start_drivers(
     shared: &Rc<Shared>,
     schedule: Option<ArrivalSchedule>,
-    t0: Instant,
+    part: &Part,
     in_flight: &Rc<InFlight>,
 ) -> JoinSet<()> {
     let mut drivers: JoinSet<()> = JoinSet::new();
+    let shard = part.shard;
     match schedule {
         Some(s) => {
-            drivers.spawn_local(dispatch_open(Rc::clone(shared), s, t0, Rc::clone(in_flight)));
+            let arrivals = s.sharded(shard, shared.arms.len() as u64);
+            // The scenario's limit is the run's: each part holds its share of it.
+            let slots = shard.share(shared.scenario.load.max_in_flight as u64).max(1) as usize;
+            drivers.spawn_local(dispatch_open(Rc::clone(shared), arrivals, part.t0, slots, Rc::clone(in_flight)));
         }
         None => {
             let (vus, budget) = shared.scenario.load.executor.virtual_users().unwrap_or((0, None));
-            let budget = budget.map(|n| Rc::new(Cell::new(n)));
-            for _ in 0..vus {
+            let budget = budget.map(|n| Rc::new(Cell::new(shard.share(n))));
+            for _ in 0..shard.share(u64::from(vus)) {
                 drivers.spawn_local(virtual_user(Rc::clone(shared), budget.clone()));
             }
         }
@@ -293,12 +330,13 @@ async fn run_loop(
     clock: &Clock,
     mut drivers: JoinSet<()>,
     in_flight: &InFlight,
-    writer: &Writer,
+    part: &Part,
 ) -> bool {
     let scenario = &shared.scenario;
     let t0 = clock.t0;
+    let writer = &part.writer;
     let total = scenario.load.warmup + clock.planned;
-    let bar = crate::progress::Progress::new(opts.progress, total);
+    let bar = crate::progress::Progress::new(opts.progress && part.progress, total);
     let mut next_interval = clock.measure_start + Duration::from_secs(1);
     let mut interval_index = 0u64;
     let mut last_snapshot = Instant::now();
@@ -353,6 +391,9 @@ async fn run_loop(
             let start = (next_interval - Duration::from_secs(1)).saturating_duration_since(t0);
             close_interval(shared, interval_index, start, writer, true);
             next_interval += Duration::from_secs(1);
+            if let Some(live) = &part.live {
+                live.publish(live_figures(shared, clock, now));
+            }
         }
         if now.duration_since(last_snapshot) >= Duration::from_secs(5) {
             let run = clock.figures(shared, scenario, now.min(shared.measure_end), cpu::usage());
@@ -373,8 +414,33 @@ async fn run_loop(
     interval_index += 1;
     let start = (next_interval - Duration::from_secs(1)).saturating_duration_since(t0);
     close_interval(shared, interval_index, start, writer, false);
+    if let Some(live) = &part.live {
+        live.publish(live_figures(shared, clock, Instant::now()));
+    }
     bar.finish();
     interrupted
+}
+
+/// What the part has recorded so far, for a Prometheus scrape.
+fn live_figures(shared: &Shared, clock: &Clock, now: Instant) -> crate::metrics::Figures {
+    let run = clock.figures(shared, &shared.scenario, now.min(shared.measure_end), cpu::Usage::default());
+    let arms: Vec<(String, std::collections::BTreeMap<String, crate::metrics::SeriesFigures>)> = shared
+        .arms
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let record = a.record.borrow();
+            let label = record.spec.label.clone().unwrap_or_else(|| if i == 0 { "a".into() } else { "b".into() });
+            let series = record
+                .recorder
+                .series
+                .iter()
+                .map(|(k, s)| (k.clone(), crate::metrics::SeriesFigures::of_stats(s)))
+                .collect();
+            (label, series)
+        })
+        .collect();
+    crate::metrics::Figures::new(&shared.scenario.name, &run, arms)
 }
 
 /// Iterations started by the open-model dispatcher and not finished yet.
@@ -397,9 +463,15 @@ impl InFlight {
 }
 
 /// Open model: starts iterations at their intended times, whatever the server does.
-async fn dispatch_open(shared: Rc<Shared>, schedule: ArrivalSchedule, t0: Instant, in_flight: Rc<InFlight>) {
+async fn dispatch_open(
+    shared: Rc<Shared>,
+    schedule: impl Iterator<Item = Duration>,
+    t0: Instant,
+    slots: usize,
+    in_flight: Rc<InFlight>,
+) {
     let sc = &shared.scenario;
-    let slots = std::sync::Arc::new(Semaphore::new(sc.load.max_in_flight));
+    let slots = std::sync::Arc::new(Semaphore::new(slots));
     // Without a precise timer, fall back to tokio's (sends then land up to ~2 ms late).
     let timer = crate::timer::PreciseTimer::new().ok();
     for offset in schedule {
@@ -477,7 +549,8 @@ async fn virtual_user(shared: Rc<Shared>, budget: Option<Rc<Cell<u64>>>) {
 
 /// Closes the interval `index` of every arm: summaries kept, histograms handed
 /// to the writer for the interval log.
-fn close_interval(shared: &Shared, index: u64, start: Duration, writer: &Writer, keep_empty: bool) {
+fn close_interval(shared: &Shared, index: u64, start: Duration, writer: &WriterHandle, keep_empty: bool) {
+    let mut histograms = Vec::new();
     for arm in &shared.arms {
         let mut record = arm.record.borrow_mut();
         let record = &mut *record;
@@ -490,8 +563,9 @@ fn close_interval(shared: &Shared, index: u64, start: Duration, writer: &Writer,
                 continue;
             }
             let tag = format!("{prefix}{}", summary.series).replace([',', ' '], "_");
-            writer.interval(tag, h, start);
+            histograms.push((tag, h));
             record.intervals.push(summary);
         }
     }
+    writer.seconds(start, histograms);
 }

@@ -8,11 +8,11 @@ use std::time::SystemTime;
 
 use super::{ArmSpec, TargetInfo, CLIENT_BOUND_CPU_SHARE, LATE, MAX_RATE_SHORTFALL, WARN_LATE_SHARE};
 use crate::client::{ClientKind, ErrorKind};
-use crate::recorder::{self, IntervalSummary, Recorder};
+use crate::recorder::{IntervalSummary, Recorder};
 use crate::result::{self, Machine, Metadata, ResultDoc, RunFigures, SeriesDoc, Status};
 use crate::scenario::{Flow, Scenario};
 use crate::series::SeriesKey;
-use crate::thresholds::{Figures, Verdict};
+use crate::thresholds::{Figures, Threshold, Verdict};
 
 /// What one arm recorded.
 #[derive(Clone)]
@@ -62,38 +62,105 @@ pub struct Ending {
     pub first_error: Option<String>,
 }
 
+/// What judging a run takes from its scenario and its set-up. A result document
+/// carries all of it ([`Judging::of_doc`]), so parts merged from threads or
+/// shards are judged exactly as a single run is.
+#[derive(Debug, Clone)]
+pub struct Judging {
+    /// An open model (arrival rate): a rate shortfall makes the run invalid.
+    pub open: bool,
+    pub max_late_share: f64,
+    /// Sending threads: the harness is client-bound above 80 % of each.
+    pub threads: u32,
+    pub thresholds: Vec<Threshold>,
+}
+
+impl Judging {
+    pub fn of(scenario: &Scenario, threads: u32) -> Judging {
+        Judging {
+            open: scenario.load.executor.is_open(),
+            max_late_share: scenario.load.max_late_share,
+            threads: threads.max(1),
+            thresholds: scenario.thresholds.clone(),
+        }
+    }
+
+    /// From a result document: its load description and its thresholds' verdicts.
+    pub fn of_doc(doc: &ResultDoc) -> Result<Judging, String> {
+        let load = &doc.metadata.load;
+        let executor = load["executor"].as_str().unwrap_or_default();
+        Ok(Judging {
+            open: matches!(executor, "constant-arrival-rate" | "ramping-arrival-rate"),
+            max_late_share: load["max_late_share"].as_f64().unwrap_or(crate::scenario::DEFAULT_MAX_LATE_SHARE),
+            threads: load["threads"].as_u64().unwrap_or(1).max(1) as u32,
+            thresholds: doc.thresholds.iter().map(Threshold::from_verdict).collect::<Result<_, _>>()?,
+        })
+    }
+}
+
 /// The final result document of every arm.
-pub fn finish(ctx: &DocContext<'_>, arms: &[ArmRecord], figures: RunFigures, ending: &Ending) -> Vec<ResultDoc> {
-    let run = judge_run(figures, ending, &ctx.scenario.load);
-    let status = if ending.interrupted { Status::Interrupted } else { Status::Complete };
-    arms.iter()
-        .map(|arm| {
-            let mut arm_run = run.clone();
-            arm_run.invalid_reasons.extend(arm_invalid_reasons(arm, ending));
-            let verdicts = thresholds(ctx.scenario, &arm.recorder, run.measured_s);
+pub fn finish(
+    ctx: &DocContext<'_>,
+    judging: &Judging,
+    arms: &[ArmRecord],
+    figures: RunFigures,
+    ending: &Ending,
+) -> Vec<ResultDoc> {
+    let docs = arms.iter().map(|arm| ctx.document(arm, figures.clone(), Vec::new(), true)).collect();
+    judge(docs, judging, ending)
+}
+
+/// Judges result documents of one run's arms (recorded here, or merged from
+/// threads or shards): validity, warnings and thresholds, from the documents'
+/// figures alone. Reasons a document already carries (a shard's) are kept.
+pub fn judge(docs: Vec<ResultDoc>, judging: &Judging, ending: &Ending) -> Vec<ResultDoc> {
+    let Some(first) = docs.first() else { return docs };
+    let run = judge_run(first.run.clone(), ending, judging);
+    let interrupted = ending.interrupted || docs.iter().any(|d| d.run.status == Status::Interrupted);
+    docs.into_iter()
+        .map(|mut doc| {
+            let mut arm_run = RunFigures {
+                requests: doc.run.requests,
+                warmup_requests: doc.run.warmup_requests,
+                invalid_reasons: doc.run.invalid_reasons.clone(),
+                ..run.clone()
+            };
+            arm_run.invalid_reasons.extend(run.invalid_reasons.iter().cloned());
+            arm_run.invalid_reasons.extend(arm_invalid_reasons(&doc, ending));
+            dedup(&mut arm_run.invalid_reasons);
+            doc.thresholds = thresholds(judging, &doc);
             // An interrupted run says so first: its other flaws (nothing measured yet) follow from it.
-            arm_run.status = if arm_run.invalid_reasons.is_empty() || status == Status::Interrupted {
-                status
+            arm_run.status = if interrupted {
+                Status::Interrupted
+            } else if arm_run.invalid_reasons.is_empty() {
+                Status::Complete
             } else {
                 Status::Invalid
             };
-            ctx.document(arm, arm_run, verdicts, true)
+            doc.run = arm_run;
+            doc
         })
         .collect()
 }
 
+fn dedup(v: &mut Vec<String>) {
+    let mut seen = std::collections::BTreeSet::new();
+    v.retain(|r| seen.insert(r.clone()));
+}
+
 /// The run-wide validity and warnings.
-fn judge_run(mut run: RunFigures, ending: &Ending, load: &crate::scenario::Load) -> RunFigures {
-    let open = load.executor.is_open();
+fn judge_run(mut run: RunFigures, ending: &Ending, judging: &Judging) -> RunFigures {
+    run.warnings.clear();
     let late_share =
         if run.started_iterations > 0 { run.late_sends as f64 / run.started_iterations as f64 } else { 0.0 };
-    if late_share > load.max_late_share {
-        run.invalid_reasons.push(format!(
+    let mut reasons = Vec::new();
+    if late_share > judging.max_late_share {
+        reasons.push(format!(
             "{:.1} % of the sends left more than {} ms after their intended time (at most {:.0} % allowed): the \
              harness could not keep to its schedule, so it was part of what it measured",
             late_share * 100.0,
             LATE.as_millis(),
-            load.max_late_share * 100.0
+            judging.max_late_share * 100.0
         ));
     } else if late_share > WARN_LATE_SHARE {
         run.warnings.push(format!(
@@ -104,7 +171,7 @@ fn judge_run(mut run: RunFigures, ending: &Ending, load: &crate::scenario::Load)
             LATE.as_millis()
         ));
     }
-    if !open {
+    if !judging.open {
         run.warnings.push(
             "closed model: latencies are not corrected for coordinated omission (each virtual user waits for its \
              previous iteration, so a slow server is asked less often); the corrected figures equal the raw ones"
@@ -113,7 +180,7 @@ fn judge_run(mut run: RunFigures, ending: &Ending, load: &crate::scenario::Load)
     }
     if let (Some(target), false) = (run.target_rate, ending.interrupted) {
         if target > 0.0 && run.achieved_rate < target * (1.0 - MAX_RATE_SHORTFALL) {
-            run.invalid_reasons.push(format!(
+            reasons.push(format!(
                 "achieved {:.1} iterations/s, {:.1} % below the target {:.1}/s ({} dropped, {} late sends): the harness or the target could not keep up",
                 run.achieved_rate,
                 100.0 * (1.0 - run.achieved_rate / target),
@@ -125,25 +192,28 @@ fn judge_run(mut run: RunFigures, ending: &Ending, load: &crate::scenario::Load)
     }
     if ending.template_failures > 0 {
         run.warnings.push(format!(
-            "{} iterations stopped before a request (counted as errors of kind `template`): {}",
+            "{} iterations stopped before a request (counted as errors of kind `template`){}",
             ending.template_failures,
-            ending.first_error.clone().unwrap_or_default()
+            ending.first_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
         ));
     }
-    if run.client_cpu_share > CLIENT_BOUND_CPU_SHARE {
+    let threads = f64::from(judging.threads);
+    if run.client_cpu_share > CLIENT_BOUND_CPU_SHARE * threads {
         run.warnings.push(format!(
-            "the harness used {:.0} % of a core: the run may be client-bound, so latencies may include the client's own queueing",
-            run.client_cpu_share * 100.0
+            "the harness used {:.0} % of a core{}: the run may be client-bound, so latencies may include the client's own queueing",
+            run.client_cpu_share * 100.0,
+            if judging.threads > 1 { format!(" ({} threads)", judging.threads) } else { String::new() }
         ));
     }
+    run.invalid_reasons = reasons;
     run
 }
 
 /// Why one arm's figures cannot be used: its target unreachable throughout, or
 /// nothing measured.
-fn arm_invalid_reasons(arm: &ArmRecord, ending: &Ending) -> Vec<String> {
+fn arm_invalid_reasons(doc: &ResultDoc, ending: &Ending) -> Vec<String> {
     let mut reasons = Vec::new();
-    let all = arm.recorder.all();
+    let all = doc.series.get(crate::series::ALL_TEXT);
     if let Some(all) = all {
         let connect = all.error_kinds.get(&ErrorKind::Connect).copied().unwrap_or(0);
         if connect == all.requests && connect > 0 {
@@ -157,15 +227,21 @@ fn arm_invalid_reasons(arm: &ArmRecord, ending: &Ending) -> Vec<String> {
     reasons
 }
 
-/// The scenario's thresholds on one arm's series.
-fn thresholds(scenario: &Scenario, rec: &Recorder, seconds: f64) -> Vec<Verdict> {
-    let empty = recorder::SeriesStats::default();
-    scenario
+/// The thresholds on one arm's series, from its document.
+fn thresholds(judging: &Judging, doc: &ResultDoc) -> Vec<Verdict> {
+    let empty = hdrhistogram::Histogram::<u64>::new(3).expect("a 3-digit histogram");
+    judging
         .thresholds
         .iter()
         .map(|t| {
-            let s = series_for_threshold(rec, &t.series).unwrap_or(&empty);
-            t.evaluate(&Figures { corrected: &s.corrected, requests: s.requests, errors: s.errors, seconds })
+            let s = series_for_threshold(doc, &t.series);
+            let corrected = s.and_then(|s| s.corrected.decode().ok());
+            t.evaluate(&Figures {
+                corrected: corrected.as_ref().unwrap_or(&empty),
+                requests: s.map_or(0, |s| s.requests),
+                errors: s.map_or(0, |s| s.errors),
+                seconds: doc.run.measured_s,
+            })
         })
         .collect()
 }
@@ -179,6 +255,7 @@ fn load_description(scenario: &Scenario) -> serde_json::Value {
         "max_in_flight": l.max_in_flight,
         "timeout_s": l.timeout.as_secs_f64(),
         "flow": match scenario.flow { Flow::Sequence => "sequence", Flow::Mix => "mix" },
+        "max_late_share": l.max_late_share,
     });
     l.executor.parameters(&mut v);
     if let Some(u) = &scenario.users {
@@ -191,8 +268,13 @@ fn load_description(scenario: &Scenario) -> serde_json::Value {
 pub struct DocContext<'a> {
     pub scenario: &'a Scenario,
     pub started_at: SystemTime,
+    /// When the measured part began (shards are aligned on it).
+    pub measure_start: SystemTime,
     pub machine: Machine,
     pub git: Option<String>,
+    /// The part of the schedule this process sent.
+    pub shard: crate::shard::Shard,
+    pub threads: u32,
 }
 
 impl DocContext<'_> {
@@ -205,6 +287,7 @@ impl DocContext<'_> {
             _ => "reqwest",
         }
         .into();
+        load["threads"] = self.threads.into();
         ResultDoc {
             schema: result::SCHEMA.to_owned(),
             metadata: Metadata {
@@ -221,6 +304,13 @@ impl DocContext<'_> {
                 anonymous_user_write: arm.target.anonymous_user_write,
                 started_at: result::rfc3339(self.started_at),
                 ended_at: ended.then(|| result::rfc3339(SystemTime::now())),
+                measure_start_unix_ms: self
+                    .measure_start
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_millis() as u64),
+                shard: (!self.shard.is_whole()).then_some(self.shard),
+                merged: None,
                 load,
                 machine: self.machine.clone(),
             },
@@ -233,11 +323,11 @@ impl DocContext<'_> {
 }
 
 /// A threshold names `*`, a tag or a step, as k6's do; a tag wins over a step.
-fn series_for_threshold<'a>(rec: &'a Recorder, name: &str) -> Option<&'a recorder::SeriesStats> {
+fn series_for_threshold<'a>(doc: &'a ResultDoc, name: &str) -> Option<&'a SeriesDoc> {
     if name == crate::series::ALL_TEXT {
-        return rec.all();
+        return doc.series.get(name);
     }
-    rec.get(&SeriesKey::tag(name)).or_else(|| rec.get(&SeriesKey::step(name)))
+    doc.series.get(&SeriesKey::tag(name).to_string()).or_else(|| doc.series.get(&SeriesKey::step(name).to_string()))
 }
 
 /// Writes one document per arm: a result file for one arm, an A/B file for two.

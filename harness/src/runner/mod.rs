@@ -1,6 +1,8 @@
 //! One run: scenario → schedule → client → recorder → result file. The load runs
-//! on one thread (a tokio current-thread runtime), so recording needs no locks and
-//! the harness's CPU use per request is the figure the benchmark compares.
+//! on one thread per part (a tokio current-thread runtime each, `--threads N`),
+//! so recording needs no locks; each thread sends its shard of the schedule with
+//! its own connections and recorder, and their records are merged at the end as
+//! shards of several machines are (`merge::merge_concurrent`), then judged once.
 //!
 //! - `engine.rs` drives the load and records it (drivers, the loop, intervals);
 //! - `iteration.rs` is one iteration (arm and user, requests, read-backs);
@@ -14,15 +16,18 @@ mod iteration;
 mod writer;
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::client::{HttpClient, Request};
+use crate::cpu;
 use crate::recorder;
 use crate::result::{self, Machine, Measurement, ResultDoc, RunFiles};
 use crate::scenario::Scenario;
+use crate::shard::Shard;
 use crate::users::Population;
 use engine::Arm;
-use finish::{ArmRecord, DocContext, Ending};
+use finish::{ArmRecord, DocContext, Ending, Judging};
+use writer::Writer;
 
 /// A send more than this behind its intended time counts as late (ARCHITECTURE.md,
 /// "Measurement").
@@ -86,6 +91,35 @@ pub struct RunOptions {
     pub cross_servers: bool,
     /// Set from outside (a signal handler) to stop the run as Ctrl-C would.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Sending threads, each with its shard of this process's schedule (at least 1).
+    pub threads: u32,
+    /// The part of the schedule this process sends (`--shard I/N`).
+    pub shard: crate::shard::Shard,
+    /// Where live figures go for a Prometheus scrape (`--metrics-listen`).
+    pub live: Option<crate::metrics::live::Board>,
+    /// How https targets are trusted (`--ca-cert`, `--insecure`).
+    pub tls: crate::client::TlsOptions,
+}
+
+impl RunOptions {
+    /// One thread, the whole schedule, no extras: what tests and the local bench use.
+    pub fn new(arms: Vec<ArmSpec>, out_dir: PathBuf) -> RunOptions {
+        RunOptions {
+            arms,
+            out_dir,
+            bench_secret: None,
+            progress: false,
+            stem: None,
+            max_duration: None,
+            http_client: crate::client::ClientKind::Auto,
+            cross_servers: false,
+            cancel: None,
+            threads: 1,
+            shard: crate::shard::Shard::WHOLE,
+            live: None,
+            tls: crate::client::TlsOptions::default(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,52 +174,187 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     // Before anything is spent: results that cannot be written are no results.
     crate::outdir::check(&opts.out_dir).map_err(RunError::Setup)?;
     for arm in &opts.arms {
-        preflight(&arm.target).await?;
+        preflight(&arm.target, &opts.tls).await?;
     }
     let population = population(scenario, opts)?;
     let label = match opts.arms.as_slice() {
         [one] => one.label.clone(),
         _ => Some("ab".to_owned()),
     };
-    let stem = opts.stem.clone().unwrap_or_else(|| stem_for(scenario, label.as_deref()));
+    let stem = opts.stem.clone().unwrap_or_else(|| stem_for(scenario, label.as_deref(), opts.shard));
     let files = RunFiles::new(&opts.out_dir, &stem);
-    let crossed = opts.cross_servers && opts.arms.len() == 2;
-    let client_of = |target: &str| {
-        HttpClient::new(target, scenario.load.max_in_flight, scenario.load.timeout, opts.http_client)
-            .map_err(RunError::Setup)
-    };
     let mut arms = Vec::new();
-    for (i, spec) in opts.arms.iter().enumerate() {
-        let client = client_of(&spec.target)?;
-        let info = target_info(&client, &spec.extra_headers).await;
-        let mut record = ArmRecord::new(spec.clone(), client.kind, info);
-        let other = if crossed {
-            let other = &opts.arms[1 - i].target;
-            record.servers = vec![spec.target.clone(), other.clone()];
-            Some(client_of(other)?)
-        } else {
-            None
-        };
-        arms.push(Arm::new(client, other, record));
+    let mut infos = Vec::new();
+    for spec in &opts.arms {
+        let client = client_of(scenario, opts, &spec.target)?;
+        infos.push(target_info(&client, &spec.extra_headers).await);
     }
+    for (i, spec) in opts.arms.iter().enumerate() {
+        arms.push(arm_for(scenario, opts, i, spec, &infos[i])?);
+    }
+    let (arms, set_up) = engine::set_up(scenario, opts, arms, population).await?;
+    // Every part counts its schedule from one instant, a moment after the threads start.
+    let lead = if opts.threads > 1 { Duration::from_millis(50) } else { Duration::ZERO };
+    let t0 = Instant::now() + lead;
     let ctx = DocContext {
         scenario,
         started_at: SystemTime::now(),
+        measure_start: SystemTime::now() + lead + scenario.load.warmup,
         machine: Machine::current(),
         git: result::git_revision(),
+        shard: opts.shard,
+        threads: opts.threads.max(1),
     };
-    let recorded = engine::drive(scenario, opts, arms, population, &files, &ctx).await?;
+    let writer = Writer::start(&files, &ctx, opts.threads.max(1) as usize).map_err(RunError::Setup)?;
+    let usage0 = cpu::usage();
+    let wall0 = Instant::now();
+    let recorded = if opts.threads <= 1 {
+        let part = part(opts, opts.shard, 0, t0, &writer, &stem);
+        vec![engine::drive(scenario, opts, arms, set_up, part).await?]
+    } else {
+        drop(arms);
+        run_threads(scenario, opts, &infos, set_up, t0, &writer, &stem)?
+    };
+    writer.finish();
+    let judging = Judging::of(scenario, opts.threads);
     let ending = Ending {
-        interrupted: recorded.interrupted,
-        template_failures: recorded.template_failures,
-        first_error: recorded.first_error,
+        interrupted: recorded.iter().any(|r| r.interrupted),
+        template_failures: recorded.iter().map(|r| r.template_failures).max().unwrap_or(0),
+        first_error: recorded.iter().find_map(|r| r.first_error.clone()),
     };
-    let docs = finish::finish(&ctx, &recorded.arms, recorded.figures, &ending);
+    let per_part: Vec<Vec<ResultDoc>> = recorded
+        .iter()
+        .map(|r| r.arms.iter().map(|a| ctx.document(a, r.figures.clone(), Vec::new(), true)).collect())
+        .collect();
+    let mut docs = merge_parts(per_part).map_err(RunError::Setup)?;
+    if opts.threads > 1 {
+        // Each thread measured the process's CPU: the process's figures, once.
+        let usage = cpu::usage();
+        let cpu = usage.cpu.saturating_sub(usage0.cpu).as_secs_f64();
+        for d in &mut docs {
+            let requests: u64 = recorded.iter().map(|r| r.figures.requests).sum();
+            d.run.client_cpu_share = cpu / wall0.elapsed().as_secs_f64().max(1e-9);
+            d.run.client_cpu_us_per_request = if requests > 0 { cpu * 1e6 / requests as f64 } else { 0.0 };
+            d.run.client_max_rss_kib = usage.max_rss_kib;
+        }
+    }
+    let docs = finish::judge(docs, &judging, &ending);
     finish::write_docs(&files.json, &docs)
         .map_err(|e| RunError::Setup(format!("cannot write {}: {e}", files.json.display())))?;
-    let arms =
-        recorded.arms.into_iter().zip(docs).map(|(arm, doc)| ArmOutcome { doc, series: arm.recorder.series }).collect();
+    let mut series = recorded.into_iter().map(|r| r.arms).collect::<Vec<_>>();
+    let first = series.swap_remove(0);
+    let arms = docs
+        .into_iter()
+        .zip(first)
+        .map(|(doc, arm)| ArmOutcome {
+            doc,
+            series: if opts.threads > 1 { Default::default() } else { arm.recorder.series },
+        })
+        .collect();
     Ok(RunOutcome { arms, files })
+}
+
+/// The connections of one arm (and, when the arms cross servers, to the other's).
+fn arm_for(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    i: usize,
+    spec: &ArmSpec,
+    info: &TargetInfo,
+) -> Result<Arm, RunError> {
+    let client = client_of(scenario, opts, &spec.target)?;
+    let mut record = ArmRecord::new(spec.clone(), client.kind, info.clone());
+    let crossed = opts.cross_servers && opts.arms.len() == 2;
+    let other = if crossed {
+        let other = &opts.arms[1 - i].target;
+        record.servers = vec![spec.target.clone(), other.clone()];
+        Some(client_of(scenario, opts, other)?)
+    } else {
+        None
+    };
+    Ok(Arm::new(client, other, record))
+}
+
+fn client_of(scenario: &Scenario, opts: &RunOptions, target: &str) -> Result<HttpClient, RunError> {
+    // Each thread keeps its share of the scenario's connections.
+    let connections = opts.shard.share(scenario.load.max_in_flight as u64).max(1) as usize;
+    let per_thread = (connections / opts.threads.max(1) as usize).max(1);
+    HttpClient::new(target, per_thread, scenario.load.timeout, opts.http_client, &opts.tls).map_err(RunError::Setup)
+}
+
+fn part(opts: &RunOptions, shard: Shard, index: usize, t0: Instant, writer: &Writer, stem: &str) -> engine::Part {
+    engine::Part {
+        shard,
+        t0,
+        writer: writer.handle(index),
+        progress: index == 0,
+        live: opts.live.as_ref().map(|board| board.slot(stem, index)),
+    }
+}
+
+/// Runs the process's shard as `opts.threads` parts, one per thread, each with its
+/// own runtime, connections and recorder, and the users as set up.
+fn run_threads(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    infos: &[TargetInfo],
+    set_up: engine::SetUp,
+    t0: Instant,
+    writer: &Writer,
+    stem: &str,
+) -> Result<Vec<engine::Recorded>, RunError> {
+    let shards = opts.shard.split(opts.threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = shards
+            .iter()
+            .enumerate()
+            .map(|(index, &shard)| {
+                let set_up = engine::SetUp {
+                    population: set_up.population.clone(),
+                    first_error: set_up.first_error.clone(),
+                    template_failures: set_up.template_failures,
+                };
+                let part = part(opts, shard, index, t0, writer, stem);
+                std::thread::Builder::new()
+                    .name(format!("harness-send-{index}"))
+                    .spawn_scoped(scope, move || {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .map_err(|e| RunError::Setup(format!("cannot start the runtime: {e}")))?;
+                        let local = tokio::task::LocalSet::new();
+                        local.block_on(&rt, async {
+                            let arms = opts
+                                .arms
+                                .iter()
+                                .enumerate()
+                                .map(|(i, spec)| arm_for(scenario, opts, i, spec, &infos[i]))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            engine::drive(scenario, opts, arms, set_up, part).await
+                        })
+                    })
+                    .map_err(|e| RunError::Setup(format!("cannot start a sending thread: {e}")))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h?.join().map_err(|_| RunError::Setup("a sending thread panicked".into()))?)
+            .collect()
+    })
+}
+
+/// Each part's documents (one per arm) merged per arm into the run's.
+pub(crate) fn merge_parts(per_part: Vec<Vec<ResultDoc>>) -> Result<Vec<ResultDoc>, String> {
+    if per_part.len() == 1 {
+        return Ok(per_part.into_iter().next().expect("one part"));
+    }
+    let arms = per_part.first().map_or(0, Vec::len);
+    (0..arms)
+        .map(|arm| {
+            let parts: Vec<ResultDoc> = per_part.iter().map(|p| p[arm].clone()).collect();
+            crate::merge::merge_concurrent(&parts, &|i| format!("thread {}", i + 1))
+        })
+        .collect()
 }
 
 /// The scenario's users, with credentials derived from the bench secret.
@@ -204,30 +373,54 @@ fn population(scenario: &Scenario, opts: &RunOptions) -> Result<Population, RunE
     }
 }
 
-fn stem_for(scenario: &Scenario, variant: Option<&str>) -> String {
+fn stem_for(scenario: &Scenario, variant: Option<&str>, shard: Shard) -> String {
     let clean =
         |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>();
     let ts = result::rfc3339(SystemTime::now()).replace([':', '.'], "-");
+    // Shards of one run write side by side (a shared volume): the index keeps them apart.
+    let shard = if shard.is_whole() { String::new() } else { format!("-shard{}of{}", shard.index, shard.count) };
     match variant {
-        Some(v) => format!("{}-{}-{ts}", clean(&scenario.name), clean(v)),
-        None => format!("{}-{ts}", clean(&scenario.name)),
+        Some(v) => format!("{}-{}{shard}-{ts}", clean(&scenario.name), clean(v)),
+        None => format!("{}{shard}-{ts}", clean(&scenario.name)),
     }
 }
 
-/// Connects once to the target before any load, so an unreachable target is a
-/// one-line error rather than a run full of connect failures.
-async fn preflight(target: &str) -> Result<(), RunError> {
+/// Connects once to the target before any load (and, for https://, completes a
+/// TLS handshake), so an unreachable or untrusted target is a one-line error
+/// rather than a run full of failed requests.
+async fn preflight(target: &str, tls: &crate::client::TlsOptions) -> Result<(), RunError> {
     let url = url::Url::parse(target).map_err(|e| RunError::Setup(format!("--target {target:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(RunError::Setup(format!("--target must be http:// or https://, got {target:?}")));
     }
     let host = url.host_str().ok_or_else(|| RunError::Setup(format!("--target {target:?} has no host")))?.to_owned();
+    let bare = host.trim_start_matches('[').trim_end_matches(']').to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
-    let connect = tokio::net::TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port));
-    match tokio::time::timeout(Duration::from_secs(5), connect).await {
+    let connect = tokio::net::TcpStream::connect((bare.as_str(), port));
+    let stream = match tokio::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(RunError::Unreachable(format!("cannot connect to {host}:{port}: {e}"))),
+        Err(_) => return Err(RunError::Unreachable(format!("no answer from {host}:{port} within 5 s"))),
+    };
+    if url.scheme() != "https" {
+        return Ok(());
+    }
+    let config = tls.config().map_err(RunError::Setup)?;
+    let name = rustls::pki_types::ServerName::try_from(bare.clone())
+        .map_err(|e| RunError::Setup(format!("--target {target:?}: {bare:?} is no TLS server name: {e}")))?;
+    let handshake = tokio_rustls::TlsConnector::from(config).connect(name, stream);
+    match tokio::time::timeout(Duration::from_secs(5), handshake).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(RunError::Unreachable(format!("cannot connect to {host}:{port}: {e}"))),
-        Err(_) => Err(RunError::Unreachable(format!("no answer from {host}:{port} within 5 s"))),
+        Ok(Err(e)) => {
+            let cause = crate::client::tls::tls_cause(&e).unwrap_or_else(|| e.to_string());
+            Err(RunError::Unreachable(format!(
+                "TLS handshake with {host}:{port} failed: {cause}; {}",
+                crate::client::tls::advice(&cause)
+            )))
+        }
+        Err(_) => Err(RunError::Unreachable(format!(
+            "TLS handshake with {host}:{port}: no answer within 5 s (is it an https:// port?)"
+        ))),
     }
 }
 

@@ -250,14 +250,11 @@ pub fn scenario(text: &str) -> harness::scenario::Scenario {
 
 pub fn options(target: &str, out: &std::path::Path) -> harness::runner::RunOptions {
     harness::runner::RunOptions {
-        arms: vec![harness::runner::ArmSpec { label: None, target: target.to_owned(), extra_headers: vec![] }],
-        out_dir: out.to_owned(),
         bench_secret: Some("s".into()),
-        progress: false,
         stem: Some("run".into()),
-        max_duration: None,
-        http_client: harness::client::ClientKind::Auto,
-        cross_servers: false,
-        cancel: None,
+        ..harness::runner::RunOptions::new(
+            vec![harness::runner::ArmSpec { label: None, target: target.to_owned(), extra_headers: vec![] }],
+            out.to_owned(),
+        )
     }
 }
