@@ -10,14 +10,22 @@ pub struct CompareCommand {
     /// BASE.json CAND.json, or one A/B result.
     #[arg(required = true, num_args = 1..=2)]
     pub results: Vec<PathBuf>,
+    /// With BASE.json CAND.json: compare this arm (its label, e.g. cache-on) of
+    /// each, either file may be an A/B result (a bench's results/<scenario>.json):
+    /// the regression gate of a stored baseline.
+    #[arg(long, value_name = "LABEL")]
+    pub arm: Option<String>,
     #[command(flatten)]
     pub compare: CompareArgs,
 }
 
 pub(super) fn compare(args: CompareCommand) -> Result<i32, Fail> {
-    let CompareCommand { results, compare } = args;
+    let CompareCommand { results, arm, compare } = args;
     let claims = load_claims(&compare)?;
-    let (a, b, interleaved) = read_arms(&results)?;
+    if arm.is_some() && results.len() != 2 {
+        return Err(bad("--arm picks one arm of each of BASE.json CAND.json: give two files"));
+    }
+    let (a, b, interleaved) = read_arms(&results, arm.as_deref())?;
     let c = crate::compare::compare(&a, &b, interleaved, &claims, &compare_options(&compare)).map_err(bad)?;
     finish_comparison(&c, &compare)
 }

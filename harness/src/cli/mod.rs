@@ -288,8 +288,29 @@ fn finish_comparison(c: &Comparison, args: &CompareArgs) -> Result<i32, Fail> {
     Ok(if claims_fail || !c.regressions.is_empty() { exit::GATE_FAILED } else { exit::PASS })
 }
 
-fn read_arms(results: &[PathBuf]) -> Result<(ResultDoc, ResultDoc, bool), Fail> {
+/// The arm labelled `label` of a result file: an A/B result's arm, or a single
+/// run (which must carry the label, when it has one).
+fn arm_of(path: &Path, label: &str) -> Result<ResultDoc, Fail> {
+    let labels = |docs: &[ResultDoc]| docs.iter().filter_map(|d| d.metadata.variant.clone()).collect::<Vec<_>>();
+    match AnyResult::read(path).map_err(bad)? {
+        AnyResult::Single(d) if d.metadata.variant.as_deref().is_none_or(|v| v == label) => Ok(*d),
+        AnyResult::Single(d) => {
+            Err(bad(format!("{}: its arm is {:?}, not {label:?}", path.display(), labels(std::slice::from_ref(&d)))))
+        }
+        AnyResult::Ab(ab) => {
+            let names = labels(&ab.arms);
+            ab.arms.into_iter().find(|d| d.metadata.variant.as_deref() == Some(label)).ok_or_else(|| {
+                bad(format!("{}: no arm {label:?} (its arms: {})", path.display(), names.join(", ")))
+            })
+        }
+    }
+}
+
+fn read_arms(results: &[PathBuf], arm: Option<&str>) -> Result<(ResultDoc, ResultDoc, bool), Fail> {
     let read = |p: &PathBuf| AnyResult::read(p).map_err(bad);
+    if let (Some(label), [base, cand]) = (arm, results) {
+        return Ok((arm_of(base, label)?, arm_of(cand, label)?, false));
+    }
     match results {
         [one] => match read(one)? {
             AnyResult::Ab(ab) if ab.arms.len() == 2 => {

@@ -15,7 +15,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::finish::ArmRecord;
-use super::iteration::{run_iteration, ArmAlternator, UserLocks};
+use super::iteration::{run_iteration, ArmAlternator};
+pub(super) use super::iteration::UserLocks;
 use super::writer::WriterHandle;
 use super::{RunError, RunOptions};
 use crate::client::HttpClient;
@@ -226,6 +227,8 @@ pub(super) struct Part {
     /// Draws the progress line (one part of a run does).
     pub(super) progress: bool,
     pub(super) live: Option<crate::metrics::live::Slot>,
+    /// The run's write locks, shared by its threads.
+    pub(super) write_locks: UserLocks,
 }
 
 /// Drives `scenario` over `arms` until its schedule (the part's shard of it)
@@ -245,6 +248,7 @@ pub(super) async fn drive(
     // What went wrong in the set-up is the run's to report.
     shared.first_error = RefCell::new(set_up.first_error);
     shared.counters.get_mut().template_failures = set_up.template_failures;
+    shared.write_locks = part.write_locks.clone();
     let shared = Rc::new(shared);
 
     let in_flight = Rc::new(InFlight::default());

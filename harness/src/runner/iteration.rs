@@ -2,7 +2,6 @@
 //! its templates rendered, its requests sent and recorded, values extracted, and
 //! a write read back by the same user.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -86,16 +85,21 @@ impl ArmAlternator {
     }
 }
 
-/// One async lock per arm and user, made when first asked for.
-#[derive(Default)]
-pub(super) struct UserLocks(RefCell<std::collections::HashMap<ArmUser, Rc<tokio::sync::Mutex<()>>>>);
+/// One async lock per arm (or server) and user, made when first asked for. Shared
+/// by the threads of a run (a clone is the same locks): two threads' writes of one
+/// user must not overlap either. tokio's mutex works across runtimes.
+#[derive(Default, Clone)]
+pub(super) struct UserLocks(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<ArmUser, std::sync::Arc<tokio::sync::Mutex<()>>>>>,
+);
 
 /// An arm and a user of it.
 type ArmUser = (usize, usize);
 
 impl UserLocks {
-    fn of(&self, arm: usize, user: usize) -> Rc<tokio::sync::Mutex<()>> {
-        Rc::clone(self.0.borrow_mut().entry((arm, user)).or_default())
+    fn of(&self, arm: usize, user: usize) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        std::sync::Arc::clone(locks.entry((arm, user)).or_default())
     }
 }
 

@@ -132,7 +132,8 @@ pub enum RunError {
 
 pub struct ArmOutcome {
     pub doc: ResultDoc,
-    /// The histograms as recorded (the document holds them encoded).
+    /// The histograms as recorded (the document holds them encoded); empty when
+    /// several threads recorded (the document holds their sum).
     pub series: std::collections::BTreeMap<String, recorder::SeriesStats>,
 }
 
@@ -206,14 +207,16 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
         threads: opts.threads.max(1),
     };
     let writer = Writer::start(&files, &ctx, opts.threads.max(1) as usize).map_err(RunError::Setup)?;
+    let locks = engine::UserLocks::default();
     let usage0 = cpu::usage();
     let wall0 = Instant::now();
     let recorded = if opts.threads <= 1 {
-        let part = part(opts, opts.shard, 0, t0, &writer, &stem);
+        let part = part(opts, opts.shard, 0, t0, &writer, &stem, &locks);
         vec![engine::drive(scenario, opts, arms, set_up, part).await?]
     } else {
         drop(arms);
-        run_threads(scenario, opts, &infos, set_up, t0, &writer, &stem)?
+        let parts = Parts { infos: &infos, t0, writer: &writer, stem: &stem, locks: &locks };
+        run_threads(scenario, opts, set_up, &parts)?
     };
     writer.finish();
     let judging = Judging::of(scenario, opts.threads);
@@ -282,14 +285,32 @@ fn client_of(scenario: &Scenario, opts: &RunOptions, target: &str) -> Result<Htt
     HttpClient::new(target, per_thread, scenario.load.timeout, opts.http_client, &opts.tls).map_err(RunError::Setup)
 }
 
-fn part(opts: &RunOptions, shard: Shard, index: usize, t0: Instant, writer: &Writer, stem: &str) -> engine::Part {
+fn part(
+    opts: &RunOptions,
+    shard: Shard,
+    index: usize,
+    t0: Instant,
+    writer: &Writer,
+    stem: &str,
+    locks: &engine::UserLocks,
+) -> engine::Part {
     engine::Part {
         shard,
         t0,
         writer: writer.handle(index),
         progress: index == 0,
         live: opts.live.as_ref().map(|board| board.slot(stem, index)),
+        write_locks: locks.clone(),
     }
+}
+
+/// What every thread of a run shares.
+struct Parts<'a> {
+    infos: &'a [TargetInfo],
+    t0: Instant,
+    writer: &'a Writer,
+    stem: &'a str,
+    locks: &'a engine::UserLocks,
 }
 
 /// Runs the process's shard as `opts.threads` parts, one per thread, each with its
@@ -297,12 +318,10 @@ fn part(opts: &RunOptions, shard: Shard, index: usize, t0: Instant, writer: &Wri
 fn run_threads(
     scenario: &Scenario,
     opts: &RunOptions,
-    infos: &[TargetInfo],
     set_up: engine::SetUp,
-    t0: Instant,
-    writer: &Writer,
-    stem: &str,
+    shared: &Parts<'_>,
 ) -> Result<Vec<engine::Recorded>, RunError> {
+    let infos = shared.infos;
     let shards = opts.shard.split(opts.threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = shards
@@ -314,7 +333,7 @@ fn run_threads(
                     first_error: set_up.first_error.clone(),
                     template_failures: set_up.template_failures,
                 };
-                let part = part(opts, shard, index, t0, writer, stem);
+                let part = part(opts, shard, index, shared.t0, shared.writer, shared.stem, shared.locks);
                 std::thread::Builder::new()
                     .name(format!("harness-send-{index}"))
                     .spawn_scoped(scope, move || {

@@ -200,6 +200,34 @@ async fn answer(
 }
 
 pub fn spawn(behaviour: Behaviour) -> TestServer {
+    spawn_with(behaviour, None)
+}
+
+/// A self-signed certificate for 127.0.0.1 and localhost: (certificate PEM, key PEM).
+pub fn self_signed() -> (String, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    (cert.cert.pem(), cert.key_pair.serialize_pem())
+}
+
+/// As [`spawn`], speaking https with the certificate `(cert PEM, key PEM)`.
+pub fn spawn_tls(behaviour: Behaviour, identity: &(String, String)) -> TestServer {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(identity.0.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(identity.1.as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    spawn_with(behaviour, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+}
+
+fn spawn_with(behaviour: Behaviour, tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -222,12 +250,23 @@ pub fn spawn(behaviour: Behaviour) -> TestServer {
                         }
                         let _ = stream.set_nodelay(true);
                         let (b, f, s) = (behaviour.clone(), Arc::clone(&first2), Arc::clone(&serial));
+                        let tls = tls.clone();
                         tokio::spawn(async move {
                             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                                 let (b, f, s) = (b.clone(), Arc::clone(&f), Arc::clone(&s));
                                 async move { Ok::<_, Infallible>(answer(req, b, f, s).await) }
                             });
-                            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                            match tls {
+                                None => {
+                                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                                }
+                                // A failed handshake (an untrusting client) just closes.
+                                Some(acceptor) => {
+                                    if let Ok(stream) = acceptor.accept(stream).await {
+                                        let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                                    }
+                                }
+                            }
                         });
                     }
                 }
