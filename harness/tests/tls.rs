@@ -73,8 +73,13 @@ fn an_untrusted_certificate_stops_the_run_at_once_and_says_tls() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
     assert!(stderr.contains("TLS handshake") && stderr.contains("certificate"), "{stderr}");
-    assert!(stderr.contains("--ca-cert") && stderr.contains("--insecure") && stderr.contains("SSL_CERT_FILE"), "{stderr}");
-    assert!(!https.dir.path().join("out").exists() || std::fs::read_dir(https.dir.path().join("out")).unwrap().count() == 0);
+    assert!(
+        stderr.contains("--ca-cert") && stderr.contains("--insecure") && stderr.contains("SSL_CERT_FILE"),
+        "{stderr}"
+    );
+    assert!(
+        !https.dir.path().join("out").exists() || std::fs::read_dir(https.dir.path().join("out")).unwrap().count() == 0
+    );
 }
 
 #[test]

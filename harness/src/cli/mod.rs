@@ -299,9 +299,10 @@ fn arm_of(path: &Path, label: &str) -> Result<ResultDoc, Fail> {
         }
         AnyResult::Ab(ab) => {
             let names = labels(&ab.arms);
-            ab.arms.into_iter().find(|d| d.metadata.variant.as_deref() == Some(label)).ok_or_else(|| {
-                bad(format!("{}: no arm {label:?} (its arms: {})", path.display(), names.join(", ")))
-            })
+            ab.arms
+                .into_iter()
+                .find(|d| d.metadata.variant.as_deref() == Some(label))
+                .ok_or_else(|| bad(format!("{}: no arm {label:?} (its arms: {})", path.display(), names.join(", "))))
         }
     }
 }

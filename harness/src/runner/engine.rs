@@ -15,8 +15,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::finish::ArmRecord;
-use super::iteration::{run_iteration, ArmAlternator};
 pub(super) use super::iteration::UserLocks;
+use super::iteration::{run_iteration, ArmAlternator};
 use super::writer::WriterHandle;
 use super::{RunError, RunOptions};
 use crate::client::HttpClient;

@@ -297,3 +297,45 @@ pub fn options(target: &str, out: &std::path::Path) -> harness::runner::RunOptio
         )
     }
 }
+
+/// A Python tool of the tests' (`kubernetes-validate`, `check-jsonschema`, the
+/// `python` with prometheus_client, PyYAML and dockerfile-parse), installed by
+/// scripts/setup into `target/pytools`.
+pub fn pytool(name: &str) -> std::path::PathBuf {
+    let p = repo_root().join("target/pytools/bin").join(name);
+    assert!(p.exists(), "{} is missing: run scripts/setup (it installs the Python tools the tests use)", p.display());
+    p
+}
+
+/// The repository's root (the workspace).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// Every sample of an OpenMetrics exposition, parsed by prometheus_client's strict
+/// OpenMetrics parser (which rejects what the format forbids): one
+/// `(name, labels, value)` per sample, in order.
+pub fn parse_openmetrics(text: &str) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+    const SCRIPT: &str = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+text = sys.stdin.read()
+out = []
+for family in text_string_to_metric_families(text):
+    for s in family.samples:
+        out.append([s.name, s.labels, s.value])
+print(json.dumps(out))
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new(pytool("python"))
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "not valid OpenMetrics: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
