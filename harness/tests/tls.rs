@@ -87,7 +87,8 @@ fn a_trusted_certificate_runs_by_ca_cert_by_ssl_cert_file_or_insecure() {
     let _x = exclusive();
     let https = Https::start();
     let cert = https.cert();
-    let cases: [(&str, Vec<&str>, Vec<(&str, &std::path::Path)>); 3] = [
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a std::path::Path)>);
+    let cases: [Case; 3] = [
         ("--ca-cert", vec!["--ca-cert", cert.to_str().unwrap()], vec![]),
         ("SSL_CERT_FILE", vec![], vec![("SSL_CERT_FILE", cert.as_path())]),
         ("--insecure", vec!["--insecure"], vec![]),
