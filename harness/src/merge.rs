@@ -541,4 +541,44 @@ mod tests {
         let m = merge(&a, &b).unwrap();
         assert_eq!(m.series["*"].corrected.decode().unwrap().len(), 2);
     }
+
+    /// Parts that ran at once: counts add, the later-started part's blocks and
+    /// seconds move by its start's offset, a shared block is one, rates add.
+    #[test]
+    fn parts_that_ran_at_once_align_on_the_wall_clock() {
+        let mut a = doc(series(&[1000, 2000], &[[0, 1000, 1], [10, 1000, 1]]));
+        let mut b = doc(series(&[1000], &[[0, 1000, 1]]));
+        a.metadata.measure_start_unix_ms = Some(5_000);
+        b.metadata.measure_start_unix_ms = Some(6_000);
+        let second = |t: u64| crate::recorder::IntervalSummary {
+            t,
+            series: "*".into(),
+            requests: 1,
+            errors: 0,
+            p50_ms: 1.0,
+            p90_ms: 1.0,
+            p99_ms: 1.0,
+            max_ms: 1.0,
+            cache: BTreeMap::new(),
+            histogram: Some(EncodedHistogram::encode(&{
+                let mut h = crate::recorder::new_histogram();
+                record(&mut h, 1000);
+                h
+            })),
+        };
+        a.intervals = vec![second(1), second(2)];
+        b.intervals = vec![second(1)];
+        b.run.invalid_reasons = vec!["slow".into()];
+        let m = merge_concurrent(&[a, b], &|i| format!("shard {i}/2")).unwrap();
+        let all = &m.series["*"];
+        assert_eq!(all.requests, 3);
+        // b's block 0 is a's block 10 (one second later): one entry of two.
+        assert_eq!(all.blocks.as_ref().unwrap().counts, vec![[0, 1000, 1], [10, 1000, 2]]);
+        let seconds: Vec<(u64, u64)> = m.intervals.iter().map(|i| (i.t, i.requests)).collect();
+        assert_eq!(seconds, vec![(1, 1), (2, 2)]);
+        assert_eq!(m.run.target_rate, Some(20.0));
+        assert_eq!((m.run.measured_s, m.run.started_iterations), (0.4, 8));
+        assert_eq!(m.run.invalid_reasons, ["shard 1/2: slow"]);
+        assert_eq!(m.metadata.measure_start_unix_ms, Some(5_000));
+    }
 }
