@@ -184,3 +184,46 @@ fn a_result_is_exported_as_openmetrics_with_its_counts() {
         samples.iter().find(|(n, l, _)| n == "harness_iterations_total" && l["state"] == "started").unwrap().2;
     assert_eq!(started, 400.0);
 }
+
+#[test]
+fn ab_shards_merge_into_one_ab_with_its_comparison() {
+    let _x = exclusive();
+    let server = spawn(Behaviour::Delay(Duration::from_millis(1)));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.toml"), RATE_200).unwrap();
+    let shards: Vec<_> = (0..2)
+        .map(|i| {
+            harness()
+                .args(["ab", "--quiet", "--threads", "1", "--shard", &format!("{i}/2"), "--a", &server.url()])
+                .args(["--b", &server.url()])
+                .arg(dir.path().join("s.toml"))
+                .arg("--out")
+                .arg(dir.path().join("out"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for s in shards {
+        let out = s.wait_with_output().unwrap();
+        assert!(out.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let merged = dir.path().join("merged.json");
+    let out = harness().arg("merge").args(&files).arg("--out").arg(&merged).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&out.stderr));
+    // The comparison of the merged arms is printed, as `harness ab` prints it.
+    assert!(stdout.contains("p50"), "{stdout}");
+    let AnyResult::Ab(ab) = AnyResult::read(&merged).unwrap() else { panic!("an A/B result") };
+    // 400 iterations in pairs over two shards: 400 requests per arm, one of each pair.
+    let counts: Vec<u64> = ab.arms.iter().map(|a| a.all().unwrap().requests).collect();
+    assert_eq!(counts, [400, 400]);
+    assert_eq!(ab.arms[0].run.target_rate, Some(200.0));
+}

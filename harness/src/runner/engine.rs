@@ -418,6 +418,10 @@ async fn run_loop(
     interval_index += 1;
     let start = (next_interval - Duration::from_secs(1)).saturating_duration_since(t0);
     close_interval(shared, interval_index, start, writer, false);
+    // Every part's last records, so the snapshot of a run whose parts ended at
+    // different times (a thread without virtual users) is still written.
+    let run = clock.figures(shared, scenario, Instant::now().min(shared.measure_end), cpu::usage());
+    writer.snapshot(shared.arms.iter().map(|a| a.record.borrow().clone()).collect(), run);
     if let Some(live) = &part.live {
         live.publish(live_figures(shared, clock, Instant::now()));
     }
