@@ -227,3 +227,47 @@ fn ab_shards_merge_into_one_ab_with_its_comparison() {
     assert_eq!(counts, [400, 400]);
     assert_eq!(ab.arms[0].run.target_rate, Some(200.0));
 }
+
+/// A shard's thresholds are not the run's: `rps > 300` fails on each half of a
+/// run of 400 requests/s, yet the shards exit 0 (a pod must not fail for it) and
+/// the merged run, judged as one, passes; `rps > 500` fails the merged run.
+#[test]
+fn thresholds_are_judged_on_the_merged_run_not_on_a_shard() {
+    let _x = exclusive();
+    let server = spawn(Behaviour::Delay(Duration::from_millis(1)));
+    for (limit, merged_code) in [(300, 0), (500, 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("{RATE_200}\n[thresholds]\n\"*\" = [\"rps > {limit}\"]\n");
+        std::fs::write(dir.path().join("s.toml"), text).unwrap();
+        let shards: Vec<_> = (0..2)
+            .map(|i| {
+                harness()
+                    .args(["run", "--quiet", "--threads", "1", "--shard", &format!("{i}/2"), "--target", &server.url()])
+                    .arg(dir.path().join("s.toml"))
+                    .arg("--out")
+                    .arg(dir.path().join("out"))
+                    .stderr(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for s in shards {
+            let out = s.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(0), "{limit}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+            assert!(stdout.contains("FAIL") && stdout.contains("harness merge"), "{stdout}");
+        }
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        let merged = dir.path().join("merged.json");
+        let out = harness().arg("merge").args(&files).arg("--out").arg(&merged).output().unwrap();
+        assert_eq!(out.status.code(), Some(merged_code), "{limit}: {}", String::from_utf8_lossy(&out.stdout));
+        let doc = ResultDoc::read(&merged).unwrap();
+        let rps = doc.thresholds.iter().find(|t| t.threshold.starts_with("rps")).unwrap();
+        assert!((rps.actual - 400.0).abs() < 8.0, "two requests per iteration at 200/s: {}", rps.actual);
+    }
+}

@@ -49,6 +49,11 @@ pub(super) fn run(args: RunArgs) -> Result<i32, Fail> {
     };
     let arm = ArmSpec { label: variant, target, extra_headers: headers(&load)? };
     let opts = options(&load, vec![arm])?;
+    if opts.shard.count > 1 && baseline.is_some() {
+        return Err(bad(
+            "--baseline compares a whole run: compare the merged result (`harness merge`, then `harness compare`)",
+        ));
+    }
     if load.until_decided.is_some() && baseline.is_none() {
         return Err(bad("--until-decided needs --baseline: a single run has nothing to decide"));
     }
@@ -66,6 +71,9 @@ pub(super) fn run(args: RunArgs) -> Result<i32, Fail> {
         let logs: Vec<String> = staged.hlogs.iter().map(|p| p.display().to_string()).collect();
         println!("result: {} (interval log {})", staged.json.display(), logs.join(", "));
         code = code.max(run_code(doc));
+        if doc.metadata.shard.is_some() {
+            println!("{}", super::SHARD_NOTE);
+        }
         let comparison = staged.comparison;
         if let Some(c) = &comparison {
             print_terminal(&[], Some(c))?;

@@ -98,18 +98,6 @@ impl Judging {
     }
 }
 
-/// The final result document of every arm.
-pub fn finish(
-    ctx: &DocContext<'_>,
-    judging: &Judging,
-    arms: &[ArmRecord],
-    figures: RunFigures,
-    ending: &Ending,
-) -> Vec<ResultDoc> {
-    let docs = arms.iter().map(|arm| ctx.document(arm, figures.clone(), Vec::new(), true)).collect();
-    judge(docs, judging, ending)
-}
-
 /// Judges result documents of one run's arms (recorded here, or merged from
 /// threads or shards): validity, warnings and thresholds, from the documents'
 /// figures alone. Reasons a document already carries (a shard's) are kept.

@@ -219,7 +219,31 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
         run_threads(scenario, opts, set_up, &parts)?
     };
     writer.finish();
-    let judging = Judging::of(scenario, opts.threads);
+    let docs = judged_docs(&ctx, opts, &recorded, usage0, wall0)?;
+    finish::write_docs(&files.json, &docs)
+        .map_err(|e| RunError::Setup(format!("cannot write {}: {e}", files.json.display())))?;
+    let mut series = recorded.into_iter().map(|r| r.arms).collect::<Vec<_>>();
+    let first = series.swap_remove(0);
+    let arms = docs
+        .into_iter()
+        .zip(first)
+        .map(|(doc, arm)| ArmOutcome {
+            doc,
+            series: if opts.threads > 1 { Default::default() } else { arm.recorder.series },
+        })
+        .collect();
+    Ok(RunOutcome { arms, files })
+}
+
+/// The run's documents, one per arm: every part's records merged, with the
+/// process's CPU figures when threads shared it, judged once.
+fn judged_docs(
+    ctx: &DocContext<'_>,
+    opts: &RunOptions,
+    recorded: &[engine::Recorded],
+    usage0: cpu::Usage,
+    wall0: Instant,
+) -> Result<Vec<ResultDoc>, RunError> {
     let ending = Ending {
         interrupted: recorded.iter().any(|r| r.interrupted),
         template_failures: recorded.iter().map(|r| r.template_failures).max().unwrap_or(0),
@@ -234,27 +258,14 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
         // Each thread measured the process's CPU: the process's figures, once.
         let usage = cpu::usage();
         let cpu = usage.cpu.saturating_sub(usage0.cpu).as_secs_f64();
+        let requests: u64 = recorded.iter().map(|r| r.figures.requests).sum();
         for d in &mut docs {
-            let requests: u64 = recorded.iter().map(|r| r.figures.requests).sum();
             d.run.client_cpu_share = cpu / wall0.elapsed().as_secs_f64().max(1e-9);
             d.run.client_cpu_us_per_request = if requests > 0 { cpu * 1e6 / requests as f64 } else { 0.0 };
             d.run.client_max_rss_kib = usage.max_rss_kib;
         }
     }
-    let docs = finish::judge(docs, &judging, &ending);
-    finish::write_docs(&files.json, &docs)
-        .map_err(|e| RunError::Setup(format!("cannot write {}: {e}", files.json.display())))?;
-    let mut series = recorded.into_iter().map(|r| r.arms).collect::<Vec<_>>();
-    let first = series.swap_remove(0);
-    let arms = docs
-        .into_iter()
-        .zip(first)
-        .map(|(doc, arm)| ArmOutcome {
-            doc,
-            series: if opts.threads > 1 { Default::default() } else { arm.recorder.series },
-        })
-        .collect();
-    Ok(RunOutcome { arms, files })
+    Ok(finish::judge(docs, &Judging::of(ctx.scenario, opts.threads), &ending))
 }
 
 /// The connections of one arm (and, when the arms cross servers, to the other's).
