@@ -417,14 +417,16 @@ pub fn merge_shards(files: &[ShardFile], allow_missing: bool) -> Result<Vec<Resu
             machines.push(host);
         }
     }
+    let starts: Vec<u64> = files.iter().filter_map(|f| f.arms[0].metadata.measure_start_unix_ms).collect();
+    let start_spread_ms = starts.iter().max().zip(starts.iter().min()).map_or(0, |(hi, lo)| hi - lo);
+    let mut sorted = shards.clone();
+    sorted.sort();
+    let from = MergedFrom { shards: sorted, count, missing, machines, start_spread_ms };
     (0..first.arms.len())
         .map(|arm| {
             let parts: Vec<ResultDoc> = files.iter().map(|f| f.arms[arm].clone()).collect();
             let mut doc = merge_concurrent(&parts, &label)?;
-            let mut sorted = shards.clone();
-            sorted.sort();
-            doc.metadata.merged =
-                Some(MergedFrom { shards: sorted, count, missing: missing.clone(), machines: machines.clone() });
+            doc.metadata.merged = Some(from.clone());
             Ok(doc)
         })
         .collect()

@@ -238,6 +238,10 @@ pub struct MergedFrom {
     pub missing: Vec<u32>,
     /// The machines the shards ran on.
     pub machines: Vec<String>,
+    /// How far apart the shards' measured parts began (ms): beyond a second, the
+    /// merged schedule is the requested rate only where they overlap.
+    #[serde(default)]
+    pub start_spread_ms: u64,
 }
 
 /// Whether a result measures the target as it is or under a modelled latency

@@ -61,6 +61,7 @@ pub(super) fn run_ab(
         shard: opts.shard,
         live: opts.live.clone(),
         tls: opts.tls.clone(),
+        align_start: opts.align_start,
         ..RunOptions::new(job.arms.clone(), dir.join("results"))
     };
     // A layer's run judges the claims about that layer; a scenario run all of

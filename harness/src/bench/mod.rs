@@ -89,6 +89,8 @@ pub struct BenchOptions {
     /// Live figures for a Prometheus scrape (`--metrics-listen`).
     pub live: Option<crate::metrics::live::Board>,
     pub tls: crate::client::TlsOptions,
+    /// `--align-start`: each run begins at the next whole multiple of this.
+    pub align_start: Option<Duration>,
 }
 
 /// Installs the Ctrl-C/SIGTERM/SIGHUP flag: the bench stops what it is doing,

@@ -151,6 +151,7 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         shard,
         live,
         tls,
+        align_start: opts.client.align_start,
     };
     let cancel = bench::cancel_flag();
     match bench::run(&bench_opts, &claims, &cancel) {

@@ -30,6 +30,9 @@ pub struct MergeArgs {
     pub compare: CompareArgs,
 }
 
+/// Shards that began further apart than this are said to have.
+const MAX_START_SPREAD_MS: u64 = 1000;
+
 fn read_shard(path: &Path) -> Result<ShardFile, Fail> {
     let arms = match AnyResult::read(path).map_err(bad)? {
         AnyResult::Single(doc) => vec![*doc],
@@ -55,6 +58,13 @@ fn judged(docs: Vec<ResultDoc>) -> Result<Vec<ResultDoc>, Fail> {
     let ending = Ending { interrupted: false, template_failures: template, first_error: None };
     let mut docs = finish::judge(docs, &judging, &ending);
     for d in &mut docs {
+        if let Some(m) = d.metadata.merged.as_ref().filter(|m| m.start_spread_ms > MAX_START_SPREAD_MS) {
+            d.run.warnings.push(format!(
+                "the shards' measured parts began up to {:.1} s apart: the merged schedule is the requested rate only \
+                 while all of them ran (start them together: --align-start)",
+                m.start_spread_ms as f64 / 1000.0
+            ));
+        }
         if let Some(m) = d.metadata.merged.as_ref().filter(|m| !m.missing.is_empty()) {
             let missing: Vec<String> = m.missing.iter().map(|i| format!("{i}/{}", m.count)).collect();
             d.run.warnings.push(format!(

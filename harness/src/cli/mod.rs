@@ -64,6 +64,12 @@ pub struct ClientFlags {
     /// their results. `/N` takes I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
     #[arg(long, env = "HARNESS_SHARD", value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<crate::shard::Shard>,
+    /// Begin each run's schedule when the wall clock next reaches a whole multiple
+    /// of this (e.g. 30s), after the set-up: shards started within one such period
+    /// on machines with synchronised clocks begin together (`harness merge` warns
+    /// when shards began more than 1 s apart).
+    #[arg(long, env = "HARNESS_ALIGN_START", value_name = "PERIOD", value_parser = crate::scenario::duration::parse_duration)]
+    pub align_start: Option<std::time::Duration>,
     /// Serve the live figures in the OpenMetrics text format at http://ADDR/metrics
     /// while the run goes on, for a Prometheus scrape (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
@@ -236,6 +242,7 @@ fn options(load: &LoadArgs, arms: Vec<ArmSpec>) -> Result<RunOptions, Fail> {
         shard: c.shard.unwrap_or_default(),
         live: c.live()?,
         tls: c.checked_tls()?,
+        align_start: c.align_start,
         ..RunOptions::new(arms, load.out.clone())
     })
 }

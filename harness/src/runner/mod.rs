@@ -99,6 +99,10 @@ pub struct RunOptions {
     pub live: Option<crate::metrics::live::Board>,
     /// How https targets are trusted (`--ca-cert`, `--insecure`).
     pub tls: crate::client::TlsOptions,
+    /// Begin the schedule when the wall clock next reaches a whole multiple of
+    /// this (`--align-start`): shards started on several machines within one such
+    /// period begin together.
+    pub align_start: Option<Duration>,
 }
 
 impl RunOptions {
@@ -118,6 +122,7 @@ impl RunOptions {
             shard: crate::shard::Shard::WHOLE,
             live: None,
             tls: crate::client::TlsOptions::default(),
+            align_start: None,
         }
     }
 }
@@ -194,6 +199,9 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
         arms.push(arm_for(scenario, opts, i, spec, &infos[i])?);
     }
     let (arms, set_up) = engine::set_up(scenario, opts, arms, population).await?;
+    if let Some(period) = opts.align_start {
+        tokio::time::sleep(until_aligned(SystemTime::now(), period)).await;
+    }
     // Every part counts its schedule from one instant, a moment after the threads start.
     let lead = if opts.threads > 1 { Duration::from_millis(50) } else { Duration::ZERO };
     let t0 = Instant::now() + lead;
@@ -266,6 +274,13 @@ fn judged_docs(
         }
     }
     Ok(finish::judge(docs, &Judging::of(ctx.scenario, opts.threads), &ending))
+}
+
+/// How long from `now` until the wall clock reaches the next whole multiple of `period`.
+fn until_aligned(now: SystemTime, period: Duration) -> Duration {
+    let since_epoch = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let period = period.as_nanos().max(1);
+    Duration::from_nanos(((period - since_epoch % period) % period) as u64)
 }
 
 /// The connections of one arm (and, when the arms cross servers, to the other's).
@@ -491,5 +506,17 @@ async fn target_info(client: &HttpClient, headers: &[(String, String)]) -> Targe
     match serde_json::from_slice::<serde_json::Value>(reply.body.as_deref().unwrap_or_default()) {
         Ok(body) if reply.status == 200 => TargetInfo::from_health(&body),
         _ => TargetInfo::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_starts_wait_for_the_next_multiple() {
+        let at = |ms: u64| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+        assert_eq!(until_aligned(at(10_300), Duration::from_secs(10)), Duration::from_millis(9_700));
+        assert_eq!(until_aligned(at(20_000), Duration::from_secs(10)), Duration::ZERO);
     }
 }
