@@ -122,7 +122,10 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
     // sending thread unless asked (the calibration was made so).
     let threads = match opts.client.threads {
         Some(n) => n,
-        None if deployed => opts.client.threads_or_cores(),
+        None if deployed => {
+            let targets = [&opts.target, &opts.target_on, &opts.target_off];
+            opts.client.threads_for(&targets.iter().filter_map(|t| t.as_deref()).collect::<Vec<_>>())
+        }
         None => 1,
     };
     let live = opts.client.live()?;

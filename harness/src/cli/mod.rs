@@ -56,7 +56,9 @@ pub struct ClientFlags {
     pub http_client: ClientKind,
     /// Sending threads, each with its own connections and its shard of the schedule
     /// (A/B pairs stay on one thread), merged at the end [default: the cores
-    /// available; `bench` on the local stack: 1, its servers share the cores].
+    /// available; 1 when a target is on this machine (loopback) or for `bench`'s
+    /// local stack: the target needs those cores, and a second sending thread
+    /// competing with it made A/A verdicts less reliable in bench/calibrate].
     #[arg(long, env = "HARNESS_THREADS", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// Send only shard I of N of the schedule (0 <= I < N): N processes, on as many
@@ -84,9 +86,15 @@ pub struct ClientFlags {
 }
 
 impl ClientFlags {
-    /// `--threads`, or the cores available.
-    pub fn threads_or_cores(&self) -> u32 {
-        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+    /// `--threads`; else 1 when a target is on this machine, else the cores available.
+    pub fn threads_for(&self, targets: &[&str]) -> u32 {
+        self.threads.unwrap_or_else(|| {
+            if targets.iter().any(|t| is_loopback(t)) {
+                1
+            } else {
+                std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+            }
+        })
     }
 
     pub fn tls(&self) -> crate::client::TlsOptions {
@@ -109,6 +117,16 @@ impl ClientFlags {
             tls.config().map_err(bad)?;
         }
         Ok(tls)
+    }
+}
+
+/// Whether `target` (a URL) is on this machine: localhost or a loopback address.
+fn is_loopback(target: &str) -> bool {
+    match url::Url::parse(target).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -238,7 +256,7 @@ fn options(load: &LoadArgs, arms: Vec<ArmSpec>) -> Result<RunOptions, Fail> {
         bench_secret: c.bench_secret.clone(),
         progress: !c.quiet,
         http_client: c.http_client,
-        threads: c.threads_or_cores(),
+        threads: c.threads_for(&arms.iter().map(|a| a.target.as_str()).collect::<Vec<_>>()),
         shard: c.shard.unwrap_or_default(),
         live: c.live()?,
         tls: c.checked_tls()?,
@@ -391,5 +409,20 @@ fn dispatch(cli: Cli) -> Result<i32, Fail> {
         Command::Bench(args) => bench::bench(args),
         Command::Validate(args) => validate::validate(args),
         Command::Merge(args) => merge::merge(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_on_this_machine_are_loopback() {
+        for t in ["http://127.0.0.1:8787", "https://localhost:8443/x", "http://[::1]:1", "http://127.1.2.3"] {
+            assert!(is_loopback(t), "{t}");
+        }
+        for t in ["https://api.example.workers.dev", "http://10.0.0.2:80", "not a url"] {
+            assert!(!is_loopback(t), "{t}");
+        }
     }
 }
