@@ -78,6 +78,32 @@ fn harness() -> Command {
     Command::new(env!("CARGO_BIN_EXE_harness"))
 }
 
+/// `harness <command…> --shard 0/2` and `1/2` at once, of `dir/s.toml` into
+/// `dir/out`: their outputs and the result files they wrote.
+fn two_shards(dir: &std::path::Path, command: &[&str]) -> (Vec<std::process::Output>, Vec<std::path::PathBuf>) {
+    let shards: Vec<_> = (0..2)
+        .map(|i| {
+            harness()
+                .args(command)
+                .args(["--quiet", "--threads", "1", "--shard", &format!("{i}/2")])
+                .arg(dir.join("s.toml"))
+                .arg("--out")
+                .arg(dir.join("out"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs = shards.into_iter().map(|s| s.wait_with_output().unwrap()).collect();
+    let files = std::fs::read_dir(dir.join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    (outputs, files)
+}
+
 /// One GET of `addr`'s `/metrics`, as a scraper makes it: (status line, content type, body).
 fn scrape(addr: &str) -> (String, String, String) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
@@ -191,29 +217,10 @@ fn ab_shards_merge_into_one_ab_with_its_comparison() {
     let server = spawn(Behaviour::Delay(Duration::from_millis(1)));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.toml"), RATE_200).unwrap();
-    let shards: Vec<_> = (0..2)
-        .map(|i| {
-            harness()
-                .args(["ab", "--quiet", "--threads", "1", "--shard", &format!("{i}/2"), "--a", &server.url()])
-                .args(["--b", &server.url()])
-                .arg(dir.path().join("s.toml"))
-                .arg("--out")
-                .arg(dir.path().join("out"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for s in shards {
-        let out = s.wait_with_output().unwrap();
+    let (outputs, files) = two_shards(dir.path(), &["ab", "--a", &server.url(), "--b", &server.url()]);
+    for out in outputs {
         assert!(out.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    let files: Vec<_> = std::fs::read_dir(dir.path().join("out"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
     assert_eq!(files.len(), 2, "{files:?}");
     let merged = dir.path().join("merged.json");
     let out = harness().arg("merge").args(&files).arg("--out").arg(&merged).output().unwrap();
@@ -239,30 +246,12 @@ fn thresholds_are_judged_on_the_merged_run_not_on_a_shard() {
         let dir = tempfile::tempdir().unwrap();
         let text = format!("{RATE_200}\n[thresholds]\n\"*\" = [\"rps > {limit}\"]\n");
         std::fs::write(dir.path().join("s.toml"), text).unwrap();
-        let shards: Vec<_> = (0..2)
-            .map(|i| {
-                harness()
-                    .args(["run", "--quiet", "--threads", "1", "--shard", &format!("{i}/2"), "--target", &server.url()])
-                    .arg(dir.path().join("s.toml"))
-                    .arg("--out")
-                    .arg(dir.path().join("out"))
-                    .stderr(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for s in shards {
-            let out = s.wait_with_output().unwrap();
+        let (outputs, files) = two_shards(dir.path(), &["run", "--target", &server.url()]);
+        for out in outputs {
             let stdout = String::from_utf8_lossy(&out.stdout);
             assert_eq!(out.status.code(), Some(0), "{limit}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
             assert!(stdout.contains("FAIL") && stdout.contains("harness merge"), "{stdout}");
         }
-        let files: Vec<_> = std::fs::read_dir(dir.path().join("out"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
         let merged = dir.path().join("merged.json");
         let out = harness().arg("merge").args(&files).arg("--out").arg(&merged).output().unwrap();
         assert_eq!(out.status.code(), Some(merged_code), "{limit}: {}", String::from_utf8_lossy(&out.stdout));
