@@ -191,12 +191,13 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     let files = RunFiles::new(&opts.out_dir, &stem);
     let mut arms = Vec::new();
     let mut infos = Vec::new();
-    for spec in &opts.arms {
-        let client = client_of(scenario, opts, &spec.target)?;
-        infos.push(target_info(&client, &spec.extra_headers).await);
-    }
     for (i, spec) in opts.arms.iter().enumerate() {
-        arms.push(arm_for(scenario, opts, i, spec, &infos[i])?);
+        // The arm's own connection asks; it then carries the run's first requests.
+        let mut arm = arm_for(scenario, opts, i, spec, &TargetInfo::default())?;
+        let info = target_info(&arm.client, &spec.extra_headers).await;
+        arm.record.get_mut().target = info.clone();
+        infos.push(info);
+        arms.push(arm);
     }
     let (arms, set_up) = engine::set_up(scenario, opts, arms, population).await?;
     if let Some(period) = opts.align_start {
