@@ -1,4 +1,8 @@
-//! Deterministic benchmark identities.
+//! What the worker and the harness must agree on, in one place both depend on:
+//! deterministic benchmark identities, the latency profiles' data, and the
+//! names of the cache strategies.
+//!
+//! Deterministic benchmark identities:
 //!
 //! `POST /__bench/seed {users, seed}` stores users whose credentials are derived here,
 //! and the harness derives the very same credentials from `(BENCH_SECRET, seed, index)`
@@ -8,6 +12,18 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+/// The latency profiles of the worker's modelled runs, every figure with its
+/// public source: the worker adds their delays, the harness shows their sources.
+pub const LATENCY_PROFILES_JSON: &str = include_str!("../data/latency-profiles.json");
+
+/// The worker's cache strategies by name, in the order it lists them, and the
+/// one it runs by default (the one the bench judges claims on).
+pub mod strategies {
+    pub const NAMES: [&str; 8] =
+        ["original", "generation", "generation-unfiltered", "generation-bulk", "cache-ttl", "memory", "swr", "warm"];
+    pub const DEFAULT: &str = "generation";
+}
 
 /// Marks every row the seed creates, so `POST /__bench/reset` deletes exactly those.
 pub const BENCH_EMAIL_DOMAIN: &str = "bench.invalid";

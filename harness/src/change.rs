@@ -89,6 +89,25 @@ fn yes() -> bool {
     true
 }
 
+impl MetricChange {
+    /// Half the CI's width, in percentage points: the precision of the change.
+    pub fn half_width(&self) -> f64 {
+        (self.ci_high - self.ci_low) * 50.0
+    }
+}
+
+/// "−12.3 % [−15.0, −9.1]": the change of B against A and its 95 % CI.
+impl fmt::Display for MetricChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.change.is_finite() {
+            write!(f, "{:+.1} %", self.change * 100.0)?;
+        } else {
+            f.write_str("–")?;
+        }
+        write!(f, " [{:+.1}, {:+.1}]", self.ci_low * 100.0, self.ci_high * 100.0)
+    }
+}
+
 /// How the CIs of a series were resampled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]

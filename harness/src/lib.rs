@@ -2,12 +2,14 @@
 //! later commands, compare → report). One module, one job.
 
 pub mod bench;
+pub mod cancel;
 pub mod change;
 pub mod claims;
 pub mod cli;
 pub mod client;
 pub mod compare;
 pub mod cpu;
+pub mod findings;
 pub mod merge;
 pub mod metrics;
 pub mod outdir;
@@ -22,6 +24,7 @@ pub mod sequential;
 pub mod series;
 pub mod shard;
 pub mod stats;
+pub mod target;
 pub mod thresholds;
 pub mod timer;
 pub mod users;

@@ -28,28 +28,7 @@ pub fn record(h: &mut Histogram<u64>, micros: u64) {
     let _ = h.record(micros.clamp(1, HIGHEST_US));
 }
 
-/// `x-cache: bot=hit,user-models=miss` → pairs; `none` → nothing.
-pub fn parse_x_cache(value: &str) -> Vec<(&str, &str)> {
-    value
-        .split(',')
-        .filter_map(|part| part.trim().split_once('='))
-        .map(|(l, o)| (l.trim(), o.trim()))
-        .filter(|(l, o)| !l.is_empty() && !o.is_empty())
-        .collect()
-}
-
-/// `Server-Timing: bot;desc=hit;dur=0.4, kv;dur=1.2` → (name, µs) for entries with a duration.
-pub fn parse_server_timing(value: &str) -> Vec<(&str, u64)> {
-    value
-        .split(',')
-        .filter_map(|entry| {
-            let mut params = entry.split(';');
-            let name = params.next()?.trim();
-            let dur = params.find_map(|p| p.trim().strip_prefix("dur="))?.trim().parse::<f64>().ok()?;
-            (!name.is_empty() && dur >= 0.0).then_some((name, (dur * 1000.0).round() as u64))
-        })
-        .collect()
-}
+pub use crate::target::headers::{parse_server_timing, parse_x_cache};
 
 #[derive(Debug, Clone)]
 pub struct SeriesStats {
@@ -91,10 +70,8 @@ pub struct Ops {
 impl Ops {
     pub fn add_header(&mut self, value: &str) {
         self.responses += 1;
-        for (kind, n) in value.split(',').filter_map(|p| p.trim().split_once('=')) {
-            if let Ok(n) = n.trim().parse::<u64>() {
-                *self.totals.entry(kind.trim().to_owned()).or_insert(0) += n;
-            }
+        for (kind, n) in crate::target::headers::parse_ops(value) {
+            *self.totals.entry(kind.to_owned()).or_insert(0) += n;
         }
     }
 

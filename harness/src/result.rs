@@ -193,9 +193,13 @@ pub struct Metadata {
     pub variant: Option<String>,
     pub git_revision: Option<String>,
     pub harness_version: String,
-    /// What the target's `GET /health` said its version was, if it said.
+    /// What the target is (`bench-worker`: this project's worker; `http`: any
+    /// other API). Absent in files from before it was recorded: the worker.
     #[serde(default)]
-    pub worker_version: Option<String>,
+    pub target_kind: crate::target::TargetKind,
+    /// The version the target said it was (its health answer), if it said.
+    #[serde(default, alias = "worker_version", skip_serializing_if = "Option::is_none")]
+    pub target_version: Option<String>,
     /// The servers this arm's requests went to, balanced with the other arm's
     /// (`harness ab`/`bench` with two servers); empty when only `target`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -83,8 +83,11 @@ fn html_structure_numbers_and_self_containment() {
     assert!(html.contains("Absolute latencies do not transfer to production"));
     // Harness and worker versions, the worker's as its /health reported it.
     assert!(html.contains(&format!("Harness {}", env!("CARGO_PKG_VERSION"))));
-    assert!(html.contains("cache-off: test-1.2.3, cache-on: test-1.2.3"), "worker versions");
-    assert!(docs.iter().all(|d| d.metadata.worker_version.as_deref() == Some("test-1.2.3")));
+    assert!(
+        html.contains("cache-off: target-worker, version test-1.2.3; cache-on: target-worker, version test-1.2.3"),
+        "what the targets were, and their versions"
+    );
+    assert!(docs.iter().all(|d| d.metadata.target_version.as_deref() == Some("test-1.2.3")));
     assert_eq!(html.matches("data:image/png;base64,").count(), files.charts.len());
     // summary.md and junit.xml: one test case per threshold (per arm) and claim.
     let md = std::fs::read_to_string(&files.markdown).unwrap();
@@ -193,4 +196,32 @@ fn the_page_renders_in_headless_chromium_offline() {
     let example = example_dir();
     std::fs::create_dir_all(&example).unwrap();
     std::fs::copy(&shot, example.join("screenshot.png")).unwrap();
+}
+
+/// The bench page and summary show the strategies' contracts and every price
+/// with its source.
+#[test]
+fn reports_show_the_contracts_and_the_prices_with_their_sources() {
+    let mut s = harness::findings::BenchSummary::begin("2026-11-30T00:00:00Z".into(), true, true);
+    s.prices = Some(harness::findings::ranking::prices().clone());
+    s.strategies = vec![harness::findings::StrategyInfo {
+        name: "memory".into(),
+        contract: "the isolate that took a write serves it at once".into(),
+        risk: "other isolates serve the old list".into(),
+    }];
+    let dir = tempfile::tempdir().unwrap();
+    let out = harness::report::export(
+        &harness::report::Report::Bench(&s),
+        harness::report::Destinations { dir: Some(dir.path()), terminal: false },
+    )
+    .unwrap();
+    drop(out);
+    let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    assert!(html.contains("the isolate that took a write serves it at once"), "contract");
+    for k in harness::findings::ranking::PRICED {
+        assert!(html.contains(&format!("<td>{k}</td>")), "{k} missing from the price table");
+    }
+    assert!(html.contains("Cloudflare docs, D1 pricing"), "the source of a price");
+    let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(md.contains("**memory**: the isolate that took a write"), "{md}");
 }

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use serde::Deserialize;
 
 /// The profile data file, compiled in: a Worker has no file system.
-pub const PROFILES_JSON: &str = include_str!("../data/latency-profiles.json");
+pub const PROFILES_JSON: &str = bench_seed::LATENCY_PROFILES_JSON;
 
 /// The profile that adds nothing; what a run without a profile measures.
 pub const LOCAL: &str = "local";

@@ -243,6 +243,12 @@ mod tests {
     use crate::config::Layer;
 
     #[test]
+    fn names_and_default_are_the_ones_the_harness_knows() {
+        assert_eq!(Strategy::ALL.map(Strategy::name), bench_seed::strategies::NAMES);
+        assert_eq!(Strategy::DEFAULT.name(), bench_seed::strategies::DEFAULT);
+    }
+
+    #[test]
     fn names_round_trip_and_unknown_names_list_the_known() {
         for s in Strategy::ALL {
             assert_eq!(Strategy::parse(s.name()), Ok(s));

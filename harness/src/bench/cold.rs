@@ -15,7 +15,9 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::job::{slug, summarize, AbJob, JobKind};
-use super::{AbSummary, JobContext, Targets};
+use super::run::JobContext;
+use super::targets::Targets;
+use super::AbSummary;
 use crate::compare;
 use crate::result::ResultDoc;
 use crate::runner::{ArmSpec, RunError, RunOptions};
@@ -47,7 +49,7 @@ fn run_once(
         stem: Some(stem),
         max_duration: Some(ONE_ITERATION_LIMIT),
         http_client: ctx.opts.http_client,
-        cancel: Some(std::sync::Arc::clone(ctx.cancel)),
+        cancel: Some(std::sync::Arc::clone(ctx.env.cancel)),
         tls: ctx.opts.tls.clone(),
         ..RunOptions::new(vec![arm], out.to_owned())
     };
@@ -73,12 +75,12 @@ pub(super) fn run(job: AbJob<'_>, ctx: &JobContext<'_>, targets: &mut Targets) -
     let mut merged: [Option<ResultDoc>; 2] = [None, None];
     let mut rng = rand::rng();
     for i in 0..starts {
-        if ctx.cancel.load(Ordering::Relaxed) {
+        if ctx.env.cancel.load(Ordering::Relaxed) {
             break;
         }
         let order = if rng.random::<bool>() { [0, 1] } else { [1, 0] };
         for arm in order {
-            targets.restart_on(ctx.cancel)?;
+            targets.restart_on(ctx.env.setup, ctx.env.cancel)?;
             let spec = at(&job.arms[arm], &targets.on);
             let label = spec.label.clone().unwrap_or_default();
             let doc = run_once(&once, spec, &out, format!("{}-{i}", slug(&label)), ctx, secret.as_deref())?;
@@ -87,7 +89,7 @@ pub(super) fn run(job: AbJob<'_>, ctx: &JobContext<'_>, targets: &mut Targets) -
                 Some(earlier) => crate::merge::merge(&earlier, &doc)?,
             });
         }
-        println!("cold start {}/{starts}: both arms served by a fresh isolate", i + 1);
+        ctx.env.observer.say(&format!("cold start {}/{starts}: both arms served by a fresh isolate", i + 1));
     }
     let [Some(mut a), Some(mut b)] = merged else {
         return Err("interrupted before the first cold start".to_owned());
@@ -110,5 +112,5 @@ pub(super) fn run(job: AbJob<'_>, ctx: &JobContext<'_>, targets: &mut Targets) -
     crate::runner::finish::write_docs(&path, &[a.clone(), b.clone()])
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let source = path.strip_prefix(ctx.dir).unwrap_or(&path).display().to_string();
-    Ok(summarize(&job.into_meta(), [&a, &b], &comparison, ctx.dir, source))
+    Ok(summarize(&job.into_meta(), [&a, &b], &comparison, ctx.dir, source, ctx.env.observer))
 }

@@ -2,13 +2,14 @@
 //! (interleaved, possibly in stages until decided), and its summary and report.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use super::summary::{rows, status_of};
-use super::{AbStatus, AbSummary, BenchOptions};
+use super::observer::FinishedJob;
+use super::run::JobContext;
+use super::{AbStatus, AbSummary, Observer};
 use crate::claims::{Claim, Verdict};
 use crate::compare::{self, CompareOptions, Comparison};
+use crate::findings::{rows, status_of};
 use crate::result::{self, Measurement, ResultDoc};
 use crate::runner::{ArmSpec, RunError, RunOptions};
 use crate::scenario::Scenario;
@@ -41,14 +42,8 @@ pub(super) struct AbJob<'a> {
     pub strategy: Option<String>,
 }
 
-pub(super) fn run_ab(
-    job: AbJob,
-    opts: &BenchOptions,
-    claims: &[Claim],
-    dir: &Path,
-    secret: Option<&str>,
-    cancel: &Arc<AtomicBool>,
-) -> Result<AbSummary, String> {
+pub(super) fn run_ab(job: AbJob, ctx: &JobContext<'_>, secret: Option<&str>) -> Result<AbSummary, String> {
+    let (opts, claims, dir) = (ctx.opts, ctx.claims, ctx.dir);
     let slug = slug(&job.name);
     let run_opts = RunOptions {
         bench_secret: secret.map(str::to_owned),
@@ -56,7 +51,7 @@ pub(super) fn run_ab(
         stem: Some(slug.clone()),
         http_client: opts.http_client,
         cross_servers: job.cross_servers,
-        cancel: Some(Arc::clone(cancel)),
+        cancel: Some(Arc::clone(ctx.env.cancel)),
         threads: opts.threads,
         shard: opts.shard,
         live: opts.live.clone(),
@@ -86,20 +81,20 @@ pub(super) fn run_ab(
     for d in [a, b] {
         let label = d.metadata.variant.as_deref().unwrap_or("?");
         let r = &d.run;
-        println!(
+        ctx.env.observer.say(&format!(
             "{label}: {} measured requests (+{} in warm-up), the schedule (both arms) at {:.1} it/s, {:?}{}",
             r.requests.saturating_sub(r.warmup_requests),
             r.warmup_requests,
             r.achieved_rate,
             r.status,
             if r.invalid_reasons.is_empty() { String::new() } else { format!(": {}", r.invalid_reasons.join("; ")) }
-        );
+        ));
     }
     for s in comparison.series.iter().filter(|s| s.series.is_headline() && !s.series.is_server_side()) {
-        println!("  {}", s.summary);
+        ctx.env.observer.say(&format!("  {}", s.summary));
     }
     let source = staged.json.strip_prefix(dir).unwrap_or(&staged.json).display().to_string();
-    Ok(summarize(&job.into_meta(), [a, b], &comparison, dir, source))
+    Ok(summarize(&job.into_meta(), [a, b], &comparison, dir, source, ctx.env.observer))
 }
 
 /// What a finished A/B's summary says of the job, besides its results.
@@ -135,29 +130,19 @@ pub(super) fn slug(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect()
 }
 
-/// Writes the A/B's own report and sums it up for the bench: validity, errors,
-/// thresholds, the verdict rows and the claims measured.
+/// Sums the A/B up for the bench — validity, errors, thresholds, the verdict
+/// rows and the claims measured — after the observer has had it (for its own report).
 pub(super) fn summarize(
     job: &JobMeta,
     [a, b]: [&ResultDoc; 2],
     comparison: &Comparison,
     dir: &Path,
     source: String,
+    observer: &dyn Observer,
 ) -> AbSummary {
     let slug = slug(&job.name);
-    let report_dir = dir.join(&slug);
-    let report = match crate::report::write(
-        &[a.clone(), b.clone()],
-        Some(comparison),
-        std::slice::from_ref(&source),
-        &report_dir,
-    ) {
-        Ok(_) => Some(format!("{slug}/index.html")),
-        Err(e) => {
-            eprintln!("warning: the report of {} could not be written: {e}", job.name);
-            None
-        }
-    };
+    let finished = FinishedJob { name: &job.name, slug: &slug, docs: [a, b], comparison, source: &source, dir };
+    let report = observer.job_finished(&finished);
     let all = |d: &ResultDoc, f: fn(&result::SeriesDoc) -> u64| d.all().map_or(0, f);
     let mut invalid_reasons = Vec::new();
     let mut status = status_of(&[a, b]);

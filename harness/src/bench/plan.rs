@@ -1,10 +1,16 @@
 //! What a bench will run and for how long: the standard scenarios, the layers of
-//! the ablation, `--quick`'s shortening, and the plan printed up front.
+//! the ablation, `--quick`'s shortening, the plan said up front, and every A/B
+//! job under every measurement with the notes that say how they were designed.
 
 use std::time::Duration;
 
-use super::{BenchError, BenchOptions};
+use super::job::{arm, AbJob, JobKind};
+use super::targets::Targets;
+use super::{strategies, BenchError, BenchOptions};
+use crate::result::Measurement;
+use crate::runner::ArmSpec;
 use crate::scenario::{format_duration, Scenario};
+use crate::target::{worker, BenchWorker};
 
 /// The standard scenarios, in the order they run.
 pub const STANDARD_SCENARIOS: [&str; 5] = ["auth", "model-list", "settings-change", "mixed", "cold-start"];
@@ -149,4 +155,196 @@ pub fn plan(
         total += LOCAL_STARTUP;
     }
     (lines.join("\n"), total)
+}
+
+/// How many strategies `--strategies` names, for the plan printed before the
+/// target is asked (`all`: every strategy this version of the worker has).
+pub(super) fn strategy_count(opts: &BenchOptions) -> usize {
+    const WORKER_STRATEGIES: usize = bench_seed::strategies::NAMES.len();
+    let names: Vec<&str> =
+        opts.strategies.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()).collect();
+    if names.contains(&strategies::ALL) {
+        WORKER_STRATEGIES
+    } else {
+        names.len()
+    }
+}
+
+/// The plan and its expected wall time, said before anything starts.
+pub(super) fn announce(
+    scenarios: &[Scenario],
+    opts: &BenchOptions,
+    local: bool,
+    measurements: usize,
+    strategies: usize,
+) -> String {
+    let (plan_text, estimate) =
+        plan(scenarios, opts, local, local || opts.bench_secret.is_some(), measurements, strategies);
+    let head = format!("harness bench: {} run(s):\n{plan_text}", plan_text.lines().count());
+    let budget = if strategies > 0 {
+        format!("--strategies: every warm scenario runs {strategies} times")
+    } else if measurements > 1 {
+        format!("{measurements} measurements: each adds about as much as the first")
+    } else {
+        format!("the default run finishes in under {} minutes on a 2-core machine", DEFAULT_BUDGET.as_secs() / 60)
+    };
+    format!(
+        "{head}\nexpected wall time: about {} ({}); {budget}",
+        format_duration(Duration::from_secs(estimate.as_secs())),
+        if opts.quick { "--quick" } else { "full" },
+    )
+}
+
+/// The A/Bs to run, under each measurement in turn (measured, then each latency
+/// profile): every scenario (cache off vs on), then the ablation's layers, then
+/// the A/A control. With the bench secret both servers serve both arms (the
+/// arm's cache chosen per request with `x-bench-cache`), balanced per block of
+/// pairs; without it each arm is tied to its server.
+pub(super) fn jobs<'a>(
+    scenarios: &'a [Scenario],
+    opts: &BenchOptions,
+    targets: &Targets,
+    measurements: &[Measurement],
+    strategies: &[strategies::StrategyInfo],
+    notes: &mut Vec<String>,
+) -> Result<Vec<AbJob<'a>>, BenchError> {
+    let crossed = targets.secret.is_some() && targets.on != targets.off;
+    if targets.secret.is_none() {
+        notes.push(
+            "without --bench-secret each arm is tied to its target (cache-off to one, cache-on to the other): a \
+             difference between the two deployments reads as a cache effect, and there is no A/A control"
+                .to_owned(),
+        );
+    } else if crossed {
+        notes.push(
+            "both servers served both arms: each request's cache was set with x-bench-cache, and within every \
+             two pairs each arm went once to each server, so a difference between the servers cannot read as \
+             a cache effect"
+                .to_owned(),
+        );
+    }
+    if !strategies.is_empty() {
+        notes.push(format!(
+            "--strategies: each scenario ran once per strategy ({}), each run an interleaved A/B of cache-off \
+             against that strategy (both arms sending x-bench-strategy), the strategies in a rotated order per \
+             scenario; KV was reset before each run, so every strategy started cold. Claims are judged on \
+             the default strategy ({}) only",
+            strategies.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
+            strategies::DEFAULT
+        ));
+    }
+    if measurements.iter().any(Measurement::is_modelled) {
+        notes.push(
+            "runs marked \"modelled: <profile>\" added that latency profile's delays to every KV and D1 operation \
+             of both arms (x-bench-profile): a model of production built from the figures and sources listed \
+             below, not a measurement; they are never compared with measured runs"
+                .to_owned(),
+        );
+    }
+    let mut jobs: Vec<AbJob> = Vec::new();
+    for (i, m) in measurements.iter().enumerate() {
+        // What is skipped is said once, not once per profile.
+        let mut skipped = Vec::new();
+        jobs.extend(jobs_under(scenarios, opts, targets, m, crossed, strategies, &mut skipped));
+        if i == 0 {
+            notes.extend(skipped);
+        }
+    }
+    if jobs.is_empty() {
+        return Err(BenchError::Setup(
+            "nothing to run: every scenario needs seeded users; pass --bench-secret (the workers' BENCH_SECRET)".into(),
+        ));
+    }
+    // Cold starts restart the cache-on server, which may come back on another
+    // port: every run that addresses it by URL goes first.
+    jobs.sort_by_key(|j| j.kind == JobKind::ColdStart);
+    Ok(jobs)
+}
+
+/// The jobs of one measurement (see [`jobs`]).
+fn jobs_under<'a>(
+    scenarios: &'a [Scenario],
+    opts: &BenchOptions,
+    targets: &Targets,
+    measurement: &Measurement,
+    crossed: bool,
+    strategies: &[strategies::StrategyInfo],
+    skipped: &mut Vec<String>,
+) -> Vec<AbJob<'a>> {
+    let profile_header: Vec<(String, String)> =
+        measurement.profile().map(|p| vec![(worker::PROFILE.to_owned(), p.to_owned())]).unwrap_or_default();
+    let pair_with = |a: (&str, &str), b: (&str, &str), strategy: Option<&str>| {
+        let mut headers = profile_header.clone();
+        headers.extend(strategy.map(|s| (worker::STRATEGY.to_owned(), s.to_owned())));
+        match &targets.secret {
+            Some(secret) => vec![
+                switched(a.0, &targets.off, headers.clone(), secret, a.1),
+                switched(b.0, &targets.on, headers, secret, b.1),
+            ],
+            None => vec![arm(a.0, &targets.off, Vec::new()), arm(b.0, &targets.on, Vec::new())],
+        }
+    };
+    let pair = |a: (&str, &str), b: (&str, &str)| pair_with(a, b, None);
+    let named = |name: &str| match measurement {
+        Measurement::Measured => name.to_owned(),
+        modelled => format!("{name} [{modelled}]"),
+    };
+    let job = |name: String, scenario: &'a Scenario, kind: JobKind<'a>, arms: Vec<ArmSpec>| AbJob {
+        name,
+        scenario,
+        kind,
+        arms,
+        cross_servers: crossed,
+        measurement: measurement.clone(),
+        strategy: None,
+    };
+    let mut jobs = Vec::new();
+    for (i, s) in scenarios.iter().enumerate() {
+        if s.users.is_some() && targets.secret.is_none() {
+            skipped.push(format!("{}: skipped, it needs --bench-secret", s.name));
+            continue;
+        }
+        let kind = if is_cold(s) { JobKind::ColdStart } else { JobKind::Scenario };
+        if kind == JobKind::ColdStart && (targets.restart.is_none() || targets.secret.is_none()) {
+            skipped.push(format!(
+                "{}: skipped, cold starts need the local stack (the harness restarts wrangler dev for each sample)",
+                s.name
+            ));
+            continue;
+        }
+        if kind == JobKind::Scenario && !strategies.is_empty() {
+            for st in strategies::rotated(strategies, i) {
+                let arms = pair_with(("cache-off", "off"), (&st.name, "on"), Some(&st.name));
+                let mut j = job(named(&format!("{} · {}", s.name, st.name)), s, kind, arms);
+                j.strategy = Some(st.name.clone());
+                jobs.push(j);
+            }
+            continue;
+        }
+        jobs.push(job(named(&s.name), s, kind, pair(("cache-off", "off"), ("cache-on", "on"))));
+    }
+    match (ablation_scenario(scenarios, opts), &targets.secret) {
+        (Some(s), Some(_)) => {
+            for layer in LAYERS {
+                let arms = pair(("off", "off"), (&format!("only {layer}"), layer));
+                jobs.push(job(named(&format!("layer {layer}")), s, JobKind::Layer(layer), arms));
+            }
+            // The same arm on both sides, two instances, in the design of the
+            // A/Bs (crossed when they are): what the bench reports when there is
+            // nothing to find.
+            let arms = pair(("cache-off", "off"), ("cache-off'", "off"));
+            jobs.push(job(named("A/A control"), s, JobKind::Control, arms));
+        }
+        (Some(_), None) => {
+            skipped.push("per-layer ablation skipped: it needs --bench-secret (x-bench-cache)".to_owned())
+        }
+        _ => {}
+    }
+    jobs
+}
+
+/// An arm of the bench's worker with its cache set per request.
+fn switched(label: &str, url: &str, headers: Vec<(String, String)>, secret: &str, cache: &str) -> ArmSpec {
+    ArmSpec::with_cache(label, url, headers, &BenchWorker { required: true }, secret, cache)
+        .expect("the bench's worker switches its cache per request")
 }

@@ -1,17 +1,17 @@
 //! `harness bench --profile NAME`: which latency profiles the bench runs under,
 //! checked against the target before anything is measured, and the figures with
 //! their sources for the report. The worker owns the profiles
-//! (`target-worker/data/latency-profiles.json`); the harness reads the same file
+//! (`bench-seed/data/latency-profiles.json`); the harness reads the same file
 //! only to show what each figure is and where it comes from.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::servers::SetupClient;
 use super::BenchError;
 use crate::result::Measurement;
+use crate::target::{worker, SetupClient};
 
 /// The worker's profile file, compiled in for the report's sources table.
-const PROFILES_JSON: &str = include_str!("../../../target-worker/data/latency-profiles.json");
+const PROFILES_JSON: &str = bench_seed::LATENCY_PROFILES_JSON;
 
 /// The profile that adds nothing: a measurement.
 pub const LOCAL: &str = "local";
@@ -19,28 +19,7 @@ pub const LOCAL: &str = "local";
 /// `--profile all`: every built-in profile, `local` first.
 pub const ALL: &str = "all";
 
-/// One figure of the data file, for the sources table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FigureSource {
-    pub name: String,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub source: String,
-    pub url: String,
-    pub date: String,
-    pub estimate: bool,
-    pub note: String,
-}
-
-/// A profile as the report describes it: its operations and the figures they use.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProfileSummary {
-    pub name: String,
-    pub description: String,
-    pub edge_hit_share: f64,
-    /// (operation, figure name).
-    pub operations: Vec<(String, String)>,
-}
+pub use crate::findings::{FigureSource, ProfileSummary};
 
 #[derive(Deserialize)]
 struct File {
@@ -121,7 +100,7 @@ pub fn resolve(requested: &[String]) -> Result<Vec<Measurement>, BenchError> {
         for n in expanded {
             if !known.contains(&n) {
                 return Err(BenchError::Setup(format!(
-                    "--profile {n:?} is not a latency profile; known: {}, or {ALL} (target-worker/data/latency-profiles.json)",
+                    "--profile {n:?} is not a latency profile; known: {}, or {ALL} (bench-seed/data/latency-profiles.json)",
                     known.join(", ")
                 )));
             }
@@ -140,18 +119,19 @@ pub fn resolve(requested: &[String]) -> Result<Vec<Measurement>, BenchError> {
 /// Asks `target` to confirm it knows every modelled profile: a deployed worker of
 /// another version may not, and a run under an unknown profile would be refused
 /// request by request.
-pub fn check_target(target: &str, secret: &str, wanted: &[Measurement]) -> Result<(), BenchError> {
-    let client = SetupClient::new();
-    let url = format!("{}/health", target.trim_end_matches('/'));
+pub fn check_target(
+    client: &SetupClient,
+    target: &str,
+    secret: &str,
+    wanted: &[Measurement],
+) -> Result<(), BenchError> {
     for profile in wanted.iter().filter_map(Measurement::profile) {
-        let headers = [("x-bench-secret", secret), ("x-bench-profile", profile)];
-        let (status, body) = client
-            .send(reqwest::Method::GET, &url, &headers, None)
+        let headers = [(worker::SECRET, secret), (worker::PROFILE, profile)];
+        let (status, said, body) = worker::health_with(client, target, &headers)
             .map_err(|e| BenchError::Server(format!("target unreachable: {e}")))?;
-        let said: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         if status != 200 || said["latency_profile"]["name"].as_str() != Some(profile) {
             return Err(BenchError::Server(format!(
-                "{url} does not run latency profile {profile:?} (status {status}: {}): is it a worker of this \
+                "{target} does not run latency profile {profile:?} (status {status}: {}): is it a worker of this \
                  version, with BENCH_SECRET set?",
                 body.chars().take(200).collect::<String>()
             )));

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::BenchError;
+use crate::target::worker::{get_health, Health};
+use crate::target::SetupClient;
 
 /// The repository the bench runs from: where wrangler.toml and node_modules are.
 #[derive(Debug, Clone)]
@@ -182,22 +184,6 @@ pub struct LocalServer {
 }
 
 /// What a server's `GET /health` said.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Health {
-    #[serde(default)]
-    pub version: Option<String>,
-    /// The target worker reports its cache mode; other servers may not.
-    #[serde(default)]
-    pub cache: Option<HealthCache>,
-}
-
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct HealthCache {
-    pub mode: String,
-    #[serde(default)]
-    pub layers: Vec<String>,
-}
-
 /// How long `wrangler dev` may take to answer its first `/health` (a cold worker
 /// build happens before it, in `scripts/build-worker`).
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
@@ -285,9 +271,8 @@ impl LocalServer {
 
     /// Waits for `GET /health`; fails when the process ends first (with its log's
     /// last lines), after [`READY_TIMEOUT`], or on Ctrl-C.
-    pub fn wait_ready(&mut self, cancel: &AtomicBool) -> Result<Health, BenchError> {
+    pub fn wait_ready(&mut self, agent: &SetupClient, cancel: &AtomicBool) -> Result<Health, BenchError> {
         let started = Instant::now();
-        let agent = SetupClient::new();
         loop {
             if let Some(reason) = self.exited() {
                 return Err(BenchError::Server(format!(
@@ -299,7 +284,7 @@ impl LocalServer {
             if cancel.load(Ordering::Relaxed) {
                 return Err(BenchError::Interrupted);
             }
-            if let Ok(h) = get_health(&agent, &self.url) {
+            if let Ok(h) = get_health(agent, &self.url) {
                 return Ok(h);
             }
             if started.elapsed() > READY_TIMEOUT {
@@ -357,64 +342,4 @@ fn wrangler(ws: &Workspace) -> Command {
     let mut cmd = Command::new(&ws.wrangler);
     cmd.current_dir(&ws.root).env("WRANGLER_SEND_METRICS", "false").env("CI", "1");
     cmd
-}
-
-/// A blocking HTTP client for set-up calls (health, seed, reset), which are not
-/// measured: reqwest in a current-thread runtime of its own, so the bench can call
-/// it between runs without being async itself.
-pub struct SetupClient {
-    rt: tokio::runtime::Runtime,
-    client: reqwest::Client,
-}
-
-impl SetupClient {
-    pub fn new() -> SetupClient {
-        SetupClient {
-            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a current-thread runtime"),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                // Set-up calls are seconds apart: a pooled connection may have been
-                // closed by the server in between.
-                .pool_max_idle_per_host(0)
-                .build()
-                .expect("a reqwest client with default TLS"),
-        }
-    }
-
-    /// `method url` with headers and a body; the status and body text.
-    pub fn send(
-        &self,
-        method: reqwest::Method,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Option<String>,
-    ) -> Result<(u16, String), String> {
-        self.rt.block_on(async {
-            let mut req = self.client.request(method, url);
-            for (k, v) in headers {
-                req = req.header(*k, *v);
-            }
-            if let Some(b) = body {
-                req = req.header("content-type", "application/json").body(b);
-            }
-            let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
-            let status = resp.status().as_u16();
-            let text = resp.text().await.map_err(|e| format!("{url}: {e}"))?;
-            Ok((status, text))
-        })
-    }
-}
-
-impl Default for SetupClient {
-    fn default() -> Self {
-        SetupClient::new()
-    }
-}
-
-pub fn get_health(client: &SetupClient, base: &str) -> Result<Health, String> {
-    let url = format!("{}/health", base.trim_end_matches('/'));
-    match client.send(reqwest::Method::GET, &url, &[], None)? {
-        (200, body) => serde_json::from_str(&body).map_err(|e| format!("{url}: not the target worker's health ({e})")),
-        (status, _) => Err(format!("{url}: status {status}")),
-    }
 }

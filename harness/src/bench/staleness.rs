@@ -11,65 +11,21 @@
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-use super::servers::SetupClient;
-use super::strategies::StrategyInfo;
+use crate::client::TlsOptions;
+use crate::findings::StrategyInfo;
+pub use crate::findings::{Side, Staleness};
 use crate::result::Measurement;
+use crate::target::{worker, SetupClient};
 
 /// The users the probes write with (never used by a scenario).
 pub const PROBE_SEED: u64 = 1515;
 /// Probes per strategy and measurement (one user each).
 pub const PROBES_PER_STRATEGY: u32 = 4;
-/// How long a probe waits for a fresh read: KV's documented propagation between
-/// locations (up to 60 s) with a margin.
-pub const MAX_WAIT: Duration = Duration::from_secs(75);
+pub use crate::findings::strategies::MAX_WAIT;
 /// The location that did not take the write.
 const OTHER_LOCATION: &str = "1";
 const FIRST_POLL: Duration = Duration::from_millis(25);
 const MAX_POLL: Duration = Duration::from_secs(1);
-
-/// What the reads at one location saw after the writes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Side {
-    /// Probes whose first read after the write did not show it.
-    pub first_read_stale: u32,
-    /// Reads that did not show the write, over all probes (polling backs off from
-    /// 25 ms to 1 s: a count of what a client polling so would have seen).
-    pub stale_reads: u32,
-    /// Per probe that saw a fresh read: ms from the write's answer to that read's.
-    pub fresh_after_ms: Vec<f64>,
-    /// Probes with no fresh read within [`MAX_WAIT`].
-    pub never_fresh: u32,
-}
-
-impl Side {
-    /// The longest time to a fresh read, `None` when none was seen.
-    pub fn max_ms(&self) -> Option<f64> {
-        self.fresh_after_ms.iter().copied().reduce(f64::max)
-    }
-
-    fn add(&mut self, other: Side) {
-        self.first_read_stale += other.first_read_stale;
-        self.stale_reads += other.stale_reads;
-        self.fresh_after_ms.extend(other.fresh_after_ms);
-        self.never_fresh += other.never_fresh;
-    }
-}
-
-/// One strategy's staleness under one measurement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Staleness {
-    pub strategy: String,
-    pub measurement: Measurement,
-    /// Probes that wrote successfully (the others are in `errors`).
-    pub probes: u32,
-    /// At the location that took the write (read-your-writes).
-    pub same: Side,
-    /// At another location.
-    pub other: Side,
-    pub errors: Vec<String>,
-}
 
 /// What a probe needs to address the target as one user.
 struct Probe<'a> {
@@ -88,7 +44,7 @@ impl Probe<'_> {
         body: Option<String>,
     ) -> Result<(u16, String), String> {
         let mut headers: Vec<(&str, &str)> = self.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        headers.push(("x-bench-location", location));
+        headers.push((worker::LOCATION, location));
         self.client.send(method, &format!("{}{path}", self.base), &headers, body)
     }
 
@@ -159,20 +115,29 @@ impl Probe<'_> {
 
 /// Probes every strategy at once on `target` under `measurement`; strategy `k`
 /// writes with users `k * PROBES_PER_STRATEGY ..` of [`PROBE_SEED`].
-pub fn probe_all(target: &str, secret: &str, strategies: &[StrategyInfo], measurement: &Measurement) -> Vec<Staleness> {
+pub fn probe_all(
+    tls: &TlsOptions,
+    target: &str,
+    secret: &str,
+    strategies: &[StrategyInfo],
+    measurement: &Measurement,
+) -> Vec<Staleness> {
     let base = target.trim_end_matches('/');
     let probe = |k: usize, j: u32| {
         let strategy = strategies[k].name.as_str();
         let user = bench_seed::seeded_user(secret, PROBE_SEED, k as u32 * PROBES_PER_STRATEGY + j);
         let mut headers = vec![
-            ("x-bench-secret", secret.to_owned()),
-            ("x-bench-cache", "on".to_owned()),
-            ("x-bench-strategy", strategy.to_owned()),
+            (worker::SECRET, secret.to_owned()),
+            (worker::CACHE, "on".to_owned()),
+            (worker::STRATEGY, strategy.to_owned()),
             ("user-agent", BROWSER_UA.to_owned()),
             ("cookie", format!("session={}", user.session_id)),
         ];
-        headers.extend(measurement.profile().map(|p| ("x-bench-profile", p.to_owned())));
-        Probe { client: SetupClient::new(), base: base.to_owned(), headers, strategy }.run()
+        headers.extend(measurement.profile().map(|p| (worker::PROFILE, p.to_owned())));
+        // A client per probe thread: the probes time their reads, and threads
+        // taking turns on one client's runtime would add each other's waits.
+        let client = SetupClient::new(tls)?;
+        Probe { client, base: base.to_owned(), headers, strategy }.run()
     };
     let mut out: Vec<Staleness> = strategies
         .iter()

@@ -2,26 +2,16 @@
 //! the target itself describes them (`GET /health` with `x-bench-strategy`: its
 //! name, consistency contract and risk), checked before anything is measured.
 
-use serde::{Deserialize, Serialize};
-
-use super::servers::SetupClient;
 use super::BenchError;
+use crate::target::{worker, SetupClient};
 
 /// `--strategies all`: every strategy the target knows.
 pub const ALL: &str = "all";
 
 /// The strategy the worker runs by default: the one the claims are judged on.
-pub const DEFAULT: &str = "generation";
+pub const DEFAULT: &str = bench_seed::strategies::DEFAULT;
 
-/// A strategy as the worker describes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StrategyInfo {
-    pub name: String,
-    /// Its consistency contract, in the worker's words.
-    pub contract: String,
-    /// Its correctness risk, in a few words.
-    pub risk: String,
-}
+pub use crate::findings::StrategyInfo;
 
 fn health(
     client: &SetupClient,
@@ -29,26 +19,27 @@ fn health(
     secret: &str,
     strategy: Option<&str>,
 ) -> Result<serde_json::Value, BenchError> {
-    let url = format!("{}/health", target.trim_end_matches('/'));
-    let mut headers = vec![("x-bench-secret", secret)];
+    let mut headers = vec![(worker::SECRET, secret)];
     if let Some(s) = strategy {
-        headers.push(("x-bench-strategy", s));
+        headers.push((worker::STRATEGY, s));
     }
-    let (status, body) = client
-        .send(reqwest::Method::GET, &url, &headers, None)
+    let (status, said, body) = worker::health_with(client, target, &headers)
         .map_err(|e| BenchError::Server(format!("target unreachable: {e}")))?;
-    let said: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     if status != 200 {
-        return Err(BenchError::Setup(format!("{url}: {status}: {}", said["error"].as_str().unwrap_or(&body))));
+        return Err(BenchError::Setup(format!("{target}: {status}: {}", said["error"].as_str().unwrap_or(&body))));
     }
     Ok(said)
 }
 
 /// The strategies `wanted` names (`all`: every one the target knows), in the
 /// order given, each checked to be served by `target`.
-pub fn resolve(target: &str, secret: &str, wanted: &[String]) -> Result<Vec<StrategyInfo>, BenchError> {
-    let client = SetupClient::new();
-    let known: Vec<String> = health(&client, target, secret, None)?["cache"]["strategies"]
+pub fn resolve(
+    client: &SetupClient,
+    target: &str,
+    secret: &str,
+    wanted: &[String],
+) -> Result<Vec<StrategyInfo>, BenchError> {
+    let known: Vec<String> = health(client, target, secret, None)?["cache"]["strategies"]
         .as_array()
         .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
@@ -75,7 +66,7 @@ pub fn resolve(target: &str, secret: &str, wanted: &[String]) -> Result<Vec<Stra
     names
         .into_iter()
         .map(|name| {
-            let said = health(&client, target, secret, Some(&name))?;
+            let said = health(client, target, secret, Some(&name))?;
             let cache = &said["cache"];
             if cache["strategy"].as_str() != Some(name.as_str()) {
                 return Err(BenchError::Server(format!("{target} did not switch to strategy {name:?}: {cache}")));

@@ -64,9 +64,10 @@ pub(super) fn ab(args: AbArgs) -> Result<i32, Fail> {
                     bad("the --target form needs --bench-secret: x-bench-cache is ignored without it")
                 })?;
             let second = rest.first().unwrap_or(first);
+            let target = load.client.target_kind.target();
             vec![
-                ArmSpec::with_bench_cache(&a_label, first, extra.clone(), &secret, &a_cache),
-                ArmSpec::with_bench_cache(&b_label, second, extra, &secret, &b_cache),
+                ArmSpec::with_cache(&a_label, first, extra.clone(), target.as_ref(), &secret, &a_cache).map_err(bad)?,
+                ArmSpec::with_cache(&b_label, second, extra, target.as_ref(), &secret, &b_cache).map_err(bad)?,
             ]
         }
         _ => return Err(bad(usage)),

@@ -4,6 +4,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::{bad, compare_options, repo_dir, ClientFlags, CompareArgs, Fail};
+use crate::bench;
 use crate::claims;
 use crate::exit;
 use crate::report::{self as exporters, Destinations, Report};
@@ -39,7 +40,7 @@ pub struct BenchArgs {
     /// Run every A/B (scenarios, ablation, A/A control) again under this latency
     /// profile of the worker (repeatable; `local` = measured, `all` = every built-in
     /// profile): KV and D1 delays modelled on production's, each figure with its
-    /// source in target-worker/data/latency-profiles.json. Modelled runs are
+    /// source in bench-seed/data/latency-profiles.json. Modelled runs are
     /// labelled "modelled: <profile>" everywhere. Needs the bench secret.
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
@@ -98,7 +99,7 @@ fn check_sharded_bench(opts: &BenchArgs, deployed: bool) -> Result<(), Fail> {
 }
 
 pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
-    use crate::bench::{self, BenchError, BenchOptions};
+    use crate::bench::{BenchError, BenchOptions};
     let repo = repo_dir(&opts.root);
     let deployed = opts.target.is_some() || opts.target_on.is_some();
     let shard = opts.client.shard.unwrap_or_default();
@@ -156,8 +157,10 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         tls,
         align_start: opts.client.align_start,
     };
-    let cancel = bench::cancel_flag();
-    match bench::run(&bench_opts, &claims, &cancel) {
+    let cancel = crate::cancel::flag();
+    let setup = crate::target::SetupClient::new(&bench_opts.tls).map_err(bad)?;
+    let env = bench::Env { cancel: &cancel, setup: &setup, observer: &Exporters };
+    match bench::run(&bench_opts, &claims, &env) {
         Ok((summary, dir)) => {
             let out =
                 exporters::export(&Report::Bench(&summary), Destinations { dir: None, terminal: true }).map_err(bad)?;
@@ -174,5 +177,31 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         Err(e @ (BenchError::Server(_) | BenchError::Interrupted)) => {
             Err(Fail(exit::UNREACHABLE_OR_INVALID, e.to_string()))
         }
+    }
+}
+
+/// The bench's observer on the command line: progress to the terminal, each
+/// A/B's report into its own directory, the bench's report files at the end.
+struct Exporters;
+
+impl bench::Observer for Exporters {
+    fn say(&self, line: &str) {
+        println!("{line}");
+    }
+
+    fn job_finished(&self, job: &bench::FinishedJob<'_>) -> Option<String> {
+        let docs = [job.docs[0].clone(), job.docs[1].clone()];
+        let sources = [job.source.to_owned()];
+        match exporters::write(&docs, Some(job.comparison), &sources, &job.dir.join(job.slug)) {
+            Ok(_) => Some(format!("{}/index.html", job.slug)),
+            Err(e) => {
+                eprintln!("warning: the report of {} could not be written: {e}", job.name);
+                None
+            }
+        }
+    }
+
+    fn bench_finished(&self, summary: &bench::BenchSummary, dir: &std::path::Path) -> Result<(), String> {
+        exporters::export(&Report::Bench(summary), Destinations { dir: Some(dir), terminal: false }).map(drop)
     }
 }

@@ -10,6 +10,7 @@ mod compare;
 mod merge;
 mod report;
 mod run;
+mod seed;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -83,13 +84,19 @@ pub struct ClientFlags {
     /// Do not verify https:// certificates (encrypted, but any server is believed).
     #[arg(long, short = 'k')]
     pub insecure: bool,
+    /// What the target is: `auto` asks GET /health once before the run and takes
+    /// an answer in this project's worker's shape for that worker (its version,
+    /// latency profile), anything else for a plain HTTP API; `http` asks nothing
+    /// before the run; `bench-worker` requires the worker's answer.
+    #[arg(long, value_enum, default_value = "auto", env = "HARNESS_TARGET_KIND")]
+    pub target_kind: crate::target::TargetChoice,
 }
 
 impl ClientFlags {
     /// `--threads`; else 1 when a target is on this machine, else the cores available.
     pub fn threads_for(&self, targets: &[&str]) -> u32 {
         self.threads.unwrap_or_else(|| {
-            if targets.iter().any(|t| is_loopback(t)) {
+            if targets.iter().any(|t| crate::target::is_loopback(t)) {
                 1
             } else {
                 std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
@@ -117,16 +124,6 @@ impl ClientFlags {
             tls.config().map_err(bad)?;
         }
         Ok(tls)
-    }
-}
-
-/// Whether `target` (a URL) is on this machine: localhost or a loopback address.
-fn is_loopback(target: &str) -> bool {
-    match url::Url::parse(target).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 
@@ -207,6 +204,10 @@ enum Command {
     /// compared with claims as a single run. Refuses results of different scenarios,
     /// overlapping shards and missing shards (unless --allow-missing).
     Merge(merge::MergeArgs),
+    /// Reset (with --reset) and seed deployed targets with the users the scenarios
+    /// need, as `harness bench` does before each scenario: run it once before the
+    /// shards of a Kubernetes Job, which then run with --no-seed.
+    Seed(seed::SeedArgs),
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -261,6 +262,7 @@ fn options(load: &LoadArgs, arms: Vec<ArmSpec>) -> Result<RunOptions, Fail> {
         live: c.live()?,
         tls: c.checked_tls()?,
         align_start: c.align_start,
+        target: c.target_kind.target(),
         ..RunOptions::new(arms, load.out.clone())
     })
 }
@@ -409,20 +411,6 @@ fn dispatch(cli: Cli) -> Result<i32, Fail> {
         Command::Bench(args) => bench::bench(args),
         Command::Validate(args) => validate::validate(args),
         Command::Merge(args) => merge::merge(args),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_on_this_machine_are_loopback() {
-        for t in ["http://127.0.0.1:8787", "https://localhost:8443/x", "http://[::1]:1", "http://127.1.2.3"] {
-            assert!(is_loopback(t), "{t}");
-        }
-        for t in ["https://api.example.workers.dev", "http://10.0.0.2:80", "not a url"] {
-            assert!(!is_loopback(t), "{t}");
-        }
+        Command::Seed(args) => seed::seed(args),
     }
 }

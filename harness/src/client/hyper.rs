@@ -155,7 +155,10 @@ impl HyperClient {
         let request = builder.body(Full::new(body)).map_err(|e| failure(ErrorKind::Other, e.to_string()))?;
         let resp = conn.send_request(request).await.map_err(|e| failure(classify(&e), e.to_string()))?;
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let (x_cache, server_timing, ops) = (header("x-cache"), header("server-timing"), header("x-ops"));
+        let (x_cache, server_timing, ops) = {
+            use crate::target::headers::{SERVER_TIMING, X_CACHE, X_OPS};
+            (header(X_CACHE), header(SERVER_TIMING), header(X_OPS))
+        };
         let status = resp.status().as_u16();
         let mut body = resp.into_body();
         let mut bytes = 0u64;

@@ -75,7 +75,10 @@ impl ReqwestClient {
         let fail = |e: ::reqwest::Error| Failure { kind: classify(&e), message: describe(&e) };
         let mut resp = builder.send().await.map_err(fail)?;
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let (x_cache, server_timing, ops) = (header("x-cache"), header("server-timing"), header("x-ops"));
+        let (x_cache, server_timing, ops) = {
+            use crate::target::headers::{SERVER_TIMING, X_CACHE, X_OPS};
+            (header(X_CACHE), header(SERVER_TIMING), header(X_OPS))
+        };
         let status = resp.status().as_u16();
         let mut bytes = 0u64;
         let mut body = req.keep_body.then(Vec::new);

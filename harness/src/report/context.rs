@@ -5,10 +5,11 @@
 use serde_json::{json, Value};
 
 use super::RunReport;
-use crate::bench::{AbSummary, Answer, BenchSummary, Change, Row};
-use crate::compare::Comparison;
+use crate::compare::{Comparison, MetricChange};
+use crate::findings::{AbSummary, Answer, BenchSummary, Row};
 use crate::result::{Measurement, ResultDoc};
 use crate::series::SeriesKey;
+use crate::target::{is_loopback, TargetKind};
 
 pub(super) fn label(doc: &ResultDoc, i: usize) -> String {
     doc.metadata.variant.clone().unwrap_or_else(|| format!("run {}", i + 1))
@@ -31,25 +32,24 @@ pub fn shown_target(target: &str) -> String {
     }
 }
 
-fn is_loopback(target: &str) -> bool {
-    url::Url::parse(target)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]" || h == "::1")
+/// The plain statement of where the numbers come from: what the targets were
+/// (as each result recorded it) and whether they were on this machine.
+fn environment(docs: &[ResultDoc]) -> String {
+    let loopback = docs.iter().all(|d| is_loopback(&d.metadata.target));
+    let kinds: Vec<TargetKind> = docs.iter().map(|d| d.metadata.target_kind).collect();
+    let kind =
+        if kinds.iter().all(|k| *k == TargetKind::BenchWorker) { TargetKind::BenchWorker } else { TargetKind::Http };
+    kind.environment(loopback).to_owned()
 }
 
-/// The plain statement of where the numbers come from.
-fn environment(docs: &[ResultDoc]) -> String {
-    if docs.iter().all(|d| is_loopback(&d.metadata.target)) {
-        "Measured on this machine against loopback targets (local wrangler dev: workerd with KV and D1 \
-         simulated on the same machine). Absolute latencies do not transfer to production, and local KV \
-         sees its own writes at once while production KV is eventually consistent; the verdicts hold for \
-         the environment measured."
-            .into()
-    } else {
-        "Measured against remote targets from this machine: latencies include the network path from here; \
-         production KV is eventually consistent (up to about 60 s between locations)."
-            .into()
+/// "this project's worker, version 1.2.3" / "an HTTP API (no bench protocol)".
+fn target_words(m: &crate::result::Metadata) -> String {
+    let version = m.target_version.as_deref().map(|v| format!(", version {v}")).unwrap_or_default();
+    match m.target_kind {
+        TargetKind::BenchWorker => {
+            format!("target-worker{}", if version.is_empty() { ", version not reported".to_owned() } else { version })
+        }
+        TargetKind::Http => format!("an HTTP API without the bench protocol{version}"),
     }
 }
 
@@ -175,12 +175,12 @@ fn ms(x: f64) -> String {
     }
 }
 
-fn change(c: &Change) -> String {
+fn change(c: &MetricChange) -> String {
     c.to_string()
 }
 
 /// `faster`, `slower` or `same`, as a CSS class and a word.
-fn direction(c: &Change) -> &'static str {
+fn direction(c: &MetricChange) -> &'static str {
     c.direction.as_str()
 }
 
@@ -275,9 +275,9 @@ pub(super) fn bench(s: &BenchSummary, chart: Option<String>) -> Value {
         "answer": answer_context(&s.answer()),
         "profiles": s.profiles,
         "figures": s.figures,
-        "rankings": crate::bench::ranking::rankings(s),
+        "rankings": s.rankings,
         "strategies": s.strategies,
-        "prices": if s.strategies.is_empty() { None } else { Some(crate::bench::ranking::prices()) },
+        "prices": s.prices,
         "runs": runs,
         "chart": chart,
     })
@@ -364,12 +364,12 @@ pub(super) fn run(r: &RunReport<'_>, charts: &[(String, String, String)]) -> Val
         "modelled": first.metadata.measurement.is_modelled(),
         "anonymous_user_write": docs.iter().find_map(|d| d.metadata.anonymous_user_write),
         "harness_version": first.metadata.harness_version,
-        "worker_version": docs
+        "targets": docs
             .iter()
             .enumerate()
-            .map(|(i, d)| format!("{}: {}", label(d, i), d.metadata.worker_version.as_deref().unwrap_or("not reported by the target")))
+            .map(|(i, d)| format!("{}: {}", label(d, i), target_words(&d.metadata)))
             .collect::<Vec<_>>()
-            .join(", "),
+            .join("; "),
         "machine": format!("{} ({} {}, {} CPUs{})", m.hostname, m.os, m.arch, m.cpus, m.cpu_model.as_ref().map(|c| format!(", {c}")).unwrap_or_default()),
         "sources": r.sources,
         "environment": environment(docs),

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::charts::{self, Bar, Line, LineChart};
 use super::context::{label, shown_target};
-use crate::bench::BenchSummary;
 use crate::compare::Comparison;
+use crate::findings::BenchSummary;
 use crate::recorder;
 use crate::result::ResultDoc;
 use crate::series::{Series, SeriesKey};

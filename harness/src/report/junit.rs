@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::context::{f, label};
 use super::{Exporter, Output, Report, RunReport};
-use crate::bench::BenchSummary;
 use crate::claims::ClaimVerdict;
+use crate::findings::BenchSummary;
 use crate::result::{ResultDoc, Status};
 
 pub const NAME: &str = "junit";

@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use crate::bench::BenchSummary;
 use crate::compare::Comparison;
+use crate::findings::BenchSummary;
 use crate::result::ResultDoc;
 
 pub use context::shown_target;

@@ -7,8 +7,8 @@ use std::fmt::Write;
 
 use super::context::shown;
 use super::{Exporter, Output, Report};
-use crate::bench::BenchSummary;
 use crate::compare::Comparison;
+use crate::findings::BenchSummary;
 use crate::result::{ResultDoc, Status};
 use crate::series::SeriesKey;
 
@@ -261,7 +261,7 @@ pub fn render_bench(s: &BenchSummary) -> String {
         "{:<20} {:<12} {:<44} {:<44} {:>6} {:>6}",
         "run", "status", "p50 change [95% CI]", "p99 change [95% CI]", "errors", "stale"
     );
-    let said = |c: &crate::bench::Change, metric: crate::stats::Metric| {
+    let said = |c: &crate::compare::MetricChange, metric: crate::stats::Metric| {
         let word =
             if c.enough_samples { c.direction.as_str().to_owned() } else { format!("n < {}", metric.min_samples()) };
         format!("{c} {word}")
@@ -321,7 +321,7 @@ pub fn render_bench(s: &BenchSummary) -> String {
 
 /// `--strategies`: one table per scenario and measurement, fastest p50 first.
 fn ranking_tables(out: &mut String, s: &BenchSummary) {
-    for k in crate::bench::ranking::rankings(s) {
+    for k in &s.rankings {
         let _ = writeln!(
             out,
             "\n-- strategies, {}, {}{} (change against cache-off [95 % CI]) --",
@@ -348,7 +348,7 @@ fn ranking_tables(out: &mut String, s: &BenchSummary) {
 
 /// The answer in one table: each claim (primary metric, percent faster with its
 /// CI, verdict) per measurement, then the operations per request.
-fn answer_table(out: &mut String, a: &crate::bench::Answer) {
+fn answer_table(out: &mut String, a: &crate::findings::Answer) {
     if !a.rows.is_empty() {
         let _ = writeln!(out, "\n-- the answer: each claim per measurement (p50 with its CI, verdict) --");
     }

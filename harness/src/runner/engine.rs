@@ -346,8 +346,8 @@ async fn run_loop(
     let mut last_snapshot = Instant::now();
     let mut interrupted = false;
     let mut ticker = tokio::time::interval(Duration::from_millis(250));
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    // A run given no flag of its own still stops on Ctrl-C: the process's.
+    let cancel = opts.cancel.clone().unwrap_or_else(crate::cancel::flag);
     let interrupt = |interrupted: &mut bool| {
         *interrupted = true;
         shared.stop.set(true);
@@ -361,12 +361,7 @@ async fn run_loop(
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                if !interrupted && opts.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed)) {
-                    interrupt(&mut interrupted);
-                }
-            }
-            r = &mut ctrl_c, if !interrupted => {
-                if r.is_ok() {
+                if !interrupted && cancel.load(std::sync::atomic::Ordering::Relaxed) {
                     interrupt(&mut interrupted);
                 }
             }

@@ -4,9 +4,10 @@
 //! It takes what was recorded ([`ArmRecord`]s and [`RunFigures`]), not the
 //! engine, so results recorded elsewhere (merged shards) are finished the same way.
 
+use crate::target::TargetInfo;
 use std::time::SystemTime;
 
-use super::{ArmSpec, TargetInfo, CLIENT_BOUND_CPU_SHARE, LATE, MAX_RATE_SHORTFALL, WARN_LATE_SHARE};
+use super::{ArmSpec, CLIENT_BOUND_CPU_SHARE, LATE, MAX_RATE_SHORTFALL, WARN_LATE_SHARE};
 use crate::client::{ClientKind, ErrorKind};
 use crate::recorder::{IntervalSummary, Recorder};
 use crate::result::{self, Machine, Metadata, ResultDoc, RunFigures, SeriesDoc, Status};
@@ -286,7 +287,8 @@ impl DocContext<'_> {
                 variant: arm.spec.label.clone(),
                 git_revision: self.git.clone(),
                 harness_version: env!("CARGO_PKG_VERSION").to_owned(),
-                worker_version: arm.target.version.clone(),
+                target_kind: arm.target.kind,
+                target_version: arm.target.version.clone(),
                 servers: arm.servers.clone(),
                 measurement: arm.target.measurement.clone(),
                 anonymous_user_write: arm.target.anonymous_user_write,

@@ -16,14 +16,16 @@ mod iteration;
 mod writer;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::client::{HttpClient, Request};
+use crate::client::HttpClient;
 use crate::cpu;
 use crate::recorder;
-use crate::result::{self, Machine, Measurement, ResultDoc, RunFiles};
+use crate::result::{self, Machine, ResultDoc, RunFiles};
 use crate::scenario::Scenario;
 use crate::shard::Shard;
+use crate::target::{Target, TargetChoice, TargetInfo};
 use crate::users::Population;
 use engine::Arm;
 use finish::{ArmRecord, DocContext, Ending, Judging};
@@ -50,24 +52,24 @@ pub struct ArmSpec {
     pub label: Option<String>,
     /// Base URL requests are sent to (scheme, host, port, optional path prefix).
     pub target: String,
-    /// Headers added to every request (e.g. `x-bench-cache: off`).
+    /// Headers added to every request (e.g. a cache switch).
     pub extra_headers: Vec<(String, String)>,
 }
 
 impl ArmSpec {
-    /// An arm of a one-target A/B: the target's cache set for each request by
-    /// `x-bench-cache` (`on`, `off` or layers), which it honours only with its
-    /// bench secret.
-    pub fn with_bench_cache(
+    /// An arm of a one-target A/B: the target's cache set for each request as
+    /// the target switches it (this project's worker: `x-bench-cache`, honoured
+    /// only with its bench secret).
+    pub fn with_cache(
         label: &str,
-        target: &str,
+        url: &str,
         mut extra_headers: Vec<(String, String)>,
+        target: &dyn Target,
         secret: &str,
         cache: &str,
-    ) -> ArmSpec {
-        extra_headers.push(("x-bench-secret".into(), secret.to_owned()));
-        extra_headers.push(("x-bench-cache".into(), cache.to_owned()));
-        ArmSpec { label: Some(label.to_owned()), target: target.to_owned(), extra_headers }
+    ) -> Result<ArmSpec, String> {
+        extra_headers.extend(target.cache_switch(secret, cache)?);
+        Ok(ArmSpec { label: Some(label.to_owned()), target: url.to_owned(), extra_headers })
     }
 }
 
@@ -103,6 +105,9 @@ pub struct RunOptions {
     /// this (`--align-start`): shards started on several machines within one such
     /// period begin together.
     pub align_start: Option<Duration>,
+    /// What the targets are: what is asked of them before the run, and what
+    /// their results and reports say they are.
+    pub target: Arc<dyn Target>,
 }
 
 impl RunOptions {
@@ -123,6 +128,7 @@ impl RunOptions {
             live: None,
             tls: crate::client::TlsOptions::default(),
             align_start: None,
+            target: TargetChoice::Auto.target(),
         }
     }
 }
@@ -194,7 +200,9 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     for (i, spec) in opts.arms.iter().enumerate() {
         // The arm's own connection asks; it then carries the run's first requests.
         let mut arm = arm_for(scenario, opts, i, spec, &TargetInfo::default())?;
-        let info = target_info(&arm.client, &spec.extra_headers).await;
+        let info = crate::target::describe(opts.target.as_ref(), &arm.client, &spec.extra_headers)
+            .await
+            .map_err(|e| RunError::Setup(format!("{}: {e}", spec.target)))?;
         arm.record.get_mut().target = info.clone();
         infos.push(info);
         arms.push(arm);
@@ -467,46 +475,6 @@ async fn preflight(target: &str, tls: &crate::client::TlsOptions) -> Result<(), 
         Err(_) => Err(RunError::Unreachable(format!(
             "TLS handshake with {host}:{port}: no answer within 5 s (is it an https:// port?)"
         ))),
-    }
-}
-
-/// What a target's `GET /health` says about itself.
-#[derive(Debug, Clone, Default)]
-pub struct TargetInfo {
-    pub version: Option<String>,
-    /// `modelled: <profile>` when the target adds a latency profile's delays.
-    pub measurement: Measurement,
-    pub anonymous_user_write: Option<bool>,
-}
-
-impl TargetInfo {
-    /// From the body of a `GET /health` (the target worker's shape; any other
-    /// server's leaves everything unknown and the run counted as measured).
-    pub fn from_health(body: &serde_json::Value) -> TargetInfo {
-        let profile = &body["latency_profile"];
-        let measurement = match (profile["modelled"].as_bool(), profile["name"].as_str()) {
-            (Some(true), Some(name)) => Measurement::Modelled(name.to_owned()),
-            _ => Measurement::Measured,
-        };
-        TargetInfo {
-            version: body["version"].as_str().map(str::to_owned),
-            measurement,
-            anonymous_user_write: body["anonymous_user_write"].as_bool(),
-        }
-    }
-}
-
-/// Asks the target's `GET /health`, with the arm's headers (a profile chosen per
-/// request applies to it too), what it is; any other answer, or none within 2 s,
-/// leaves it unknown.
-async fn target_info(client: &HttpClient, headers: &[(String, String)]) -> TargetInfo {
-    let req = Request { method: "GET", path: "/health", headers, body: None, keep_body: true };
-    let Ok(Ok(reply)) = tokio::time::timeout(Duration::from_secs(2), client.send(req)).await else {
-        return TargetInfo::default();
-    };
-    match serde_json::from_slice::<serde_json::Value>(reply.body.as_deref().unwrap_or_default()) {
-        Ok(body) if reply.status == 200 => TargetInfo::from_health(&body),
-        _ => TargetInfo::default(),
     }
 }
 

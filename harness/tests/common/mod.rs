@@ -32,6 +32,10 @@ request = { path = "/x" }
 
 #[derive(Clone, Debug)]
 pub enum Behaviour {
+    /// A plain API: see [`plain`].
+    Plain { log: FullLog },
+    /// A plain API with the worker's seeding routes: see [`plain`].
+    BenchProtocol { log: FullLog },
     /// Answers every request after exactly this long.
     Delay(Duration),
     /// Answers after `base`; once every `period`, starting `first` after the first
@@ -61,6 +65,32 @@ pub enum Behaviour {
         log: Arc<Mutex<Vec<(String, String)>>>,
         values: Arc<Mutex<std::collections::HashMap<String, (String, String)>>>,
     },
+}
+
+/// Method, path, the `x-bench-secret` header and the body of every request a
+/// `Plain` or `BenchProtocol` server answered.
+pub type FullLog = Arc<Mutex<Vec<(String, String, Option<String>, String)>>>;
+
+/// A plain API (`Plain`): 200 `{"ok":true}` to every path, `/health` included,
+/// with none of the worker's headers; or (`BenchProtocol`) one that also speaks
+/// the worker's seeding routes: `/__bench/reset` and `/__bench/seed` answer 200
+/// with the secret `s` and 404 without it.
+async fn plain(req: Request<hyper::body::Incoming>, log: &FullLog, bench: bool) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let secret = req.headers().get("x-bench-secret").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    log.lock().unwrap().push((method, path.clone(), secret.clone(), String::from_utf8_lossy(&body).into_owned()));
+    let answer = |status: u16, body: &'static str| {
+        Response::builder().status(status).body(Full::new(Bytes::from_static(body.as_bytes()))).unwrap()
+    };
+    match path.as_str() {
+        "/__bench/reset" | "/__bench/seed" if bench && secret.as_deref() != Some("s") => answer(404, "not found"),
+        "/__bench/reset" if bench => answer(200, r#"{"done":true}"#),
+        "/__bench/seed" if bench => answer(200, r#"{"seeded":true}"#),
+        _ => answer(200, r#"{"ok":true}"#),
+    }
 }
 
 pub struct TestServer {
@@ -94,15 +124,20 @@ async fn answer(
     first: Arc<Mutex<Option<Instant>>>,
     serial: Arc<tokio::sync::Mutex<()>>,
 ) -> Response<Full<Bytes>> {
+    if let Behaviour::Plain { log } | Behaviour::BenchProtocol { log } = &b {
+        return plain(req, log, matches!(b, Behaviour::BenchProtocol { .. })).await;
+    }
     if req.uri().path() == "/health" {
-        // What the target worker answers; the harness records the version and,
-        // as the worker does for `x-bench-profile`, the latency profile in effect.
+        // What the target worker answers (in its shape: the cache mode); the
+        // harness records the version and, as the worker does for
+        // `x-bench-profile`, the latency profile in effect.
+        let mode = req.headers().get("x-bench-cache").and_then(|v| v.to_str().ok()).unwrap_or("on").to_owned();
         let body = match req.headers().get("x-bench-profile").and_then(|v| v.to_str().ok()) {
             Some(p) => format!(
-                r#"{{"status":"ok","version":"test-1.2.3","latency_profile":{{"name":"{p}","modelled":{}}},"anonymous_user_write":true}}"#,
+                r#"{{"status":"ok","version":"test-1.2.3","cache":{{"mode":"{mode}"}},"latency_profile":{{"name":"{p}","modelled":{}}},"anonymous_user_write":true}}"#,
                 p != "local"
             ),
-            None => r#"{"status":"ok","version":"test-1.2.3"}"#.to_owned(),
+            None => format!(r#"{{"status":"ok","version":"test-1.2.3","cache":{{"mode":"{mode}"}}}}"#),
         };
         return Response::builder().status(200).body(Full::new(Bytes::from(body))).unwrap();
     }
@@ -143,6 +178,7 @@ async fn answer(
         }
         Behaviour::Status(s) => ok(s),
         Behaviour::Close => unreachable!("connections are closed on accept"),
+        Behaviour::Plain { .. } | Behaviour::BenchProtocol { .. } => unreachable!("answered above"),
         Behaviour::Shaped { median, tail_every, drift, served } => {
             use rand::Rng;
             let n = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

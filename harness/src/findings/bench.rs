@@ -7,64 +7,16 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::profiles::{FigureSource, ProfileSummary};
-use super::staleness::Staleness;
-use super::strategies::StrategyInfo;
+use super::ranking::{Prices, Ranking};
+use super::strategies::{FigureSource, ProfileSummary, Staleness, StrategyInfo};
 use crate::claims::{ClaimVerdict, Verdict};
-use crate::compare::{Comparison, Direction, MetricChange};
+use crate::compare::{Comparison, MetricChange};
 use crate::recorder::Ops;
 use crate::result::{self, Measurement, ResultDoc, Status};
 use crate::series::SeriesKey;
 use crate::stats::Metric;
 
 pub const BENCH_SCHEMA: &str = "cache-bench/bench/v1";
-
-/// The change of one metric from A to B: relative, with its 95 % CI.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    pub change: f64,
-    pub ci_low: f64,
-    pub ci_high: f64,
-    pub direction: Direction,
-    /// Both arms had enough requests for the percentile ([`Metric::min_samples`]).
-    #[serde(default = "yes")]
-    pub enough_samples: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Change {
-    /// Half the CI's width, in percentage points: the precision of the change.
-    pub fn half_width(&self) -> f64 {
-        (self.ci_high - self.ci_low) * 50.0
-    }
-}
-
-impl From<&MetricChange> for Change {
-    fn from(m: &MetricChange) -> Change {
-        Change {
-            change: m.change,
-            ci_low: m.ci_low,
-            ci_high: m.ci_high,
-            direction: m.direction,
-            enough_samples: m.enough_samples,
-        }
-    }
-}
-
-/// "−12.3 % [−15.0, −9.1]": the change of B against A and its 95 % CI.
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.change.is_finite() {
-            write!(f, "{:+.1} %", self.change * 100.0)?;
-        } else {
-            f.write_str("–")?;
-        }
-        write!(f, " [{:+.1}, {:+.1}]", self.ci_low * 100.0, self.ci_high * 100.0)
-    }
-}
 
 /// Whether an A/B of the bench can be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,10 +62,10 @@ pub struct Row {
     /// Milliseconds, A and B.
     pub p50_a: f64,
     pub p50_b: f64,
-    pub p50: Change,
+    pub p50: MetricChange,
     pub p99_a: f64,
     pub p99_b: f64,
-    pub p99: Change,
+    pub p99: MetricChange,
     /// The p50 change survives the Benjamini–Hochberg correction over the run's
     /// series (the per-tag table is exploratory).
     #[serde(default)]
@@ -182,7 +134,7 @@ impl AbSummary {
         self.layer.is_none()
             && !self.control
             && !self.cold_start
-            && self.strategy.as_deref().is_none_or(|s| s == super::strategies::DEFAULT)
+            && self.strategy.as_deref().is_none_or(|s| s == bench_seed::strategies::DEFAULT)
     }
 
     /// The row of every request, the run's headline.
@@ -218,6 +170,12 @@ pub struct BenchSummary {
     pub profiles: Vec<ProfileSummary>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub figures: Vec<FigureSource>,
+    /// `--strategies`: each scenario's ranking, computed once from the runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rankings: Vec<Ranking>,
+    /// The prices the rankings' costs were computed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<Prices>,
     /// `--strategies`: the strategies ranked, as the worker describes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub strategies: Vec<StrategyInfo>,
@@ -228,13 +186,13 @@ pub struct BenchSummary {
 
 impl BenchSummary {
     /// A bench that has not run anything yet: invalid until runs are added.
-    pub(super) fn begin(started_at: String, local: bool, quick: bool) -> BenchSummary {
+    pub fn begin(started_at: String, local: bool, quick: bool) -> BenchSummary {
         BenchSummary {
             schema: BENCH_SCHEMA.to_owned(),
             started_at,
             wall_s: 0.0,
             mode: if local { "local wrangler dev".into() } else { "deployed".into() },
-            environment: environment_statement(local),
+            environment: environment_statement(local).to_owned(),
             target_on: "–".into(),
             target_off: "–".into(),
             quick,
@@ -250,6 +208,8 @@ impl BenchSummary {
             figures: Vec::new(),
             strategies: Vec::new(),
             staleness: Vec::new(),
+            rankings: Vec::new(),
+            prices: None,
         }
     }
 
@@ -326,7 +286,7 @@ impl BenchSummary {
 
 /// The rows of the verdict table: every request, then each tag and its
 /// server-side timings (cache-outcome and per-step series stay in the run's report).
-pub(super) fn rows(c: &Comparison, a: &ResultDoc, b: &ResultDoc) -> Vec<Row> {
+pub fn rows(c: &Comparison, a: &ResultDoc, b: &ResultDoc) -> Vec<Row> {
     let ms = |doc: &ResultDoc, series: &SeriesKey, m: Metric| -> f64 {
         doc.series_of(series).map_or(f64::NAN, |s| match m {
             Metric::P50 => s.corrected_ms.p50,
@@ -345,10 +305,10 @@ pub(super) fn rows(c: &Comparison, a: &ResultDoc, b: &ResultDoc) -> Vec<Row> {
                 count_b: s.count_b,
                 p50_a: if server_side { p50.a } else { ms(a, &s.series, Metric::P50) },
                 p50_b: if server_side { p50.b } else { ms(b, &s.series, Metric::P50) },
-                p50: p50.into(),
+                p50: p50.clone(),
                 p99_a: if server_side { p99.a } else { ms(a, &s.series, Metric::P99) },
                 p99_b: if server_side { p99.b } else { ms(b, &s.series, Metric::P99) },
-                p99: p99.into(),
+                p99: p99.clone(),
                 fdr_significant: s.fdr_significant,
                 summary: s.summary.clone(),
             })
@@ -368,7 +328,7 @@ fn floor_of(control: &AbSummary, series: &str) -> Option<f64> {
 /// A claim whose effect is within the A/A control's floor is not called: what
 /// two instances of the same arm show cannot be told from a cache effect.
 /// Each measurement's runs are held to that measurement's control.
-pub(super) fn hold_to_control(runs: &mut [AbSummary]) {
+pub fn hold_to_control(runs: &mut [AbSummary]) {
     let controls: Vec<AbSummary> = runs.iter().filter(|r| r.control && r.status.is_valid()).cloned().collect();
     for control in &controls {
         hold_to(control, runs);
@@ -396,7 +356,7 @@ fn hold_to(control: &AbSummary, runs: &mut [AbSummary]) {
     }
 }
 
-pub(super) fn status_of(docs: &[&ResultDoc]) -> AbStatus {
+pub fn status_of(docs: &[&ResultDoc]) -> AbStatus {
     if docs.iter().any(|d| d.run.status == Status::Interrupted) {
         AbStatus::Interrupted
     } else if docs.iter().any(|d| d.run.status == Status::Invalid) {
@@ -406,138 +366,7 @@ pub(super) fn status_of(docs: &[&ResultDoc]) -> AbStatus {
     }
 }
 
-fn environment_statement(local: bool) -> String {
-    if local {
-        "Measured on this machine under local `wrangler dev`: workerd with KV and D1 simulated on the same \
-         machine (two worker processes, cache on and cache off, each with its own local state). Absolute \
-         latencies do not transfer to production, where KV is a network store with edge caches and D1 a \
-         remote database; local KV also sees its own writes at once, while production KV is eventually \
-         consistent. The verdicts hold for the environment measured."
-            .into()
-    } else {
-        "Measured against deployed workers from this machine: latencies include the network path from here \
-         to the edge; production KV is eventually consistent (up to about 60 s between locations), so \
-         read-your-writes is only guaranteed at the location that wrote."
-            .into()
-    }
-}
-
-/// One claim under one measurement, for the answer table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AnswerCell {
-    /// The run it was judged on.
-    pub run: String,
-    pub verdict: Verdict,
-    /// The primary metric: percent faster (negative: slower) and its CI.
-    pub improvement: f64,
-    pub ci_low: f64,
-    pub ci_high: f64,
-}
-
-impl fmt::Display for AnswerCell {
-    /// "12.3 % faster (CI 8.1–16.0 % faster): confirmed".
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use crate::claims::{ci_words, speed};
-        let ci = ci_words(self.ci_low, self.ci_high, "");
-        write!(f, "{} ({}): {}", speed(self.improvement), ci.trim_start(), self.verdict.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AnswerRow {
-    pub claim: String,
-    pub statement: String,
-    /// One per measurement of [`Answer::columns`]; `None` when not judged there.
-    pub cells: Vec<Option<AnswerCell>>,
-}
-
-/// Backend operations per request of one scenario run, cache off and on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OpsRow {
-    pub measurement: Measurement,
-    pub run: String,
-    pub off: Ops,
-    pub on: Ops,
-}
-
-/// A fresh isolate's request, cache off and on, beside the warm answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ColdRow {
-    pub measurement: Measurement,
-    /// The step's tag series (`tag:cold-first`…).
-    pub series: SeriesKey,
-    pub samples: u64,
-    pub p50_off: f64,
-    pub p50_on: f64,
-    pub p50: Change,
-}
-
-/// The bench's answer in one table: each claim measured and under each profile,
-/// what a request costs in KV and D1 operations with and without the cache, and
-/// what a fresh isolate's requests cost.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Answer {
-    pub columns: Vec<Measurement>,
-    pub rows: Vec<AnswerRow>,
-    pub ops: Vec<OpsRow>,
-    pub cold: Vec<ColdRow>,
-}
-
-impl BenchSummary {
-    pub fn answer(&self) -> Answer {
-        let columns = self.groups();
-        let mut rows: Vec<AnswerRow> = Vec::new();
-        for (i, m) in columns.iter().enumerate() {
-            for (run, c) in self.headline_claims_under(m) {
-                let row = match rows.iter().position(|r| r.claim == c.name) {
-                    Some(k) => &mut rows[k],
-                    None => {
-                        rows.push(AnswerRow {
-                            claim: c.name.clone(),
-                            statement: c.statement.clone(),
-                            cells: vec![None; columns.len()],
-                        });
-                        rows.last_mut().expect("just pushed")
-                    }
-                };
-                row.cells[i] = c.metrics.first().map(|p| AnswerCell {
-                    run: run.to_owned(),
-                    verdict: c.verdict,
-                    improvement: p.improvement,
-                    ci_low: p.ci_low,
-                    ci_high: p.ci_high,
-                });
-            }
-        }
-        let ops = self
-            .runs
-            .iter()
-            .filter(|r| r.is_warm_ab() && !(r.ops_a.is_empty() && r.ops_b.is_empty()))
-            .map(|r| OpsRow {
-                measurement: r.measurement.clone(),
-                run: r.name.clone(),
-                off: r.ops_a.clone(),
-                on: r.ops_b.clone(),
-            })
-            .collect();
-        Answer { columns, rows, ops, cold: self.cold_rows() }
-    }
-
-    /// Each cold-start run's steps, cache off → on.
-    fn cold_rows(&self) -> Vec<ColdRow> {
-        self.runs
-            .iter()
-            .filter(|r| r.cold_start)
-            .flat_map(|r| {
-                r.rows.iter().filter(|x| !x.series.is_server_side() && !x.series.is_all()).map(|x| ColdRow {
-                    measurement: r.measurement.clone(),
-                    series: x.series.clone(),
-                    samples: x.count_a.min(x.count_b),
-                    p50_off: x.p50_a,
-                    p50_on: x.p50_b,
-                    p50: x.p50.clone(),
-                })
-            })
-            .collect()
-    }
+/// The bench's targets are this project's worker: local `wrangler dev`, or deployed.
+fn environment_statement(local: bool) -> &'static str {
+    crate::target::TargetKind::BenchWorker.environment(local)
 }

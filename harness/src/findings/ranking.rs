@@ -16,8 +16,9 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use super::staleness::{Side, Staleness};
-use super::summary::{AbSummary, BenchSummary, Change};
+use super::bench::{AbSummary, BenchSummary};
+use super::strategies::{Side, Staleness};
+use crate::compare::MetricChange;
 use crate::recorder::Ops;
 
 /// The price file, compiled in.
@@ -73,7 +74,7 @@ pub fn cost_per_million(ops: &Ops, prices: &Prices) -> Option<f64> {
 }
 
 /// One strategy's row of a ranking.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankRow {
     /// 1 = the largest p50 reduction among the valid runs; `None` for the baseline
     /// and for invalid runs.
@@ -102,7 +103,7 @@ pub struct RankRow {
 }
 
 /// The ranking of one scenario under one measurement.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ranking {
     pub measurement: String,
     pub modelled: bool,
@@ -122,7 +123,7 @@ fn usd(x: f64) -> String {
     }
 }
 
-fn change(c: &Change) -> String {
+fn change(c: &MetricChange) -> String {
     format!("{c} {}", c.direction.as_str())
 }
 
@@ -174,7 +175,7 @@ fn fresh_words(side: &Side, probes: u32) -> String {
             ", {} of {} never fresh within {} s",
             side.never_fresh,
             seen + side.never_fresh as usize,
-            super::staleness::MAX_WAIT.as_secs()
+            super::strategies::MAX_WAIT.as_secs()
         ));
     }
     out
@@ -319,33 +320,6 @@ mod tests {
         let want = 2.0 * 0.5 + 0.5 * 5.0 + 1.0 * d1;
         assert!((cost_per_million(&ops, p).unwrap() - want).abs() < 1e-9);
         assert_eq!(cost_per_million(&Ops::default(), p), None);
-    }
-
-    /// The bench page and summary show the strategies' contracts and every price
-    /// with its source.
-    #[test]
-    fn reports_show_the_contracts_and_the_prices_with_their_sources() {
-        let mut s = BenchSummary::begin("2026-11-30T00:00:00Z".into(), true, true);
-        s.strategies = vec![super::super::strategies::StrategyInfo {
-            name: "memory".into(),
-            contract: "the isolate that took a write serves it at once".into(),
-            risk: "other isolates serve the old list".into(),
-        }];
-        let dir = tempfile::tempdir().unwrap();
-        let out = crate::report::export(
-            &crate::report::Report::Bench(&s),
-            crate::report::Destinations { dir: Some(dir.path()), terminal: false },
-        )
-        .unwrap();
-        drop(out);
-        let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
-        assert!(html.contains("the isolate that took a write serves it at once"), "contract");
-        for k in PRICED {
-            assert!(html.contains(&format!("<td>{k}</td>")), "{k} missing from the price table");
-        }
-        assert!(html.contains("Cloudflare docs, D1 pricing"), "the source of a price");
-        let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
-        assert!(md.contains("**memory**: the isolate that took a write"), "{md}");
     }
 
     #[test]
