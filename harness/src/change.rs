@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::compare::CompareOptions;
 use crate::series::SeriesKey;
-use crate::stats::{self, Blocks, Dist, Interval, MannWhitney, Metric, MIN_BLOCKS};
+use crate::stats::{self, Blocks, Dist, Interval, MannWhitney, Metric, PerMetric, MIN_BLOCKS};
 
 /// What a metric's change says, by one rule used by the verdict tables, the
 /// claims' wording and the regression gate.
@@ -230,7 +230,7 @@ fn intervals(
     joint: bool,
     opts: &CompareOptions,
     rng: &mut SmallRng,
-) -> ([Interval; 5], Resampling) {
+) -> (PerMetric<Interval>, Resampling) {
     if let (Some(ba), Some(bb)) = (&a.blocks, &b.blocks) {
         let (len, blocks) = stats::block_layout(ba, bb, joint);
         if blocks >= MIN_BLOCKS && ba.unit_ms == bb.unit_ms {

@@ -96,48 +96,6 @@ fn merge_series(a: &SeriesDoc, b: &SeriesDoc, offset: u64) -> Result<SeriesDoc, 
     Ok(out)
 }
 
-fn merge_run(a: &RunFigures, b: &RunFigures) -> RunFigures {
-    let measured_s = a.measured_s + b.measured_s;
-    let started = a.started_iterations + b.started_iterations;
-    let worst = |x: Status, y: Status| {
-        let rank = |s: Status| match s {
-            Status::Complete => 0,
-            Status::Running => 1,
-            Status::Invalid => 2,
-            Status::Interrupted => 3,
-        };
-        if rank(y) > rank(x) {
-            y
-        } else {
-            x
-        }
-    };
-    let mut warnings = a.warnings.clone();
-    warnings.extend(b.warnings.iter().filter(|w| !a.warnings.contains(w)).cloned());
-    let mut invalid_reasons = a.invalid_reasons.clone();
-    invalid_reasons.extend(b.invalid_reasons.iter().cloned());
-    let per_request = |r: &RunFigures| r.client_cpu_us_per_request * r.requests as f64;
-    let requests = a.requests + b.requests;
-    RunFigures {
-        status: worst(a.status, b.status),
-        invalid_reasons,
-        warnings,
-        warmup_s: a.warmup_s + b.warmup_s,
-        measured_s,
-        target_rate: a.target_rate,
-        achieved_rate: if measured_s > 0.0 { started as f64 / measured_s } else { 0.0 },
-        scheduled_iterations: a.scheduled_iterations + b.scheduled_iterations,
-        started_iterations: started,
-        dropped_iterations: a.dropped_iterations + b.dropped_iterations,
-        late_sends: a.late_sends + b.late_sends,
-        requests,
-        warmup_requests: a.warmup_requests + b.warmup_requests,
-        client_cpu_share: a.client_cpu_share.max(b.client_cpu_share),
-        client_cpu_us_per_request: if requests > 0 { (per_request(a) + per_request(b)) / requests as f64 } else { 0.0 },
-        client_max_rss_kib: a.client_max_rss_kib.max(b.client_max_rss_kib),
-    }
-}
-
 /// Results that may be merged: one scenario file, one kind of measurement.
 fn check_compatible(a: &ResultDoc, b: &ResultDoc) -> Result<(), String> {
     if a.metadata.scenario_sha256 != b.metadata.scenario_sha256 {
@@ -175,7 +133,7 @@ pub fn merge(earlier: &ResultDoc, later: &ResultDoc) -> Result<ResultDoc, String
     Ok(ResultDoc {
         schema: earlier.schema.clone(),
         metadata,
-        run: merge_run(&earlier.run, &later.run),
+        run: merge_run(&[&earlier.run, &later.run], Timing::Sequential),
         series,
         intervals,
         thresholds,
@@ -214,9 +172,17 @@ fn combine_blocks(doc: &mut ResultDoc) {
 /// percentiles come from the added histograms (or, for older files without
 /// them, the most any part saw, marked by the absence of a histogram).
 fn add_intervals(parts: &[ResultDoc]) -> Result<Vec<crate::recorder::IntervalSummary>, String> {
+    add_seconds(parts.iter().map(|p| p.intervals.as_slice()))
+}
+
+/// Seconds of parts that ran at once, aligned: each second's counts and
+/// histograms added, its percentiles recomputed from the sum.
+pub(crate) fn add_seconds<'a>(
+    parts: impl Iterator<Item = &'a [crate::recorder::IntervalSummary]>,
+) -> Result<Vec<crate::recorder::IntervalSummary>, String> {
     let mut by_second: BTreeMap<(u64, String), crate::recorder::IntervalSummary> = BTreeMap::new();
     for part in parts {
-        for i in &part.intervals {
+        for i in part {
             let key = (i.t, i.series.clone());
             let Some(into) = by_second.get_mut(&key) else {
                 by_second.insert(key, i.clone());
@@ -250,22 +216,52 @@ fn add_intervals(parts: &[ResultDoc]) -> Result<Vec<crate::recorder::IntervalSum
     Ok(by_second.into_values().collect())
 }
 
-/// The run figures of parts that ran at the same time: counts add, the measured
-/// time is the longest part's, so rates add. CPU is each part's own machine's:
-/// the largest share, and the CPU per request over all requests.
-fn concurrent_run(parts: &[ResultDoc]) -> RunFigures {
-    let sum = |f: fn(&RunFigures) -> u64| parts.iter().map(|p| f(&p.run)).sum::<u64>();
-    let max = |f: fn(&RunFigures) -> f64| parts.iter().map(|p| f(&p.run)).fold(0.0, f64::max);
-    let measured_s = max(|r| r.measured_s);
+/// How the parts of a merge shared time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timing {
+    /// One after the other (stages of one run, cold starts): times add, the
+    /// target rate is the first's, the worst status and every reason stand.
+    Sequential,
+    /// At the same time (threads, shards): the measured time is the longest
+    /// part's, so rates add; status and reasons are left to the judging.
+    Concurrent,
+}
+
+/// The run figures of `parts` as one: counts add, times as `timing` says. CPU
+/// is each part's own machine's: the largest share, and the CPU per request
+/// over all requests.
+pub(crate) fn merge_run(parts: &[&RunFigures], timing: Timing) -> RunFigures {
+    let sum = |f: fn(&RunFigures) -> u64| parts.iter().map(|p| f(p)).sum::<u64>();
+    let max = |f: fn(&RunFigures) -> f64| parts.iter().map(|p| f(p)).fold(0.0, f64::max);
+    let time = |f: fn(&RunFigures) -> f64| match timing {
+        Timing::Sequential => parts.iter().map(|p| f(p)).sum(),
+        Timing::Concurrent => max(f),
+    };
+    let measured_s = time(|r| r.measured_s);
     let started = sum(|r| r.started_iterations);
     let requests = sum(|r| r.requests);
-    let cpu_us: f64 = parts.iter().map(|p| p.run.client_cpu_us_per_request * p.run.requests as f64).sum();
-    let target_rate = parts.iter().map(|p| p.run.target_rate).sum::<Option<f64>>();
+    let cpu_us: f64 = parts.iter().map(|p| p.client_cpu_us_per_request * p.requests as f64).sum();
+    let (status, invalid_reasons, warnings, target_rate) = match timing {
+        Timing::Sequential => {
+            let mut warnings: Vec<String> = Vec::new();
+            for w in parts.iter().flat_map(|p| &p.warnings) {
+                if !warnings.contains(w) {
+                    warnings.push(w.clone());
+                }
+            }
+            let status = parts.iter().map(|p| p.status).max_by_key(|s| severity(*s)).unwrap_or(Status::Complete);
+            let reasons = parts.iter().flat_map(|p| p.invalid_reasons.iter().cloned()).collect();
+            (status, reasons, warnings, parts.first().and_then(|p| p.target_rate))
+        }
+        Timing::Concurrent => {
+            (Status::Running, Vec::new(), Vec::new(), parts.iter().map(|p| p.target_rate).sum::<Option<f64>>())
+        }
+    };
     RunFigures {
-        status: Status::Running,
-        invalid_reasons: Vec::new(),
-        warnings: Vec::new(),
-        warmup_s: max(|r| r.warmup_s),
+        status,
+        invalid_reasons,
+        warnings,
+        warmup_s: time(|r| r.warmup_s),
         measured_s,
         target_rate,
         achieved_rate: if measured_s > 0.0 { started as f64 / measured_s } else { 0.0 },
@@ -277,7 +273,17 @@ fn concurrent_run(parts: &[ResultDoc]) -> RunFigures {
         warmup_requests: sum(|r| r.warmup_requests),
         client_cpu_share: max(|r| r.client_cpu_share),
         client_cpu_us_per_request: if requests > 0 { cpu_us / requests as f64 } else { 0.0 },
-        client_max_rss_kib: parts.iter().map(|p| p.run.client_max_rss_kib).max().unwrap_or(0),
+        client_max_rss_kib: parts.iter().map(|p| p.client_max_rss_kib).max().unwrap_or(0),
+    }
+}
+
+/// How bad a status is: the worse of two parts' stands for both.
+fn severity(s: Status) -> u8 {
+    match s {
+        Status::Complete => 0,
+        Status::Running => 1,
+        Status::Invalid => 2,
+        Status::Interrupted => 3,
     }
 }
 
@@ -312,7 +318,7 @@ pub fn merge_concurrent(parts: &[ResultDoc], label: &dyn Fn(usize) -> String) ->
             series.insert(key.clone(), merged);
         }
     }
-    let mut run = concurrent_run(&aligned);
+    let mut run = merge_run(&aligned.iter().map(|d| &d.run).collect::<Vec<_>>(), Timing::Concurrent);
     for (i, p) in parts.iter().enumerate() {
         run.invalid_reasons.extend(p.run.invalid_reasons.iter().map(|r| format!("{}: {r}", label(i))));
         if p.run.status == Status::Interrupted {

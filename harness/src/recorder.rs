@@ -105,6 +105,43 @@ impl Ops {
     }
 }
 
+impl SeriesStats {
+    /// Adds what another thread of the same run recorded of this series: the
+    /// histograms by HDR addition (lossless), everything else by counting.
+    pub fn add(&mut self, o: &SeriesStats) {
+        add_histogram(&mut self.corrected, &o.corrected);
+        add_histogram(&mut self.raw, &o.raw);
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.check_failures += o.check_failures;
+        self.stale_reads += o.stale_reads;
+        add_counts(&mut self.status, &o.status);
+        add_counts(&mut self.error_kinds, &o.error_kinds);
+        self.bytes += o.bytes;
+        for (layer, outcomes) in &o.cache {
+            add_counts(self.cache.entry(layer.clone()).or_default(), outcomes);
+        }
+        for (entry, h) in &o.server_timing {
+            add_histogram(self.server_timing.entry(entry.clone()).or_insert_with(new_histogram), h);
+        }
+        for (block, values) in &o.blocks {
+            add_counts(self.blocks.entry(*block).or_default(), values);
+        }
+        self.ops.add(&o.ops);
+    }
+}
+
+fn add_histogram(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    // Both auto-resize from the same bounds: addition cannot fail short of memory.
+    into.add(from).expect("histograms of one run add");
+}
+
+fn add_counts<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
+    for (k, n) in from {
+        *into.entry(k.clone()).or_insert(0) += n;
+    }
+}
+
 impl Default for SeriesStats {
     fn default() -> Self {
         SeriesStats {
@@ -215,6 +252,13 @@ fn ms(us: u64) -> f64 {
 }
 
 impl Recorder {
+    /// Adds another thread's series of the same run.
+    pub fn add(&mut self, o: &Recorder) {
+        for (key, stats) in &o.series {
+            series_mut(&mut self.series, key).add(stats);
+        }
+    }
+
     pub fn record(&mut self, s: &Sample) {
         let reply = s.result.ok();
         let cache: Vec<(&str, &str)> = reply.and_then(|r| r.x_cache.as_deref()).map(parse_x_cache).unwrap_or_default();
@@ -349,6 +393,62 @@ mod tests {
             parse_server_timing("bot;desc=hit;dur=0.4, kv;dur=1.2, total;dur=5.000, cfEdge;desc=x"),
             vec![("bot", 400), ("kv", 1200), ("total", 5000)]
         );
+    }
+
+    /// Two threads' recorders added equal one recorder that saw every request:
+    /// the in-memory merge of a threaded run loses nothing.
+    #[test]
+    fn recorders_added_equal_one_that_saw_everything() {
+        let reply = |cache: &str, timing: &str| Reply {
+            status: 200,
+            x_cache: Some(cache.into()),
+            server_timing: Some(timing.into()),
+            ops: Some("kv-read=1,d1-read=2".into()),
+            bytes: 7,
+            body: None,
+        };
+        let (hit, miss) = (reply("bot=hit", "kv;dur=0.5"), reply("bot=miss", "kv;dur=3, d1;dur=9"));
+        let fail = Failure { kind: ErrorKind::Reset, message: "r".into() };
+        let series = [StepSeries::new("a", &["t".to_owned()]), StepSeries::new("b", &[])];
+        let (mut one, mut two, mut both) = (Recorder::default(), Recorder::default(), Recorder::default());
+        for i in 0..400u64 {
+            let result = match i % 7 {
+                0 => Err(&fail),
+                1 | 2 => Ok(&miss),
+                _ => Ok(&hit),
+            };
+            let sample = Sample {
+                series: &series[(i % 3 == 0) as usize],
+                corrected_us: 300 + i * i * 37 % 90_000,
+                raw_us: 200 + i * 13 % 5_000,
+                result,
+                ok: i % 11 != 0,
+                stale: i % 13 == 0,
+                block: (i / 9) as u32,
+            };
+            if i % 2 == 0 { &mut one } else { &mut two }.record(&sample);
+            both.record(&sample);
+        }
+        one.record_unsent(&series[0], ErrorKind::Dropped, Some(700_000));
+        both.record_unsent(&series[0], ErrorKind::Dropped, Some(700_000));
+        one.add(&two);
+        assert_eq!(one.series.keys().collect::<Vec<_>>(), both.series.keys().collect::<Vec<_>>());
+        for (key, want) in &both.series {
+            let got = &one.series[key];
+            assert_eq!(got.corrected, want.corrected, "{key}");
+            assert_eq!(got.raw, want.raw, "{key}");
+            assert_eq!(got.server_timing, want.server_timing, "{key}");
+            assert_eq!(got.blocks, want.blocks, "{key}");
+            assert_eq!(
+                (got.requests, got.errors, got.check_failures, got.stale_reads, got.bytes),
+                (want.requests, want.errors, want.check_failures, want.stale_reads, want.bytes),
+                "{key}"
+            );
+            assert_eq!(
+                (&got.status, &got.error_kinds, &got.cache, &got.ops),
+                (&want.status, &want.error_kinds, &want.cache, &want.ops)
+            );
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::ErrorKind;
 use crate::recorder::{IntervalSummary, Ops, SeriesStats};
 use crate::series::{SeriesKey, ALL_TEXT};
-use crate::thresholds::Verdict;
+use crate::thresholds::Outcome;
 
 pub const SCHEMA: &str = "cache-bench/result/v1";
 
@@ -347,7 +347,7 @@ pub struct ResultDoc {
     pub run: RunFigures,
     pub series: BTreeMap<String, SeriesDoc>,
     pub intervals: Vec<IntervalSummary>,
-    pub thresholds: Vec<Verdict>,
+    pub thresholds: Vec<Outcome>,
 }
 
 impl ResultDoc {

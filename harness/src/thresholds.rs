@@ -4,9 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What a threshold aggregates (k6's aggregation methods).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Metric {
+pub enum Aggregate {
     Percentile(f64),
     Avg,
     Med,
@@ -47,22 +48,23 @@ pub struct Threshold {
     /// A step name, a tag, or `*` for every request.
     pub series: String,
     pub source: String,
-    pub metric: Metric,
+    pub metric: Aggregate,
     pub op: Op,
     /// Milliseconds for latency, a fraction for `error_rate`, per second for `rps`.
     pub limit: f64,
 }
 
-/// What a threshold is judged on.
-pub struct Figures<'a> {
+/// What a threshold is judged on: what a run observed of its series.
+pub struct Observed<'a> {
     pub corrected: &'a hdrhistogram::Histogram<u64>,
     pub requests: u64,
     pub errors: u64,
     pub seconds: f64,
 }
 
+/// A threshold judged: pass or fail, on what actual value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Verdict {
+pub struct Outcome {
     pub series: String,
     pub threshold: String,
     pub actual: f64,
@@ -107,18 +109,18 @@ impl Threshold {
             .ok_or_else(|| format!("threshold {t:?} has no comparison; expected e.g. \"p(95) < 40ms\""))?;
         let (lhs, rhs) = (t[..pos].trim(), t[pos + len..].trim());
         let metric = match lhs {
-            "avg" => Metric::Avg,
-            "med" => Metric::Med,
-            "min" => Metric::Min,
-            "max" => Metric::Max,
-            "error_rate" => Metric::ErrorRate,
-            "rps" => Metric::Rps,
+            "avg" => Aggregate::Avg,
+            "med" => Aggregate::Med,
+            "min" => Aggregate::Min,
+            "max" => Aggregate::Max,
+            "error_rate" => Aggregate::ErrorRate,
+            "rps" => Aggregate::Rps,
             p if p.starts_with("p(") && p.ends_with(')') => {
                 let q: f64 = p[2..p.len() - 1].trim().parse().map_err(|_| format!("bad percentile in {p:?}"))?;
                 if !(0.0..=100.0).contains(&q) {
                     return Err(format!("percentile {q} is outside 0–100"));
                 }
-                Metric::Percentile(q)
+                Aggregate::Percentile(q)
             }
             other => {
                 return Err(format!(
@@ -127,13 +129,15 @@ impl Threshold {
             }
         };
         let limit = match metric {
-            Metric::ErrorRate => match rhs.strip_suffix('%') {
+            Aggregate::ErrorRate => match rhs.strip_suffix('%') {
                 Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0).map_err(|_| format!("bad percentage {rhs:?}"))?,
                 None => {
                     rhs.parse::<f64>().map_err(|_| format!("bad error rate {rhs:?}; expected e.g. 0.1% or 0.001"))?
                 }
             },
-            Metric::Rps => rhs.parse::<f64>().map_err(|_| format!("bad rate {rhs:?}; expected requests per second"))?,
+            Aggregate::Rps => {
+                rhs.parse::<f64>().map_err(|_| format!("bad rate {rhs:?}; expected requests per second"))?
+            }
             _ => parse_latency(rhs)?,
         };
         Ok(Threshold { series: series.to_owned(), source: t.to_owned(), metric, op, limit })
@@ -144,7 +148,7 @@ impl Threshold {
         Threshold {
             series: crate::series::ALL_TEXT.to_owned(),
             source: format!("error_rate < {}%{DEFAULT_MARK}", DEFAULT_ERROR_RATE_LIMIT * 100.0),
-            metric: Metric::ErrorRate,
+            metric: Aggregate::ErrorRate,
             op: Op::Lt,
             limit: DEFAULT_ERROR_RATE_LIMIT,
         }
@@ -152,28 +156,28 @@ impl Threshold {
 
     /// The threshold a verdict judged, from its source text: a result carries its
     /// thresholds this way, so merged shards are judged as the run would have been.
-    pub fn from_verdict(v: &Verdict) -> Result<Threshold, String> {
+    pub fn from_verdict(v: &Outcome) -> Result<Threshold, String> {
         if v.threshold.ends_with(DEFAULT_MARK) {
             return Ok(Threshold { series: v.series.clone(), ..Threshold::default_error_rate() });
         }
         Threshold::parse(&v.series, &v.threshold)
     }
 
-    pub fn evaluate(&self, f: &Figures) -> Verdict {
+    pub fn evaluate(&self, f: &Observed) -> Outcome {
         let ms = |us: u64| us as f64 / 1000.0;
         let h = f.corrected;
         let (actual, unit) = match self.metric {
-            Metric::Percentile(q) => (ms(h.value_at_quantile(q / 100.0)), "ms"),
-            Metric::Avg => (h.mean() / 1000.0, "ms"),
-            Metric::Med => (ms(h.value_at_quantile(0.5)), "ms"),
-            Metric::Min => (ms(h.min()), "ms"),
-            Metric::Max => (ms(h.max()), "ms"),
-            Metric::ErrorRate => (if f.requests == 0 { 0.0 } else { f.errors as f64 / f.requests as f64 }, "ratio"),
-            Metric::Rps => (if f.seconds > 0.0 { f.requests as f64 / f.seconds } else { 0.0 }, "req/s"),
+            Aggregate::Percentile(q) => (ms(h.value_at_quantile(q / 100.0)), "ms"),
+            Aggregate::Avg => (h.mean() / 1000.0, "ms"),
+            Aggregate::Med => (ms(h.value_at_quantile(0.5)), "ms"),
+            Aggregate::Min => (ms(h.min()), "ms"),
+            Aggregate::Max => (ms(h.max()), "ms"),
+            Aggregate::ErrorRate => (if f.requests == 0 { 0.0 } else { f.errors as f64 / f.requests as f64 }, "ratio"),
+            Aggregate::Rps => (if f.seconds > 0.0 { f.requests as f64 / f.seconds } else { 0.0 }, "req/s"),
         };
         // No requests: a latency or rate threshold cannot be met.
-        let pass = (f.requests > 0 || self.metric == Metric::ErrorRate) && self.op.holds(actual, self.limit);
-        Verdict { series: self.series.clone(), threshold: self.source.clone(), actual, unit: unit.to_owned(), pass }
+        let pass = (f.requests > 0 || self.metric == Aggregate::ErrorRate) && self.op.holds(actual, self.limit);
+        Outcome { series: self.series.clone(), threshold: self.source.clone(), actual, unit: unit.to_owned(), pass }
     }
 }
 
@@ -184,7 +188,7 @@ mod tests {
     #[test]
     fn parses_k6_forms() {
         let t = Threshold::parse("x", "p(95) < 40ms").unwrap();
-        assert_eq!((t.metric, t.op, t.limit), (Metric::Percentile(95.0), Op::Lt, 40.0));
+        assert_eq!((t.metric, t.op, t.limit), (Aggregate::Percentile(95.0), Op::Lt, 40.0));
         assert_eq!(Threshold::parse("x", "p(99.9)<=1.5s").unwrap().limit, 1500.0);
         assert_eq!(Threshold::parse("x", "avg < 800us").unwrap().limit, 0.8);
         assert_eq!(Threshold::parse("x", "med < 12").unwrap().limit, 12.0);
@@ -202,7 +206,7 @@ mod tests {
         for v in 1..=100u64 {
             h.record(v * 1000).unwrap();
         }
-        let f = Figures { corrected: &h, requests: 100, errors: 1, seconds: 10.0 };
+        let f = Observed { corrected: &h, requests: 100, errors: 1, seconds: 10.0 };
         let check = |s: &str| Threshold::parse("x", s).unwrap().evaluate(&f);
         assert!(check("p(95) < 96ms").pass);
         assert!(!check("p(95) < 94ms").pass);

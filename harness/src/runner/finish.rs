@@ -13,7 +13,7 @@ use crate::recorder::{IntervalSummary, Recorder};
 use crate::result::{self, Machine, Metadata, ResultDoc, RunFigures, SeriesDoc, Status};
 use crate::scenario::{Flow, Scenario};
 use crate::series::SeriesKey;
-use crate::thresholds::{Figures, Threshold, Verdict};
+use crate::thresholds::{Observed, Outcome, Threshold};
 
 /// What one arm recorded.
 #[derive(Clone)]
@@ -44,6 +44,16 @@ impl ArmRecord {
             requests: 0,
             warmup_requests: 0,
         }
+    }
+
+    /// Adds what another thread recorded of this arm in the same run (same
+    /// start, so blocks and seconds line up as they are).
+    pub fn add(&mut self, o: &ArmRecord) -> Result<(), String> {
+        self.recorder.add(&o.recorder);
+        self.intervals = crate::merge::add_seconds([self.intervals.as_slice(), o.intervals.as_slice()].into_iter())?;
+        self.requests += o.requests;
+        self.warmup_requests += o.warmup_requests;
+        Ok(())
     }
 
     /// A record of the same arm with nothing recorded yet.
@@ -217,7 +227,7 @@ fn arm_invalid_reasons(doc: &ResultDoc, ending: &Ending) -> Vec<String> {
 }
 
 /// The thresholds on one arm's series, from its document.
-fn thresholds(judging: &Judging, doc: &ResultDoc) -> Vec<Verdict> {
+fn thresholds(judging: &Judging, doc: &ResultDoc) -> Vec<Outcome> {
     let empty = hdrhistogram::Histogram::<u64>::new(3).expect("a 3-digit histogram");
     judging
         .thresholds
@@ -225,7 +235,7 @@ fn thresholds(judging: &Judging, doc: &ResultDoc) -> Vec<Verdict> {
         .map(|t| {
             let s = series_for_threshold(doc, &t.series);
             let corrected = s.and_then(|s| s.corrected.decode().ok());
-            t.evaluate(&Figures {
+            t.evaluate(&Observed {
                 corrected: corrected.as_ref().unwrap_or(&empty),
                 requests: s.map_or(0, |s| s.requests),
                 errors: s.map_or(0, |s| s.errors),
@@ -268,7 +278,28 @@ pub struct DocContext<'a> {
 
 impl DocContext<'_> {
     /// The result document of one arm: `run` with the arm's own request counts.
-    pub fn document(&self, arm: &ArmRecord, run: RunFigures, thresholds: Vec<Verdict>, ended: bool) -> ResultDoc {
+    /// One document per arm of what `parts` (threads of one run, each with its
+    /// arms' records and its figures) recorded: the parts' records added in
+    /// memory, each arm encoded once, the figures merged as parts that ran at once.
+    pub fn documents(&self, parts: &[(&[ArmRecord], &RunFigures)], ended: bool) -> Result<Vec<ResultDoc>, String> {
+        let Some(((first, figures), rest)) = parts.split_first() else { return Ok(Vec::new()) };
+        let mut arms = first.to_vec();
+        for (part, _) in rest {
+            for (into, arm) in arms.iter_mut().zip(part.iter()) {
+                into.add(arm)?;
+            }
+        }
+        let run = match rest {
+            [] => (*figures).clone(),
+            _ => crate::merge::merge_run(
+                &parts.iter().map(|p| p.1).collect::<Vec<_>>(),
+                crate::merge::Timing::Concurrent,
+            ),
+        };
+        Ok(arms.iter().map(|a| self.document(a, run.clone(), Vec::new(), ended)).collect())
+    }
+
+    pub fn document(&self, arm: &ArmRecord, run: RunFigures, thresholds: Vec<Outcome>, ended: bool) -> ResultDoc {
         let rec = &arm.recorder;
         let mut load = load_description(self.scenario);
         load["http_client"] = match arm.http_client {

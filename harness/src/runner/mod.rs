@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::client::HttpClient;
 use crate::cpu;
 use crate::recorder;
-use crate::result::{self, Machine, ResultDoc, RunFiles};
+use crate::result::{self, Machine, ResultDoc, RunFigures, RunFiles};
 use crate::scenario::Scenario;
 use crate::shard::Shard;
 use crate::target::{Target, TargetChoice, TargetInfo};
@@ -266,11 +266,9 @@ fn judged_docs(
         template_failures: recorded.iter().map(|r| r.template_failures).max().unwrap_or(0),
         first_error: recorded.iter().find_map(|r| r.first_error.clone()),
     };
-    let per_part: Vec<Vec<ResultDoc>> = recorded
-        .iter()
-        .map(|r| r.arms.iter().map(|a| ctx.document(a, r.figures.clone(), Vec::new(), true)).collect())
-        .collect();
-    let mut docs = merge_parts(per_part).map_err(RunError::Setup)?;
+    let parts: Vec<(&[finish::ArmRecord], &RunFigures)> =
+        recorded.iter().map(|r| (r.arms.as_slice(), &r.figures)).collect();
+    let mut docs = ctx.documents(&parts, true).map_err(RunError::Setup)?;
     if opts.threads > 1 {
         // Each thread measured the process's CPU: the process's figures, once.
         let usage = cpu::usage();
@@ -395,20 +393,6 @@ fn run_threads(
             .map(|h| h?.join().map_err(|_| RunError::Setup("a sending thread panicked".into()))?)
             .collect()
     })
-}
-
-/// Each part's documents (one per arm) merged per arm into the run's.
-pub(crate) fn merge_parts(per_part: Vec<Vec<ResultDoc>>) -> Result<Vec<ResultDoc>, String> {
-    if per_part.len() == 1 {
-        return Ok(per_part.into_iter().next().expect("one part"));
-    }
-    let arms = per_part.first().map_or(0, Vec::len);
-    (0..arms)
-        .map(|arm| {
-            let parts: Vec<ResultDoc> = per_part.iter().map(|p| p[arm].clone()).collect();
-            crate::merge::merge_concurrent(&parts, &|i| format!("thread {}", i + 1))
-        })
-        .collect()
 }
 
 /// The scenario's users, with credentials derived from the bench secret.

@@ -205,12 +205,8 @@ fn write_snapshot(context: &Context, json: &std::path::Path, parts: &[Option<(Ve
         shard: context.shard,
         threads: context.threads,
     };
-    let per_part: Vec<Vec<_>> = parts
-        .iter()
-        .flatten()
-        .map(|(arms, run)| arms.iter().map(|a| ctx.document(a, run.clone(), vec![], false)).collect())
-        .collect();
-    if let Ok(docs) = super::merge_parts(per_part) {
+    let parts: Vec<(&[ArmRecord], &RunFigures)> = parts.iter().flatten().map(|(a, r)| (a.as_slice(), r)).collect();
+    if let Ok(docs) = ctx.documents(&parts, false) {
         let _ = finish::write_docs(json, &docs);
     }
 }

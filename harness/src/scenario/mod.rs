@@ -19,7 +19,7 @@ use toml::Spanned;
 pub use duration::{format_duration, parse_duration};
 pub use template::{Template, Var};
 
-use crate::thresholds::{Metric, Threshold};
+use crate::thresholds::{Aggregate, Threshold};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ScenarioError {
@@ -807,7 +807,7 @@ pub fn parse(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
             thresholds.push(t);
         }
     }
-    if !thresholds.iter().any(|t| t.series == crate::series::ALL_TEXT && t.metric == Metric::ErrorRate) {
+    if !thresholds.iter().any(|t| t.series == crate::series::ALL_TEXT && t.metric == Aggregate::ErrorRate) {
         thresholds.push(Threshold::default_error_rate());
     }
     Ok(Scenario {

@@ -10,9 +10,10 @@
 
 use rand::Rng;
 
-use super::nearest_rank;
+use super::bootstrap::{self, Interval};
 #[cfg(doc)]
 use super::Metric;
+use super::{metrics, PerMetric};
 
 /// An arm's requests of one series, by time block: block index (of `unit_ms`
 /// blocks since the measured part began) → (milliseconds, count) pairs.
@@ -36,16 +37,6 @@ impl Blocks {
 const TARGET_BLOCKS: u32 = 40;
 /// Fewer blocks than this cannot stand for the run's variability.
 pub const MIN_BLOCKS: usize = 10;
-
-/// One bootstrap estimate: the point change, its percentile interval and
-/// the two-sided bootstrap p-value of "no change".
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Interval {
-    pub point: f64,
-    pub low: f64,
-    pub high: f64,
-    pub p_value: f64,
-}
 
 /// One arm's distinct values and, per resampling block, the counts at them.
 struct Grid {
@@ -74,7 +65,7 @@ impl Grid {
     }
 
     /// The metrics of the blocks `drawn`, summed; `counts` is scratch space.
-    fn metrics_of(&self, drawn: &[usize], counts: &mut Vec<u64>) -> [f64; 5] {
+    fn metrics_of(&self, drawn: &[usize], counts: &mut Vec<u64>) -> PerMetric<f64> {
         counts.clear();
         counts.resize(self.values.len(), 0);
         for &k in drawn {
@@ -84,27 +75,6 @@ impl Grid {
         }
         metrics(&self.values, counts)
     }
-}
-
-/// p50, p90, p95, p99 (nearest rank) and mean of a distribution on `values`.
-pub(super) fn metrics(values: &[f64], counts: &[u64]) -> [f64; 5] {
-    let total: u64 = counts.iter().sum();
-    if total == 0 {
-        return [f64::NAN; 5];
-    }
-    let ranks = [0.50, 0.90, 0.95, 0.99].map(|q| nearest_rank(q, total));
-    let mut out = [f64::NAN; 5];
-    let (mut seen, mut next, mut sum) = (0u64, 0usize, 0.0);
-    for (v, &c) in values.iter().zip(counts) {
-        seen += c;
-        sum += v * c as f64;
-        while next < 4 && seen >= ranks[next] {
-            out[next] = *v;
-            next += 1;
-        }
-    }
-    out[4] = sum / total as f64;
-    out
 }
 
 /// Resampling-block length (in units) and count for block indices up to `max`.
@@ -118,15 +88,22 @@ fn max_index(b: &Blocks) -> u32 {
     b.blocks.iter().map(|(i, _)| *i).max().unwrap_or(0)
 }
 
+/// Each arm's resampling blocks: (length in units, count). Drawn jointly both
+/// arms are cut alike, over the longer arm's span; drawn apart each on its own.
+fn layouts(a: &Blocks, b: &Blocks, joint: bool) -> [(u32, usize); 2] {
+    if joint {
+        let both = layout(max_index(a).max(max_index(b)));
+        [both, both]
+    } else {
+        [layout(max_index(a)), layout(max_index(b))]
+    }
+}
+
 /// The resampling blocks `a` and `b` are cut into: their length in units (the
 /// longer arm's, when drawn apart) and how many (the fewer).
 pub fn block_layout(a: &Blocks, b: &Blocks, joint: bool) -> (u32, usize) {
-    if joint {
-        layout(max_index(a).max(max_index(b)))
-    } else {
-        let ((la, ca), (lb, cb)) = (layout(max_index(a)), layout(max_index(b)));
-        (la.max(lb), ca.min(cb))
-    }
+    let [(la, ca), (lb, cb)] = layouts(a, b, joint);
+    (la.max(lb), ca.min(cb))
 }
 
 /// The relative change `(b − a) / a` of every metric (in [`Metric::ALL`]'s order), with its block-bootstrap
@@ -139,55 +116,28 @@ pub fn block_bootstrap(
     resamples: usize,
     alpha: f64,
     rng: &mut impl Rng,
-) -> [Interval; 5] {
-    let (ga, gb) = if joint {
-        let (len, count) = layout(max_index(a).max(max_index(b)));
-        (Grid::new(a, len, count), Grid::new(b, len, count))
-    } else {
-        let ((la, ca), (lb, cb)) = (layout(max_index(a)), layout(max_index(b)));
-        (Grid::new(a, la, ca), Grid::new(b, lb, cb))
-    };
+) -> PerMetric<Interval> {
+    let [(la, ca), (lb, cb)] = layouts(a, b, joint);
+    let (ga, gb) = (Grid::new(a, la, ca), Grid::new(b, lb, cb));
     let all = |g: &Grid| (0..g.len()).collect::<Vec<_>>();
     let mut scratch = Vec::new();
-    let (pa, pb) = (ga.metrics_of(&all(&ga), &mut scratch), gb.metrics_of(&all(&gb), &mut scratch));
-    let mut changes: [Vec<f64>; 5] = Default::default();
+    let points = (ga.metrics_of(&all(&ga), &mut scratch), gb.metrics_of(&all(&gb), &mut scratch));
     let (mut da, mut db) = (vec![0; ga.len()], vec![0; gb.len()]);
-    for _ in 0..resamples {
+    bootstrap::changes(points, resamples, alpha, || {
         da.iter_mut().for_each(|k| *k = rng.random_range(0..ga.len()));
         if joint {
             db.copy_from_slice(&da);
         } else {
             db.iter_mut().for_each(|k| *k = rng.random_range(0..gb.len()));
         }
-        let (ma, mb) = (ga.metrics_of(&da, &mut scratch), gb.metrics_of(&db, &mut scratch));
-        for m in 0..5 {
-            let c = (mb[m] - ma[m]) / ma[m];
-            if c.is_finite() {
-                changes[m].push(c);
-            }
-        }
-    }
-    std::array::from_fn(|i| interval((pb[i] - pa[i]) / pa[i], &mut changes[i], alpha))
-}
-
-/// The `1 − alpha` percentile interval of `changes` around `point`, and the
-/// bootstrap p-value: twice the smaller share of resamples on either side of zero.
-pub(super) fn interval(point: f64, changes: &mut [f64], alpha: f64) -> Interval {
-    if changes.is_empty() {
-        return Interval { point, low: f64::NAN, high: f64::NAN, p_value: f64::NAN };
-    }
-    changes.sort_by(f64::total_cmp);
-    let n = changes.len() as u64;
-    let at = |q: f64| changes[(nearest_rank(q, n) - 1) as usize];
-    let below = changes.iter().filter(|c| **c <= 0.0).count();
-    let above = changes.iter().filter(|c| **c >= 0.0).count();
-    let p_value = ((2 * below.min(above) + 1) as f64 / (n + 1) as f64).min(1.0);
-    Interval { point, low: at(alpha / 2.0), high: at(1.0 - alpha / 2.0), p_value }
+        (ga.metrics_of(&da, &mut scratch), gb.metrics_of(&db, &mut scratch))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::bootstrap::interval;
     use rand::SeedableRng;
 
     /// `blocks` blocks of `per` requests; `value(block, j)` in ms.

@@ -3,11 +3,17 @@
 //! relative change, all computed from (value, count) bins so that a run of millions
 //! of requests costs no more than its histogram has buckets. `blocks.rs` holds the
 //! design-aware (time-block) bootstrap; the one here resamples single requests, for
-//! results that kept no blocks.
+//! results that kept no blocks; `bootstrap.rs` is the one loop both resample in.
+//!
+//! The metric set is data: [`Metric::ALL`] says which metrics a comparison
+//! computes and [`Metric::quantile`] what each is; every array of per-metric
+//! values is a [`PerMetric`] in that order. A new statistic is one variant there.
 
 mod blocks;
+mod bootstrap;
 
-pub use blocks::{block_bootstrap, block_layout, Blocks, Interval, MIN_BLOCKS};
+pub use blocks::{block_bootstrap, block_layout, Blocks, MIN_BLOCKS};
+pub use bootstrap::Interval;
 
 use hdrhistogram::Histogram;
 use rand::Rng;
@@ -31,8 +37,25 @@ pub enum Metric {
     Mean,
 }
 
+/// How many metrics a comparison computes.
+pub const METRICS: usize = Metric::ALL.len();
+
+/// One value per metric, in [`Metric::ALL`]'s order.
+pub type PerMetric<T> = [T; METRICS];
+
 impl Metric {
     pub const ALL: [Metric; 5] = [Metric::P50, Metric::P90, Metric::P95, Metric::P99, Metric::Mean];
+
+    /// The quantile this metric is (nearest rank); `None` for the mean.
+    pub fn quantile(self) -> Option<f64> {
+        match self {
+            Metric::P50 => Some(0.50),
+            Metric::P90 => Some(0.90),
+            Metric::P95 => Some(0.95),
+            Metric::P99 => Some(0.99),
+            Metric::Mean => None,
+        }
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -60,12 +83,9 @@ impl Metric {
     }
 
     pub fn of(self, d: &Dist) -> f64 {
-        match self {
-            Metric::P50 => d.quantile(0.50),
-            Metric::P90 => d.quantile(0.90),
-            Metric::P95 => d.quantile(0.95),
-            Metric::P99 => d.quantile(0.99),
-            Metric::Mean => d.mean(),
+        match self.quantile() {
+            Some(q) => d.quantile(q),
+            None => d.mean(),
         }
     }
 }
@@ -236,21 +256,41 @@ pub fn nearest_rank(q: f64, n: u64) -> u64 {
 
 /// The relative change `(b − a) / a` of every metric in [`Metric::ALL`], each
 /// with its `1 − alpha` percentile-bootstrap interval, resampling single requests
-/// as if they were independent (they are not: see `blocks.rs`).
-pub fn bootstrap_changes(a: &Dist, b: &Dist, resamples: usize, alpha: f64, rng: &mut impl Rng) -> [Interval; 5] {
-    let of = |d: &Dist| blocks::metrics(&d.values, &d.counts);
-    let (pa, pb) = (of(a), of(b));
-    let mut changes: [Vec<f64>; 5] = Default::default();
-    for _ in 0..resamples {
-        let (ma, mb) = (of(&a.resample(rng)), of(&b.resample(rng)));
-        for m in 0..5 {
-            let c = (mb[m] - ma[m]) / ma[m];
-            if c.is_finite() {
-                changes[m].push(c);
-            }
+/// as if they were independent (they are not: see `blocks.rs`). The block
+/// bootstrap with one request per block, drawn as a multinomial over the
+/// histogram's bins: a resample costs what the histogram has bins, not requests.
+pub fn bootstrap_changes(a: &Dist, b: &Dist, resamples: usize, alpha: f64, rng: &mut impl Rng) -> PerMetric<Interval> {
+    let of = |d: &Dist| metrics(&d.values, &d.counts);
+    bootstrap::changes((of(a), of(b)), resamples, alpha, || (of(&a.resample(rng)), of(&b.resample(rng))))
+}
+
+/// Every metric of [`Metric::ALL`] of a distribution on ascending `values` with
+/// `counts`, in one pass: the quantiles at their nearest ranks, the mean.
+pub(crate) fn metrics(values: &[f64], counts: &[u64]) -> PerMetric<f64> {
+    let total: u64 = counts.iter().sum();
+    let mut out = [f64::NAN; METRICS];
+    if total == 0 {
+        return out;
+    }
+    // (rank, slot) of every quantile metric, lowest rank first.
+    let mut ranks: Vec<(u64, usize)> =
+        Metric::ALL.iter().enumerate().filter_map(|(i, m)| m.quantile().map(|q| (nearest_rank(q, total), i))).collect();
+    ranks.sort_unstable();
+    let (mut seen, mut next, mut sum) = (0u64, 0usize, 0.0);
+    for (v, &c) in values.iter().zip(counts) {
+        seen += c;
+        sum += v * c as f64;
+        while next < ranks.len() && seen >= ranks[next].0 {
+            out[ranks[next].1] = *v;
+            next += 1;
         }
     }
-    std::array::from_fn(|i| blocks::interval((pb[i] - pa[i]) / pa[i], &mut changes[i], alpha))
+    for (o, m) in out.iter_mut().zip(Metric::ALL) {
+        if m.quantile().is_none() {
+            *o = sum / total as f64;
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -131,14 +131,19 @@ async fn answer(
         // What the target worker answers (in its shape: the cache mode); the
         // harness records the version and, as the worker does for
         // `x-bench-profile`, the latency profile in effect.
-        let mode = req.headers().get("x-bench-cache").and_then(|v| v.to_str().ok()).unwrap_or("on").to_owned();
-        let body = match req.headers().get("x-bench-profile").and_then(|v| v.to_str().ok()) {
-            Some(p) => format!(
-                r#"{{"status":"ok","version":"test-1.2.3","cache":{{"mode":"{mode}"}},"latency_profile":{{"name":"{p}","modelled":{}}},"anonymous_user_write":true}}"#,
-                p != "local"
-            ),
-            None => format!(r#"{{"status":"ok","version":"test-1.2.3","cache":{{"mode":"{mode}"}}}}"#),
+        // The cache mode only when a request sets it: these servers stand for
+        // both arms of a deployed bench, whose modes are then not checked.
+        let cache = match req.headers().get("x-bench-cache").and_then(|v| v.to_str().ok()) {
+            Some(mode) => format!(r#","cache":{{"mode":"{mode}"}}"#),
+            None => String::new(),
         };
+        let (profile, modelled) = match req.headers().get("x-bench-profile").and_then(|v| v.to_str().ok()) {
+            Some(p) => (p.to_owned(), p != "local"),
+            None => ("local".to_owned(), false),
+        };
+        let body = format!(
+            r#"{{"status":"ok","version":"test-1.2.3"{cache},"latency_profile":{{"name":"{profile}","modelled":{modelled}}},"anonymous_user_write":true}}"#
+        );
         return Response::builder().status(200).body(Full::new(Bytes::from(body))).unwrap();
     }
     let arrived = Instant::now();
