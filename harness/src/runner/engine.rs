@@ -24,7 +24,7 @@ use crate::cpu;
 use crate::recorder;
 use crate::result::{RunFigures, Status};
 use crate::scenario::{Scenario, READ_BACK_TAG};
-use crate::schedule::ArrivalSchedule;
+use crate::schedule::{ArrivalSchedule, VuWindow};
 use crate::shard::Shard;
 use crate::users::Population;
 
@@ -316,10 +316,10 @@ fn start_drivers(
             drivers.spawn_local(dispatch_open(Rc::clone(shared), arrivals, part.t0, slots, Rc::clone(in_flight)));
         }
         None => {
-            let (vus, budget) = shared.scenario.load.executor.virtual_users().unwrap_or((0, None));
+            let Some((vus, budget)) = shared.scenario.load.executor.vu_schedule() else { return drivers };
             let budget = budget.map(|n| Rc::new(Cell::new(shard.share(n))));
-            for _ in 0..shard.share(u64::from(vus)) {
-                drivers.spawn_local(virtual_user(Rc::clone(shared), budget.clone()));
+            for window in vus.sharded(shard) {
+                drivers.spawn_local(virtual_user(Rc::clone(shared), budget.clone(), part.t0, window));
             }
         }
     }
@@ -524,10 +524,14 @@ async fn dispatch_open(
 }
 
 /// Closed model: `vus` loops; each starts its next iteration when the last is done.
-async fn virtual_user(shared: Rc<Shared>, budget: Option<Rc<Cell<u64>>>) {
+async fn virtual_user(shared: Rc<Shared>, budget: Option<Rc<Cell<u64>>>, t0: Instant, window: VuWindow) {
+    if !window.start.is_zero() {
+        tokio::time::sleep_until((t0 + window.start).into()).await;
+    }
+    let stop = window.stop.map_or(shared.measure_end, |s| (t0 + s).min(shared.measure_end));
     loop {
         let now = Instant::now();
-        if shared.stop.get() || now >= shared.measure_end {
+        if shared.stop.get() || now >= stop {
             return;
         }
         let measured = now >= shared.measure_start;

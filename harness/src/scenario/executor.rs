@@ -117,6 +117,13 @@ impl Executor {
         }
     }
 
+    /// A closed model's users over time (a ramping executor is its stages here)
+    /// and the iteration budget they share; `None` for the open models.
+    pub fn vu_schedule(&self) -> Option<(crate::schedule::VuSchedule, Option<u64>)> {
+        let (vus, budget) = self.virtual_users()?;
+        Some((crate::schedule::VuSchedule::constant(vus), budget))
+    }
+
     /// The iterations planned for the measured part: the schedule's count for the
     /// open models, the budget for `iterations`, unknown for `constant-vus`.
     pub fn planned_iterations(&self, warmup: Duration) -> Option<f64> {

@@ -1,6 +1,11 @@
 //! The open-model schedule: when each iteration is meant to start, as an offset
 //! from the start of the run. Latency is measured from these intended times, so a
 //! stalled server cannot hide the requests it kept waiting (coordinated omission).
+//! `vus.rs` is the closed model's: how many virtual users run when.
+
+mod vus;
+
+pub use vus::{VuSchedule, VuWindow};
 
 use std::time::Duration;
 
