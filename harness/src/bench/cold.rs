@@ -80,7 +80,7 @@ pub(super) fn run(job: AbJob<'_>, ctx: &JobContext<'_>, targets: &mut Targets) -
         }
         let order = if rng.random::<bool>() { [0, 1] } else { [1, 0] };
         for arm in order {
-            targets.restart_on(ctx.env.setup, ctx.env.cancel)?;
+            targets.restart_on(ctx.env)?;
             let spec = at(&job.arms[arm], &targets.on);
             let label = spec.label.clone().unwrap_or_default();
             let doc = run_once(&once, spec, &out, format!("{}-{i}", slug(&label)), ctx, secret.as_deref())?;

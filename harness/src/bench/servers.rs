@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::BenchError;
+use super::{BenchError, Observer};
 use crate::target::worker::{get_health, Health};
 use crate::target::SetupClient;
 
@@ -139,7 +139,13 @@ fn wait_child(
 
 /// Runs a set-up command to its end, with its output in `log`; an error carries
 /// the output's last lines.
-pub fn run_logged(mut cmd: Command, what: &str, log: &Path, cancel: &AtomicBool) -> Result<(), BenchError> {
+pub fn run_logged(
+    mut cmd: Command,
+    what: &str,
+    log: &Path,
+    cancel: &AtomicBool,
+    observer: &dyn Observer,
+) -> Result<(), BenchError> {
     let file = File::create(log).map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", log.display())))?;
     let err_file = file.try_clone().map_err(|e| BenchError::Setup(e.to_string()))?;
     let mut child = cmd
@@ -152,7 +158,10 @@ pub fn run_logged(mut cmd: Command, what: &str, log: &Path, cancel: &AtomicBool)
         let last = tail(log, 1);
         let last = last.trim();
         let last: String = last.chars().take(100).collect();
-        println!("  … {what}: {waited} s so far{}", if last.is_empty() { String::new() } else { format!(" ({last})") });
+        observer.say(&format!(
+            "  … {what}: {waited} s so far{}",
+            if last.is_empty() { String::new() } else { format!(" ({last})") }
+        ));
     };
     match wait_child(&mut child, cancel, progress).map_err(|e| BenchError::Setup(format!("{what}: {e}")))? {
         None => Err(BenchError::Interrupted),
@@ -210,6 +219,7 @@ impl LocalServer {
         spec: &ServerSpec,
         secrets: &Secrets,
         cancel: &AtomicBool,
+        observer: &dyn Observer,
     ) -> Result<LocalServer, BenchError> {
         std::fs::create_dir_all(spec.state)
             .map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", spec.state.display())))?;
@@ -221,7 +231,13 @@ impl LocalServer {
                 .arg(spec.state)
                 .args(&env_args);
             let migrate_log = spec.log.with_extension("migrate.log");
-            run_logged(migrate, &format!("{}: wrangler d1 migrations apply", spec.name), &migrate_log, cancel)?;
+            run_logged(
+                migrate,
+                &format!("{}: wrangler d1 migrations apply", spec.name),
+                &migrate_log,
+                cancel,
+                observer,
+            )?;
         }
 
         let free = || free_port().map_err(|e| BenchError::Setup(format!("no free loopback port: {e}")));
@@ -229,7 +245,7 @@ impl LocalServer {
             Some(p) if TcpListener::bind(("127.0.0.1", p)).is_ok() => p,
             Some(p) => {
                 let other = free()?;
-                println!("{}: port {p} is in use; using {other}", spec.name);
+                observer.say(&format!("{}: port {p} is in use; using {other}", spec.name));
                 other
             }
             None => free()?,

@@ -47,7 +47,8 @@ pub(super) struct Restart {
 impl Targets {
     /// Stops the cache-on server and starts it again on the same state (and,
     /// when it is free, the same port): a fresh isolate. `on` is its new URL.
-    pub(super) fn restart_on(&mut self, setup: &SetupClient, cancel: &AtomicBool) -> Result<(), String> {
+    pub(super) fn restart_on(&mut self, env: &Env<'_>) -> Result<(), String> {
+        let (setup, cancel): (&SetupClient, &AtomicBool) = (env.setup, env.cancel);
         let r = self.restart.as_ref().ok_or("cold starts need the local stack (the harness restarts wrangler dev)")?;
         let port = self.on.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
         self.local[0].stop();
@@ -60,7 +61,8 @@ impl Targets {
             port,
             migrate: false,
         };
-        let mut server = LocalServer::start(&r.ws, &spec, &r.secrets, cancel).map_err(|e| e.to_string())?;
+        let mut server =
+            LocalServer::start(&r.ws, &spec, &r.secrets, cancel, env.observer).map_err(|e| e.to_string())?;
         let health = server.wait_ready(setup, cancel).map_err(|e| e.to_string())?;
         check_mode(&health, "on", "cache-on", &server.url).map_err(|e| e.to_string())?;
         self.on = server.url.clone();
@@ -74,33 +76,26 @@ impl Targets {
     }
 }
 
-/// Starts the two local servers: migrated, healthy, their modes checked.
-pub(super) fn start_local(
-    opts: &BenchOptions,
-    dir: &Path,
-    env: &Env<'_>,
-    notes: &mut Vec<String>,
-) -> Result<Targets, BenchError> {
-    let cancel: &AtomicBool = env.cancel;
-    let ws = Workspace::find(&opts.root, opts.wrangler.clone())?;
-    let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", logs.display())))?;
-    env.observer.say(&format!(
-        "building the worker if needed (scripts/build-worker; log {})",
-        logs.join("build.log").display()
-    ));
+/// Builds the worker if its sources changed (`scripts/build-worker`), logging to `logs/build.log`.
+fn build_worker(ws: &Workspace, logs: &Path, env: &Env<'_>) -> Result<(), BenchError> {
+    let log = logs.join("build.log");
+    env.observer.say(&format!("building the worker if needed (scripts/build-worker; log {})", log.display()));
     let mut build = std::process::Command::new("bash");
     build.arg("scripts/build-worker").current_dir(&ws.root);
-    servers::run_logged(build, "the worker build (scripts/build-worker)", &logs.join("build.log"), cancel).map_err(
-        |e| match e {
+    servers::run_logged(build, "the worker build (scripts/build-worker)", &log, env.cancel, env.observer).map_err(|e| {
+        match e {
             BenchError::Setup(m) => BenchError::Setup(format!(
                 "{m}\nIf a tool is missing (worker-build, wasm-bindgen, the wasm32 target), run scripts/setup."
             )),
             other => other,
-        },
-    )?;
-    let secrets = Secrets::random();
-    let server_cpus = match servers::cpu_split() {
+        }
+    })
+}
+
+/// Pins the harness to one CPU and returns the servers' CPUs, when the machine
+/// has enough to keep them apart (empty: any); what was done goes to `notes`.
+fn pin_apart(notes: &mut Vec<String>) -> Vec<usize> {
+    match servers::cpu_split() {
         Some((harness_cpu, rest)) => match servers::pin_to(&[harness_cpu]) {
             Ok(()) => {
                 notes.push(format!("the harness ran on CPU {harness_cpu}, the servers on CPUs {rest:?}"));
@@ -119,7 +114,23 @@ pub(super) fn start_local(
             ));
             Vec::new()
         }
-    };
+    }
+}
+
+/// Starts the two local servers: migrated, healthy, their modes checked.
+pub(super) fn start_local(
+    opts: &BenchOptions,
+    dir: &Path,
+    env: &Env<'_>,
+    notes: &mut Vec<String>,
+) -> Result<Targets, BenchError> {
+    let cancel: &AtomicBool = env.cancel;
+    let ws = Workspace::find(&opts.root, opts.wrangler.clone())?;
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", logs.display())))?;
+    build_worker(&ws, &logs, env)?;
+    let secrets = Secrets::random();
+    let server_cpus = pin_apart(notes);
     // Fresh state per run, beside the other wrangler state (not in the report).
     let stamp = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let state_root = ws.root.join(".wrangler/bench").join(&stamp);
@@ -130,7 +141,7 @@ pub(super) fn start_local(
         let log = logs.join(format!("wrangler-{name}.log"));
         let spec =
             ServerSpec { name, env: wrangler_env, state: &state, log: &log, cpus: &server_cpus, port, migrate: true };
-        let server = LocalServer::start(&ws, &spec, &secrets, cancel)?;
+        let server = LocalServer::start(&ws, &spec, &secrets, cancel, env.observer)?;
         env.observer.say(&format!("{name}: starting wrangler dev on {} (log {})", server.url, log.display()));
         Ok::<_, BenchError>(server)
     };
