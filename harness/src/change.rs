@@ -8,7 +8,6 @@ use std::fmt;
 use rand::rngs::SmallRng;
 use serde::{Deserialize, Serialize};
 
-use crate::compare::CompareOptions;
 use crate::series::SeriesKey;
 use crate::stats::{self, Blocks, Dist, Interval, MannWhitney, Metric, PerMetric, MIN_BLOCKS};
 
@@ -65,6 +64,26 @@ impl fmt::Display for Direction {
 impl PartialEq<&str> for Direction {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
+    }
+}
+
+/// How a comparison is made: its noise band, resampling and gate.
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    /// Changes within ± this fraction count as no difference.
+    pub noise: f64,
+    pub resamples: usize,
+    /// 1 − the CIs' confidence: 0.05 for 95 % (less under `--until-decided`,
+    /// whose every look spends a share of it).
+    pub alpha: f64,
+    pub seed: u64,
+    /// Fail the gate when a series is slower than this fraction (and beyond noise).
+    pub max_regression: Option<f64>,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        CompareOptions { noise: 0.02, resamples: 2000, alpha: 0.05, seed: 0x5eed, max_regression: None }
     }
 }
 

@@ -15,24 +15,7 @@ use crate::result::{Measurement, ResultDoc, SeriesDoc};
 use crate::series::SeriesKey;
 use crate::stats::{Dist, Metric};
 
-#[derive(Debug, Clone)]
-pub struct CompareOptions {
-    /// Changes within ± this fraction count as no difference.
-    pub noise: f64,
-    pub resamples: usize,
-    /// 1 − the CIs' confidence: 0.05 for 95 % (less under `--until-decided`,
-    /// whose every look spends a share of it).
-    pub alpha: f64,
-    pub seed: u64,
-    /// Fail the gate when a series is slower than this fraction (and beyond noise).
-    pub max_regression: Option<f64>,
-}
-
-impl Default for CompareOptions {
-    fn default() -> Self {
-        CompareOptions { noise: 0.02, resamples: 2000, alpha: 0.05, seed: 0x5eed, max_regression: None }
-    }
-}
+pub use crate::change::CompareOptions;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Regression {

@@ -1,6 +1,7 @@
 //! The harness: scenario → schedule → client → recorder → result file (and, in
 //! later commands, compare → report). One module, one job.
 
+pub mod annotations;
 pub mod bench;
 pub mod cancel;
 pub mod change;

@@ -5,6 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -28,7 +31,26 @@ pub fn record(h: &mut Histogram<u64>, micros: u64) {
     let _ = h.record(micros.clamp(1, HIGHEST_US));
 }
 
-pub use crate::target::headers::{parse_server_timing, parse_x_cache};
+pub use crate::annotations::{parse_server_timing, parse_x_cache};
+
+/// A histogram in HdrHistogram's V2 compressed encoding, base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EncodedHistogram(pub String);
+
+impl EncodedHistogram {
+    pub fn encode(h: &Histogram<u64>) -> EncodedHistogram {
+        let mut buf = Vec::new();
+        // Serialising into memory fails only for histograms V2 cannot express.
+        V2DeflateSerializer::new().serialize(h, &mut buf).expect("V2 serialisation of a u64 histogram");
+        EncodedHistogram(STANDARD.encode(buf))
+    }
+
+    pub fn decode(&self) -> Result<Histogram<u64>, String> {
+        let bytes = STANDARD.decode(&self.0).map_err(|e| format!("histogram is not base64: {e}"))?;
+        Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("histogram does not decode: {e:?}"))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct SeriesStats {
@@ -70,7 +92,7 @@ pub struct Ops {
 impl Ops {
     pub fn add_header(&mut self, value: &str) {
         self.responses += 1;
-        for (kind, n) in crate::target::headers::parse_ops(value) {
+        for (kind, n) in crate::annotations::parse_ops(value) {
             *self.totals.entry(kind.to_owned()).or_insert(0) += n;
         }
     }
@@ -234,7 +256,7 @@ pub struct IntervalSummary {
     /// The second's corrected latencies, so that shards' seconds add up exactly
     /// (`harness merge`); absent in older files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub histogram: Option<crate::result::EncodedHistogram>,
+    pub histogram: Option<EncodedHistogram>,
 }
 
 #[derive(Default, Clone)]
@@ -361,7 +383,7 @@ impl Recorder {
                 p99_ms: ms(h.value_at_quantile(0.99)),
                 max_ms: ms(h.max()),
                 cache: std::mem::take(&mut iv.cache),
-                histogram: Some(crate::result::EncodedHistogram::encode(h)),
+                histogram: Some(EncodedHistogram::encode(h)),
             };
             out.push((summary, h.clone()));
             h.reset();

@@ -6,9 +6,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -19,24 +16,7 @@ use crate::thresholds::Outcome;
 
 pub const SCHEMA: &str = "cache-bench/result/v1";
 
-/// A histogram in HdrHistogram's V2 compressed encoding, base64.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct EncodedHistogram(pub String);
-
-impl EncodedHistogram {
-    pub fn encode(h: &Histogram<u64>) -> EncodedHistogram {
-        let mut buf = Vec::new();
-        // Serialising into memory fails only for histograms V2 cannot express.
-        V2DeflateSerializer::new().serialize(h, &mut buf).expect("V2 serialisation of a u64 histogram");
-        EncodedHistogram(STANDARD.encode(buf))
-    }
-
-    pub fn decode(&self) -> Result<Histogram<u64>, String> {
-        let bytes = STANDARD.decode(&self.0).map_err(|e| format!("histogram is not base64: {e}"))?;
-        Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("histogram does not decode: {e:?}"))
-    }
-}
+pub use crate::recorder::EncodedHistogram;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
@@ -184,6 +164,33 @@ impl Machine {
     }
 }
 
+/// What a result was measured against, as its file records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetKind {
+    /// This project's worker (it answered `GET /health` in its own shape). Files
+    /// written before the kind was recorded were all made against it.
+    #[default]
+    BenchWorker,
+    /// Any other HTTP API: no bench protocol.
+    Http,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::BenchWorker => "bench-worker",
+            TargetKind::Http => "http",
+        }
+    }
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Metadata {
     pub scenario: String,
@@ -196,7 +203,7 @@ pub struct Metadata {
     /// What the target is (`bench-worker`: this project's worker; `http`: any
     /// other API). Absent in files from before it was recorded: the worker.
     #[serde(default)]
-    pub target_kind: crate::target::TargetKind,
+    pub target_kind: TargetKind,
     /// The version the target said it was (its health answer), if it said.
     #[serde(default, alias = "worker_version", skip_serializing_if = "Option::is_none")]
     pub target_version: Option<String>,

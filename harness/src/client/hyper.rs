@@ -156,7 +156,7 @@ impl HyperClient {
         let resp = conn.send_request(request).await.map_err(|e| failure(classify(&e), e.to_string()))?;
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let (x_cache, server_timing, ops) = {
-            use crate::target::headers::{SERVER_TIMING, X_CACHE, X_OPS};
+            use crate::annotations::{SERVER_TIMING, X_CACHE, X_OPS};
             (header(X_CACHE), header(SERVER_TIMING), header(X_OPS))
         };
         let status = resp.status().as_u16();

@@ -368,5 +368,5 @@ pub fn status_of(docs: &[&ResultDoc]) -> AbStatus {
 
 /// The bench's targets are this project's worker: local `wrangler dev`, or deployed.
 fn environment_statement(local: bool) -> &'static str {
-    crate::target::TargetKind::BenchWorker.environment(local)
+    crate::target::environment(crate::result::TargetKind::BenchWorker, local)
 }

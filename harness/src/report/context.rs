@@ -7,9 +7,10 @@ use serde_json::{json, Value};
 use super::RunReport;
 use crate::compare::{Comparison, MetricChange};
 use crate::findings::{AbSummary, Answer, BenchSummary, Row};
+use crate::result::TargetKind;
 use crate::result::{Measurement, ResultDoc};
 use crate::series::SeriesKey;
-use crate::target::{is_loopback, TargetKind};
+use crate::target::is_loopback;
 
 pub(super) fn label(doc: &ResultDoc, i: usize) -> String {
     doc.metadata.variant.clone().unwrap_or_else(|| format!("run {}", i + 1))
@@ -39,7 +40,7 @@ fn environment(docs: &[ResultDoc]) -> String {
     let kinds: Vec<TargetKind> = docs.iter().map(|d| d.metadata.target_kind).collect();
     let kind =
         if kinds.iter().all(|k| *k == TargetKind::BenchWorker) { TargetKind::BenchWorker } else { TargetKind::Http };
-    kind.environment(loopback).to_owned()
+    crate::target::environment(kind, loopback).to_owned()
 }
 
 /// "this project's worker, version 1.2.3" / "an HTTP API (no bench protocol)".

@@ -24,7 +24,7 @@ use crate::cpu;
 use crate::recorder;
 use crate::result::{RunFigures, Status};
 use crate::scenario::{Scenario, READ_BACK_TAG};
-use crate::schedule::{ArrivalSchedule, VuWindow};
+use crate::schedule::{ArrivalSchedule, VuSchedule, VuWindow};
 use crate::shard::Shard;
 use crate::users::Population;
 
@@ -316,7 +316,7 @@ fn start_drivers(
             drivers.spawn_local(dispatch_open(Rc::clone(shared), arrivals, part.t0, slots, Rc::clone(in_flight)));
         }
         None => {
-            let Some((vus, budget)) = shared.scenario.load.executor.vu_schedule() else { return drivers };
+            let Some((vus, budget)) = VuSchedule::of(&shared.scenario.load.executor) else { return drivers };
             let budget = budget.map(|n| Rc::new(Cell::new(shard.share(n))));
             for window in vus.sharded(shard) {
                 drivers.spawn_local(virtual_user(Rc::clone(shared), budget.clone(), part.t0, window));

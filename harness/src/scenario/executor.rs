@@ -44,6 +44,21 @@ pub struct Segment {
     pub rate_to: f64,
 }
 
+impl Segment {
+    /// Iterations these segments schedule in the first `t` seconds of the run:
+    /// the area under the rate.
+    pub fn arrivals_until(segments: &[Segment], t: f64) -> f64 {
+        let mut n = 0.0;
+        for &Segment { start, duration: dur, rate_from: r0, rate_to: r1 } in segments {
+            let x = (t - start).clamp(0.0, dur);
+            if dur > 0.0 {
+                n += r0 * x + (r1 - r0) / (2.0 * dur) * x * x;
+            }
+        }
+        n
+    }
+}
+
 impl Executor {
     pub fn name(&self) -> &'static str {
         match self {
@@ -117,13 +132,6 @@ impl Executor {
         }
     }
 
-    /// A closed model's users over time (a ramping executor is its stages here)
-    /// and the iteration budget they share; `None` for the open models.
-    pub fn vu_schedule(&self) -> Option<(crate::schedule::VuSchedule, Option<u64>)> {
-        let (vus, budget) = self.virtual_users()?;
-        Some((crate::schedule::VuSchedule::constant(vus), budget))
-    }
-
     /// The iterations planned for the measured part: the schedule's count for the
     /// open models, the budget for `iterations`, unknown for `constant-vus`.
     pub fn planned_iterations(&self, warmup: Duration) -> Option<f64> {
@@ -131,9 +139,10 @@ impl Executor {
             Executor::Iterations { iterations, .. } => Some(*iterations as f64),
             Executor::ColdStart { starts } => Some(*starts as f64),
             _ => {
-                let schedule = crate::schedule::ArrivalSchedule::new(self, warmup)?;
+                let segments = self.segments(warmup)?;
                 let w = warmup.as_secs_f64();
-                Some(schedule.count_between(w, w + self.duration().as_secs_f64()))
+                let until = |t| Segment::arrivals_until(&segments, t);
+                Some(until(w + self.duration().as_secs_f64()) - until(w))
             }
         }
     }

@@ -54,14 +54,7 @@ impl ArrivalSchedule {
     }
 
     fn cumulative(&self, t: f64) -> f64 {
-        let mut n = 0.0;
-        for &Segment { start, duration: dur, rate_from: r0, rate_to: r1 } in &self.segments {
-            let x = (t - start).clamp(0.0, dur);
-            if dur > 0.0 {
-                n += r0 * x + (r1 - r0) / (2.0 * dur) * x * x;
-            }
-        }
-        n
+        Segment::arrivals_until(&self.segments, t)
     }
 }
 

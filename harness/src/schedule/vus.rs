@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::scenario::Executor;
 use crate::shard::Shard;
 
 /// When one virtual user begins iterations: from `start`, until `stop` (`None`:
@@ -24,6 +25,13 @@ pub struct VuSchedule {
 }
 
 impl VuSchedule {
+    /// A closed model's users over time (a ramping executor's are its stages)
+    /// and the iteration budget they share; `None` for the open models.
+    pub fn of(executor: &Executor) -> Option<(VuSchedule, Option<u64>)> {
+        let (vus, budget) = executor.virtual_users()?;
+        Some((VuSchedule::constant(vus), budget))
+    }
+
     /// `vus` users for the whole run.
     pub fn constant(vus: u32) -> VuSchedule {
         VuSchedule::stages(&[(Duration::ZERO, vus)])

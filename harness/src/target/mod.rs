@@ -6,15 +6,14 @@
 //!   latency profile, the `x-bench-*` request headers, seeding and reset;
 //! - `http.rs`: a plain HTTP API that speaks none of it: nothing is asked before a
 //!   run, nothing can be seeded, and reports say what it is;
-//! - `headers.rs`: the response headers a target may annotate its answers with
-//!   (`x-cache`, `Server-Timing`, `x-ops`), read by the recorder when present;
+//! - `crate::annotations`: the response headers a target may annotate its answers
+//!   with (`x-cache`, `Server-Timing`, `x-ops`), read by the recorder when present;
 //! - `setup.rs`: the blocking client of set-up calls (health, seed, reset), which
 //!   are not measured.
 //!
 //! A third kind — a worker described by a recipe (start, readiness, reset, seed)
 //! — is one more implementation of [`Target`].
 
-pub mod headers;
 mod http;
 pub mod setup;
 pub mod worker;
@@ -24,64 +23,37 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::client::{HttpClient, Request};
 use crate::result::Measurement;
 pub use http::PlainHttp;
 pub use setup::SetupClient;
 pub use worker::BenchWorker;
 
-/// What a result was measured against, as its file records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TargetKind {
-    /// This project's worker (it answered `GET /health` in its own shape). Files
-    /// written before the kind was recorded were all made against it.
-    #[default]
-    BenchWorker,
-    /// Any other HTTP API: no bench protocol.
-    Http,
-}
+pub use crate::result::TargetKind;
 
-impl TargetKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetKind::BenchWorker => "bench-worker",
-            TargetKind::Http => "http",
-        }
-    }
-
-    /// Where the numbers come from, in plain words, for a target on this machine
-    /// (`loopback`) or elsewhere.
-    pub fn environment(self, loopback: bool) -> &'static str {
-        match (self, loopback) {
-            (TargetKind::BenchWorker, true) => {
-                "Measured on this machine against loopback targets (local wrangler dev: workerd with KV and D1 \
+/// Where the numbers come from, in plain words, for a target of `kind` on this
+/// machine (`loopback`) or elsewhere.
+pub fn environment(kind: TargetKind, loopback: bool) -> &'static str {
+    match (kind, loopback) {
+        (TargetKind::BenchWorker, true) => {
+            "Measured on this machine against loopback targets (local wrangler dev: workerd with KV and D1 \
                  simulated on the same machine). Absolute latencies do not transfer to production, and local KV \
                  sees its own writes at once while production KV is eventually consistent; the verdicts hold for \
                  the environment measured."
-            }
-            (TargetKind::BenchWorker, false) => {
-                "Measured against remote targets from this machine: latencies include the network path from here; \
+        }
+        (TargetKind::BenchWorker, false) => {
+            "Measured against remote targets from this machine: latencies include the network path from here; \
                  production KV is eventually consistent (up to about 60 s between locations)."
-            }
-            (TargetKind::Http, true) => {
-                "Measured on this machine against an HTTP API on loopback that speaks none of the bench protocol: \
+        }
+        (TargetKind::Http, true) => {
+            "Measured on this machine against an HTTP API on loopback that speaks none of the bench protocol: \
                  client and server shared this machine's cores, so absolute latencies do not transfer to another \
                  machine or to production; the verdicts hold for the environment measured."
-            }
-            (TargetKind::Http, false) => {
-                "Measured against a remote HTTP API from this machine: latencies include the network path from \
-                 here, and whatever caches and instances stand between here and the API."
-            }
         }
-    }
-}
-
-impl fmt::Display for TargetKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        (TargetKind::Http, false) => {
+            "Measured against a remote HTTP API from this machine: latencies include the network path from \
+                 here, and whatever caches and instances stand between here and the API."
+        }
     }
 }
 

@@ -1,6 +1,8 @@
-//! Response headers a target may annotate its answers with; the recorder reads
-//! each one that is present. This project's worker sends all three; Server-Timing
-//! is a W3C standard that any API may send.
+//! Response annotations: the headers a target may add to its answers to say
+//! what it did (cache outcomes, its own timings, backend operations). The client
+//! keeps them and the recorder reads each one present, whatever the target
+//! (ARCHITECTURE.md, "Targets"): this project's worker sends all three,
+//! Server-Timing is a W3C standard any API may send. A leaf: it imports nothing.
 
 /// `x-cache: bot=hit,user-models=miss`: each cache layer's outcome.
 pub const X_CACHE: &str = "x-cache";
