@@ -159,3 +159,41 @@ fn a_failed_handshake_is_an_error_of_kind_tls() {
     assert_eq!(failure.kind, harness::client::ErrorKind::Tls, "{}", failure.message);
     assert!(failure.message.contains("certificate"), "{}", failure.message);
 }
+
+/// The set-up calls (here `harness seed`) trust what the measured requests trust:
+/// `--ca-cert` and `SSL_CERT_FILE`; without either the certificate is refused.
+#[test]
+fn set_up_calls_trust_the_same_certificates_as_the_run() {
+    let _x = exclusive();
+    let identity = self_signed();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, &identity.0).unwrap();
+    let log = common::FullLog::default();
+    let server = spawn_tls(Behaviour::BenchProtocol { log: log.clone() }, &identity);
+    let url = format!("https://{}", server.addr);
+    let seed = |extra: &[&str], env: Option<&std::path::Path>| {
+        let mut cmd = harness();
+        cmd.args(["seed", "--target", &url, "--bench-secret", "s", "--users", "3", "--seed", "9"]).args(extra);
+        cmd.env_remove("SSL_CERT_FILE");
+        if let Some(file) = env {
+            cmd.env("SSL_CERT_FILE", file);
+        }
+        cmd.output().unwrap()
+    };
+    let untrusted = seed(&[], None);
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("certificate") && stderr.contains("--ca-cert") && stderr.contains("--insecure"),
+        "{stderr}"
+    );
+    assert!(log.lock().unwrap().is_empty(), "nothing reached the server over an untrusted connection");
+    for out in [seed(&["--ca-cert", cert.to_str().unwrap()], None), seed(&[], Some(&cert)), seed(&["--insecure"], None)]
+    {
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let calls = log.lock().unwrap().clone();
+    assert_eq!(calls.len(), 3, "one seeding call per trusted run: {calls:?}");
+    assert!(calls.iter().all(|c| c.1 == "/__bench/seed" && c.3.contains("\"seed\":9")));
+}

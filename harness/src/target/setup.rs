@@ -45,7 +45,13 @@ impl SetupClient {
             if let Some(b) = body {
                 req = req.header("content-type", "application/json").body(b);
             }
-            let resp = req.send().await.map_err(|e| format!("{url}: {}", crate::client::describe(&e)))?;
+            let resp = req.send().await.map_err(|e| {
+                let cause = crate::client::describe(&e);
+                match cause.contains("certificate") {
+                    true => format!("{url}: {cause}; {}", crate::client::tls::advice(&cause)),
+                    false => format!("{url}: {cause}"),
+                }
+            })?;
             let status = resp.status().as_u16();
             let text = resp.text().await.map_err(|e| format!("{url}: {e}"))?;
             Ok((status, text))
