@@ -43,7 +43,7 @@ pub use crate::findings::{
 };
 use crate::result::{self, Measurement};
 use crate::target::SetupClient;
-pub use observer::{FinishedJob, Observer, Silent};
+pub use observer::{FinishedJob, Observer};
 pub use plan::{load_scenarios, shorten, DEFAULT_BUDGET, LAYERS, QUICK_MEASURED, QUICK_WARMUP, STANDARD_SCENARIOS};
 
 #[derive(Debug, thiserror::Error)]

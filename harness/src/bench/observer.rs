@@ -33,18 +33,3 @@ pub trait Observer {
     /// write its report into `dir`.
     fn bench_finished(&self, summary: &BenchSummary, dir: &Path) -> Result<(), String>;
 }
-
-/// Says nothing and writes nothing: for callers that only want the summary.
-pub struct Silent;
-
-impl Observer for Silent {
-    fn say(&self, _: &str) {}
-
-    fn job_finished(&self, _: &FinishedJob<'_>) -> Option<String> {
-        None
-    }
-
-    fn bench_finished(&self, _: &BenchSummary, _: &Path) -> Result<(), String> {
-        Ok(())
-    }
-}
