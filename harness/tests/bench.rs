@@ -419,7 +419,9 @@ fn strategies_are_ranked_with_their_staleness_measured() {
     let memory = &probe("memory").other;
     assert_eq!(memory.first_read_stale, 4, "another isolate's memory keeps the old list");
     assert!(memory.max_ms().unwrap() > 5000.0, "until its 10 s run out: {memory:?}");
-    let rankings = harness::bench::ranking::rankings(&s);
+    // Computed once, when the bench ended, and stored with what it found.
+    let rankings = &s.rankings;
+    assert_eq!(*rankings, harness::findings::ranking::rankings(&s));
     assert_eq!(rankings.len(), 1);
     let rows: Vec<&str> = rankings[0].rows.iter().map(|r| r.strategy.as_str()).collect();
     assert_eq!(rows.len(), 3, "{rows:?}");
@@ -431,5 +433,5 @@ fn strategies_are_ranked_with_their_staleness_measured() {
 }
 
 fn ranking_hits(r: &harness::bench::AbSummary, layer: Option<&str>) -> f64 {
-    harness::bench::ranking::hit_ratio(&r.cache_b, layer).unwrap_or(0.0)
+    harness::findings::ranking::hit_ratio(&r.cache_b, layer).unwrap_or(0.0)
 }
