@@ -33,8 +33,8 @@ use crate::scenario::{self, Scenario};
     version,
     about = "Cache benchmark load generator: scenario -> schedule -> client -> recorder -> result -> compare -> report",
     arg_required_else_help = true,
-    long_about = "Replays scenario files (scenarios/*.toml) against a target worker and says, with \
-statistics and an exit code, whether a cache really makes it faster. \
+    long_about = "Replays scenario files (scenarios/*.toml) against this project's worker or any HTTP API \
+(--target-kind) and says, with statistics and an exit code, whether a cache really makes it faster. \
 Exit codes: 0 pass, 1 a gate failed, 2 bad input or usage, 3 target unreachable or run invalid."
 )]
 pub struct Cli {
