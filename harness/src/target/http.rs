@@ -8,10 +8,6 @@ use super::{SetupClient, Target, TargetInfo, TargetKind};
 pub struct PlainHttp;
 
 impl Target for PlainHttp {
-    fn kind(&self) -> TargetKind {
-        TargetKind::Http
-    }
-
     fn probe_path(&self) -> Option<&'static str> {
         None
     }

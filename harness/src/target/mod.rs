@@ -37,22 +37,22 @@ pub fn environment(kind: TargetKind, loopback: bool) -> &'static str {
     match (kind, loopback) {
         (TargetKind::BenchWorker, true) => {
             "Measured on this machine against loopback targets (local wrangler dev: workerd with KV and D1 \
-                 simulated on the same machine). Absolute latencies do not transfer to production, and local KV \
-                 sees its own writes at once while production KV is eventually consistent; the verdicts hold for \
-                 the environment measured."
+             simulated on the same machine). Absolute latencies do not transfer to production, and local KV \
+             sees its own writes at once while production KV is eventually consistent; the verdicts hold for \
+             the environment measured."
         }
         (TargetKind::BenchWorker, false) => {
             "Measured against remote targets from this machine: latencies include the network path from here; \
-                 production KV is eventually consistent (up to about 60 s between locations)."
+             production KV is eventually consistent (up to about 60 s between locations)."
         }
         (TargetKind::Http, true) => {
             "Measured on this machine against an HTTP API on loopback that speaks none of the bench protocol: \
-                 client and server shared this machine's cores, so absolute latencies do not transfer to another \
-                 machine or to production; the verdicts hold for the environment measured."
+             client and server shared this machine's cores, so absolute latencies do not transfer to another \
+             machine or to production; the verdicts hold for the environment measured."
         }
         (TargetKind::Http, false) => {
             "Measured against a remote HTTP API from this machine: latencies include the network path from \
-                 here, and whatever caches and instances stand between here and the API."
+             here, and whatever caches and instances stand between here and the API."
         }
     }
 }
@@ -92,9 +92,6 @@ pub struct TargetInfo {
 
 /// A kind of target: what can be asked of it besides the scenario's requests.
 pub trait Target: fmt::Debug + Send + Sync {
-    /// The kind a target is before it has been asked (see [`Target::read_probe`]).
-    fn kind(&self) -> TargetKind;
-
     /// The path asked (GET) before a run for what the target is; `None`: nothing is asked.
     fn probe_path(&self) -> Option<&'static str>;
 

@@ -68,10 +68,6 @@ fn info_of(body: &serde_json::Value) -> TargetInfo {
 }
 
 impl Target for BenchWorker {
-    fn kind(&self) -> TargetKind {
-        TargetKind::BenchWorker
-    }
-
     fn probe_path(&self) -> Option<&'static str> {
         Some(HEALTH)
     }
