@@ -263,6 +263,9 @@ fn the_workflow_is_valid_and_runs_what_the_readme_says() {
     {
         assert!(text.contains(step), "the workflow lacks {step:?}");
     }
+    // Run steps pipe the gate into tee: only bash with pipefail lets its exit code through.
+    let defaults = text.split("defaults:").nth(1).expect("the job sets defaults for its run steps");
+    assert!(defaults.trim_start().starts_with("run:\n        shell: bash"), "run steps in bash (pipefail)");
 }
 
 #[test]
