@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
+use crate::recorder::add_counts;
 use crate::result::{BlocksDoc, EncodedHistogram, MergedFrom, ResultDoc, RunFigures, SeriesDoc, Status};
 use crate::shard::Shard;
 
@@ -22,12 +23,6 @@ fn add_histograms(a: &EncodedHistogram, b: &EncodedHistogram) -> Result<(Encoded
     h.auto(true);
     h.add(b.decode()?).map_err(|e| format!("histograms do not add: {e:?}"))?;
     Ok((EncodedHistogram::encode(&h), h))
-}
-
-fn add_counts<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
-    for (k, n) in from {
-        *into.entry(k.clone()).or_insert(0) += n;
-    }
 }
 
 /// The first block index after every block of `doc`.

@@ -158,7 +158,8 @@ fn add_histogram(into: &mut Histogram<u64>, from: &Histogram<u64>) {
     into.add(from).expect("histograms of one run add");
 }
 
-fn add_counts<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
+/// Adds `from`'s counts into `into`, key by key.
+pub(crate) fn add_counts<K: Ord + Clone>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
     for (k, n) in from {
         *into.entry(k.clone()).or_insert(0) += n;
     }

@@ -4,7 +4,6 @@
 //! It takes what was recorded ([`ArmRecord`]s and [`RunFigures`]), not the
 //! engine, so results recorded elsewhere (merged shards) are finished the same way.
 
-use crate::target::TargetInfo;
 use std::time::SystemTime;
 
 use super::{ArmSpec, CLIENT_BOUND_CPU_SHARE, LATE, MAX_RATE_SHORTFALL, WARN_LATE_SHARE};
@@ -13,6 +12,7 @@ use crate::recorder::{IntervalSummary, Recorder};
 use crate::result::{self, Machine, Metadata, ResultDoc, RunFigures, SeriesDoc, Status};
 use crate::scenario::{Flow, Scenario};
 use crate::series::SeriesKey;
+use crate::target::TargetInfo;
 use crate::thresholds::{Observed, Outcome, Threshold};
 
 /// What one arm recorded.
@@ -46,14 +46,22 @@ impl ArmRecord {
         }
     }
 
-    /// Adds what another thread recorded of this arm in the same run (same
-    /// start, so blocks and seconds line up as they are).
-    pub fn add(&mut self, o: &ArmRecord) -> Result<(), String> {
-        self.recorder.add(&o.recorder);
-        self.intervals = crate::merge::add_seconds([self.intervals.as_slice(), o.intervals.as_slice()].into_iter())?;
-        self.requests += o.requests;
-        self.warmup_requests += o.warmup_requests;
-        Ok(())
+    /// One record of what the threads of one run recorded of this arm (`parts`,
+    /// at least one): series added, seconds added once over all of them (they
+    /// share one start, so blocks and seconds line up as they are).
+    pub fn sum(parts: &[&ArmRecord]) -> Result<ArmRecord, String> {
+        let (first, rest) = parts.split_first().ok_or("no part recorded this arm")?;
+        let mut out = (*first).clone();
+        if rest.is_empty() {
+            return Ok(out);
+        }
+        for p in rest {
+            out.recorder.add(&p.recorder);
+            out.requests += p.requests;
+            out.warmup_requests += p.warmup_requests;
+        }
+        out.intervals = crate::merge::add_seconds(parts.iter().map(|p| p.intervals.as_slice()))?;
+        Ok(out)
     }
 
     /// A record of the same arm with nothing recorded yet.
@@ -277,18 +285,14 @@ pub struct DocContext<'a> {
 }
 
 impl DocContext<'_> {
-    /// The result document of one arm: `run` with the arm's own request counts.
     /// One document per arm of what `parts` (threads of one run, each with its
     /// arms' records and its figures) recorded: the parts' records added in
     /// memory, each arm encoded once, the figures merged as parts that ran at once.
     pub fn documents(&self, parts: &[(&[ArmRecord], &RunFigures)], ended: bool) -> Result<Vec<ResultDoc>, String> {
         let Some(((first, figures), rest)) = parts.split_first() else { return Ok(Vec::new()) };
-        let mut arms = first.to_vec();
-        for (part, _) in rest {
-            for (into, arm) in arms.iter_mut().zip(part.iter()) {
-                into.add(arm)?;
-            }
-        }
+        let arms = (0..first.len())
+            .map(|i| ArmRecord::sum(&parts.iter().map(|(arms, _)| &arms[i]).collect::<Vec<_>>()))
+            .collect::<Result<Vec<_>, _>>()?;
         let run = match rest {
             [] => (*figures).clone(),
             _ => crate::merge::merge_run(
@@ -299,6 +303,7 @@ impl DocContext<'_> {
         Ok(arms.iter().map(|a| self.document(a, run.clone(), Vec::new(), ended)).collect())
     }
 
+    /// The result document of one arm: `run` with the arm's own request counts.
     pub fn document(&self, arm: &ArmRecord, run: RunFigures, thresholds: Vec<Outcome>, ended: bool) -> ResultDoc {
         let rec = &arm.recorder;
         let mut load = load_description(self.scenario);

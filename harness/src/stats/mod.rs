@@ -272,15 +272,16 @@ pub(crate) fn metrics(values: &[f64], counts: &[u64]) -> PerMetric<f64> {
     if total == 0 {
         return out;
     }
-    // (rank, slot) of every quantile metric, lowest rank first.
-    let mut ranks: Vec<(u64, usize)> =
-        Metric::ALL.iter().enumerate().filter_map(|(i, m)| m.quantile().map(|q| (nearest_rank(q, total), i))).collect();
+    // (rank, slot) of every metric, lowest rank first; the mean has no rank and
+    // sorts last. An array: this runs twice per bootstrap resample.
+    let mut ranks: PerMetric<(u64, usize)> =
+        std::array::from_fn(|i| (Metric::ALL[i].quantile().map_or(u64::MAX, |q| nearest_rank(q, total)), i));
     ranks.sort_unstable();
     let (mut seen, mut next, mut sum) = (0u64, 0usize, 0.0);
     for (v, &c) in values.iter().zip(counts) {
         seen += c;
         sum += v * c as f64;
-        while next < ranks.len() && seen >= ranks[next].0 {
+        while next < METRICS && ranks[next].0 != u64::MAX && seen >= ranks[next].0 {
             out[ranks[next].1] = *v;
             next += 1;
         }

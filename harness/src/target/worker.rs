@@ -155,14 +155,16 @@ impl Target for BenchWorker {
 /// The worker's `GET /health` at `base`, as a set-up call (not measured).
 pub fn get_health(client: &SetupClient, base: &str) -> Result<Health, String> {
     let url = format!("{}{HEALTH}", base.trim_end_matches('/'));
-    match client.send(reqwest::Method::GET, &url, &[], None)? {
-        (200, body) => serde_json::from_str(&body).map_err(|e| format!("{url}: not the target worker's health ({e})")),
-        (status, _) => Err(format!("{url}: status {status}")),
+    match health_with(client, base, &[])? {
+        (200, _, body) => {
+            serde_json::from_str(&body).map_err(|e| format!("{url}: not the target worker's health ({e})"))
+        }
+        (status, _, _) => Err(format!("{url}: status {status}")),
     }
 }
 
 /// The worker's `GET /health` asked with bench headers (a strategy, a profile):
-/// its JSON, or why not.
+/// its status, its JSON (null when it is none) and its text.
 pub fn health_with(
     client: &SetupClient,
     base: &str,
