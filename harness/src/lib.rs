@@ -2,6 +2,7 @@
 //! later commands, compare → report). One module, one job.
 
 pub mod annotations;
+pub mod answers;
 pub mod bench;
 pub mod cancel;
 pub mod change;

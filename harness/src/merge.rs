@@ -132,6 +132,7 @@ pub fn merge(earlier: &ResultDoc, later: &ResultDoc) -> Result<ResultDoc, String
         series,
         intervals,
         thresholds,
+        answers: crate::answers::AnswersDoc::sum([earlier.answers.as_ref(), later.answers.as_ref()]),
     })
 }
 
@@ -339,6 +340,7 @@ pub fn merge_concurrent(parts: &[ResultDoc], label: &dyn Fn(usize) -> String) ->
         series,
         intervals: add_intervals(&aligned)?,
         thresholds: first.thresholds.clone(),
+        answers: crate::answers::AnswersDoc::sum(parts.iter().map(|p| p.answers.as_ref())),
     };
     combine_blocks(&mut doc);
     Ok(doc)
@@ -511,6 +513,7 @@ mod tests {
             series: BTreeMap::from([("*".to_owned(), series_doc)]),
             intervals: vec![],
             thresholds: vec![],
+            answers: None,
         }
     }
 

@@ -429,6 +429,7 @@ mod tests {
             ops: Some("kv-read=1,d1-read=2".into()),
             bytes: 7,
             body: None,
+            headers: Vec::new(),
         };
         let (hit, miss) = (reply("bot=hit", "kv;dur=0.5"), reply("bot=miss", "kv;dur=3, d1;dur=9"));
         let fail = Failure { kind: ErrorKind::Reset, message: "r".into() };
@@ -484,6 +485,7 @@ mod tests {
             ops: Some("kv-read=2,kv-write=0,d1-read=1".into()),
             bytes: 10,
             body: None,
+            headers: Vec::new(),
         };
         let series = StepSeries::new("me", &["auth".to_owned()]);
         for us in [1000, 2000, 3000] {

@@ -355,6 +355,10 @@ pub struct ResultDoc {
     pub series: BTreeMap<String, SeriesDoc>,
     pub intervals: Vec<IntervalSummary>,
     pub thresholds: Vec<Outcome>,
+    /// An A/B's pairs: how often the two arms answered differently (both arms'
+    /// documents carry the same). Absent in one-arm runs and older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<crate::answers::AnswersDoc>,
 }
 
 impl ResultDoc {

@@ -153,7 +153,14 @@ fn a_failed_handshake_is_an_error_of_kind_tls() {
             &harness::client::TlsOptions::default(),
         )
         .unwrap();
-        let req = harness::client::Request { method: "GET", path: "/x", headers: &[], body: None, keep_body: false };
+        let req = harness::client::Request {
+            method: "GET",
+            path: "/x",
+            headers: &[],
+            body: None,
+            keep_body: false,
+            keep_headers: &[],
+        };
         client.send(req).await.unwrap_err()
     });
     assert_eq!(failure.kind, harness::client::ErrorKind::Tls, "{}", failure.message);

@@ -159,6 +159,7 @@ impl HyperClient {
             use crate::annotations::{SERVER_TIMING, X_CACHE, X_OPS};
             (header(X_CACHE), header(SERVER_TIMING), header(X_OPS))
         };
+        let headers = super::kept_headers(resp.headers(), req.keep_headers);
         let status = resp.status().as_u16();
         let mut body = resp.into_body();
         let mut bytes = 0u64;
@@ -176,6 +177,6 @@ impl HyperClient {
                 idle.push((conn, Instant::now()));
             }
         }
-        Ok(Reply { status, x_cache, server_timing, ops, bytes, body: kept })
+        Ok(Reply { status, x_cache, server_timing, ops, bytes, body: kept, headers })
     }
 }

@@ -60,6 +60,9 @@ pub struct Reply {
     /// Only when the step needs it (extraction, body checks); at most
     /// [`MAX_KEPT_BODY`] bytes of it.
     pub body: Option<Vec<u8>>,
+    /// The headers asked for by [`Request::keep_headers`] (name in lower case,
+    /// values of a repeated header joined by ", ").
+    pub headers: Vec<(String, String)>,
 }
 
 /// The most of one answer kept in memory for extraction and checks: every byte is
@@ -87,6 +90,20 @@ pub struct Request<'a> {
     pub headers: &'a [(String, String)],
     pub body: Option<String>,
     pub keep_body: bool,
+    /// Response headers to keep (lower-case names), for the step's header checks.
+    pub keep_headers: &'a [String],
+}
+
+/// The headers of `map` named in `names`, for [`Reply::headers`].
+fn kept_headers(map: &::hyper::HeaderMap, names: &[String]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .filter(|n| map.contains_key(n.as_str()))
+        .map(|n| {
+            let values: Vec<&str> = map.get_all(n.as_str()).iter().filter_map(|v| v.to_str().ok()).collect();
+            (n.clone(), values.join(", "))
+        })
+        .collect()
 }
 
 /// Which HTTP implementation sends the requests.

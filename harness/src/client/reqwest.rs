@@ -79,6 +79,7 @@ impl ReqwestClient {
             use crate::annotations::{SERVER_TIMING, X_CACHE, X_OPS};
             (header(X_CACHE), header(SERVER_TIMING), header(X_OPS))
         };
+        let headers = super::kept_headers(resp.headers(), req.keep_headers);
         let status = resp.status().as_u16();
         let mut bytes = 0u64;
         let mut body = req.keep_body.then(Vec::new);
@@ -92,7 +93,7 @@ impl ReqwestClient {
             bytes += chunk.len() as u64;
             super::keep(&mut body, &chunk);
         }
-        Ok(Reply { status, x_cache, server_timing, ops, bytes, body })
+        Ok(Reply { status, x_cache, server_timing, ops, bytes, body, headers })
     }
 }
 

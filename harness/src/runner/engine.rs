@@ -81,6 +81,8 @@ pub(super) struct Shared {
     /// the set-up did not cover).
     pub(super) once_locks: UserLocks,
     pub(super) has_once: bool,
+    /// An A/B's pairs, whose answers are compared (none in a one-arm run).
+    pub(super) answers: Option<crate::answers::AnswerBook>,
     pub(super) alternator: RefCell<ArmAlternator>,
     pub(super) measure_start: Instant,
     pub(super) measure_end: Instant,
@@ -129,6 +131,7 @@ impl Shared {
             write_locks: UserLocks::default(),
             once_locks: UserLocks::default(),
             has_once: scenario.steps.iter().any(|s| s.once_per_user),
+            answers: None,
             measure_start,
             measure_end: measure_start + planned,
             stop: Cell::new(false),
@@ -229,6 +232,8 @@ pub(super) struct Part {
     pub(super) live: Option<crate::metrics::live::Slot>,
     /// The run's write locks, shared by its threads.
     pub(super) write_locks: UserLocks,
+    /// The run's pairs (an A/B), shared by its threads.
+    pub(super) answers: Option<crate::answers::AnswerBook>,
 }
 
 /// Drives `scenario` over `arms` until its schedule (the part's shard of it)
@@ -249,6 +254,7 @@ pub(super) async fn drive(
     shared.first_error = RefCell::new(set_up.first_error);
     shared.counters.get_mut().template_failures = set_up.template_failures;
     shared.write_locks = part.write_locks.clone();
+    shared.answers = part.answers.clone();
     let shared = Rc::new(shared);
 
     let in_flight = Rc::new(InFlight::default());

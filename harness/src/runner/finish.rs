@@ -344,6 +344,7 @@ impl DocContext<'_> {
             series: rec.series.iter().map(|(k, s)| (k.clone(), SeriesDoc::from_stats(s))).collect(),
             intervals: arm.intervals.clone(),
             thresholds,
+            answers: None,
         }
     }
 }

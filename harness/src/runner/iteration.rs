@@ -11,10 +11,11 @@ use rand_distr::Distribution;
 
 use super::engine::Shared;
 use super::LATE;
+use crate::answers::{Answered, PairStep};
 use crate::client::{ErrorKind, Request};
 use crate::recorder::{self, Sample, BLOCK_MS};
 use crate::scenario::template::{Values, Var};
-use crate::scenario::{Expect, Flow, List, RequestSpec};
+use crate::scenario::{Expect, Flow, List, Needles, RequestSpec};
 use crate::users::Population;
 
 /// What an iteration draws before it starts: its user, its step (mix flow), the
@@ -26,6 +27,8 @@ struct Draw {
     mix_choice: Option<usize>,
     seed: u64,
     iteration: u64,
+    /// The pair's number in an A/B whose answers are compared.
+    pair: Option<u64>,
 }
 
 /// Which arm iteration `k` goes to: pairs (2j, 2j+1) go to both arms, in an order
@@ -172,7 +175,7 @@ struct Rendered {
     path: String,
     headers: Vec<(String, String)>,
     body: Option<String>,
-    needle: Option<String>,
+    needles: Needles,
 }
 
 fn render(request: &RequestSpec, expect: &Expect, values: &mut StepValues) -> Result<Rendered, String> {
@@ -184,7 +187,10 @@ fn render(request: &RequestSpec, expect: &Expect, values: &mut StepValues) -> Re
             .map(|(k, t)| t.render(values).map(|v| (k.clone(), v)))
             .collect::<Result<Vec<_>, _>>()?,
         body: request.body.as_ref().map(|b| b.render(values)).transpose()?,
-        needle: expect.body_contains.as_ref().map(|b| b.render(values)).transpose()?,
+        needles: Needles {
+            contains: expect.body_contains.as_ref().map(|b| b.render(values)).transpose()?,
+            not_contains: expect.body_not_contains.as_ref().map(|b| b.render(values)).transpose()?,
+        },
     })
 }
 
@@ -197,6 +203,16 @@ struct Call<'a> {
     keep_body: bool,
     /// A read-back: a reply that fails its expectation is a stale read.
     read_back: bool,
+    /// The pair-step whose answers are compared, and its user.
+    pairing: Option<Pairing<'a>>,
+}
+
+/// One arm's half of a pair-step whose answers the book compares.
+struct Pairing<'a> {
+    book: &'a crate::answers::AnswerBook,
+    key: PairStep,
+    user: usize,
+    user_index: Option<usize>,
 }
 
 /// Sends and records one request: the reply and whether it met its expectation,
@@ -209,7 +225,7 @@ async fn exchange(
     intended: Instant,
     measured: bool,
 ) -> Result<(crate::client::Reply, bool), ()> {
-    let Call { request, expect, series, keep_body, read_back } = call;
+    let Call { request, expect, series, keep_body, read_back, pairing } = call;
     let arm = &shared.arms[route.arm];
     let mut headers = r.headers;
     headers.extend(arm.record.borrow().spec.extra_headers.iter().cloned());
@@ -219,23 +235,35 @@ async fn exchange(
     if measured && !read_back && sent.saturating_duration_since(intended) > LATE {
         shared.counters.borrow_mut().late += 1;
     }
-    let keep_body = keep_body || r.needle.is_some();
+    let rule = pairing.as_ref().map(|p| p.book.rule(p.key.step));
+    let keep_body = keep_body || expect.needs_body() || rule.is_some_and(|r| r.needs_body());
+    let keep_headers = expect.header_names();
+    if let Some(p) = &pairing {
+        p.book.sent(p.key, p.user, measured);
+    }
     let result = arm
         .client(route.crossed)
-        .send(Request { method: &request.method, path: &r.path, headers: &headers, body: r.body, keep_body })
+        .send(Request {
+            method: &request.method,
+            path: &r.path,
+            headers: &headers,
+            body: r.body,
+            keep_body,
+            keep_headers: &keep_headers,
+        })
         .await;
     let done = Instant::now();
-    let ok = match &result {
-        Ok(reply) => {
-            let body_ok = match (&r.needle, &reply.body) {
-                (Some(needle), Some(b)) => String::from_utf8_lossy(b).contains(needle.as_str()),
-                (Some(_), None) => false,
-                _ => true,
-            };
-            expect.status_ok(reply.status) && body_ok
-        }
-        Err(_) => false,
-    };
+    let ok = result.as_ref().is_ok_and(|reply| expect.met_by(reply, &r.needles));
+    if let (Some(p), Some(rule)) = (&pairing, rule) {
+        let answered = Answered {
+            arm: route.arm,
+            user: p.user,
+            user_index: p.user_index,
+            request: format!("{} {}", request.method, r.path),
+            answer: result.as_ref().ok().map(|reply| rule.answer(reply.status, reply.body.as_deref())),
+        };
+        p.book.answered(p.key, answered);
+    }
     shared.counters.borrow_mut().requests += 1;
     let mut record = arm.record.borrow_mut();
     record.requests += 1;
@@ -305,7 +333,7 @@ pub(super) async fn set_up_users(shared: &Rc<Shared>) {
                 // tried again; after the last try the user's first iteration in the
                 // arm runs it, as without the set-up.
                 for attempt in 1..=SET_UP_TRIES {
-                    let draw = Draw { user, mix_choice: None, seed: rand::random(), iteration: 0 };
+                    let draw = Draw { user, mix_choice: None, seed: rand::random(), iteration: 0, pair: None };
                     let done = (steps.len(), None);
                     if run_steps(&shared, route, &draw, &steps, done, Instant::now(), false).await {
                         return;
@@ -377,7 +405,7 @@ async fn run_steps(
                 return false;
             }
         };
-        let sent = Sent { route, step: s, user: draw.user, intended, measured };
+        let sent = Sent { route, step: s, user: draw.user, pair: draw.pair, intended, measured };
         match run_step(shared, sent, main, read_back).await {
             Some(ok) => all_ok &= ok,
             None => return false, // a user whose request failed does not go on with the flow
@@ -422,6 +450,7 @@ fn next_draw(shared: &Shared) -> (Route, Draw) {
             mix_choice: shared.mix.as_ref().map(|(mix, index)| index[mix.sample(rng)]),
             seed: rng.random(),
             iteration,
+            pair: shared.answers.as_ref().map(|book| book.pair()),
         }
     };
     shared.alternator.borrow_mut().next(&mut rng, fresh)
@@ -447,6 +476,7 @@ struct Sent {
     route: Route,
     step: usize,
     user: usize,
+    pair: Option<u64>,
     intended: Instant,
     measured: bool,
 }
@@ -455,7 +485,7 @@ struct Sent {
 /// the step asks for. Returns whether the answer met the step's expectations, or
 /// `None` when the request got no answer.
 async fn run_step(shared: &Shared, sent: Sent, main: Rendered, read_back: Option<Rendered>) -> Option<bool> {
-    let Sent { route, step: s, user, intended, measured } = sent;
+    let Sent { route, step: s, user, pair, intended, measured } = sent;
     let step = &shared.scenario.steps[s];
     // Keyed by the server the write goes to: tied arms never share one (each arm
     // its own lock), but crossed arms write the same user's data on the same
@@ -471,6 +501,7 @@ async fn run_step(shared: &Shared, sent: Sent, main: Rendered, read_back: Option
         series: &shared.step_series[s],
         keep_body: !step.extract.is_empty(),
         read_back: false,
+        pairing: pairing(shared, pair, s, user),
     };
     let reply = exchange(shared, route, call, main, intended, measured).await;
     if let Ok((r, true)) = &reply {
@@ -486,9 +517,28 @@ async fn run_step(shared: &Shared, sent: Sent, main: Rendered, read_back: Option
     if let (Ok((_, true)), Some(rb), Some(spec), Some(series)) =
         (&reply, read_back, &step.read_back, &shared.read_back_series[s])
     {
-        let call = Call { request: &spec.request, expect: &spec.expect, series, keep_body: false, read_back: true };
+        let call = Call {
+            request: &spec.request,
+            expect: &spec.expect,
+            series,
+            keep_body: false,
+            read_back: true,
+            pairing: None,
+        };
         // The read is meant to follow the write at once, as a client's would.
         let _ = exchange(shared, route, call, rb, Instant::now(), measured).await;
     }
     reply.ok().map(|(_, ok)| ok)
+}
+
+/// The pair-step of step `s`, when the run compares answers and the step takes part.
+fn pairing(shared: &Shared, pair: Option<u64>, s: usize, user: usize) -> Option<Pairing<'_>> {
+    let book = shared.answers.as_ref()?;
+    let pair = pair?;
+    book.follows(s).then(|| Pairing {
+        book,
+        key: PairStep { pair, step: s },
+        user,
+        user_index: (!shared.population.borrow().is_empty()).then_some(user),
+    })
 }

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::answers::AnswerBook;
 use crate::client::HttpClient;
 use crate::cpu;
 use crate::recorder;
@@ -225,18 +226,26 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     };
     let writer = Writer::start(&files, &ctx, opts.threads.max(1) as usize).map_err(RunError::Setup)?;
     let locks = engine::UserLocks::default();
+    // An A/B's two answers of each pair are compared, whatever the target.
+    let answers = (opts.arms.len() == 2).then(|| AnswerBook::new(scenario));
     let usage0 = cpu::usage();
     let wall0 = Instant::now();
+    let parts = Parts { infos: &infos, t0, writer: &writer, stem: &stem, locks: &locks, answers: answers.as_ref() };
     let recorded = if opts.threads <= 1 {
-        let part = part(opts, opts.shard, 0, t0, &writer, &stem, &locks);
+        let part = part(opts, opts.shard, 0, &parts);
         vec![engine::drive(scenario, opts, arms, set_up, part).await?]
     } else {
         drop(arms);
-        let parts = Parts { infos: &infos, t0, writer: &writer, stem: &stem, locks: &locks };
         run_threads(scenario, opts, set_up, &parts)?
     };
     writer.finish();
-    let docs = judged_docs(&ctx, opts, &recorded, usage0, wall0)?;
+    let mut docs = judged_docs(&ctx, opts, &recorded, usage0, wall0)?;
+    if let Some(book) = &answers {
+        let answers = book.finish();
+        for d in &mut docs {
+            d.answers = Some(answers.clone());
+        }
+    }
     finish::write_docs(&files.json, &docs)
         .map_err(|e| RunError::Setup(format!("cannot write {}: {e}", files.json.display())))?;
     let mut series = recorded.into_iter().map(|r| r.arms).collect::<Vec<_>>();
@@ -318,22 +327,15 @@ fn client_of(scenario: &Scenario, opts: &RunOptions, target: &str) -> Result<Htt
     HttpClient::new(target, per_thread, scenario.load.timeout, opts.http_client, &opts.tls).map_err(RunError::Setup)
 }
 
-fn part(
-    opts: &RunOptions,
-    shard: Shard,
-    index: usize,
-    t0: Instant,
-    writer: &Writer,
-    stem: &str,
-    locks: &engine::UserLocks,
-) -> engine::Part {
+fn part(opts: &RunOptions, shard: Shard, index: usize, parts: &Parts<'_>) -> engine::Part {
     engine::Part {
         shard,
-        t0,
-        writer: writer.handle(index),
+        t0: parts.t0,
+        writer: parts.writer.handle(index),
         progress: index == 0,
-        live: opts.live.as_ref().map(|board| board.slot(stem, index)),
-        write_locks: locks.clone(),
+        live: opts.live.as_ref().map(|board| board.slot(parts.stem, index)),
+        write_locks: parts.locks.clone(),
+        answers: parts.answers.cloned(),
     }
 }
 
@@ -344,6 +346,7 @@ struct Parts<'a> {
     writer: &'a Writer,
     stem: &'a str,
     locks: &'a engine::UserLocks,
+    answers: Option<&'a AnswerBook>,
 }
 
 /// Runs the process's shard as `opts.threads` parts, one per thread, each with its
@@ -366,7 +369,7 @@ fn run_threads(
                     first_error: set_up.first_error.clone(),
                     template_failures: set_up.template_failures,
                 };
-                let part = part(opts, shard, index, shared.t0, shared.writer, shared.stem, shared.locks);
+                let part = part(opts, shard, index, shared);
                 std::thread::Builder::new()
                     .name(format!("harness-send-{index}"))
                     .spawn_scoped(scope, move || {

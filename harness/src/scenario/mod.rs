@@ -3,9 +3,12 @@
 
 pub mod duration;
 pub mod executor;
+mod expect;
 pub mod template;
 
 pub use executor::{Executor, Segment, Stage};
+use expect::{parse_expect, RawExpect};
+pub use expect::{Comparison, Expect, HeaderCheck, JsonCheck, JsonTest, Needles, Pattern};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -19,6 +22,7 @@ use toml::Spanned;
 pub use duration::{format_duration, parse_duration};
 pub use template::{Template, Var};
 
+use crate::answers::AnswerRule;
 use crate::thresholds::{Aggregate, Threshold};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,6 +135,9 @@ struct RawStep {
     once_per_user: bool,
     #[serde(default)]
     read_back: Option<Spanned<RawReadBack>>,
+    /// How the arms' answers are compared in an A/B.
+    #[serde(default)]
+    compare: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -143,15 +150,6 @@ struct RawRequest {
     headers: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     body: Option<Spanned<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawExpect {
-    #[serde(default)]
-    status: Option<Spanned<toml::Value>>,
-    #[serde(default)]
-    body_contains: Option<Spanned<String>>,
 }
 
 // ---- the validated scenario ---------------------------------------------------
@@ -218,35 +216,6 @@ pub struct RequestSpec {
     pub body: Option<Template>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Expect {
-    /// Accepted statuses; empty means any 2xx or 3xx.
-    pub status: Vec<u16>,
-    pub body_contains: Option<Template>,
-}
-
-impl Expect {
-    pub fn status_ok(&self, status: u16) -> bool {
-        if self.status.is_empty() {
-            (200..400).contains(&status)
-        } else {
-            self.status.contains(&status)
-        }
-    }
-
-    fn describe(&self) -> String {
-        let status = if self.status.is_empty() {
-            "2xx/3xx".to_owned()
-        } else {
-            self.status.iter().map(u16::to_string).collect::<Vec<_>>().join("|")
-        };
-        match &self.body_contains {
-            Some(t) => format!("{status} and a body containing {:?}", t.source()),
-            None => status,
-        }
-    }
-}
-
 /// A read made right after its step succeeded, by the same user, that must show
 /// the write: when its expectation fails, that is a stale read.
 #[derive(Debug, Clone, PartialEq)]
@@ -270,6 +239,8 @@ pub struct Step {
     pub think_time: Option<Duration>,
     pub once_per_user: bool,
     pub read_back: Option<ReadBack>,
+    /// How an A/B compares the two arms' answers of this step.
+    pub compare: AnswerRule,
 }
 
 impl Step {
@@ -278,13 +249,19 @@ impl Step {
         format!("{}.read-back", self.name)
     }
 
+    /// Whether the step changes what later reads may see: any method but GET,
+    /// HEAD and OPTIONS, or a step whose write is read back.
+    pub fn is_write(&self) -> bool {
+        self.read_back.is_some() || !matches!(self.request.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+    }
+
     /// Every template the step renders, read-back included.
     pub fn templates(&self) -> impl Iterator<Item = &Template> {
         fn of(r: &RequestSpec) -> impl Iterator<Item = &Template> {
             std::iter::once(&r.path).chain(r.headers.iter().map(|(_, t)| t)).chain(r.body.iter())
         }
-        let rb = self.read_back.iter().flat_map(|rb| of(&rb.request).chain(rb.expect.body_contains.iter()));
-        of(&self.request).chain(self.expect.body_contains.iter()).chain(rb)
+        let rb = self.read_back.iter().flat_map(|rb| of(&rb.request).chain(rb.expect.templates()));
+        of(&self.request).chain(self.expect.templates()).chain(rb)
     }
 }
 
@@ -507,18 +484,6 @@ fn parse_users(ctx: &Ctx, raw: &Spanned<RawUsers>) -> Result<Users, ScenarioErro
     Ok(Users { count: n as u32, pick, seed })
 }
 
-fn parse_status(ctx: &Ctx, v: &Spanned<toml::Value>) -> Result<Vec<u16>, ScenarioError> {
-    let one = |x: &toml::Value| match x {
-        toml::Value::Integer(n) if (100..=599).contains(n) => Some(*n as u16),
-        _ => None,
-    };
-    let bad = || ctx.err(v, "expect.status must be an HTTP status (100–599) or a list of them");
-    match v.get_ref() {
-        toml::Value::Array(items) if !items.is_empty() => items.iter().map(|x| one(x).ok_or_else(bad)).collect(),
-        x => one(x).map(|s| vec![s]).ok_or_else(bad),
-    }
-}
-
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 fn parse_request(
@@ -561,20 +526,6 @@ fn parse_request(
         path: ctx.template(&req.path, env)?,
         headers,
         body: req.body.as_ref().map(|b| ctx.template(b, env)).transpose()?,
-    })
-}
-
-fn parse_expect(
-    ctx: &Ctx,
-    raw: Option<&RawExpect>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Expect, ScenarioError> {
-    Ok(match raw {
-        None => Expect { status: Vec::new(), body_contains: None },
-        Some(e) => Expect {
-            status: e.status.as_ref().map(|v| parse_status(ctx, v)).transpose()?.unwrap_or_default(),
-            body_contains: e.body_contains.as_ref().map(|b| ctx.template(b, env)).transpose()?,
-        },
     })
 }
 
@@ -681,6 +632,7 @@ fn parse_steps(
                 think_time: st.think_time.as_ref().map(|t| ctx.duration(t, "think_time")).transpose()?,
                 once_per_user: st.once_per_user,
                 read_back,
+                compare: expect::parse_compare(ctx, st.compare.as_ref())?,
             })
         })
         .collect()

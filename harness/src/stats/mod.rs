@@ -254,6 +254,23 @@ pub fn nearest_rank(q: f64, n: u64) -> u64 {
     ((q * n as f64).ceil() as u64).clamp(1, n.max(1))
 }
 
+/// The Wilson score interval of a proportion, `k` of `n`, at the normal quantile
+/// `z` (1.96 for 95 %): `(low, high)` as shares. Unlike `k/n ± z·se` it stays
+/// inside [0, 1] and is not empty at `k = 0`: 0 of 300 gives 0–1.3 %. It
+/// assumes the `n` trials independent; trials that cluster (one user's pairs,
+/// one time block) make the true interval wider.
+pub fn wilson(k: u64, n: u64, z: f64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let (k, n) = (k as f64, n as f64);
+    let p = k / n;
+    let z2 = z * z;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
 /// The relative change `(b − a) / a` of every metric in [`Metric::ALL`], each
 /// with its `1 − alpha` percentile-bootstrap interval, resampling single requests
 /// as if they were independent (they are not: see `blocks.rs`). The block
@@ -297,6 +314,20 @@ pub(crate) fn metrics(values: &[f64], counts: &[u64]) -> PerMetric<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wilson_matches_published_values() {
+        // 5 of 10 at 95 %: 0.2366–0.7634 (Wilson 1927; Newcombe 1998, table I).
+        let (lo, hi) = wilson(5, 10, 1.96);
+        assert!((lo - 0.2366).abs() < 1e-4 && (hi - 0.7634).abs() < 1e-4, "{lo} {hi}");
+        // None of n: from 0 to z²/(n + z²).
+        let (lo, hi) = wilson(0, 300, 1.96);
+        assert_eq!(lo, 0.0);
+        assert!((hi - 1.96f64.powi(2) / (300.0 + 1.96f64.powi(2))).abs() < 1e-12);
+        assert_eq!(wilson(0, 0, 1.96), (0.0, 1.0));
+        let (lo, hi) = wilson(300, 300, 1.96);
+        assert!(lo > 0.98 && hi == 1.0);
+    }
     use rand::SeedableRng;
 
     #[test]

@@ -124,7 +124,7 @@ pub async fn describe(
     headers: &[(String, String)],
 ) -> Result<TargetInfo, String> {
     let Some(path) = target.probe_path() else { return target.read_probe(None) };
-    let req = Request { method: "GET", path, headers, body: None, keep_body: true };
+    let req = Request { method: "GET", path, headers, body: None, keep_body: true, keep_headers: &[] };
     match tokio::time::timeout(Duration::from_secs(2), client.send(req)).await {
         Ok(Ok(reply)) => target.read_probe(Some((reply.status, reply.body.as_deref().unwrap_or_default()))),
         _ => target.read_probe(None),

@@ -1,0 +1,267 @@
+//! The pairs of a running A/B (ARCHITECTURE.md, "Answers"): each pair's two
+//! answers of one step are held until both have come, then compared under the
+//! step's rule and tallied — unless the user had a write in flight in between.
+//!
+//! Why the write rule is needed, and what it is. The two iterations of a pair
+//! run one after the other (and may overlap). Both replay one draw, so a write
+//! step writes the same value in both arms; but between the first arm's write
+//! and the second's, the two arms' stores differ (two servers' stores, or one
+//! store written once), and a read of that user in between may rightly differ.
+//! So a write opens from its first send until both arms' writes have answered
+//! with one status; a pair-step whose user had another pair's write open at its
+//! first send, or a write sent before its second answer, is counted apart
+//! ("a write in between"). A write that reached one arm only (its partner
+//! dropped, unsent or failed at the transport, or the two statuses differ)
+//! never closes: that user's later pairs stay apart, since the arms' stores
+//! now rightly differ. Read-backs are not compared (their expectation checks
+//! them); `once_per_user` steps neither (tokens differ per arm by design).
+//!
+//! Shared by a run's threads (one lock; a pair never spans threads, a user's
+//! writes may). Across shards on several machines it cannot be shared: each
+//! shard sees only its own writes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::diff;
+use super::rule::{Answer, AnswerRule};
+use super::tally::{AnswerTally, AnswersDoc, Difference, MAX_DIFFERENCES};
+use crate::scenario::Scenario;
+use crate::series::SeriesKey;
+
+/// One step of one pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PairStep {
+    pub pair: u64,
+    pub step: usize,
+}
+
+/// How a step's answers are compared and where they are tallied.
+#[derive(Debug, Clone)]
+struct StepRule {
+    rule: AnswerRule,
+    /// Changes what later reads may see (not a GET, HEAD or OPTIONS; or read back).
+    write: bool,
+    step_series: String,
+    /// `*`, the step's, its tags'.
+    series: Vec<String>,
+}
+
+/// One arm's answer of a pair-step, waiting for the other's.
+struct Half {
+    arm: usize,
+    answer: Option<Answer>,
+    request: String,
+}
+
+struct Pending {
+    user: usize,
+    /// Both halves were sent in the measured part.
+    measured: bool,
+    /// Another pair's write of the user was open in between.
+    write_between: bool,
+    first: Option<Half>,
+}
+
+/// The statuses a write pair-step answered with so far (`None`: no answer).
+#[derive(Default)]
+struct OpenWrite {
+    statuses: Vec<Option<u16>>,
+}
+
+#[derive(Default)]
+struct Book {
+    next_pair: u64,
+    pending: HashMap<PairStep, Pending>,
+    /// Per user, the write pair-steps not yet applied alike in both arms.
+    open_writes: HashMap<usize, HashMap<PairStep, OpenWrite>>,
+    doc: AnswersDoc,
+}
+
+/// The pairs of one A/B run; clones share one book.
+#[derive(Clone)]
+pub struct AnswerBook {
+    steps: Arc<Vec<StepRule>>,
+    book: Arc<Mutex<Book>>,
+}
+
+/// One arm's answer as the iteration got it.
+pub struct Answered {
+    pub arm: usize,
+    pub user: usize,
+    /// The user's index in the scenario's users, shown with a difference.
+    pub user_index: Option<usize>,
+    /// `GET /models/o3`.
+    pub request: String,
+    /// `None`: no answer (a transport error).
+    pub answer: Option<Answer>,
+}
+
+impl AnswerBook {
+    pub fn new(scenario: &Scenario) -> AnswerBook {
+        let steps: Vec<StepRule> = scenario
+            .steps
+            .iter()
+            .map(|s| {
+                let step_series = SeriesKey::step(&s.name).to_string();
+                let series = [SeriesKey::all().to_string(), step_series.clone()]
+                    .into_iter()
+                    .chain(s.tags.iter().map(|t| SeriesKey::tag(t).to_string()))
+                    .collect();
+                let rule = if s.once_per_user { AnswerRule::Off } else { s.compare.clone() };
+                // A login's token is per arm by design: not a write the pairs wait for.
+                StepRule { rule, write: s.is_write() && !s.once_per_user, step_series, series }
+            })
+            .collect();
+        let mut book = Book::default();
+        for (s, rule) in scenario.steps.iter().zip(&steps) {
+            let words = if s.once_per_user {
+                "not compared (once per user: per-arm state)".to_owned()
+            } else {
+                rule.rule.describe()
+            };
+            book.doc.rules.insert(s.name.clone(), words);
+        }
+        AnswerBook { steps: Arc::new(steps), book: Arc::new(Mutex::new(book)) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new pair's number (unique over the run's threads).
+    pub fn pair(&self) -> u64 {
+        let mut book = self.lock();
+        book.next_pair += 1;
+        book.next_pair
+    }
+
+    /// The rule of step `step`.
+    pub fn rule(&self, step: usize) -> &AnswerRule {
+        &self.steps[step].rule
+    }
+
+    /// Whether step `step` takes part: compared, or a write others must know of.
+    pub fn follows(&self, step: usize) -> bool {
+        let s = &self.steps[step];
+        s.rule.compares() || s.write
+    }
+
+    /// One arm is about to send `key` for `user`.
+    pub fn sent(&self, key: PairStep, user: usize, measured: bool) {
+        let write = self.steps[key.step].write;
+        let mut book = self.lock();
+        let book = &mut *book;
+        let other_open = book.open_writes.get(&user).is_some_and(|w| w.keys().any(|k| k.pair != key.pair));
+        let p = book.pending.entry(key).or_insert(Pending { user, measured: true, write_between: false, first: None });
+        p.measured &= measured;
+        p.write_between |= other_open;
+        if write {
+            for (k, p) in book.pending.iter_mut() {
+                if p.user == user && k.pair != key.pair {
+                    p.write_between = true;
+                }
+            }
+            book.open_writes.entry(user).or_default().entry(key).or_default();
+        }
+    }
+
+    /// One arm's answer of `key`; the second of a pair settles it.
+    pub fn answered(&self, key: PairStep, got: Answered) {
+        let step = &self.steps[key.step];
+        let mut book = self.lock();
+        if step.write {
+            close_write(&mut book, key, got.user, got.answer.as_ref().map(|a| a.status));
+        }
+        if !step.rule.compares() {
+            book.pending.remove(&key);
+            return;
+        }
+        let Some(p) = book.pending.get_mut(&key) else { return };
+        let half = Half { arm: got.arm, answer: got.answer, request: got.request };
+        let Some(first) = p.first.take() else {
+            p.first = Some(half);
+            return;
+        };
+        let p = book.pending.remove(&key).expect("looked up above");
+        if p.measured {
+            settle(&mut book.doc, step, p.write_between, first, half, got.user_index);
+        }
+    }
+
+    /// The tallies; pairs still waiting for an arm count as "no answer".
+    pub fn finish(&self) -> AnswersDoc {
+        let mut book = self.lock();
+        let waiting: Vec<PairStep> = book.pending.iter().filter(|(_, p)| p.measured).map(|(k, _)| *k).collect();
+        for key in waiting {
+            let step = &self.steps[key.step];
+            if step.rule.compares() {
+                for s in &step.series {
+                    book.doc.series.entry(s.clone()).or_default().no_answer += 1;
+                }
+            }
+        }
+        book.pending.clear();
+        book.doc.clone()
+    }
+}
+
+/// Notes a write's answer; both arms answered alike closes it.
+fn close_write(book: &mut Book, key: PairStep, user: usize, status: Option<u16>) {
+    let Some(writes) = book.open_writes.get_mut(&user) else { return };
+    let Some(w) = writes.get_mut(&key) else { return };
+    w.statuses.push(status);
+    if let [Some(x), Some(y)] = w.statuses[..] {
+        if x == y {
+            writes.remove(&key);
+            if writes.is_empty() {
+                book.open_writes.remove(&user);
+            }
+        }
+    }
+}
+
+fn settle(doc: &mut AnswersDoc, step: &StepRule, write_between: bool, one: Half, two: Half, user: Option<usize>) {
+    let (a, b) = if one.arm <= two.arm { (one, two) } else { (two, one) };
+    let outcome = match (&a.answer, &b.answer) {
+        _ if write_between => Outcome::WriteBetween,
+        (Some(x), Some(y)) if x == y => Outcome::Agreed,
+        (Some(x), Some(y)) => Outcome::Differed(x, y),
+        _ => Outcome::NoAnswer,
+    };
+    for s in &step.series {
+        let tally = doc.series.entry(s.clone()).or_default();
+        count(tally, &outcome);
+        if let Outcome::Differed(x, y) = outcome {
+            if *s == step.step_series && tally.differences.len() < MAX_DIFFERENCES {
+                tally.differences.push(Difference {
+                    step: step.step_series.trim_start_matches("step:").to_owned(),
+                    request: a.request.clone(),
+                    user,
+                    status_a: x.status,
+                    status_b: y.status,
+                    diff: diff::readable(x, y),
+                });
+            }
+        }
+    }
+}
+
+enum Outcome<'a> {
+    Agreed,
+    Differed(&'a Answer, &'a Answer),
+    WriteBetween,
+    NoAnswer,
+}
+
+fn count(tally: &mut AnswerTally, outcome: &Outcome) {
+    match outcome {
+        Outcome::Agreed => tally.compared += 1,
+        Outcome::Differed(..) => {
+            tally.compared += 1;
+            tally.mismatched += 1;
+        }
+        Outcome::WriteBetween => tally.write_between += 1,
+        Outcome::NoAnswer => tally.no_answer += 1,
+    }
+}
