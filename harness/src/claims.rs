@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::answers::AnswersDoc;
 use crate::change::SeriesComparison;
 use crate::series::SeriesKey;
 use crate::stats::Metric;
@@ -61,6 +62,12 @@ pub enum Verdict {
     NotMeasured,
     /// The series is at the clock's resolution in an arm: no figure to judge.
     NotMeasurable,
+    /// The arms answered differently in some of the series' pairs: a cache that
+    /// changes answers is wrong, whatever its latency.
+    WrongAnswers,
+    /// An arm failed more than [`MAX_ERROR_RATE`] of the series' requests: the
+    /// speed of its remaining successes is no verdict.
+    Failing,
 }
 
 impl Verdict {
@@ -73,6 +80,8 @@ impl Verdict {
             Verdict::Inconclusive => "inconclusive",
             Verdict::NotMeasured => "not measured",
             Verdict::NotMeasurable => "not measurable",
+            Verdict::WrongAnswers => "wrong answers",
+            Verdict::Failing => "failing",
         }
     }
 
@@ -101,6 +110,11 @@ pub struct ClaimVerdict {
     pub reason: String,
     pub metrics: Vec<MetricVerdict>,
 }
+
+/// Above this share of failed requests (transport errors, failed checks, dropped
+/// iterations) in either arm, a claim is not judged on speed: the default
+/// `error_rate < 1%` threshold of every scenario.
+pub const MAX_ERROR_RATE: f64 = 0.01;
 
 /// Recorded values at or under this many milliseconds are the 1 µs floor: zero.
 const FLOOR_MS: f64 = 0.0011;
@@ -187,8 +201,53 @@ impl Claim {
         out
     }
 
-    /// The verdict on the compared series: the primary metric's.
-    pub fn judge(&self, compared: &[SeriesComparison], noise: f64) -> ClaimVerdict {
+    /// The verdict on the compared series: the primary metric's, unless the
+    /// arms' answers differed in the series' pairs or an arm failed too often.
+    pub fn judge(&self, compared: &[SeriesComparison], answers: Option<&AnswersDoc>, noise: f64) -> ClaimVerdict {
+        let mut verdict = self.judge_speed(compared, noise);
+        if verdict.verdict == Verdict::NotMeasured {
+            return verdict;
+        }
+        let base = SeriesKey::parse(&self.series).map_or_else(|| self.series.clone(), |k| k.to_string());
+        let tally = answers.and_then(|a| a.series.get(&base));
+        let series = compared.iter().find(|s| Some(&s.series) == self.key().as_ref());
+        let held = if let Some((rate, lo, hi)) = tally.filter(|t| t.mismatched > 0).and_then(|t| t.mismatch_rate()) {
+            let t = tally.expect("filtered above");
+            Some((
+                Verdict::WrongAnswers,
+                format!(
+                    "wrong answers in {:.1} % of pairs (95 % CI {:.1}–{:.1} %, {} of {} compared pairs of {base} \
+                     answered differently): a cache that changes answers is not judged on its speed",
+                    rate * 100.0,
+                    lo * 100.0,
+                    hi * 100.0,
+                    t.mismatched,
+                    t.compared
+                ),
+            ))
+        } else if let Some(s) = series.filter(|s| s.error_rate_a.max(s.error_rate_b) > MAX_ERROR_RATE) {
+            let (arm, rate) = if s.error_rate_b >= s.error_rate_a { ("B", s.error_rate_b) } else { ("A", s.error_rate_a) };
+            Some((
+                Verdict::Failing,
+                format!(
+                    "arm {arm} failed {:.1} % of its requests in {base} (transport errors, failed checks, dropped; \
+                     more than {:.0} %): the speed of its remaining successes is no verdict",
+                    rate * 100.0,
+                    MAX_ERROR_RATE * 100.0
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((held, why)) = held {
+            verdict.reason = format!("{why}; latency alone said {}: {}", verdict.verdict.as_str(), verdict.reason);
+            verdict.verdict = held;
+        }
+        verdict
+    }
+
+    /// The verdict of the latencies alone: the primary metric's.
+    fn judge_speed(&self, compared: &[SeriesComparison], noise: f64) -> ClaimVerdict {
         let key = self.key_text();
         let base = |verdict, reason: String, metrics| ClaimVerdict {
             name: self.name.clone(),
@@ -286,9 +345,14 @@ pub fn explain(path: &Path, claims: &[Claim]) -> String {
     out
 }
 
-/// Every claim's verdict on the compared series.
-pub fn judge_all(claims: &[Claim], compared: &[SeriesComparison], noise: f64) -> Vec<ClaimVerdict> {
-    claims.iter().map(|c| c.judge(compared, noise)).collect()
+/// Every claim's verdict on the compared series and the pairs' answers.
+pub fn judge_all(
+    claims: &[Claim],
+    compared: &[SeriesComparison],
+    answers: Option<&AnswersDoc>,
+    noise: f64,
+) -> Vec<ClaimVerdict> {
+    claims.iter().map(|c| c.judge(compared, answers, noise)).collect()
 }
 
 pub fn load(path: &Path) -> Result<Vec<Claim>, String> {
@@ -406,12 +470,12 @@ mod tests {
         let claim = claim("tag:auth", Some("bot"), &["mean"], [50.0, 60.0]);
         let key = SeriesKey::tag("auth").server_timing("bot");
         let floor = compared(key.clone(), &[(Metric::P50, 0.001, 1.0, 999.0, 999.0)]);
-        let v = claim.judge(&[floor], 0.02);
+        let v = claim.judge(&[floor], None, 0.02);
         assert_eq!(v.verdict, Verdict::NotMeasurable, "{}", v.reason);
         assert!(v.reason.contains("clock's resolution") && v.reason.contains("B 1.000 ms"), "{}", v.reason);
         assert!(!v.reason.contains("99900"), "no percentage from zero: {}", v.reason);
         let both = compared(key, &[(Metric::P50, 0.001, 0.001, 0.0, 0.0)]);
-        assert_eq!(claim.judge(&[both], 0.02).verdict, Verdict::NotMeasurable);
+        assert_eq!(claim.judge(&[both], None, 0.02).verdict, Verdict::NotMeasurable);
     }
 
     #[test]
@@ -420,14 +484,37 @@ mod tests {
         // p50 30 % faster (CI 27–33): confirmed; mean 10 % faster: short.
         let c =
             compared(key.clone(), &[(Metric::P50, 10.0, 7.0, -0.33, -0.27), (Metric::Mean, 10.0, 9.0, -0.13, -0.07)]);
-        let v = claim("tag:auth", None, &["mean"], [25.0, 35.0]).judge(std::slice::from_ref(&c), 0.02);
+        let v = claim("tag:auth", None, &["mean"], [25.0, 35.0]).judge(std::slice::from_ref(&c), None, 0.02);
         assert_eq!(v.verdict, Verdict::Confirmed, "{}", v.reason);
         assert!(v.reason.contains("secondary mean disagrees, short"), "{}", v.reason);
         assert_eq!(v.metrics.iter().map(|m| m.metric).collect::<Vec<_>>(), [Metric::P50, Metric::Mean]);
         // Both refute: one verdict, said once, the secondary agreeing.
         let c = compared(key, &[(Metric::P50, 10.0, 10.1, -0.01, 0.03), (Metric::Mean, 10.0, 10.0, -0.01, 0.01)]);
-        let v = claim("tag:auth", None, &["mean"], [25.0, 35.0]).judge(&[c], 0.02);
+        let v = claim("tag:auth", None, &["mean"], [25.0, 35.0]).judge(&[c], None, 0.02);
         assert_eq!(v.verdict, Verdict::Refuted, "{}", v.reason);
         assert!(v.reason.contains("(mean agrees too)"), "{}", v.reason);
+    }
+
+    #[test]
+    fn a_fast_cache_that_changes_answers_or_fails_is_not_judged_on_speed() {
+        use crate::answers::{AnswerTally, AnswersDoc};
+        let key = SeriesKey::tag("model-list");
+        // 30 % faster at p50: confirmed on latency alone.
+        let c = compared(key.clone(), &[(Metric::P50, 10.0, 7.0, -0.33, -0.27)]);
+        let claim = claim("tag:model-list", None, &[], [25.0, 35.0]);
+        let mut answers = AnswersDoc::default();
+        answers.series.insert(key.to_string(), AnswerTally { compared: 300, ..Default::default() });
+        assert_eq!(claim.judge(std::slice::from_ref(&c), Some(&answers), 0.02).verdict, Verdict::Confirmed);
+        answers.series.insert(key.to_string(), AnswerTally { compared: 300, mismatched: 219, ..Default::default() });
+        let v = claim.judge(std::slice::from_ref(&c), Some(&answers), 0.02);
+        assert_eq!(v.verdict, Verdict::WrongAnswers, "{}", v.reason);
+        assert!(v.reason.starts_with("wrong answers in 73.0 % of pairs"), "{}", v.reason);
+        assert!(v.reason.contains("latency alone said confirmed"), "{}", v.reason);
+        assert!(!v.verdict.holds());
+        // An arm that fails its slow path looks faster on its successes: not judged.
+        let failing = SeriesComparison { error_rate_b: 0.6, ..c };
+        let v = claim.judge(&[failing], None, 0.02);
+        assert_eq!(v.verdict, Verdict::Failing, "{}", v.reason);
+        assert!(v.reason.starts_with("arm B failed 60.0 %"), "{}", v.reason);
     }
 }

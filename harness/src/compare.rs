@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 pub use crate::change::{compare_series, ArmSeries, Direction, MetricChange, Resampling, SeriesComparison};
+use crate::answers::AnswersDoc;
 use crate::claims::{self, Claim, ClaimVerdict};
 use crate::result::{Measurement, ResultDoc, SeriesDoc};
 use crate::series::SeriesKey;
@@ -41,6 +42,9 @@ pub struct Comparison {
     /// `measured`, or `modelled: <profile>`: both arms are always the same.
     #[serde(default)]
     pub measurement: Measurement,
+    /// How often the arms answered differently, pair by pair (interleaved A/Bs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<AnswersDoc>,
 }
 
 pub const COMPARISON_SCHEMA: &str = "cache-bench/comparison/v1";
@@ -80,7 +84,7 @@ pub fn compare(
     opts: &CompareOptions,
 ) -> Result<Comparison, String> {
     let mut comparison = compare_arms(a, b, interleaved, opts)?;
-    comparison.claims = claims::judge_all(claims, &comparison.series, opts.noise);
+    comparison.claims = claims::judge_all(claims, &comparison.series, comparison.answers.as_ref(), opts.noise);
     comparison.label_modelled();
     Ok(comparison)
 }
@@ -117,7 +121,10 @@ pub fn compare_arms(
         None => Vec::new(),
         Some(limit) => regressions(&series, limit),
     };
+    // Both arms' documents carry the pairs' answers; either will do.
+    let answers = b.answers.clone().or_else(|| a.answers.clone()).filter(|_| interleaved);
     Ok(Comparison {
+        answers,
         schema: COMPARISON_SCHEMA.to_owned(),
         a: label(a),
         b: label(b),
@@ -206,10 +213,18 @@ fn notes(a: &ResultDoc, b: &ResultDoc, interleaved: bool, series: &[SeriesCompar
             a.metadata.scenario_file, b.metadata.scenario_file
         ));
     }
+    if interleaved && a.answers.is_none() && b.answers.is_none() {
+        notes.push(
+            "the arms' answers were not compared: the results carry no pairs' answers (written before \
+             answers were compared)"
+                .to_owned(),
+        );
+    }
     if !interleaved {
         notes.push(
             "the arms were recorded one after the other: drift between the runs (warm caches, other load) \
-             shows up as a difference; `harness ab` interleaves them"
+             shows up as a difference, and answers cannot be compared pair by pair; `harness ab` interleaves \
+             them"
                 .to_owned(),
         );
     }

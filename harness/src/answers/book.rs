@@ -265,3 +265,133 @@ fn count(tally: &mut AnswerTally, outcome: &Outcome) {
         Outcome::NoAnswer => tally.no_answer += 1,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Steps: 0 `read` (GET), 1 `write` (PUT), 2 `token` (status only).
+    fn book() -> AnswerBook {
+        let text = r#"
+name = "t"
+flow = "mix"
+[load]
+executor = "constant-arrival-rate"
+rate = 10
+duration = "1s"
+[[step]]
+name = "read"
+tags = ["lists"]
+request = { path = "/r" }
+[[step]]
+name = "write"
+request = { method = "PUT", path = "/w", body = "x" }
+[[step]]
+name = "token"
+compare = "status"
+request = { path = "/t" }
+"#;
+        let scenario = crate::scenario::parse(std::path::Path::new("t.toml"), text, &|_| None).unwrap();
+        AnswerBook::new(&scenario)
+    }
+
+    fn json(status: u16, body: &str) -> Option<Answer> {
+        Some(AnswerRule::default().answer(status, Some(body.as_bytes())))
+    }
+
+    /// Sends and answers one half: `arm` of `key` for `user`.
+    fn half(book: &AnswerBook, key: PairStep, arm: usize, user: usize, answer: Option<Answer>) {
+        book.sent(key, user, true);
+        book.answered(key, Answered { arm, user, user_index: Some(user), request: "GET /r".into(), answer });
+    }
+
+    fn tally<'a>(doc: &'a AnswersDoc, series: &str) -> &'a AnswerTally {
+        &doc.series[series]
+    }
+
+    #[test]
+    fn pairs_that_agree_and_differ_are_counted_with_a_diff() {
+        let b = book();
+        for (i, body_b) in ["[1,2]", "[1,2]", "[1]"].iter().enumerate() {
+            let key = PairStep { pair: b.pair(), step: 0 };
+            // The arms answer in either order.
+            let (first, second) = if i % 2 == 0 { (0, 1) } else { (1, 0) };
+            let bodies = ["[1,2]", body_b];
+            half(&b, key, first, 7, json(200, bodies[first]));
+            half(&b, key, second, 7, json(200, bodies[second]));
+        }
+        let doc = b.finish();
+        for s in ["*", "step:read", "tag:lists"] {
+            let t = tally(&doc, s);
+            assert_eq!((t.compared, t.mismatched, t.write_between, t.no_answer), (3, 1, 0, 0), "{s}");
+        }
+        let d = &tally(&doc, "step:read").differences[0];
+        assert_eq!((d.step.as_str(), d.user, d.status_a, d.status_b), ("read", Some(7), 200, 200));
+        assert!(d.diff.contains("-  2"), "A had 2, B not: {}", d.diff);
+        assert!(tally(&doc, "*").differences.is_empty(), "diffs are kept per step only");
+        assert_eq!(doc.rules["token"], "status only");
+    }
+
+    #[test]
+    fn a_write_of_the_user_between_the_sends_makes_a_pair_not_comparable() {
+        let b = book();
+        let read = PairStep { pair: b.pair(), step: 0 };
+        let write = PairStep { pair: b.pair(), step: 1 };
+        b.sent(read, 3, true);
+        // Another pair writes user 3 before the read's second half is sent.
+        half(&b, write, 0, 3, json(200, "{}"));
+        b.answered(read, Answered { arm: 0, user: 3, user_index: None, request: "GET /r".into(), answer: json(200, "[1]") });
+        half(&b, read, 1, 3, json(200, "[1,2]"));
+        // While the write has reached one arm only, a new pair of user 3 is apart too…
+        let during = PairStep { pair: b.pair(), step: 0 };
+        half(&b, during, 0, 3, json(200, "[1,2]"));
+        half(&b, during, 1, 3, json(200, "[1]"));
+        // …and another user's pair is compared.
+        let other = PairStep { pair: b.pair(), step: 0 };
+        half(&b, other, 0, 4, json(200, "[1]"));
+        half(&b, other, 1, 4, json(200, "[1]"));
+        // Once the write has answered alike in both arms, user 3 is compared again.
+        half(&b, write, 1, 3, json(200, "{}"));
+        let after = PairStep { pair: b.pair(), step: 0 };
+        half(&b, after, 1, 3, json(200, "[1,2]"));
+        half(&b, after, 0, 3, json(200, "[1,2]"));
+        let doc = b.finish();
+        let t = tally(&doc, "step:read");
+        assert_eq!((t.compared, t.mismatched, t.write_between), (2, 0, 2), "{t:?}");
+        // The write pair itself had no other write in between: compared.
+        assert_eq!(tally(&doc, "step:write").compared, 1);
+    }
+
+    #[test]
+    fn a_write_that_reached_one_arm_keeps_its_user_apart_and_missing_halves_have_no_answer() {
+        let b = book();
+        let write = PairStep { pair: b.pair(), step: 1 };
+        half(&b, write, 0, 5, json(200, "{}"));
+        half(&b, write, 1, 5, json(503, "{}"));
+        let later = PairStep { pair: b.pair(), step: 0 };
+        half(&b, later, 0, 5, json(200, "[1]"));
+        half(&b, later, 1, 5, json(200, "[1]"));
+        // A transport failure on one arm, and a half whose partner never came.
+        let failed = PairStep { pair: b.pair(), step: 0 };
+        half(&b, failed, 0, 6, json(200, "[1]"));
+        half(&b, failed, 1, 6, None);
+        half(&b, PairStep { pair: b.pair(), step: 0 }, 0, 6, json(200, "[1]"));
+        let doc = b.finish();
+        let w = tally(&doc, "step:write");
+        assert_eq!((w.compared, w.mismatched), (1, 1), "the write's own statuses differ: {w:?}");
+        let t = tally(&doc, "step:read");
+        assert_eq!((t.compared, t.write_between, t.no_answer), (0, 1, 2), "{t:?}");
+    }
+
+    #[test]
+    fn unmeasured_halves_are_not_counted() {
+        let b = book();
+        let key = PairStep { pair: b.pair(), step: 0 };
+        b.sent(key, 1, false);
+        b.answered(key, Answered { arm: 0, user: 1, user_index: None, request: String::new(), answer: json(200, "1") });
+        half(&b, key, 1, 1, json(200, "2"));
+        let lone = PairStep { pair: b.pair(), step: 0 };
+        b.sent(lone, 1, false);
+        assert!(b.finish().series.is_empty());
+    }
+}

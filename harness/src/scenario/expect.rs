@@ -372,3 +372,74 @@ pub(super) fn parse_compare(ctx: &Ctx, raw: Option<&Spanned<toml::Value>>) -> Re
         other => Err(ctx.err(raw, format!("compare is {other:?}; {expected}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::client::Reply;
+    use crate::scenario::{parse, Needles, Scenario};
+
+    fn scenario(step: &str) -> Result<Scenario, String> {
+        let text = format!(
+            "name = \"t\"\n[load]\nexecutor = \"constant-arrival-rate\"\nrate = 1\nduration = \"1s\"\n[[step]]\nname = \"s\"\nrequest = {{ path = \"/\" }}\n{step}\n"
+        );
+        parse(std::path::Path::new("t.toml"), &text, &|_| None).map_err(|e| e.to_string())
+    }
+
+    fn reply(status: u16, body: &str, headers: &[(&str, &str)]) -> Reply {
+        Reply {
+            status,
+            x_cache: None,
+            server_timing: None,
+            ops: None,
+            bytes: body.len() as u64,
+            body: Some(body.as_bytes().to_vec()),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    fn met(step: &str, r: &Reply) -> bool {
+        let sc = scenario(step).unwrap();
+        let e = &sc.steps[0].expect;
+        let needles = Needles {
+            contains: e.body_contains.as_ref().map(|t| t.source().to_owned()),
+            not_contains: e.body_not_contains.as_ref().map(|t| t.source().to_owned()),
+        };
+        e.met_by(r, &needles)
+    }
+
+    #[test]
+    fn json_pointer_checks_hold_or_fail_as_written() {
+        let body = r#"{"models":[{"id":"a"},{"id":"b"}],"auth":"session","n":3}"#;
+        let r = reply(200, body, &[]);
+        let checks = r#"expect = { json = { "/models" = { length = ">= 2" }, "/auth" = { equals = "session" }, "/models/0/id" = { matches = "^a$" }, "/gone" = { exists = false }, "/n" = { equals = 3 } } }"#;
+        assert!(met(checks, &r));
+        assert!(!met(r#"expect = { json = { "/models" = { length = 3 } } }"#, &r));
+        assert!(!met(r#"expect = { json = { "/auth" = { equals = "jwt" } } }"#, &r));
+        assert!(!met(r#"expect = { json = { "/missing" = { exists = true } } }"#, &r));
+        assert!(!met(r#"expect = { json = { "/auth" = { exists = true } } }"#, &reply(200, "not json", &[])));
+    }
+
+    #[test]
+    fn statuses_bodies_and_headers_are_checked() {
+        let r = reply(404, "no such model", &[("content-type", "application/json; charset=utf-8")]);
+        assert!(met("expect = { status = [200, 404] }", &r));
+        assert!(!met("expect = { status = 200 }", &r));
+        assert!(!met(r#"expect = { status = 404, body_not_contains = "no such" }"#, &r));
+        assert!(met(r#"expect = { status = 404, headers = { Content-Type = "^application/json" } }"#, &r));
+        assert!(!met(r#"expect = { status = 404, headers = { x-cache = "hit" } }"#, &r));
+    }
+
+    #[test]
+    fn bad_checks_and_compare_rules_name_their_place() {
+        let e = scenario(r#"expect = { json = { "/a" = { length = "about 3" } } }"#).unwrap_err();
+        assert!(e.contains("t.toml:9:") && e.contains("length"), "{e}");
+        let e = scenario(r#"expect = { headers = { x = "(" } }"#).unwrap_err();
+        assert!(e.contains("t.toml:9:") && e.contains("regular expression"), "{e}");
+        let e = scenario(r#"compare = "sometimes""#).unwrap_err();
+        assert!(e.contains("t.toml:9:11") && e.contains("\"json\""), "{e}");
+        let e = scenario(r#"compare = { body = "bytes", ignore = ["/id"] }"#).unwrap_err();
+        assert!(e.contains("needs body = \"json\""), "{e}");
+        let ok = scenario(r#"compare = { ignore = ["/request_id", "/models/*/updated_at"] }"#).unwrap();
+        assert!(ok.steps[0].compare.describe().contains("/models/*/updated_at"));
+    }
+}
