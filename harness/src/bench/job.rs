@@ -192,6 +192,7 @@ pub(super) fn summarize(
         stale_reads: all(a, |s| s.stale_reads) + all(b, |s| s.stale_reads),
         thresholds_failed,
         rows: rows(comparison, a, b),
+        answers: comparison.answers.clone(),
         claims: comparison.claims.iter().filter(|c| c.verdict != Verdict::NotMeasured).cloned().collect(),
         report,
         result: source,

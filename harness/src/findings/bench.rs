@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ranking::{Prices, Ranking};
 use super::strategies::{FigureSource, ProfileSummary, Staleness, StrategyInfo};
+use crate::answers::{AnswerTally, AnswersDoc};
 use crate::claims::{ClaimVerdict, Verdict};
 use crate::compare::{Comparison, MetricChange};
 use crate::recorder::Ops;
@@ -119,6 +120,9 @@ pub struct AbSummary {
     pub stale_reads: u64,
     pub thresholds_failed: Vec<String>,
     pub rows: Vec<Row>,
+    /// How often the two arms answered differently, pair by pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<AnswersDoc>,
     /// Claims measured in this run (not-measured ones left out).
     pub claims: Vec<ClaimVerdict>,
     /// Relative to the bench directory.
@@ -135,6 +139,16 @@ impl AbSummary {
             && !self.control
             && !self.cold_start
             && self.strategy.as_deref().is_none_or(|s| s == bench_seed::strategies::DEFAULT)
+    }
+
+    /// The pairs of every request: compared and answered differently.
+    pub fn answers_all(&self) -> Option<&AnswerTally> {
+        self.answers.as_ref().and_then(|a| a.series.get(crate::series::ALL_TEXT))
+    }
+
+    /// Whether the arms answered differently in any compared pair.
+    pub fn wrong_answers(&self) -> bool {
+        self.answers_all().is_some_and(|t| t.mismatched > 0)
     }
 
     /// The row of every request, the run's headline.

@@ -87,6 +87,12 @@ pub struct RankRow {
     pub p50_ms: String,
     /// User-list lookups served from the cache, and all layers' lookups.
     pub hits: String,
+    /// Pairs of the A/B whose two answers differed, of those compared: a
+    /// strategy that changes answers ranks below every one that does not.
+    #[serde(default)]
+    pub wrong_answers: String,
+    #[serde(default)]
+    pub answers_wrong: bool,
     /// Stale read-backs of the A/B (a read right after a write that did not show it).
     pub stale_read_backs: String,
     /// Time from a write's answer to the first fresh read: the writer's location,
@@ -207,6 +213,13 @@ fn row(run: &AbSummary, summary: &BenchSummary, prices: &Prices) -> RankRow {
         p99: all.map_or("–".into(), |r| change(&r.p99)),
         p50_ms: all.map_or("–".into(), |r| format!("{:.2}", r.p50_b)),
         hits: format!("{} lists, {} all", ratio(Some("user-models")), ratio(None)),
+        wrong_answers: run.answers_all().map_or("not compared".into(), |t| match t.mismatch_rate() {
+            Some((rate, lo, hi)) if t.mismatched > 0 => {
+                format!("{} of {} pairs ({} [{}–{}])", t.mismatched, t.compared, pct(rate), pct(lo), pct(hi))
+            }
+            _ => format!("none of {}", t.compared),
+        }),
+        answers_wrong: run.wrong_answers(),
         stale_read_backs: if run.read_backs_b == 0 {
             "–".into()
         } else {
@@ -219,12 +232,18 @@ fn row(run: &AbSummary, summary: &BenchSummary, prices: &Prices) -> RankRow {
         monthly_cost: cost.map_or("–".into(), |c| usd(c * prices.monthly_requests / 1e6)),
         risk,
         sort_key: match (run.status.is_valid(), all) {
+            // Below every strategy that answers right, however fast (changes are
+            // above -1: a strategy cannot be more than 100 % faster).
+            (true, Some(r)) if r.p50.change.is_finite() && run.wrong_answers() => WRONG + r.p50.change,
             (true, Some(r)) if r.p50.change.is_finite() => r.p50.change,
             _ => f64::INFINITY,
         },
         strategy,
     }
 }
+
+/// Added to the sort key of a strategy that changed answers.
+const WRONG: f64 = 1e6;
 
 /// The cache-off arm of a scenario's strategy runs (its operations summed over them).
 fn baseline(runs: &[&AbSummary], prices: &Prices) -> RankRow {
@@ -246,6 +265,8 @@ fn baseline(runs: &[&AbSummary], prices: &Prices) -> RankRow {
             format!("{:.2}", p50s.iter().sum::<f64>() / p50s.len() as f64)
         },
         hits: "–".into(),
+        wrong_answers: "–".into(),
+        answers_wrong: false,
         stale_read_backs: "–".into(),
         fresh_here: "–".into(),
         fresh_elsewhere: "–".into(),

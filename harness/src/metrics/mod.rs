@@ -107,6 +107,8 @@ pub struct Figures {
     pub target_rate: Option<f64>,
     /// Per arm (its label): series name → figures.
     pub arms: Vec<(String, BTreeMap<String, SeriesFigures>)>,
+    /// An A/B's pairs, per series: how their answers compared.
+    pub answers: BTreeMap<String, crate::answers::AnswerTally>,
 }
 
 impl Figures {
@@ -119,6 +121,7 @@ impl Figures {
             late: run.late_sends,
             target_rate: run.target_rate,
             arms,
+            answers: BTreeMap::new(),
         }
     }
 
@@ -138,7 +141,9 @@ impl Figures {
                 Ok((label, series))
             })
             .collect::<Result<_, String>>()?;
-        Ok(Figures::new(&first.metadata.scenario, &first.run, arms))
+        let mut figures = Figures::new(&first.metadata.scenario, &first.run, arms);
+        figures.answers = first.answers.as_ref().map(|a| a.series.clone()).unwrap_or_default();
+        Ok(figures)
     }
 
     /// Adds another part of the same run (another thread's).
@@ -204,8 +209,21 @@ pub fn render(runs: &[Figures]) -> String {
     let mut iterations = Vec::new();
     let mut late = Vec::new();
     let mut target = Vec::new();
+    let mut pairs = Vec::new();
     for run in runs {
         let sc = run.scenario.as_str();
+        for (series, t) in &run.answers {
+            let outcomes = [
+                ("agreed", t.compared - t.mismatched),
+                ("differed", t.mismatched),
+                ("write_between", t.write_between),
+                ("no_answer", t.no_answer),
+            ];
+            for (outcome, n) in outcomes {
+                let l = labels(&[("scenario", sc), ("series", series.as_str()), ("outcome", outcome)]);
+                pairs.push(format!("harness_answer_pairs_total{l} {n}"));
+            }
+        }
         for (state, n) in [("scheduled", run.scheduled), ("started", run.started), ("dropped", run.dropped)] {
             iterations.push(format!("harness_iterations_total{} {n}", labels(&[("scenario", sc), ("state", state)])));
         }
@@ -261,6 +279,14 @@ pub fn render(runs: &[Figures]) -> String {
         &errors,
     );
     family(&mut out, "harness_responses", "counter", None, "Answers by status class.", &responses);
+    family(
+        &mut out,
+        "harness_answer_pairs",
+        "counter",
+        None,
+        "A/B pairs by how the two arms' answers compared (differed: a cache changed an answer).",
+        &pairs,
+    );
     family(
         &mut out,
         "harness_cache_outcomes",

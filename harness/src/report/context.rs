@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use super::RunReport;
+use crate::answers::AnswersDoc;
 use crate::compare::{Comparison, MetricChange};
 use crate::findings::{AbSummary, Answer, BenchSummary, Row};
 use crate::result::TargetKind;
@@ -137,6 +138,79 @@ fn comparison_context(c: &Comparison) -> Value {
     })
 }
 
+/// The headline of the pairs' answers: wrong, alike, or not compared, in words.
+pub(crate) fn answers_headline(a: &AnswersDoc) -> String {
+    let all = a.series.get(crate::series::ALL_TEXT).cloned().unwrap_or_default();
+    let apart = match (all.write_between, all.no_answer) {
+        (0, 0) => String::new(),
+        (w, n) => format!(
+            "; not comparable: {w} pair{} with a write of the user in between, {n} without an answer on one arm",
+            if w == 1 { "" } else { "s" }
+        ),
+    };
+    match all.mismatch_rate() {
+        None => format!("no pair's answers could be compared{apart}"),
+        Some((rate, lo, hi)) if all.mismatched > 0 => format!(
+            "WRONG ANSWERS: the arms answered differently in {} of {} compared pairs ({} %, 95 % CI {}–{} %){apart}",
+            all.mismatched,
+            all.compared,
+            f(rate * 100.0, 1),
+            f(lo * 100.0, 1),
+            f(hi * 100.0, 1)
+        ),
+        Some((_, _, hi)) => format!(
+            "answers agree: all {} compared pairs answered alike (the mismatch rate is below {} %, 95 %){apart}",
+            all.compared,
+            f(hi * 100.0, 2)
+        ),
+    }
+}
+
+/// One series' pairs for a table: counts and the mismatch rate with its CI.
+pub(crate) struct AnswerLine {
+    pub series: String,
+    pub compared: u64,
+    pub mismatched: u64,
+    pub rate: String,
+    pub write_between: u64,
+    pub no_answer: u64,
+}
+
+pub(crate) fn answer_lines(a: &AnswersDoc) -> Vec<AnswerLine> {
+    a.series
+        .iter()
+        .map(|(name, t)| AnswerLine {
+            series: name.clone(),
+            compared: t.compared,
+            mismatched: t.mismatched,
+            rate: t.mismatch_rate().map_or_else(
+                || "–".to_owned(),
+                |(r, lo, hi)| format!("{} % [{}–{}]", f(r * 100.0, 1), f(lo * 100.0, 1), f(hi * 100.0, 1)),
+            ),
+            write_between: t.write_between,
+            no_answer: t.no_answer,
+        })
+        .collect()
+}
+
+/// The pairs' answers for the templates.
+pub(super) fn answers_context(a: &AnswersDoc) -> Value {
+    json!({
+        "headline": answers_headline(a),
+        "wrong": a.wrong().next().is_some(),
+        "rows": answer_lines(a).iter().map(|l| json!({
+            "series": l.series, "compared": l.compared, "mismatched": l.mismatched, "rate": l.rate,
+            "write_between": l.write_between, "no_answer": l.no_answer,
+        })).collect::<Vec<_>>(),
+        "rules": a.rules.iter().map(|(step, rule)| format!("{step}: {rule}")).collect::<Vec<_>>(),
+        "differences": a.series.values().flat_map(|t| &t.differences).map(|d| json!({
+            "step": d.step, "request": d.request,
+            "user": d.user.map(|u| format!(" (user {u})")).unwrap_or_default(),
+            "status": format!("{} → {}", d.status_a, d.status_b), "diff": d.diff,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 fn claims_context(c: Option<&Comparison>) -> Vec<Value> {
     c.map(|c| {
         c.claims
@@ -213,6 +287,24 @@ fn row_context(r: &Row) -> Value {
     })
 }
 
+/// Per A/B of a bench, its pairs' answers over every request, and the first
+/// differences of the runs that had any.
+fn bench_answers(s: &BenchSummary) -> Vec<Value> {
+    s.runs
+        .iter()
+        .filter_map(|r| {
+            let doc = r.answers.as_ref()?;
+            let line = answer_lines(doc).into_iter().find(|l| l.series == crate::series::ALL_TEXT)?;
+            let context = answers_context(doc);
+            Some(json!({
+                "name": r.name, "compared": line.compared, "mismatched": line.mismatched, "rate": line.rate,
+                "write_between": line.write_between, "no_answer": line.no_answer, "wrong": line.mismatched > 0,
+                "differences": context["differences"],
+            }))
+        })
+        .collect()
+}
+
 /// A bench's context: the client-side rows lead; server-side timings follow in
 /// their own table. `chart` is the verdict chart as base64 PNG.
 pub(super) fn bench(s: &BenchSummary, chart: Option<String>) -> Value {
@@ -274,6 +366,8 @@ pub(super) fn bench(s: &BenchSummary, chart: Option<String>) -> Value {
         "notes": s.notes,
         "groups": groups,
         "answer": answer_context(&s.answer()),
+        "answers": bench_answers(s),
+        "answers_wrong": s.runs.iter().any(|r| r.wrong_answers()),
         "profiles": s.profiles,
         "figures": s.figures,
         "rankings": s.rankings,
@@ -377,6 +471,7 @@ pub(super) fn run(r: &RunReport<'_>, charts: &[(String, String, String)]) -> Val
         "arms": docs.iter().enumerate().map(|(i, d)| arm_context(d, i)).collect::<Vec<_>>(),
         "claims": claims_context(r.comparison),
         "comparison": r.comparison.map(comparison_context),
+        "answers": r.comparison.and_then(|c| c.answers.as_ref()).map(answers_context),
         "thresholds": thresholds_context(docs),
         "charts": charts.iter().map(|(title, file, data)| json!({"title": title, "file": file, "data": data})).collect::<Vec<_>>(),
     })

@@ -22,6 +22,8 @@ enum CaseClass {
     Threshold,
     Thresholds,
     Claim,
+    /// The arms' answers of an A/B's pairs agree.
+    Answers,
     Run,
     Bench,
 }
@@ -63,6 +65,23 @@ fn claim_case(c: &ClaimVerdict, name: String) -> TestCase {
     }
 }
 
+/// One case per series of the pairs' answers: it fails when the arms answered
+/// differently in any compared pair.
+fn answer_cases(a: &crate::answers::AnswersDoc, run: &str) -> Vec<TestCase> {
+    a.series
+        .iter()
+        .map(|(series, t)| TestCase {
+            class: CaseClass::Answers,
+            name: format!("{run}answers agree: {series}"),
+            pass: t.mismatched == 0,
+            message: format!(
+                "{} of {} compared pairs answered differently ({} with a write in between, {} without an answer)",
+                t.mismatched, t.compared, t.write_between, t.no_answer
+            ),
+        })
+        .collect()
+}
+
 fn run_valid(doc: &ResultDoc) -> bool {
     !matches!(doc.run.status, Status::Invalid | Status::Interrupted)
 }
@@ -78,6 +97,9 @@ fn run_cases(r: &RunReport<'_>) -> Vec<TestCase> {
                 message: format!("actual {} {}", f(t.actual, 3), t.unit),
             });
         }
+    }
+    for a in r.comparison.iter().filter_map(|c| c.answers.as_ref()) {
+        cases.extend(answer_cases(a, ""));
     }
     for c in r.comparison.iter().flat_map(|c| &c.claims) {
         cases.push(claim_case(c, format!("{}: {}", c.name, c.statement)));

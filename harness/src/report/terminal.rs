@@ -176,9 +176,42 @@ fn p_value(p: f64) -> String {
     }
 }
 
-/// A comparison: the table per series and metric, then the plain words.
+/// The pairs' answers: the headline, a row per series, the first differences.
+fn answers_table(out: &mut String, a: &crate::answers::AnswersDoc) {
+    let _ = writeln!(out, "\nanswers (A against B, pair by pair): {}", super::context::answers_headline(a));
+    let _ = writeln!(
+        out,
+        "{:<36} {:>9} {:>10} {:>22} {:>14} {:>10}",
+        "series", "compared", "differed", "rate [95 % CI]", "write between", "no answer"
+    );
+    for l in super::context::answer_lines(a) {
+        let _ = writeln!(
+            out,
+            "{:<36} {:>9} {:>10} {:>22} {:>14} {:>10}",
+            l.series, l.compared, l.mismatched, l.rate, l.write_between, l.no_answer
+        );
+    }
+    differences(out, a, "");
+}
+
+/// The first differences kept, each as a readable diff, indented.
+fn differences(out: &mut String, a: &crate::answers::AnswersDoc, run: &str) {
+    for d in a.series.values().flat_map(|t| &t.differences) {
+        let user = d.user.map(|u| format!(" (user {u})")).unwrap_or_default();
+        let _ = writeln!(out, "  {run}{}: {}{user}, status {} → {}", d.step, d.request, d.status_a, d.status_b);
+        for line in d.diff.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+}
+
+/// A comparison: the answers first, the table per series and metric, then the
+/// plain words.
 pub fn render_comparison(c: &Comparison) -> String {
     let mut out = String::new();
+    if let Some(a) = &c.answers {
+        answers_table(&mut out, a);
+    }
     let _ = writeln!(
         out,
         "\nA = {}  →  B = {}  ({}; change = (B − A) / A, negative is faster; noise band ±{:.0} %)",
@@ -314,9 +347,38 @@ pub fn render_bench(s: &BenchSummary) -> String {
             }
         }
     }
+    bench_answers(&mut out, s);
     answer_table(&mut out, &s.answer());
     ranking_tables(&mut out, s);
     out
+}
+
+/// Per A/B, how often the arms answered differently, and the first differences.
+fn bench_answers(out: &mut String, s: &BenchSummary) {
+    if s.runs.iter().all(|r| r.answers.is_none()) {
+        return;
+    }
+    let _ = writeln!(out, "\n-- answers, cache on against cache off pair by pair --");
+    let _ = writeln!(
+        out,
+        "{:<28} {:>9} {:>10} {:>22} {:>14} {:>10}",
+        "run", "compared", "differed", "rate [95 % CI]", "write between", "no answer"
+    );
+    for r in &s.runs {
+        let Some(doc) = &r.answers else { continue };
+        for l in super::context::answer_lines(doc).into_iter().filter(|l| l.series == crate::series::ALL_TEXT) {
+            let _ = writeln!(
+                out,
+                "{:<28} {:>9} {:>10} {:>22} {:>14} {:>10}",
+                r.name, l.compared, l.mismatched, l.rate, l.write_between, l.no_answer
+            );
+        }
+    }
+    for r in s.runs.iter().filter(|r| r.wrong_answers()) {
+        if let Some(a) = &r.answers {
+            differences(out, a, &format!("{}: ", r.name));
+        }
+    }
 }
 
 /// `--strategies`: one table per scenario and measurement, fastest p50 first.
@@ -334,8 +396,8 @@ fn ranking_tables(out: &mut String, s: &BenchSummary) {
             let _ = writeln!(out, "{rank} {:<22} p50 {} · p99 {} · {} ms", r.strategy, r.p50, r.p99, r.p50_ms);
             let _ = writeln!(
                 out,
-                "   hits {} · stale read-backs {} · fresh here {} · elsewhere {}",
-                r.hits, r.stale_read_backs, r.fresh_here, r.fresh_elsewhere
+                "   hits {} · wrong answers {} · stale read-backs {} · fresh here {} · elsewhere {}",
+                r.hits, r.wrong_answers, r.stale_read_backs, r.fresh_here, r.fresh_elsewhere
             );
             let _ = writeln!(
                 out,
