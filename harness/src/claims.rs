@@ -226,7 +226,8 @@ impl Claim {
                 ),
             ))
         } else if let Some(s) = series.filter(|s| s.error_rate_a.max(s.error_rate_b) > MAX_ERROR_RATE) {
-            let (arm, rate) = if s.error_rate_b >= s.error_rate_a { ("B", s.error_rate_b) } else { ("A", s.error_rate_a) };
+            let (arm, rate) =
+                if s.error_rate_b >= s.error_rate_a { ("B", s.error_rate_b) } else { ("A", s.error_rate_a) };
             Some((
                 Verdict::Failing,
                 format!(

@@ -9,8 +9,8 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-pub use crate::change::{compare_series, ArmSeries, Direction, MetricChange, Resampling, SeriesComparison};
 use crate::answers::AnswersDoc;
+pub use crate::change::{compare_series, ArmSeries, Direction, MetricChange, Resampling, SeriesComparison};
 use crate::claims::{self, Claim, ClaimVerdict};
 use crate::result::{Measurement, ResultDoc, SeriesDoc};
 use crate::series::SeriesKey;

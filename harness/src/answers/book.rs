@@ -340,7 +340,10 @@ request = { path = "/t" }
         b.sent(read, 3, true);
         // Another pair writes user 3 before the read's second half is sent.
         half(&b, write, 0, 3, json(200, "{}"));
-        b.answered(read, Answered { arm: 0, user: 3, user_index: None, request: "GET /r".into(), answer: json(200, "[1]") });
+        b.answered(
+            read,
+            Answered { arm: 0, user: 3, user_index: None, request: "GET /r".into(), answer: json(200, "[1]") },
+        );
         half(&b, read, 1, 3, json(200, "[1,2]"));
         // While the write has reached one arm only, a new pair of user 3 is apart too…
         let during = PairStep { pair: b.pair(), step: 0 };

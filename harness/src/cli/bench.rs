@@ -166,7 +166,7 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
                 exporters::export(&Report::Bench(&summary), Destinations { dir: None, terminal: true }).map_err(bad)?;
             print!("{}", out.terminal);
             println!("report: {}", dir.join("index.html").display());
-            let code = summary.exit_code(opts.compare.require_claims);
+            let code = summary.exit_code(opts.compare.require_claims, opts.compare.allow_answer_changes);
             if !shard.is_whole() && code == exit::GATE_FAILED {
                 println!("{}", super::SHARD_NOTE);
                 return Ok(exit::PASS);

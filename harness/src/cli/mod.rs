@@ -159,6 +159,11 @@ pub struct CompareArgs {
     /// Exit 1 unless every claim is confirmed or exceeded.
     #[arg(long)]
     pub require_claims: bool,
+    /// Do not exit 1 when the arms answered a pair differently (an A/B of a change
+    /// meant to change answers). Without it, a cache that changes answers fails the
+    /// gate whatever its speed.
+    #[arg(long, env = "HARNESS_ALLOW_ANSWER_CHANGES")]
+    pub allow_answer_changes: bool,
     /// Exit 1 when a series is slower than this (e.g. 10%) beyond the noise band.
     #[arg(long, value_parser = parse_percent)]
     pub max_regression: Option<f64>,
@@ -321,7 +326,13 @@ fn finish_comparison(c: &Comparison, args: &CompareArgs) -> Result<i32, Fail> {
         std::fs::write(path, text + "\n").map_err(|e| bad(format!("cannot write {}: {e}", path.display())))?;
     }
     let claims_fail = args.require_claims && c.claims.iter().any(|v| !v.verdict.holds());
-    Ok(if claims_fail || !c.regressions.is_empty() { exit::GATE_FAILED } else { exit::PASS })
+    let wrong = c.answers.as_ref().and_then(|a| a.series.get(crate::series::ALL_TEXT)).filter(|t| t.mismatched > 0);
+    if let Some(t) = wrong {
+        let what = if args.allow_answer_changes { "allowed by --allow-answer-changes" } else { "gate FAILED" };
+        println!("\nanswers: {what}: the arms answered {} of {} compared pairs differently", t.mismatched, t.compared);
+    }
+    let answers_fail = wrong.is_some() && !args.allow_answer_changes;
+    Ok(if claims_fail || answers_fail || !c.regressions.is_empty() { exit::GATE_FAILED } else { exit::PASS })
 }
 
 /// The arm labelled `label` of a result file: an A/B result's arm, or a single

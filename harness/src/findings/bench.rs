@@ -227,16 +227,20 @@ impl BenchSummary {
         }
     }
 
-    /// Exit code: 3 invalid or interrupted, 1 a threshold failed (or, with
-    /// `require_claims`, a claim did not hold), 0 otherwise. A refuted claim alone
-    /// is a finding, not a failure.
-    pub fn exit_code(&self, require_claims: bool) -> i32 {
+    /// Exit code: 3 invalid or interrupted, 1 a threshold failed, the arms of an
+    /// A/B of the worker's own strategy answered differently (unless
+    /// `allow_answer_changes`; the other strategies are ranked, not gated), or,
+    /// with `require_claims`, a claim did not hold; 0 otherwise. A refuted claim
+    /// alone is a finding, not a failure.
+    pub fn exit_code(&self, require_claims: bool, allow_answer_changes: bool) -> i32 {
         if !self.valid {
             return crate::exit::UNREACHABLE_OR_INVALID;
         }
         let thresholds = self.runs.iter().any(|r| !r.thresholds_failed.is_empty());
         let claims = require_claims && self.headline_claims().iter().any(|(_, c)| !c.verdict.holds());
-        if thresholds || claims {
+        let own = |r: &&AbSummary| r.strategy.as_deref().is_none_or(|s| s == bench_seed::strategies::DEFAULT);
+        let answers = !allow_answer_changes && self.runs.iter().filter(own).any(AbSummary::wrong_answers);
+        if thresholds || claims || answers {
             crate::exit::GATE_FAILED
         } else {
             crate::exit::PASS

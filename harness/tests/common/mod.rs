@@ -65,6 +65,77 @@ pub enum Behaviour {
         log: Arc<Mutex<Vec<(String, String)>>>,
         values: Arc<Mutex<std::collections::HashMap<String, (String, String)>>>,
     },
+    /// See [`models`]: a model API, with the seed's cache bug when `cached`.
+    Models { cached: bool, state: Arc<ModelsState> },
+}
+
+/// What a [`Behaviour::Models`] server served, counted by the server itself: the
+/// true rate of wrong answers, to hold the harness's measured rate against.
+#[derive(Default, Debug)]
+pub struct ModelsState {
+    /// The cache (when the server has one): user → the list last computed for
+    /// them, whatever its filter — the seed's per-user list bug.
+    cache: Mutex<std::collections::HashMap<String, Vec<u32>>>,
+    /// Answers served, and those that differ from the right answer.
+    pub served: std::sync::atomic::AtomicU64,
+    pub wrong: std::sync::atomic::AtomicU64,
+}
+
+/// The models a user may use: every model `0..10` but those whose number
+/// matches the user's last digit.
+fn models_of(user: &str) -> Vec<u32> {
+    let last = user.bytes().last().map_or(0, |b| u32::from(b % 10));
+    (0..10).filter(|m| *m != last).collect()
+}
+
+/// A small model API with the seed's cache bug when `cached`: `GET
+/// /models?user=U` lists U's models; `GET /models/<n>?user=U` answers the model
+/// (404 if U may not use it) and, with the cache, stores the filtered list it
+/// computed — one model — under U's unfiltered key, where the next list is read
+/// from: that list then has one model, and other models answer 404.
+async fn models(req: Request<hyper::body::Incoming>, cached: bool, state: &ModelsState) -> Response<Full<Bytes>> {
+    use std::sync::atomic::Ordering;
+    let path = req.uri().path().to_owned();
+    let user = req.uri().query().and_then(|q| q.strip_prefix("user=")).unwrap_or("anon").to_owned();
+    let right = models_of(&user);
+    let mut cache = state.cache.lock().unwrap();
+    let known = if cached { cache.get(&user).cloned() } else { None };
+    let reply = |status: u16, body: String, wrong: bool| {
+        state.served.fetch_add(1, Ordering::Relaxed);
+        if wrong {
+            state.wrong.fetch_add(1, Ordering::Relaxed);
+        }
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    let list = |models: &[u32]| {
+        let items: Vec<String> = models.iter().map(|m| format!(r#"{{"id":"m{m}","name":"Model {m}"}}"#)).collect();
+        format!(r#"{{"models":[{}],"user":"{user}"}}"#, items.join(","))
+    };
+    if path == "/models" {
+        let served = known.unwrap_or_else(|| right.clone());
+        if cached {
+            cache.insert(user.clone(), served.clone());
+        }
+        return reply(200, list(&served), served != right);
+    }
+    let Some(id) = path.strip_prefix("/models/m").and_then(|n| n.parse::<u32>().ok()) else {
+        return reply(404, r#"{"error":"no such route"}"#.to_owned(), false);
+    };
+    let allowed = right.contains(&id);
+    let seen = known.as_ref().map_or(allowed, |k| k.contains(&id));
+    if cached && allowed && known.is_none() {
+        // The bug: the filtered list stored under the unfiltered key.
+        cache.insert(user.clone(), vec![id]);
+    }
+    if seen {
+        reply(200, format!(r#"{{"id":"m{id}","name":"Model {id}","user":"{user}"}}"#), !allowed)
+    } else {
+        reply(404, format!(r#"{{"error":"model m{id} not found"}}"#), allowed)
+    }
 }
 
 /// Method, path, the `x-bench-secret` header and the body of every request a
@@ -127,6 +198,9 @@ async fn answer(
     if let Behaviour::Plain { log } | Behaviour::BenchProtocol { log } = &b {
         return plain(req, log, matches!(b, Behaviour::BenchProtocol { .. })).await;
     }
+    if let Behaviour::Models { cached, state } = &b {
+        return models(req, *cached, state).await;
+    }
     if req.uri().path() == "/health" {
         // What the target worker answers (in its shape: the cache mode); the
         // harness records the version and, as the worker does for
@@ -183,7 +257,9 @@ async fn answer(
         }
         Behaviour::Status(s) => ok(s),
         Behaviour::Close => unreachable!("connections are closed on accept"),
-        Behaviour::Plain { .. } | Behaviour::BenchProtocol { .. } => unreachable!("answered above"),
+        Behaviour::Plain { .. } | Behaviour::BenchProtocol { .. } | Behaviour::Models { .. } => {
+            unreachable!("answered above")
+        }
         Behaviour::Shaped { median, tail_every, drift, served } => {
             use rand::Rng;
             let n = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
