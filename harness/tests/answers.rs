@@ -107,6 +107,8 @@ fn a_cache_that_changes_answers_is_found_at_its_true_rate_and_never_called_fast(
     let c = compare(&docs[0], &docs[1], true, &[list_claim()], &CompareOptions::default()).unwrap();
     assert_eq!(c.claims[0].verdict, Verdict::WrongAnswers, "{}", c.claims[0].reason);
     assert!(c.claims[0].reason.starts_with("wrong answers in "), "{}", c.claims[0].reason);
+    let lists = c.series.iter().find(|s| s.series == "tag:model-list").unwrap();
+    assert!(lists.summary.starts_with("model-list: wrong answers in "), "no speed words first: {}", lists.summary);
     let text = harness::report::terminal::render_comparison(&c);
     let (answers_at, table_at) = (text.find("WRONG ANSWERS").unwrap(), text.find("series").unwrap());
     assert!(answers_at < table_at, "answers before speed:\n{text}");

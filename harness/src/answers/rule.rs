@@ -104,7 +104,10 @@ fn canonical_json(raw: &[u8], ignore: &[IgnoredPointer]) -> Option<Vec<u8>> {
     for pointer in ignore {
         remove(&mut value, &pointer.segments);
     }
-    serde_json::to_vec_pretty(&sorted(value)).ok()
+    let mut text = serde_json::to_vec_pretty(&sorted(value)).ok()?;
+    // A last line like every other: a diff need not say "no newline at end of file".
+    text.push(b'\n');
+    Some(text)
 }
 
 /// The value with every object's members in key order, whatever map the JSON
