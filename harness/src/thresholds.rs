@@ -32,7 +32,13 @@ pub enum Op {
 }
 
 impl Op {
-    fn holds(self, actual: f64, limit: f64) -> bool {
+    /// Every comparison with its text, the two-character ones first (so `<=` is
+    /// not read as `<`).
+    pub const TEXTS: [(&'static str, Op); 5] =
+        [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("<", Op::Lt), (">", Op::Gt)];
+
+    /// Whether `actual` compares with `limit` so.
+    pub fn holds(self, actual: f64, limit: f64) -> bool {
         match self {
             Op::Lt => actual < limit,
             Op::Le => actual <= limit,
@@ -101,8 +107,7 @@ fn parse_latency(text: &str) -> Result<f64, String> {
 impl Threshold {
     pub fn parse(series: &str, text: &str) -> Result<Threshold, String> {
         let t = text.trim();
-        let ops = [("<=", Op::Le), (">=", Op::Ge), ("==", Op::Eq), ("<", Op::Lt), (">", Op::Gt)];
-        let (pos, len, op) = ops
+        let (pos, len, op) = Op::TEXTS
             .iter()
             .filter_map(|(s, op)| t.find(s).map(|p| (p, s.len(), *op)))
             .min_by_key(|(p, len, _)| (*p, usize::MAX - len))

@@ -407,6 +407,9 @@ fn strategies_are_ranked_with_their_staleness_measured() {
         // A 5-second run from an empty KV: lists hit less than half the time there.
         assert!(ranking_hits(r, Some("user-models")) > 0.1, "{}: lists were served from the cache", r.name);
         assert!(ranking_hits(r, None) > 0.5, "{}: bot verdicts were served from the cache", r.name);
+        // Every strategy answers as cache-off does, pair by pair.
+        let pairs = r.answers_all().expect("the pairs' answers were compared");
+        assert!(pairs.compared > 100 && pairs.mismatched == 0, "{}: {pairs:?}", r.name);
     }
     let probe = |name: &str| s.staleness.iter().find(|p| p.strategy == name).unwrap_or_else(|| panic!("{name}"));
     for name in ["generation", "memory"] {
@@ -428,6 +431,7 @@ fn strategies_are_ranked_with_their_staleness_measured() {
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(rows[2], "cache-off (baseline)");
     assert!(rankings[0].rows.iter().all(|r| r.cost_per_million.starts_with('$')), "{:?}", rankings[0].rows);
+    assert!(rankings[0].rows[..2].iter().all(|r| r.wrong_answers.starts_with("none of ")), "{:?}", rankings[0].rows);
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     assert!(html.contains("Which cache strategy?") && html.contains("Cloudflare docs, Workers KV pricing"));
     assert!(std::fs::read_to_string(dir.join("summary.md")).unwrap().contains("Strategy ranking — model-list"));

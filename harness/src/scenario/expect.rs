@@ -8,6 +8,7 @@ use toml::Spanned;
 use super::template::Template;
 use super::{Ctx, ScenarioError};
 use crate::answers::{AnswerRule, IgnoredPointer};
+use crate::thresholds::Op;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,32 +51,9 @@ pub enum JsonTest {
     Exists(bool),
     Equals(serde_json::Value),
     /// An array's elements, an object's members or a string's characters.
-    Length(Comparison, u64),
+    Length(Op, u64),
     /// A string value (or a number or boolean as written) matches.
     Matches(Pattern),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Comparison {
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Eq,
-    Ne,
-}
-
-impl Comparison {
-    fn holds(self, x: u64, y: u64) -> bool {
-        match self {
-            Comparison::Lt => x < y,
-            Comparison::Le => x <= y,
-            Comparison::Gt => x > y,
-            Comparison::Ge => x >= y,
-            Comparison::Eq => x == y,
-            Comparison::Ne => x != y,
-        }
-    }
 }
 
 /// A regular expression, compared by its source.
@@ -194,7 +172,7 @@ impl JsonTest {
                     Value::String(s) => s.chars().count(),
                     _ => return false,
                 };
-                cmp.holds(len as u64, *n)
+                cmp.holds(len as f64, *n as f64)
             }
             (JsonTest::Matches(p), Some(v)) => match v {
                 Value::String(s) => p.0.is_match(s),
@@ -209,21 +187,14 @@ impl JsonTest {
             JsonTest::Exists(true) => "exists".to_owned(),
             JsonTest::Exists(false) => "is absent".to_owned(),
             JsonTest::Equals(v) => format!("equals {v}"),
-            JsonTest::Length(c, n) => format!("has length {} {n}", comparison_text(*c)),
+            JsonTest::Length(c, n) => format!("has length {} {n}", op_text(*c)),
             JsonTest::Matches(p) => format!("matches /{}/", p.0.as_str()),
         }
     }
 }
 
-fn comparison_text(c: Comparison) -> &'static str {
-    match c {
-        Comparison::Lt => "<",
-        Comparison::Le => "<=",
-        Comparison::Gt => ">",
-        Comparison::Ge => ">=",
-        Comparison::Eq => "==",
-        Comparison::Ne => "!=",
-    }
+fn op_text(op: Op) -> &'static str {
+    Op::TEXTS.iter().find(|(_, o)| *o == op).map_or("?", |(t, _)| t)
 }
 
 pub(super) fn parse_expect(
@@ -293,10 +264,10 @@ fn parse_json_checks(ctx: &Ctx, table: &Spanned<toml::Table>) -> Result<Vec<Json
                 ("equals", v) => JsonTest::Equals(
                     serde_json::to_value(v).map_err(|e| err(format!("\"{pointer}\".equals: {e}")))?,
                 ),
-                ("length", toml::Value::Integer(n)) if *n >= 0 => JsonTest::Length(Comparison::Eq, *n as u64),
+                ("length", toml::Value::Integer(n)) if *n >= 0 => JsonTest::Length(Op::Eq, *n as u64),
                 ("length", toml::Value::String(s)) => {
                     let (c, n) = parse_length(s).ok_or_else(|| {
-                        err(format!("\"{pointer}\".length is {s:?}; expected a number or a comparison such as \">= 3\" (<, <=, >, >=, ==, !=)"))
+                        err(format!("\"{pointer}\".length is {s:?}; expected a number or a comparison such as \">= 3\" (<, <=, >, >=, ==)"))
                     })?;
                     JsonTest::Length(c, n)
                 }
@@ -315,18 +286,10 @@ fn parse_json_checks(ctx: &Ctx, table: &Spanned<toml::Table>) -> Result<Vec<Json
     Ok(out)
 }
 
-fn parse_length(s: &str) -> Option<(Comparison, u64)> {
+fn parse_length(s: &str) -> Option<(Op, u64)> {
     let s = s.trim();
-    let ops = [
-        ("<=", Comparison::Le),
-        (">=", Comparison::Ge),
-        ("==", Comparison::Eq),
-        ("!=", Comparison::Ne),
-        ("<", Comparison::Lt),
-        (">", Comparison::Gt),
-    ];
-    let (c, rest) = ops.iter().find_map(|(t, c)| s.strip_prefix(t).map(|r| (*c, r)))?;
-    Some((c, rest.trim().parse().ok()?))
+    let (op, rest) = Op::TEXTS.iter().find_map(|(t, op)| s.strip_prefix(t).map(|r| (*op, r)))?;
+    Some((op, rest.trim().parse().ok()?))
 }
 
 /// `compare = "json" | "bytes" | "status" | "off"` or

@@ -8,7 +8,7 @@ pub mod template;
 
 pub use executor::{Executor, Segment, Stage};
 use expect::{parse_expect, RawExpect};
-pub use expect::{Comparison, Expect, HeaderCheck, JsonCheck, JsonTest, Needles, Pattern};
+pub use expect::{Expect, HeaderCheck, JsonCheck, JsonTest, Needles, Pattern};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
