@@ -225,7 +225,7 @@ fn settle(doc: &mut AnswersDoc, step: &StepRule, write_between: bool, one: Half,
     let (a, b) = if one.arm <= two.arm { (one, two) } else { (two, one) };
     let outcome = match (&a.answer, &b.answer) {
         _ if write_between => Outcome::WriteBetween,
-        (Some(x), Some(y)) if x == y => Outcome::Agreed,
+        (Some(x), Some(y)) if step.rule.same(x, y) => Outcome::Agreed,
         (Some(x), Some(y)) => Outcome::Differed(x, y),
         _ => Outcome::NoAnswer,
     };
@@ -240,7 +240,7 @@ fn settle(doc: &mut AnswersDoc, step: &StepRule, write_between: bool, one: Half,
                     user,
                     status_a: x.status,
                     status_b: y.status,
-                    diff: diff::readable(x, y),
+                    diff: diff::readable(&step.rule.normalised(x), &step.rule.normalised(y)),
                 });
             }
         }
