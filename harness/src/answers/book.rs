@@ -20,7 +20,7 @@
 //! writes may). Across shards on several machines it cannot be shared: each
 //! shard sees only its own writes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use super::diff;
@@ -29,8 +29,15 @@ use super::tally::{AnswerTally, AnswersDoc, Difference, MAX_DIFFERENCES};
 use crate::scenario::Scenario;
 use crate::series::SeriesKey;
 
+/// Pair-steps waiting for their second half at most: a half whose partner
+/// never comes (dropped, or its flow stopped at an earlier failure) must not
+/// hold memory for the rest of the run.
+const MAX_PENDING: usize = 4096;
+/// Bytes of bodies waiting at most (bodies are kept up to 4 MiB each).
+const MAX_PENDING_BYTES: usize = 64 << 20;
+
 /// One step of one pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PairStep {
     pub pair: u64,
     pub step: usize,
@@ -54,6 +61,12 @@ struct Half {
     request: String,
 }
 
+impl Half {
+    fn bytes(&self) -> usize {
+        self.answer.as_ref().and_then(|a| a.body.as_ref()).map_or(0, Vec::len)
+    }
+}
+
 struct Pending {
     user: usize,
     /// Both halves were sent in the measured part.
@@ -61,6 +74,12 @@ struct Pending {
     /// Another pair's write of the user was open in between.
     write_between: bool,
     first: Option<Half>,
+}
+
+impl Pending {
+    fn bytes(&self) -> usize {
+        self.first.as_ref().map_or(0, Half::bytes)
+    }
 }
 
 /// The statuses a write pair-step answered with so far (`None`: no answer).
@@ -72,7 +91,12 @@ struct OpenWrite {
 #[derive(Default)]
 struct Book {
     next_pair: u64,
-    pending: HashMap<PairStep, Pending>,
+    /// Oldest pair first: when the book is full the oldest are given up.
+    pending: BTreeMap<PairStep, Pending>,
+    /// Bytes of the bodies waiting in `pending`.
+    pending_bytes: usize,
+    /// Pairs below this number were given up: their halves are not waited for.
+    given_up_below: u64,
     /// Per user, the write pair-steps not yet applied alike in both arms.
     open_writes: HashMap<usize, HashMap<PairStep, OpenWrite>>,
     doc: AnswersDoc,
@@ -153,6 +177,12 @@ impl AnswerBook {
         let mut book = self.lock();
         let book = &mut *book;
         let other_open = book.open_writes.get(&user).is_some_and(|w| w.keys().any(|k| k.pair != key.pair));
+        if write {
+            book.open_writes.entry(user).or_default().entry(key).or_default();
+        }
+        if key.pair < book.given_up_below {
+            return;
+        }
         let p = book.pending.entry(key).or_insert(Pending { user, measured: true, write_between: false, first: None });
         p.measured &= measured;
         p.write_between |= other_open;
@@ -162,7 +192,22 @@ impl AnswerBook {
                     p.write_between = true;
                 }
             }
-            book.open_writes.entry(user).or_default().entry(key).or_default();
+        }
+        self.give_up_oldest(book);
+    }
+
+    /// Past [`MAX_PENDING`] pair-steps or [`MAX_PENDING_BYTES`], the oldest
+    /// count as "no answer" and their late halves are not waited for.
+    fn give_up_oldest(&self, book: &mut Book) {
+        while book.pending.len() > MAX_PENDING || book.pending_bytes > MAX_PENDING_BYTES {
+            let Some((key, p)) = book.pending.pop_first() else { return };
+            book.pending_bytes -= p.bytes();
+            book.given_up_below = book.given_up_below.max(key.pair + 1);
+            if p.measured && self.steps[key.step].rule.compares() {
+                for s in &self.steps[key.step].series {
+                    book.doc.series.entry(s.clone()).or_default().no_answer += 1;
+                }
+            }
         }
     }
 
@@ -180,9 +225,13 @@ impl AnswerBook {
         let Some(p) = book.pending.get_mut(&key) else { return };
         let half = Half { arm: got.arm, answer: got.answer, request: got.request };
         let Some(first) = p.first.take() else {
+            let bytes = half.bytes();
             p.first = Some(half);
+            book.pending_bytes += bytes;
+            self.give_up_oldest(&mut book);
             return;
         };
+        book.pending_bytes -= first.bytes();
         let p = book.pending.remove(&key).expect("looked up above");
         if p.measured {
             settle(&mut book.doc, step, p.write_between, first, half, got.user_index);
@@ -202,6 +251,7 @@ impl AnswerBook {
             }
         }
         book.pending.clear();
+        book.pending_bytes = 0;
         book.doc.clone()
     }
 }
@@ -396,5 +446,21 @@ request = { path = "/t" }
         let lone = PairStep { pair: b.pair(), step: 0 };
         b.sent(lone, 1, false);
         assert!(b.finish().series.is_empty());
+    }
+
+    #[test]
+    fn halves_whose_partner_never_comes_are_given_up_not_kept() {
+        let b = book();
+        for _ in 0..MAX_PENDING + 10 {
+            half(&b, PairStep { pair: b.pair(), step: 0 }, 0, 1, json(200, "[1,2,3]"));
+        }
+        let waiting = b.lock().pending.len();
+        assert_eq!(waiting, MAX_PENDING, "bounded");
+        // The given-up pairs' late halves are not waited for again.
+        half(&b, PairStep { pair: 1, step: 0 }, 1, 1, json(200, "[1,2,3]"));
+        assert_eq!(b.lock().pending.len(), MAX_PENDING);
+        let doc = b.finish();
+        assert_eq!(doc.series["*"].no_answer, MAX_PENDING as u64 + 10);
+        assert_eq!(doc.series["*"].compared, 0);
     }
 }
