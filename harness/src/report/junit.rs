@@ -129,6 +129,14 @@ fn bench_cases(s: &BenchSummary) -> Vec<TestCase> {
             pass: r.status.is_valid(),
             message: r.invalid_reasons.join("; "),
         });
+        if let Some(t) = r.answers_all() {
+            cases.push(TestCase {
+                class: CaseClass::Answers,
+                name: format!("{} answers agree", r.name),
+                pass: t.mismatched == 0,
+                message: format!("{} of {} compared pairs answered differently", t.mismatched, t.compared),
+            });
+        }
         cases.push(TestCase {
             class: CaseClass::Thresholds,
             name: format!("{} thresholds", r.name),
