@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::answers::AnswersDoc;
+use crate::answers::{AnswerTally, AnswersDoc};
 use crate::change::SeriesComparison;
 use crate::series::SeriesKey;
 use crate::stats::Metric;
@@ -116,6 +116,40 @@ pub struct ClaimVerdict {
 /// `error_rate < 1%` threshold of every scenario.
 pub const MAX_ERROR_RATE: f64 = 0.01;
 
+/// Why a series' speed is no verdict, if it is not: its arms answered some of
+/// its pairs differently (`tally`, its pairs' answers), or an arm failed more
+/// than [`MAX_ERROR_RATE`] of its requests. The claims and the comparison's
+/// plain words say it alike.
+pub fn held_back(s: &SeriesComparison, tally: Option<&AnswerTally>, name: &str) -> Option<(Verdict, String)> {
+    if let Some(t) = tally.filter(|t| t.mismatched > 0) {
+        let (rate, lo, hi) = t.mismatch_rate()?;
+        return Some((
+            Verdict::WrongAnswers,
+            format!(
+                "wrong answers in {:.1} % of pairs (95 % CI {:.1}–{:.1} %, {} of {} compared pairs of {name} answered \
+                 differently): a cache that changes answers is not judged on its speed",
+                rate * 100.0,
+                lo * 100.0,
+                hi * 100.0,
+                t.mismatched,
+                t.compared
+            ),
+        ));
+    }
+    let (arm, rate) = if s.error_rate_b >= s.error_rate_a { ("B", s.error_rate_b) } else { ("A", s.error_rate_a) };
+    (rate > MAX_ERROR_RATE).then(|| {
+        (
+            Verdict::Failing,
+            format!(
+                "arm {arm} failed {:.1} % of its requests in {name} (transport errors, failed checks, dropped; more \
+                 than {:.0} %): the speed of its remaining successes is no verdict",
+                rate * 100.0,
+                MAX_ERROR_RATE * 100.0
+            ),
+        )
+    })
+}
+
 /// Recorded values at or under this many milliseconds are the 1 µs floor: zero.
 const FLOOR_MS: f64 = 0.0011;
 
@@ -211,35 +245,7 @@ impl Claim {
         let base = SeriesKey::parse(&self.series).map_or_else(|| self.series.clone(), |k| k.to_string());
         let tally = answers.and_then(|a| a.series.get(&base));
         let series = compared.iter().find(|s| Some(&s.series) == self.key().as_ref());
-        let held = if let Some((rate, lo, hi)) = tally.filter(|t| t.mismatched > 0).and_then(|t| t.mismatch_rate()) {
-            let t = tally.expect("filtered above");
-            Some((
-                Verdict::WrongAnswers,
-                format!(
-                    "wrong answers in {:.1} % of pairs (95 % CI {:.1}–{:.1} %, {} of {} compared pairs of {base} \
-                     answered differently): a cache that changes answers is not judged on its speed",
-                    rate * 100.0,
-                    lo * 100.0,
-                    hi * 100.0,
-                    t.mismatched,
-                    t.compared
-                ),
-            ))
-        } else if let Some(s) = series.filter(|s| s.error_rate_a.max(s.error_rate_b) > MAX_ERROR_RATE) {
-            let (arm, rate) =
-                if s.error_rate_b >= s.error_rate_a { ("B", s.error_rate_b) } else { ("A", s.error_rate_a) };
-            Some((
-                Verdict::Failing,
-                format!(
-                    "arm {arm} failed {:.1} % of its requests in {base} (transport errors, failed checks, dropped; \
-                     more than {:.0} %): the speed of its remaining successes is no verdict",
-                    rate * 100.0,
-                    MAX_ERROR_RATE * 100.0
-                ),
-            ))
-        } else {
-            None
-        };
+        let held = series.and_then(|s| held_back(s, tally, &base));
         if let Some((held, why)) = held {
             verdict.reason = format!("{why}; latency alone said {}: {}", verdict.verdict.as_str(), verdict.reason);
             verdict.verdict = held;

@@ -49,28 +49,12 @@ pub struct Comparison {
 
 pub const COMPARISON_SCHEMA: &str = "cache-bench/comparison/v1";
 
-/// A series whose arms answered some pairs differently, or one of whose arms
-/// failed more than [`claims::MAX_ERROR_RATE`] of its requests, gets no speed
-/// words of its own: its plain-words line says why first, and the latency after.
+/// A series held back from speed words ([`claims::held_back`]) says why first
+/// in its plain-words line, and its latency after.
 fn hold_speed_words(series: &mut [SeriesComparison], answers: Option<&AnswersDoc>) {
     for s in series.iter_mut().filter(|s| !s.series.is_server_side()) {
-        let tally = answers.and_then(|a| a.series.get(&s.series.to_string())).filter(|t| t.mismatched > 0);
-        let why = if let Some((rate, lo, hi)) = tally.and_then(|t| t.mismatch_rate()) {
-            format!(
-                "wrong answers in {:.1} % of pairs (95 % CI {:.1}–{:.1} %): not judged on speed",
-                rate * 100.0,
-                lo * 100.0,
-                hi * 100.0
-            )
-        } else if s.error_rate_a.max(s.error_rate_b) > claims::MAX_ERROR_RATE {
-            format!(
-                "arm {} failed {:.1} % of its requests: not judged on speed",
-                if s.error_rate_b >= s.error_rate_a { "B" } else { "A" },
-                s.error_rate_a.max(s.error_rate_b) * 100.0
-            )
-        } else {
-            continue;
-        };
+        let key = s.series.to_string();
+        let Some((_, why)) = claims::held_back(s, answers.and_then(|a| a.series.get(&key)), &key) else { continue };
         let name = s.series.short_name();
         let speed = s.summary.strip_prefix(&format!("{name}: ")).unwrap_or(&s.summary).to_owned();
         s.summary = format!("{name}: {why}; its successful responses alone: {speed}");

@@ -46,6 +46,7 @@ pub struct PairStep {
 /// How a step's answers are compared and where they are tallied.
 #[derive(Debug, Clone)]
 struct StepRule {
+    name: String,
     rule: AnswerRule,
     /// Changes what later reads may see (not a GET, HEAD or OPTIONS; or read back).
     write: bool,
@@ -123,29 +124,22 @@ pub struct Answered {
 
 impl AnswerBook {
     pub fn new(scenario: &Scenario) -> AnswerBook {
+        let mut book = Book::default();
         let steps: Vec<StepRule> = scenario
             .steps
             .iter()
             .map(|s| {
+                book.doc.rules.insert(s.name.clone(), s.answer_words());
                 let step_series = SeriesKey::step(&s.name).to_string();
                 let series = [SeriesKey::all().to_string(), step_series.clone()]
                     .into_iter()
                     .chain(s.tags.iter().map(|t| SeriesKey::tag(t).to_string()))
                     .collect();
-                let rule = if s.once_per_user { AnswerRule::Off } else { s.compare.clone() };
                 // A login's token is per arm by design: not a write the pairs wait for.
-                StepRule { rule, write: s.is_write() && !s.once_per_user, step_series, series }
+                let write = s.is_write() && !s.once_per_user;
+                StepRule { name: s.name.clone(), rule: s.answer_rule(), write, step_series, series }
             })
             .collect();
-        let mut book = Book::default();
-        for (s, rule) in scenario.steps.iter().zip(&steps) {
-            let words = if s.once_per_user {
-                "not compared (once per user: per-arm state)".to_owned()
-            } else {
-                rule.rule.describe()
-            };
-            book.doc.rules.insert(s.name.clone(), words);
-        }
         AnswerBook { steps: Arc::new(steps), book: Arc::new(Mutex::new(book)) }
     }
 
@@ -203,10 +197,18 @@ impl AnswerBook {
             let Some((key, p)) = book.pending.pop_first() else { return };
             book.pending_bytes -= p.bytes();
             book.given_up_below = book.given_up_below.max(key.pair + 1);
-            if p.measured && self.steps[key.step].rule.compares() {
-                for s in &self.steps[key.step].series {
-                    book.doc.series.entry(s.clone()).or_default().no_answer += 1;
-                }
+            if p.measured {
+                self.unanswered(&mut book.doc, key);
+            }
+        }
+    }
+
+    /// Counts `key` as a pair-step one of whose arms got no answer.
+    fn unanswered(&self, doc: &mut AnswersDoc, key: PairStep) {
+        let step = &self.steps[key.step];
+        if step.rule.compares() {
+            for s in &step.series {
+                doc.series.entry(s.clone()).or_default().no_answer += 1;
             }
         }
     }
@@ -241,16 +243,12 @@ impl AnswerBook {
     /// The tallies; pairs still waiting for an arm count as "no answer".
     pub fn finish(&self) -> AnswersDoc {
         let mut book = self.lock();
-        let waiting: Vec<PairStep> = book.pending.iter().filter(|(_, p)| p.measured).map(|(k, _)| *k).collect();
-        for key in waiting {
-            let step = &self.steps[key.step];
-            if step.rule.compares() {
-                for s in &step.series {
-                    book.doc.series.entry(s.clone()).or_default().no_answer += 1;
-                }
+        let book = &mut *book;
+        for (key, p) in std::mem::take(&mut book.pending) {
+            if p.measured {
+                self.unanswered(&mut book.doc, key);
             }
         }
-        book.pending.clear();
         book.pending_bytes = 0;
         book.doc.clone()
     }
@@ -285,7 +283,7 @@ fn settle(doc: &mut AnswersDoc, step: &StepRule, write_between: bool, one: Half,
         if let Outcome::Differed(x, y) = outcome {
             if *s == step.step_series && tally.differences.len() < MAX_DIFFERENCES {
                 tally.differences.push(Difference {
-                    step: step.step_series.trim_start_matches("step:").to_owned(),
+                    step: step.name.clone(),
                     request: a.request.clone(),
                     user,
                     status_a: x.status,

@@ -53,6 +53,14 @@ pub struct Difference {
     pub diff: String,
 }
 
+impl Difference {
+    /// "list: GET /models (user 17), status 200 → 404": what the diff is of.
+    pub fn heading(&self) -> String {
+        let user = self.user.map(|u| format!(" (user {u})")).unwrap_or_default();
+        format!("{}: {}{user}, status {} → {}", self.step, self.request, self.status_a, self.status_b)
+    }
+}
+
 impl AnswerTally {
     /// The share of compared pairs that disagreed, with its 95 % Wilson interval
     /// (`None` when no pair was compared).

@@ -193,6 +193,11 @@ pub(crate) fn answer_lines(a: &AnswersDoc) -> Vec<AnswerLine> {
         .collect()
 }
 
+/// The first differences kept, each a heading and its diff.
+fn differences_context(a: &AnswersDoc) -> Vec<Value> {
+    a.series.values().flat_map(|t| &t.differences).map(|d| json!({"heading": d.heading(), "diff": d.diff})).collect()
+}
+
 /// The pairs' answers for the templates.
 pub(super) fn answers_context(a: &AnswersDoc) -> Value {
     json!({
@@ -203,11 +208,7 @@ pub(super) fn answers_context(a: &AnswersDoc) -> Value {
             "write_between": l.write_between, "no_answer": l.no_answer,
         })).collect::<Vec<_>>(),
         "rules": a.rules.iter().map(|(step, rule)| format!("{step}: {rule}")).collect::<Vec<_>>(),
-        "differences": a.series.values().flat_map(|t| &t.differences).map(|d| json!({
-            "step": d.step, "request": d.request,
-            "user": d.user.map(|u| format!(" (user {u})")).unwrap_or_default(),
-            "status": format!("{} → {}", d.status_a, d.status_b), "diff": d.diff,
-        })).collect::<Vec<_>>(),
+        "differences": differences_context(a),
     })
 }
 
@@ -295,11 +296,10 @@ fn bench_answers(s: &BenchSummary) -> Vec<Value> {
         .filter_map(|r| {
             let doc = r.answers.as_ref()?;
             let line = answer_lines(doc).into_iter().find(|l| l.series == crate::series::ALL_TEXT)?;
-            let context = answers_context(doc);
             Some(json!({
                 "name": r.name, "compared": line.compared, "mismatched": line.mismatched, "rate": line.rate,
                 "write_between": line.write_between, "no_answer": line.no_answer, "wrong": line.mismatched > 0,
-                "differences": context["differences"],
+                "differences": differences_context(doc),
             }))
         })
         .collect()

@@ -179,26 +179,31 @@ fn p_value(p: f64) -> String {
 /// The pairs' answers: the headline, a row per series, the first differences.
 fn answers_table(out: &mut String, a: &crate::answers::AnswersDoc) {
     let _ = writeln!(out, "\nanswers (A against B, pair by pair): {}", super::context::answers_headline(a));
-    let _ = writeln!(
-        out,
-        "{:<36} {:>9} {:>10} {:>22} {:>14} {:>10}",
-        "series", "compared", "differed", "rate [95 % CI]", "write between", "no answer"
-    );
+    answer_row(out, 36, ["series", "compared", "differed", "rate [95 % CI]", "write between", "no answer"]);
     for l in super::context::answer_lines(a) {
-        let _ = writeln!(
-            out,
-            "{:<36} {:>9} {:>10} {:>22} {:>14} {:>10}",
-            l.series, l.compared, l.mismatched, l.rate, l.write_between, l.no_answer
-        );
+        answer_row(out, 36, answer_cells(&l.series, &l));
     }
     differences(out, a, "");
+}
+
+/// One line of an answers table: a name `width` wide, then the five figures.
+fn answer_row<S: std::fmt::Display>(
+    out: &mut String,
+    width: usize,
+    [name, compared, differed, rate, between, none]: [S; 6],
+) {
+    let _ = writeln!(out, "{name:<width$} {compared:>9} {differed:>10} {rate:>22} {between:>14} {none:>10}");
+}
+
+fn answer_cells(name: &str, l: &super::context::AnswerLine) -> [String; 6] {
+    let n = |x: u64| x.to_string();
+    [name.to_owned(), n(l.compared), n(l.mismatched), l.rate.clone(), n(l.write_between), n(l.no_answer)]
 }
 
 /// The first differences kept, each as a readable diff, indented.
 fn differences(out: &mut String, a: &crate::answers::AnswersDoc, run: &str) {
     for d in a.series.values().flat_map(|t| &t.differences) {
-        let user = d.user.map(|u| format!(" (user {u})")).unwrap_or_default();
-        let _ = writeln!(out, "  {run}{}: {}{user}, status {} → {}", d.step, d.request, d.status_a, d.status_b);
+        let _ = writeln!(out, "  {run}{}", d.heading());
         for line in d.diff.lines() {
             let _ = writeln!(out, "    {line}");
         }
@@ -359,19 +364,11 @@ fn bench_answers(out: &mut String, s: &BenchSummary) {
         return;
     }
     let _ = writeln!(out, "\n-- answers, cache on against cache off pair by pair --");
-    let _ = writeln!(
-        out,
-        "{:<28} {:>9} {:>10} {:>22} {:>14} {:>10}",
-        "run", "compared", "differed", "rate [95 % CI]", "write between", "no answer"
-    );
+    answer_row(out, 28, ["run", "compared", "differed", "rate [95 % CI]", "write between", "no answer"]);
     for r in &s.runs {
         let Some(doc) = &r.answers else { continue };
         for l in super::context::answer_lines(doc).into_iter().filter(|l| l.series == crate::series::ALL_TEXT) {
-            let _ = writeln!(
-                out,
-                "{:<28} {:>9} {:>10} {:>22} {:>14} {:>10}",
-                r.name, l.compared, l.mismatched, l.rate, l.write_between, l.no_answer
-            );
+            answer_row(out, 28, answer_cells(&r.name, &l));
         }
     }
     for r in s.runs.iter().filter(|r| r.wrong_answers()) {

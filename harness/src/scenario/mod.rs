@@ -255,6 +255,25 @@ impl Step {
         self.read_back.is_some() || !matches!(self.request.method.as_str(), "GET" | "HEAD" | "OPTIONS")
     }
 
+    /// How an A/B compares this step's two answers: as its `compare` says, but
+    /// never for a `once_per_user` step (a login's token is per arm by design).
+    pub fn answer_rule(&self) -> AnswerRule {
+        if self.once_per_user {
+            AnswerRule::Off
+        } else {
+            self.compare.clone()
+        }
+    }
+
+    /// [`Step::answer_rule`] in words, for `validate` and the result file.
+    pub fn answer_words(&self) -> String {
+        if self.once_per_user {
+            "not compared (once per user: per-arm state)".to_owned()
+        } else {
+            self.compare.describe()
+        }
+    }
+
     /// Every template the step renders, read-back included.
     pub fn templates(&self) -> impl Iterator<Item = &Template> {
         fn of(r: &RequestSpec) -> impl Iterator<Item = &Template> {
