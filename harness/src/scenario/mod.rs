@@ -883,9 +883,7 @@ impl Scenario {
             for (name, ptr) in &s.extract {
                 let _ = writeln!(out, "      extracts vars.{name} from {ptr}");
             }
-            let compared =
-                if s.once_per_user { "not compared (once per user)".to_owned() } else { s.compare.describe() };
-            let _ = writeln!(out, "      in an A/B, the arms' answers: {compared}");
+            let _ = writeln!(out, "      in an A/B, the arms' answers: {}", s.answer_words());
             if let Some(rb) = &s.read_back {
                 let _ = writeln!(
                     out,
