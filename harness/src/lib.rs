@@ -16,6 +16,7 @@ pub mod merge;
 pub mod metrics;
 pub mod outdir;
 pub mod progress;
+pub mod recipe;
 pub mod recorder;
 pub mod report;
 pub mod result;
@@ -29,6 +30,7 @@ pub mod stats;
 pub mod target;
 pub mod thresholds;
 pub mod timer;
+pub mod user_file;
 pub mod users;
 
 /// Exit codes (ARCHITECTURE.md, "Exit codes").

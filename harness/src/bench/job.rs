@@ -42,11 +42,19 @@ pub(super) struct AbJob<'a> {
     pub strategy: Option<String>,
 }
 
-pub(super) fn run_ab(job: AbJob, ctx: &JobContext<'_>, secret: Option<&str>) -> Result<AbSummary, String> {
+/// Runs `job`; `secret` is the bench protocol's (none for a recipe's worker),
+/// `users_secret` derives the users' credentials.
+pub(super) fn run_ab(
+    job: AbJob,
+    ctx: &JobContext<'_>,
+    secret: Option<&str>,
+    users_secret: Option<&str>,
+) -> Result<AbSummary, String> {
     let (opts, claims, dir) = (ctx.opts, ctx.claims, ctx.dir);
     let slug = slug(&job.name);
     let run_opts = RunOptions {
         bench_secret: secret.map(str::to_owned),
+        users_secret: users_secret.map(str::to_owned),
         progress: opts.progress,
         stem: Some(slug.clone()),
         http_client: opts.http_client,

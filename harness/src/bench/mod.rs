@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `targets.rs` | the local stack's and deployed workers' lifecycle and mode checks |
 //! | `servers.rs` | one `wrangler dev` process: start, readiness, stop |
+//! | `recipe_stack.rs` | a recipe's instances: reset, seed, start before every run |
 //! | `seeding.rs` | users per seed; reset and seed every target (`harness seed`) |
 //! | `plan.rs` | scenarios, the plan said up front, every job and its notes |
 //! | `run.rs` | the run loop: jobs in order, seeded, until one cannot go on |
@@ -22,6 +23,7 @@ mod job;
 pub mod observer;
 pub mod plan;
 pub mod profiles;
+pub mod recipe_stack;
 mod run;
 pub mod seeding;
 pub mod servers;
@@ -103,6 +105,13 @@ pub struct BenchOptions {
     pub tls: crate::client::TlsOptions,
     /// `--align-start`: each run begins at the next whole multiple of this.
     pub align_start: Option<Duration>,
+    /// `--recipe`: how to run the two arms of any worker (`crate::recipe`).
+    pub recipe: Option<crate::recipe::Recipe>,
+    /// Derives the users' credentials when the target has no bench secret
+    /// (`--users-secret`; else the recipe's, else a fresh one per bench).
+    pub users_secret: Option<String>,
+    /// `--max-late-share`: overrides every scenario's `[load] max_late_share`.
+    pub max_late_share: Option<f64>,
 }
 
 /// What every part of one bench shares besides its options: the Ctrl-C flag,
@@ -135,7 +144,8 @@ pub fn run(opts: &BenchOptions, claims: &[Claim], env: &Env<'_>) -> Result<(Benc
     let started_at = result::rfc3339(SystemTime::now());
     let scenarios = load_scenarios(opts)?;
     let measurements = profiles::resolve(&opts.profiles)?;
-    let local = opts.target_on.is_none() && opts.target.is_none();
+    // The built-in local stack (a recipe starts its own servers its own way).
+    let local = opts.target_on.is_none() && opts.target.is_none() && opts.recipe.is_none();
     if !local && opts.bench_secret.is_none() && measurements.iter().any(Measurement::is_modelled) {
         return Err(BenchError::Setup(
             "--profile needs --bench-secret: the worker applies a profile chosen per request (x-bench-profile) only \
@@ -146,7 +156,7 @@ pub fn run(opts: &BenchOptions, claims: &[Claim], env: &Env<'_>) -> Result<(Benc
     env.observer.say(&plan::announce(&scenarios, opts, local, measurements.len(), plan::strategy_count(opts)));
     let dir = bench_dir(&opts.out)?;
     let mut notes = Vec::new();
-    let mut targets = match targets::open(opts, &dir, env, &mut notes) {
+    let mut targets = match targets::open(opts, &scenarios, &dir, env, &mut notes) {
         Err(BenchError::Server(reason)) if local => {
             // Nothing was measured, but the report says why: CI and users look there.
             let summary = BenchSummary {
@@ -167,9 +177,21 @@ pub fn run(opts: &BenchOptions, claims: &[Claim], env: &Env<'_>) -> Result<(Benc
     let ctx = run::JobContext { opts, claims, dir: &dir, env, local, seed_users };
     let (mut runs, invalid_reasons, staleness) = run::run_jobs(jobs, &ctx, &mut targets, &strategies, &measurements);
     crate::findings::hold_to_control(&mut runs);
+    let capabilities = crate::findings::capabilities::capabilities(&runs, targets.health_route());
+    if let Some(warning) =
+        targets.cache_on_label().and_then(|on| crate::findings::capabilities::no_sign_of_caching(&runs, &on))
+    {
+        env.observer.say(&format!("warning: {warning}"));
+        notes.push(warning);
+    }
     let profile_names: Vec<String> = measurements.iter().filter_map(|m| m.profile().map(str::to_owned)).collect();
     let (profiles, figures) = profiles::sources(&profile_names);
+    let design = targets.design();
     targets.stop();
+    let begun = match &opts.recipe {
+        Some(r) => BenchSummary::begin_recipe(started_at, r, opts.quick),
+        None => BenchSummary::begin(started_at, local, opts.quick),
+    };
     let mut summary = BenchSummary {
         wall_s: started.elapsed().as_secs_f64(),
         target_on: targets.on.clone(),
@@ -183,7 +205,9 @@ pub fn run(opts: &BenchOptions, claims: &[Claim], env: &Env<'_>) -> Result<(Benc
         profiles,
         figures,
         staleness,
-        ..BenchSummary::begin(started_at, local, opts.quick)
+        design,
+        capabilities,
+        ..begun
     };
     if !strategies.is_empty() {
         summary.strategies = strategies;

@@ -52,6 +52,9 @@ pub fn load_scenarios(opts: &BenchOptions) -> Result<Vec<Scenario>, BenchError> 
         if opts.quick {
             shorten(&mut sc, QUICK_MEASURED, QUICK_WARMUP);
         }
+        if let Some(share) = opts.max_late_share {
+            sc.load.max_late_share = share;
+        }
         out.push(sc);
     }
     if let Some(Some(name)) = &opts.ablation {
@@ -208,6 +211,13 @@ pub(super) fn jobs<'a>(
     strategies: &[strategies::StrategyInfo],
     notes: &mut Vec<String>,
 ) -> Result<Vec<AbJob<'a>>, BenchError> {
+    if let Some(stack) = &targets.recipe {
+        let jobs = recipe_jobs(scenarios, targets, stack);
+        if jobs.is_empty() {
+            return Err(BenchError::Setup("nothing to run: no scenario".into()));
+        }
+        return Ok(jobs);
+    }
     let crossed = targets.secret.is_some() && targets.on != targets.off;
     if targets.secret.is_none() {
         notes.push(
@@ -339,6 +349,48 @@ fn jobs_under<'a>(
             skipped.push("per-layer ablation skipped: it needs --bench-secret (x-bench-cache)".to_owned())
         }
         _ => {}
+    }
+    jobs
+}
+
+/// A recipe's A/Bs: every scenario (its cache-off arm against its cache-on
+/// arm), then the A/A control — crossed over both instances when the recipe has
+/// a per-request switch, else the cache-off arm on two instances of its own.
+/// Cold starts, layers, profiles and strategies need this project's worker.
+fn recipe_jobs<'a>(
+    scenarios: &'a [Scenario],
+    targets: &Targets,
+    stack: &super::recipe_stack::RecipeStack,
+) -> Vec<AbJob<'a>> {
+    use crate::recipe::CacheRole;
+    let recipe = &stack.recipe;
+    let (off, on) = (recipe.arm(CacheRole::Off), recipe.arm(CacheRole::On));
+    let crossed = recipe.switch.is_some();
+    let arm_on = |label: &str, value: &crate::recipe::Arm, url: &str| arm(label, url, stack.switch_headers(value));
+    let job = |name: String, scenario: &'a Scenario, kind: JobKind<'a>, arms: Vec<ArmSpec>| AbJob {
+        name,
+        scenario,
+        kind,
+        arms,
+        cross_servers: crossed,
+        measurement: Measurement::Measured,
+        strategy: None,
+    };
+    let warm: Vec<&Scenario> = scenarios.iter().filter(|s| !is_cold(s)).collect();
+    let mut jobs: Vec<AbJob> = warm
+        .iter()
+        .map(|s| {
+            let arms = vec![arm_on(&off.label, off, &targets.off), arm_on(&on.label, on, &targets.on)];
+            job(s.name.clone(), s, JobKind::Scenario, arms)
+        })
+        .collect();
+    if let Some(s) = warm.iter().find(|s| s.name == "mixed").or(warm.last()) {
+        let twin = format!("{}'", off.label);
+        let arms = match targets.twin() {
+            Some(url) => vec![arm(&off.label, &targets.off, Vec::new()), arm(&twin, &url, Vec::new())],
+            None => vec![arm_on(&off.label, off, &targets.off), arm_on(&twin, off, &targets.on)],
+        };
+        jobs.push(job("A/A control".into(), s, JobKind::Control, arms));
     }
     jobs
 }

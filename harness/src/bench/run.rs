@@ -77,6 +77,10 @@ fn run_ab_jobs(jobs: Vec<AbJob>, ctx: &JobContext<'_>, targets: &mut Targets) ->
             job.arms[0].label.as_deref().unwrap_or("a"),
             job.arms[1].label.as_deref().unwrap_or("b")
         ));
+        if let Err(e) = targets.prepare(job.kind == JobKind::Control, ctx.env) {
+            invalid_reasons.push(format!("starting the recipe's instances before {} failed: {e}", job.name));
+            break;
+        }
         if let (Some(users), false) = (&ctx.seed_users, matches!(job.kind, JobKind::Layer(_))) {
             let secret = targets.secret.as_deref().expect("seeding needs the secret");
             let urls = [targets.on.as_str(), targets.off.as_str()];
@@ -89,7 +93,7 @@ fn run_ab_jobs(jobs: Vec<AbJob>, ctx: &JobContext<'_>, targets: &mut Targets) ->
         let name = job.name.clone();
         let ran = match job.kind {
             JobKind::ColdStart => cold::run(job, ctx, targets),
-            _ => run_ab(job, ctx, targets.secret.as_deref()),
+            _ => run_ab(job, ctx, targets.secret.as_deref(), targets.users_secret.as_deref()),
         };
         match ran {
             Ok(mut summary) => {

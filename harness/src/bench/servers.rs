@@ -190,6 +190,8 @@ pub struct LocalServer {
     pub log: PathBuf,
     child: Child,
     stopped: bool,
+    /// What asks it to stop (SIGKILL follows after 5 s).
+    pub stop_signal: libc::c_int,
 }
 
 /// What a server's `GET /health` said.
@@ -263,10 +265,7 @@ impl LocalServer {
             .args(&env_args)
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(log2)
-            // Its own process group: stopped as a whole, and out of reach of the
-            // terminal's Ctrl-C, which the harness handles.
-            .process_group(0);
+            .stderr(log2);
         if !spec.cpus.is_empty() {
             let cpus = spec.cpus.to_vec();
             // SAFETY: between fork and exec only sched_setaffinity runs (async-signal-safe).
@@ -274,20 +273,44 @@ impl LocalServer {
                 cmd.pre_exec(move || pin_to(&cpus));
             }
         }
-        let child =
-            cmd.spawn().map_err(|e| BenchError::Setup(format!("cannot start {}: {e}", ws.wrangler.display())))?;
+        LocalServer::spawn(spec.name, format!("http://127.0.0.1:{port}"), spec.log, cmd)
+    }
+
+    /// Starts `cmd` (its output already directed) in a process group of its own:
+    /// stopped as a whole, and out of reach of the terminal's Ctrl-C, which the
+    /// harness handles.
+    pub fn spawn(name: &str, url: String, log: &Path, mut cmd: Command) -> Result<LocalServer, BenchError> {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let child = cmd
+            .process_group(0)
+            .spawn()
+            .map_err(|e| BenchError::Setup(format!("cannot start {name} ({program}): {e}")))?;
         Ok(LocalServer {
-            name: spec.name.to_owned(),
-            url: format!("http://127.0.0.1:{port}"),
-            log: spec.log.to_owned(),
+            name: name.to_owned(),
+            url,
+            log: log.to_owned(),
             child,
             stopped: false,
+            stop_signal: libc::SIGTERM,
         })
     }
 
     /// Waits for `GET /health`; fails when the process ends first (with its log's
     /// last lines), after [`READY_TIMEOUT`], or on Ctrl-C.
     pub fn wait_ready(&mut self, agent: &SetupClient, cancel: &AtomicBool) -> Result<Health, BenchError> {
+        let url = self.url.clone();
+        self.wait_for("GET /health", READY_TIMEOUT, cancel, || get_health(agent, &url).ok())
+    }
+
+    /// Waits until `ready` gives an answer; fails when the process ends first (with
+    /// its log's last lines), after `timeout`, or on Ctrl-C.
+    pub fn wait_for<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        cancel: &AtomicBool,
+        mut ready: impl FnMut() -> Option<T>,
+    ) -> Result<T, BenchError> {
         let started = Instant::now();
         loop {
             if let Some(reason) = self.exited() {
@@ -300,14 +323,14 @@ impl LocalServer {
             if cancel.load(Ordering::Relaxed) {
                 return Err(BenchError::Interrupted);
             }
-            if let Ok(h) = get_health(agent, &self.url) {
-                return Ok(h);
+            if let Some(answer) = ready() {
+                return Ok(answer);
             }
-            if started.elapsed() > READY_TIMEOUT {
+            if started.elapsed() > timeout {
                 return Err(BenchError::Server(format!(
-                    "{} did not answer GET /health within {} s; its log ({}):\n{}",
+                    "{} did not answer {what} within {} s; its log ({}):\n{}",
                     self.name,
-                    READY_TIMEOUT.as_secs(),
+                    timeout.as_secs(),
                     self.log.display(),
                     tail(&self.log, 15)
                 )));
@@ -319,13 +342,13 @@ impl LocalServer {
     /// Why the process is gone, if it is.
     pub fn exited(&mut self) -> Option<String> {
         match self.child.try_wait() {
-            Ok(Some(status)) => Some(format!("the {} server (wrangler dev) exited ({status})", self.name)),
+            Ok(Some(status)) => Some(format!("the {} server exited ({status})", self.name)),
             Ok(None) => None,
             Err(e) => Some(format!("the {} server cannot be checked: {e}", self.name)),
         }
     }
 
-    /// Ends the process group: SIGTERM, then SIGKILL after 5 s.
+    /// Ends the process group: its stop signal (SIGTERM), then SIGKILL after 5 s.
     pub fn stop(&mut self) {
         if self.stopped {
             return;
@@ -333,7 +356,7 @@ impl LocalServer {
         self.stopped = true;
         let pgid = self.child.id() as libc::pid_t;
         // SAFETY: signals our own child's process group (created with process_group(0)).
-        unsafe { libc::killpg(pgid, libc::SIGTERM) };
+        unsafe { libc::killpg(pgid, self.stop_signal) };
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {

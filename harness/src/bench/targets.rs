@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+use super::recipe_stack::{RecipeStack, Slot};
 use super::servers::{self, LocalServer, Secrets, ServerSpec, Workspace};
 use super::{BenchError, BenchOptions, Env};
 use crate::target::worker::{get_health, Health, HealthCache};
@@ -33,6 +34,10 @@ pub(super) struct Targets {
     pub worker_version: Option<String>,
     /// How to start the cache-on server again (local stack only): cold starts.
     pub restart: Option<Restart>,
+    /// A recipe's instances, reset, seeded and started before every run.
+    pub recipe: Option<RecipeStack>,
+    /// Derives the scenarios' users' credentials: the bench secret, or the users secret of a recipe.
+    pub users_secret: Option<String>,
 }
 
 /// What starting the local cache-on server again needs.
@@ -72,7 +77,44 @@ impl Targets {
 
     /// Why a local server is gone, if one is.
     pub(super) fn dead_server(&mut self) -> Option<String> {
-        self.local.iter_mut().find_map(|s| s.exited().map(|r| format!("{r}; its log: {}", s.log.display())))
+        let local =
+            self.local.iter_mut().find_map(|s| s.exited().map(|r| format!("{r}; its log: {}", s.log.display())));
+        local.or_else(|| self.recipe.as_mut().and_then(RecipeStack::dead))
+    }
+
+    /// The route that says what the target is, when it has one.
+    pub(super) fn health_route(&self) -> Option<&'static str> {
+        match (&self.recipe, &self.secret) {
+            (Some(_), _) => None,
+            (None, Some(_)) => Some("GET /health: version, cache mode and layers, latency profile"),
+            (None, None) if self.worker_version.is_some() => Some("GET /health: version"),
+            (None, None) => None,
+        }
+    }
+
+    /// The cache-on arm's label, for a target whose caching is not reported by
+    /// a health route (a recipe's).
+    pub(super) fn cache_on_label(&self) -> Option<String> {
+        self.recipe.as_ref().map(|r| r.recipe.arm(crate::recipe::CacheRole::On).label.clone())
+    }
+
+    /// The A/B design, in the report's words.
+    pub(super) fn design(&self) -> Option<String> {
+        self.recipe.as_ref().map(|r| r.recipe.design().to_owned())
+    }
+
+    /// Before a run: a recipe's instances that `control` (the A/A control) or a
+    /// scenario run needs, reset, seeded and started.
+    pub(super) fn prepare(&mut self, control: bool, env: &Env<'_>) -> Result<(), BenchError> {
+        let Some(stack) = &mut self.recipe else { return Ok(()) };
+        let slots: &[Slot] =
+            if control && stack.has(Slot::OffTwin) { &[Slot::Off, Slot::OffTwin] } else { &[Slot::Off, Slot::On] };
+        stack.fresh(slots, env)
+    }
+
+    /// The URL of the cache-off arm's second instance (a tied recipe's control).
+    pub(super) fn twin(&self) -> Option<String> {
+        self.recipe.as_ref().filter(|r| r.has(Slot::OffTwin)).map(|r| r.url(Slot::OffTwin))
     }
 }
 
@@ -178,11 +220,13 @@ pub(super) fn start_local(
     Ok(Targets {
         on: local[0].url.clone(),
         off: local[1].url.clone(),
-        secret: Some(secrets.bench),
+        secret: Some(secrets.bench.clone()),
         local,
         state: Some(state_dir),
         worker_version,
         restart: Some(restart),
+        recipe: None,
+        users_secret: Some(secrets.bench.clone()),
     })
 }
 
@@ -216,11 +260,13 @@ pub(super) fn deployed(
     let mut targets = Targets {
         on: on.to_owned(),
         off: off.to_owned(),
+        users_secret: secret.clone(),
         secret,
         local: Vec::new(),
         state: None,
         worker_version: None,
         restart: None,
+        recipe: None,
     };
     for (t, name, expected) in [(on, "cache-on", "on"), (off, "cache-off", "off")] {
         let h = get_health(client, t).map_err(|e| BenchError::Server(format!("target unreachable: {e}")))?;
@@ -254,22 +300,81 @@ pub(super) fn deployed_one(
     Ok(Targets {
         on: url.to_owned(),
         off: url.to_owned(),
+        users_secret: Some(secret.clone()),
         secret: Some(secret),
         local: Vec::new(),
         state: None,
         worker_version: h.version,
         restart: None,
+        recipe: None,
     })
 }
 
 /// The bench's targets as the options give them: one deployment, two, or the
 /// local stack started here.
+/// A recipe's instances: ports and state picked, the users rendered for its
+/// seeding; nothing started until the first run's `prepare`.
+fn from_recipe(
+    recipe: &crate::recipe::Recipe,
+    opts: &BenchOptions,
+    scenarios: &[crate::scenario::Scenario],
+    dir: &Path,
+    notes: &mut Vec<String>,
+) -> Result<Targets, BenchError> {
+    let fresh = || hex::encode(rand::random::<[u8; 16]>());
+    let users_secret = opts.users_secret.clone().or_else(|| recipe.users_secret.clone()).unwrap_or_else(fresh);
+    let per_seed = super::seeding::users_per_seed(scenarios, 0);
+    let users = match &recipe.seed {
+        Some(seed) => {
+            let rows = crate::user_file::rows(&users_secret, &per_seed);
+            Some(crate::user_file::render_template(&rows, &seed.template).map_err(BenchError::Setup)?)
+        }
+        None => None,
+    };
+    if recipe.seed.is_none() && !per_seed.is_empty() {
+        notes.push(format!(
+            "the recipe seeds nothing, but scenarios use [users] ({} users): their credentials are derived from the              users secret and must already be known to the target",
+            per_seed.values().sum::<u32>()
+        ));
+    }
+    let stamp = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let state_root = std::env::temp_dir().join(format!("harness-recipe-{}-{stamp}", std::process::id()));
+    let stack = RecipeStack::open(recipe.clone(), state_root, dir.join("logs"), users, fresh())?;
+    notes.push(format!("target: {} (recipe {})", recipe.describes, recipe.file.display()));
+    notes.push(format!("design: {}", recipe.design()));
+    notes.extend(stack.describe().into_iter().map(|d| format!("instance {d}")));
+    notes.push(
+        "before every run each instance was stopped, its state reset (the recipe's reset), seeded from the exported          users and started again: no run saw another's cache"
+            .to_owned(),
+    );
+    Ok(Targets {
+        on: stack.url(Slot::On),
+        off: stack.url(Slot::Off),
+        secret: None,
+        local: Vec::new(),
+        state: None,
+        worker_version: None,
+        restart: None,
+        recipe: Some(stack),
+        users_secret: Some(users_secret),
+    })
+}
+
 pub(super) fn open(
     opts: &BenchOptions,
+    scenarios: &[crate::scenario::Scenario],
     dir: &Path,
     env: &Env<'_>,
     notes: &mut Vec<String>,
 ) -> Result<Targets, BenchError> {
+    if let Some(recipe) = &opts.recipe {
+        if opts.target.is_some() || opts.target_on.is_some() {
+            return Err(BenchError::Setup(
+                "--recipe starts its own servers: give it without --target or --target-on".into(),
+            ));
+        }
+        return from_recipe(recipe, opts, scenarios, dir, notes);
+    }
     match (&opts.target_on, &opts.target_off, &opts.target) {
         (None, None, Some(one)) => deployed_one(one, opts.bench_secret.clone(), env.setup, notes),
         (Some(on), Some(off), None) => deployed(on, off, opts.bench_secret.clone(), env.setup, notes),
@@ -290,7 +395,7 @@ pub(super) fn check(
     local: bool,
     notes: &mut Vec<String>,
 ) -> Result<Vec<super::strategies::StrategyInfo>, BenchError> {
-    if !local && targets.secret.is_none() {
+    if !local && targets.secret.is_none() && targets.recipe.is_none() {
         notes.push(
             "no --bench-secret: nothing was seeded, no layer ablation, and scenarios with [users] were skipped \
              (their credentials derive from the secret)"

@@ -5,8 +5,8 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::{
-    bad, compare_options, finish_comparison, headers, load_claims, load_scenario, options, print_terminal, run_code,
-    write_report, CompareArgs, Fail, LoadArgs,
+    bad, compare_options, finish_comparison, headers, load_claims, load_scenario_with, options, print_terminal,
+    run_code, write_report, CompareArgs, Fail, LoadArgs,
 };
 use crate::compare;
 use crate::exit;
@@ -48,7 +48,7 @@ pub struct AbArgs {
 
 pub(super) fn ab(args: AbArgs) -> Result<i32, Fail> {
     let AbArgs { scenario, a, b, target, a_cache, b_cache, a_label, b_label, report, load, compare } = args;
-    let sc = load_scenario(&scenario)?;
+    let sc = load_scenario_with(&scenario, &load.client)?;
     let claims = load_claims(&compare)?;
     let extra = headers(&load)?;
     let usage = "give --a URL --b URL, or --target URL (once, or twice for two instances) with \

@@ -51,6 +51,12 @@ pub struct BenchArgs {
     /// cost). Composes with --profile. Needs the bench secret.
     #[arg(long, value_name = "LIST")]
     pub strategies: Vec<String>,
+    /// Run the two arms of any worker as this recipe says (start, readiness,
+    /// reset, seed, what each arm is): see examples/ai-platform/recipe.toml. The
+    /// scenarios default to the recipe's directory's scenarios/*.toml and the
+    /// claims to its claims.toml.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["target", "target_on", "target_off", "profiles", "strategies"])]
+    pub recipe: Option<PathBuf>,
     /// Skip the per-layer ablation.
     #[arg(long)]
     pub no_ablation: bool,
@@ -106,13 +112,20 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
     if !shard.is_whole() {
         check_sharded_bench(&opts, deployed)?;
     }
-    let scenarios = if opts.scenarios.is_empty() {
-        bench::STANDARD_SCENARIOS.iter().map(|n| repo.join("scenarios").join(format!("{n}.toml"))).collect()
-    } else {
-        opts.scenarios
+    let recipe = opts.recipe.as_deref().map(crate::recipe::load).transpose().map_err(bad)?;
+    let recipe_dir = recipe.as_ref().map(|r| r.file.parent().unwrap_or(std::path::Path::new(".")).to_owned());
+    let scenarios = match (&recipe_dir, opts.scenarios.is_empty()) {
+        (_, false) => opts.scenarios,
+        (Some(dir), true) => recipe_scenarios(dir)?,
+        (None, true) => {
+            bench::STANDARD_SCENARIOS.iter().map(|n| repo.join("scenarios").join(format!("{n}.toml"))).collect()
+        }
     };
     let claims_file = opts.compare.claims.clone().or_else(|| {
-        let default = repo.join("scenarios/claims.toml");
+        let default = match &recipe_dir {
+            Some(dir) => dir.join("claims.toml"),
+            None => repo.join("scenarios/claims.toml"),
+        };
         default.is_file().then_some(default)
     });
     let claims = match &claims_file {
@@ -156,6 +169,9 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         live,
         tls,
         align_start: opts.client.align_start,
+        recipe,
+        users_secret: opts.client.users_secret,
+        max_late_share: opts.client.max_late_share,
     };
     let cancel = crate::cancel::flag();
     let setup = crate::target::SetupClient::new(&bench_opts.tls).map_err(bad)?;
@@ -178,6 +194,21 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
             Err(Fail(exit::UNREACHABLE_OR_INVALID, e.to_string()))
         }
     }
+}
+
+/// A recipe's scenarios: `scenarios/*.toml` beside it, in name order.
+fn recipe_scenarios(dir: &std::path::Path) -> Result<Vec<PathBuf>, Fail> {
+    let sdir = dir.join("scenarios");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&sdir)
+        .map_err(|e| bad(format!("no scenarios given and none beside the recipe ({}): {e}", sdir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return Err(bad(format!("no scenarios given and no *.toml in {}", sdir.display())));
+    }
+    Ok(found)
 }
 
 /// The bench's observer on the command line: progress to the terminal, each

@@ -11,6 +11,7 @@ mod merge;
 mod report;
 mod run;
 mod seed;
+mod users;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +50,15 @@ pub struct ClientFlags {
     /// also seeds deployed workers with it and runs the layer ablation.
     #[arg(long, env = "BENCH_SECRET", hide_env_values = true)]
     pub bench_secret: Option<String>,
+    /// Derives the scenarios' users' credentials on a target with no bench secret:
+    /// the secret `harness users` exported them with (a recipe's bench makes its
+    /// own when none is given).
+    #[arg(long, env = "HARNESS_USERS_SECRET", hide_env_values = true)]
+    pub users_secret: Option<String>,
+    /// The largest share of sends allowed to leave late (e.g. 25%), overriding
+    /// every scenario's `[load] max_late_share`; beyond it a run is invalid.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_share)]
+    pub max_late_share: Option<f64>,
     /// No live progress line.
     #[arg(long, short)]
     pub quiet: bool,
@@ -213,6 +223,10 @@ enum Command {
     /// need, as `harness bench` does before each scenario: run it once before the
     /// shards of a Kubernetes Job, which then run with --no-seed.
     Seed(seed::SeedArgs),
+    /// Write out the users the scenarios will use (ids, emails, session tokens, API
+    /// keys and their SHA-256 as a target stores them) as CSV, JSON or through a
+    /// template for the target's own schema (e.g. SQL inserts): seeds any worker.
+    Users(users::UsersArgs),
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -222,6 +236,19 @@ fn parse_percent(s: &str) -> Result<f64, String> {
         return Err(format!("{s:?} is out of range"));
     }
     Ok(v / 100.0)
+}
+
+/// A share of sends: `25%` or `0.25`, at most all of them.
+fn parse_share(s: &str) -> Result<f64, String> {
+    let v = if s.trim().ends_with('%') {
+        parse_percent(s)?
+    } else {
+        s.trim().parse().map_err(|_| format!("{s:?} is not a share (e.g. 25% or 0.25)"))?
+    };
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!("{s:?}: a share of the sends is between 0 and 100 %"));
+    }
+    Ok(v)
 }
 
 fn parse_header(h: &str) -> Result<(String, String), String> {
@@ -253,6 +280,15 @@ fn load_scenario(f: &Path) -> Result<Scenario, Fail> {
     scenario::load(f).map_err(|e| bad(e.to_string()))
 }
 
+/// A scenario with the command line's overrides of its `[load]`.
+fn load_scenario_with(f: &Path, c: &ClientFlags) -> Result<Scenario, Fail> {
+    let mut sc = load_scenario(f)?;
+    if let Some(share) = c.max_late_share {
+        sc.load.max_late_share = share;
+    }
+    Ok(sc)
+}
+
 fn options(load: &LoadArgs, arms: Vec<ArmSpec>) -> Result<RunOptions, Fail> {
     let c = &load.client;
     if c.shard.is_some_and(|s| !s.is_whole()) && load.until_decided.is_some() {
@@ -260,6 +296,7 @@ fn options(load: &LoadArgs, arms: Vec<ArmSpec>) -> Result<RunOptions, Fail> {
     }
     Ok(RunOptions {
         bench_secret: c.bench_secret.clone(),
+        users_secret: c.users_secret.clone(),
         progress: !c.quiet,
         http_client: c.http_client,
         threads: c.threads_for(&arms.iter().map(|a| a.target.as_str()).collect::<Vec<_>>()),
@@ -423,5 +460,6 @@ fn dispatch(cli: Cli) -> Result<i32, Fail> {
         Command::Validate(args) => validate::validate(args),
         Command::Merge(args) => merge::merge(args),
         Command::Seed(args) => seed::seed(args),
+        Command::Users(args) => users::users(args),
     }
 }

@@ -5,7 +5,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::{
-    bad, headers, load_scenario, options, parse_percent, print_terminal, run_code, write_report, Fail, LoadArgs,
+    bad, headers, load_scenario_with, options, parse_percent, print_terminal, run_code, write_report, Fail, LoadArgs,
 };
 use crate::compare::{self, CompareOptions};
 use crate::exit;
@@ -39,7 +39,7 @@ pub struct RunArgs {
 pub(super) fn run(args: RunArgs) -> Result<i32, Fail> {
     let RunArgs { scenarios, target, variant, baseline, max_regression, report, load } = args;
     // Every input is checked before any load is sent.
-    let scenarios = scenarios.iter().map(|f| load_scenario(f)).collect::<Result<Vec<_>, _>>()?;
+    let scenarios = scenarios.iter().map(|f| load_scenario_with(f, &load.client)).collect::<Result<Vec<_>, _>>()?;
     let baseline = match &baseline {
         None => None,
         Some(p) => match AnyResult::read(p).map_err(bad)? {

@@ -196,9 +196,29 @@ pub struct BenchSummary {
     /// Their staleness probes, per measurement.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub staleness: Vec<Staleness>,
+    /// How the arms were run (crossed, or tied with an A/A control), in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub design: Option<String>,
+    /// What the target offered besides plain HTTP (`findings::capabilities`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<super::Capability>,
 }
 
 impl BenchSummary {
+    /// A recipe's bench that has not run anything yet: the target named as the
+    /// recipe describes it, never as this project's worker.
+    pub fn begin_recipe(started_at: String, recipe: &crate::recipe::Recipe, quick: bool) -> BenchSummary {
+        BenchSummary {
+            mode: format!("recipe: {} ({})", recipe.name, recipe.file.display()),
+            environment: format!(
+                "{}. {}",
+                recipe.describes.trim_end_matches('.'),
+                crate::target::environment(crate::result::TargetKind::Http, true)
+            ),
+            ..BenchSummary::begin(started_at, true, quick)
+        }
+    }
+
     /// A bench that has not run anything yet: invalid until runs are added.
     pub fn begin(started_at: String, local: bool, quick: bool) -> BenchSummary {
         BenchSummary {
@@ -222,6 +242,8 @@ impl BenchSummary {
             figures: Vec::new(),
             strategies: Vec::new(),
             staleness: Vec::new(),
+            design: None,
+            capabilities: Vec::new(),
             rankings: Vec::new(),
             prices: None,
         }

@@ -5,10 +5,12 @@
 
 pub mod answer;
 pub mod bench;
+pub mod capabilities;
 pub mod ranking;
 pub mod strategies;
 
 pub use answer::{Answer, AnswerCell, AnswerRow, ColdRow, OpsRow};
 pub use bench::{hold_to_control, rows, status_of, AbStatus, AbSummary, BenchSummary, Row, BENCH_SCHEMA};
+pub use capabilities::Capability;
 pub use ranking::{Price, Prices, RankRow, Ranking};
 pub use strategies::{FigureSource, ProfileSummary, Side, Staleness, StrategyInfo};

@@ -80,8 +80,12 @@ pub struct RunOptions {
     /// pairs of random order under one schedule.
     pub arms: Vec<ArmSpec>,
     pub out_dir: PathBuf,
-    /// Derives the seeded users' credentials (`{{user.*}}`).
+    /// The target's bench secret; derives the seeded users' credentials
+    /// (`{{user.*}}`) when there is no `users_secret`.
     pub bench_secret: Option<String>,
+    /// Derives the users' credentials on a target without a bench secret
+    /// (`--users-secret`, a recipe's).
+    pub users_secret: Option<String>,
     pub progress: bool,
     /// File name stem of the result files; derived from the scenario when `None`.
     pub stem: Option<String>,
@@ -118,6 +122,7 @@ impl RunOptions {
             arms,
             out_dir,
             bench_secret: None,
+            users_secret: None,
             progress: false,
             stem: None,
             max_duration: None,
@@ -403,9 +408,9 @@ fn population(scenario: &Scenario, opts: &RunOptions) -> Result<Population, RunE
     match &scenario.users {
         None => Ok(Population::anonymous(scenario.steps.len(), opts.arms.len())),
         Some(u) => {
-            let secret = opts.bench_secret.as_deref().ok_or_else(|| {
+            let secret = opts.users_secret.as_deref().or(opts.bench_secret.as_deref()).ok_or_else(|| {
                 RunError::Setup(format!(
-                    "{} has [users]: pass --bench-secret (or BENCH_SECRET) so their credentials can be derived",
+                    "{} has [users]: pass --users-secret (the secret the users were exported with by `harness                      users`) or --bench-secret (this project's worker) so their credentials can be derived",
                     scenario.file.display()
                 ))
             })?;

@@ -1,0 +1,275 @@
+//! A recipe's instances for one bench (`crate::recipe`): ports picked once, and
+//! before every run each instance the run needs is stopped, reset (its state
+//! removed while stopped, the recipe's reset commands), seeded from the
+//! exported users and started again, then waited for. Every instance is
+//! stopped, with its process group, when the stack is dropped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use super::servers::{free_port, run_logged, LocalServer};
+use super::{BenchError, Env};
+use crate::recipe::{fill, Arm, CacheRole, Recipe};
+
+/// Which instance: the arms' own, and the cache-off arm's second one (the A/A
+/// control of a tied design).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Off,
+    On,
+    OffTwin,
+}
+
+struct Instance {
+    slot: Slot,
+    name: String,
+    port: u16,
+    state: PathBuf,
+    server: Option<LocalServer>,
+}
+
+pub struct RecipeStack {
+    pub recipe: Recipe,
+    /// Fills `{secret}`: given to the worker by its start command if it needs one.
+    secret: String,
+    users_file: Option<String>,
+    logs: PathBuf,
+    /// The instances' state, removed when the stack is dropped (after the servers).
+    root: PathBuf,
+    instances: Vec<Instance>,
+}
+
+impl RecipeStack {
+    /// Picks each instance's port and state directory (under `state_root`); starts nothing.
+    pub fn open(
+        recipe: Recipe,
+        state_root: PathBuf,
+        logs: PathBuf,
+        users: Option<String>,
+        secret: String,
+    ) -> Result<RecipeStack, BenchError> {
+        let mut slots = vec![Slot::Off, Slot::On];
+        if recipe.switch.is_none() {
+            slots.push(Slot::OffTwin);
+        }
+        let mut instances = Vec::new();
+        for slot in slots {
+            let port = free_port().map_err(|e| BenchError::Setup(format!("no free loopback port: {e}")))?;
+            let name = match slot {
+                Slot::Off => recipe.arm(CacheRole::Off).label.clone(),
+                Slot::On => recipe.arm(CacheRole::On).label.clone(),
+                Slot::OffTwin => format!("{}'", recipe.arm(CacheRole::Off).label),
+            };
+            let state = state_root.join(format!("{slot:?}").to_ascii_lowercase());
+            instances.push(Instance { slot, name, port, state, server: None });
+        }
+        std::fs::create_dir_all(&logs).map_err(|e| BenchError::Setup(format!("{}: {e}", logs.display())))?;
+        Ok(RecipeStack { recipe, secret, users_file: users, logs, root: state_root, instances })
+    }
+
+    pub fn url(&self, slot: Slot) -> String {
+        let i = self.instances.iter().find(|i| i.slot == slot).expect("the stack has every slot it is asked for");
+        format!("http://127.0.0.1:{}", i.port)
+    }
+
+    pub fn has(&self, slot: Slot) -> bool {
+        self.instances.iter().any(|i| i.slot == slot)
+    }
+
+    fn arm_of(&self, slot: Slot) -> &Arm {
+        self.recipe.arm(if slot == Slot::On { CacheRole::On } else { CacheRole::Off })
+    }
+
+    fn vars(&self, i: &Instance) -> BTreeMap<String, String> {
+        self.recipe.vars(self.arm_of(i.slot), i.port, &i.state, &self.secret, &i.name)
+    }
+
+    /// A command of the recipe for instance `i`, in its directory and environment.
+    fn command(&self, i: &Instance, argv: &[String]) -> Result<Command, BenchError> {
+        let vars = self.vars(i);
+        let filled: Vec<String> =
+            argv.iter().map(|a| fill(a, &vars)).collect::<Result<_, _>>().map_err(BenchError::Setup)?;
+        let mut cmd = Command::new(&filled[0]);
+        cmd.args(&filled[1..]).current_dir(&self.recipe.dir).stdin(Stdio::null());
+        for (k, v) in self.recipe.env.iter().chain(&self.arm_of(i.slot).env) {
+            cmd.env(k, fill(v, &vars).map_err(BenchError::Setup)?);
+        }
+        Ok(cmd)
+    }
+
+    /// Stops every instance, then resets, seeds and starts those in `slots`, and
+    /// waits until each answers the readiness request.
+    pub fn fresh(&mut self, slots: &[Slot], env: &Env<'_>) -> Result<(), BenchError> {
+        for i in &mut self.instances {
+            if let Some(mut s) = i.server.take() {
+                s.stop();
+            }
+        }
+        for n in 0..self.instances.len() {
+            if slots.contains(&self.instances[n].slot) {
+                self.reset_and_seed(n, env)?;
+                self.start(n, env.cancel)?;
+            }
+        }
+        let path = self.recipe.ready_path.clone();
+        let timeout = self.recipe.ready_timeout;
+        for i in self.instances.iter_mut().filter(|i| slots.contains(&i.slot)) {
+            let url = format!("http://127.0.0.1:{}{path}", i.port);
+            let server = i.server.as_mut().expect("started above");
+            server.wait_for(&format!("GET {path}"), timeout, env.cancel, || {
+                env.setup.send(reqwest::Method::GET, &url, &[], None).ok().filter(|(s, _)| (200..300).contains(s))
+            })?;
+            env.observer.say(&format!("{}: ready on {} (GET {path})", i.name, server.url));
+        }
+        Ok(())
+    }
+
+    fn reset_and_seed(&self, n: usize, env: &Env<'_>) -> Result<(), BenchError> {
+        let i = &self.instances[n];
+        let vars = self.vars(i);
+        for (k, argv) in self.recipe.reset_commands.iter().enumerate() {
+            let log = self.logs.join(format!("{}-reset-{k}.log", i.slot.file_stem()));
+            run_logged(
+                self.command(i, argv)?,
+                &format!("{}: reset command {k}", i.name),
+                &log,
+                env.cancel,
+                env.observer,
+            )?;
+        }
+        for p in &self.recipe.reset_remove {
+            let p = PathBuf::from(fill(p, &vars).map_err(BenchError::Setup)?);
+            self.remove(&p)?;
+        }
+        std::fs::create_dir_all(&i.state).map_err(|e| BenchError::Setup(format!("{}: {e}", i.state.display())))?;
+        let (Some(seed), Some(users)) = (&self.recipe.seed, &self.users_file) else { return Ok(()) };
+        let file = PathBuf::from(fill(&seed.file, &vars).map_err(BenchError::Setup)?);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| BenchError::Setup(format!("{}: {e}", parent.display())))?;
+        }
+        std::fs::write(&file, users).map_err(|e| BenchError::Setup(format!("{}: {e}", file.display())))?;
+        for (k, argv) in seed.commands.iter().enumerate() {
+            let log = self.logs.join(format!("{}-seed-{k}.log", i.slot.file_stem()));
+            run_logged(
+                self.command(i, argv)?,
+                &format!("{}: seed command {k}", i.name),
+                &log,
+                env.cancel,
+                env.observer,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Removes `p` if it is the instances' own state or inside the recipe's
+    /// directories: a recipe's reset must not reach anything else.
+    fn remove(&self, p: &Path) -> Result<(), BenchError> {
+        if !p.exists() {
+            return Ok(());
+        }
+        let canon = p.canonicalize().unwrap_or_else(|_| p.to_owned());
+        let allowed = [&self.root, &self.recipe.dir, &self.recipe.file.parent().unwrap_or(Path::new(".")).to_owned()]
+            .iter()
+            .filter_map(|d| d.canonicalize().ok())
+            .any(|d| canon.starts_with(&d) && canon != d);
+        if !allowed {
+            return Err(BenchError::Setup(format!(
+                "{}: reset.remove names {}, which is outside the instances' state and the recipe's directories; \
+                 remove only state the worker writes (the default is {{state}})",
+                self.recipe.file.display(),
+                p.display()
+            )));
+        }
+        let removed = if canon.is_dir() { std::fs::remove_dir_all(&canon) } else { std::fs::remove_file(&canon) };
+        removed.map_err(|e| BenchError::Setup(format!("reset: cannot remove {}: {e}", canon.display())))
+    }
+
+    fn start(&mut self, n: usize, cancel: &AtomicBool) -> Result<(), BenchError> {
+        let port = self.instances[n].port;
+        // The port was its own before the stop; wait a moment for it to be free again.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline || cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(BenchError::Server(format!(
+                    "{}: port {port} is still in use 10 s after its server stopped; is another process on it?",
+                    self.instances[n].name
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let i = &self.instances[n];
+        let log = self.logs.join(format!("{}.log", i.slot.file_stem()));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| BenchError::Setup(format!("{}: {e}", log.display())))?;
+        let err = out.try_clone().map_err(|e| BenchError::Setup(e.to_string()))?;
+        let mut cmd = self.command(i, &self.arm_of(i.slot).start)?;
+        cmd.stdout(out).stderr(err);
+        let mut server = LocalServer::spawn(&i.name, format!("http://127.0.0.1:{port}"), &log, cmd)?;
+        server.stop_signal = self.recipe.stop_signal;
+        self.instances[n].server = Some(server);
+        Ok(())
+    }
+
+    /// The headers that make a request run as `arm` on a worker with a
+    /// per-request switch (none without one).
+    pub fn switch_headers(&self, arm: &Arm) -> Vec<(String, String)> {
+        let Some(sw) = &self.recipe.switch else { return Vec::new() };
+        let vars = BTreeMap::from([("secret".to_owned(), self.secret.clone())]);
+        let mut headers: Vec<(String, String)> =
+            sw.headers.iter().map(|(k, v)| (k.clone(), fill(v, &vars).unwrap_or_else(|_| v.clone()))).collect();
+        headers.push((sw.header.clone(), arm.value.clone().unwrap_or_default()));
+        headers
+    }
+
+    /// Why a running instance is gone, if one is.
+    pub fn dead(&mut self) -> Option<String> {
+        self.instances
+            .iter_mut()
+            .filter_map(|i| i.server.as_mut())
+            .find_map(|s| s.exited().map(|r| format!("{r}; its log: {}", s.log.display())))
+    }
+
+    /// How each instance was run, for the report.
+    pub fn describe(&self) -> Vec<String> {
+        self.instances
+            .iter()
+            .map(|i| {
+                let vars = self.vars(i);
+                let start: Vec<String> =
+                    self.arm_of(i.slot).start.iter().map(|a| fill(a, &vars).unwrap_or_else(|_| a.clone())).collect();
+                format!("{} on port {}: `{}` in {}", i.name, i.port, start.join(" "), self.recipe.dir.display())
+            })
+            .collect()
+    }
+
+    pub fn stop(&mut self) {
+        for i in &mut self.instances {
+            if let Some(mut s) = i.server.take() {
+                s.stop();
+            }
+        }
+    }
+}
+
+impl Slot {
+    fn file_stem(self) -> &'static str {
+        match self {
+            Slot::Off => "arm-off",
+            Slot::On => "arm-on",
+            Slot::OffTwin => "arm-off-twin",
+        }
+    }
+}
+
+impl Drop for RecipeStack {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
