@@ -45,6 +45,10 @@ pub struct Comparison {
     /// How often the arms answered differently, pair by pair (interleaved A/Bs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answers: Option<AnswersDoc>,
+    /// Claims about a series neither arm recorded (a shared claims file's claims
+    /// about other scenarios): named once, never a verdict row.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims_elsewhere: Vec<String>,
 }
 
 pub const COMPARISON_SCHEMA: &str = "cache-bench/comparison/v1";
@@ -96,7 +100,10 @@ pub fn compare(
     opts: &CompareOptions,
 ) -> Result<Comparison, String> {
     let mut comparison = compare_arms(a, b, interleaved, opts)?;
-    comparison.claims = claims::judge_all(claims, &comparison.series, comparison.answers.as_ref(), opts.noise);
+    let recorded = |c: &Claim| c.key().is_some_and(|k| comparison.series.iter().any(|s| s.series == k));
+    let (here, elsewhere): (Vec<Claim>, Vec<Claim>) = claims.iter().cloned().partition(recorded);
+    comparison.claims_elsewhere = elsewhere.iter().map(|c| format!("{} ({})", c.name, c.series)).collect();
+    comparison.claims = claims::judge_all(&here, &comparison.series, comparison.answers.as_ref(), opts.noise);
     comparison.label_modelled();
     Ok(comparison)
 }
@@ -146,6 +153,7 @@ pub fn compare_arms(
         notes: notes(a, b, interleaved, &series),
         series,
         claims: Vec::new(),
+        claims_elsewhere: Vec::new(),
         max_regression: opts.max_regression,
         regressions,
         measurement,

@@ -73,7 +73,11 @@ pub(super) fn users(args: UsersArgs) -> Result<i32, Fail> {
             std::fs::write(p, &text).map_err(|e| bad(format!("cannot write {}: {e}", p.display())))?;
             eprintln!("wrote {} users to {}", rows.len(), p.display());
         }
-        None => print!("{text}"),
+        None => {
+            // A closed pipe (`| head`) is the reader's choice, not an error.
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(text.as_bytes());
+        }
     }
     Ok(exit::PASS)
 }

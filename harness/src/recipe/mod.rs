@@ -349,6 +349,11 @@ impl Recipe {
         let users = self.seed.as_ref().map_or(String::new(), |s| s.file.clone());
         let users = fill(&users, &v).unwrap_or(users);
         v.insert("users".into(), users);
+        // An arm's own vars may use the built-in ones (`{recipe_dir}/on.jsonc`).
+        for (k, value) in &arm.vars {
+            let filled = fill(value, &v).unwrap_or_else(|_| value.clone());
+            v.insert(k.clone(), filled);
+        }
         v
     }
 

@@ -256,6 +256,13 @@ pub fn render_comparison(c: &Comparison) -> String {
             let _ = writeln!(out, "      {}", v.reason);
         }
     }
+    if !c.claims_elsewhere.is_empty() {
+        let _ = writeln!(
+            out,
+            "claims about series this run did not record (not judged here): {}",
+            c.claims_elsewhere.join(", ")
+        );
+    }
     if let Some(limit) = c.max_regression {
         if c.regressions.is_empty() {
             let _ =
@@ -293,6 +300,12 @@ pub fn render_bench(s: &BenchSummary) -> String {
     }
     for n in &s.notes {
         let _ = writeln!(out, "note: {n}");
+    }
+    if let Some(design) = &s.design {
+        let _ = writeln!(out, "design: {design}");
+    }
+    for c in &s.capabilities {
+        let _ = writeln!(out, "target offered {:<14} {:<3} {}", c.name, if c.offered { "yes" } else { "no" }, c.detail);
     }
     let _ = writeln!(
         out,
