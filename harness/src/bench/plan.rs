@@ -160,6 +160,23 @@ pub fn plan(
     (lines.join("\n"), total)
 }
 
+/// A recipe's plan: its scenarios, then the A/A control, each after a restart
+/// of its instances (reset and seeding take about as long as a start).
+fn recipe_plan(scenarios: &[Scenario], text: String, estimate: Duration) -> (String, Duration) {
+    const RESTART: Duration = Duration::from_secs(15);
+    let warm: Vec<&Scenario> = scenarios.iter().filter(|s| !is_cold(s)).collect();
+    let Some(s) = warm.iter().find(|s| s.name == "mixed").or(warm.last()) else { return (text, estimate) };
+    let line = format!(
+        "  {:<16} A/A the cache-off arm on two instances (the noise floor), scenario {}, {} warm-up + {} measured",
+        "A/A control",
+        s.name,
+        format_duration(s.load.warmup),
+        format_duration(s.load.executor.duration())
+    );
+    let total = estimate + s.load.warmup + s.load.executor.duration() + RESTART * (warm.len() as u32 + 1);
+    (format!("{text}\n{line}"), total)
+}
+
 /// How many strategies `--strategies` names, for the plan printed before the
 /// target is asked (`all`: every strategy this version of the worker has).
 pub(super) fn strategy_count(opts: &BenchOptions) -> usize {
@@ -183,6 +200,10 @@ pub(super) fn announce(
 ) -> String {
     let (plan_text, estimate) =
         plan(scenarios, opts, local, local || opts.bench_secret.is_some(), measurements, strategies);
+    let (plan_text, estimate) = match &opts.recipe {
+        Some(_) => recipe_plan(scenarios, plan_text, estimate),
+        None => (plan_text, estimate),
+    };
     let head = format!("harness bench: {} run(s):\n{plan_text}", plan_text.lines().count());
     let budget = if strategies > 0 {
         format!("--strategies: every warm scenario runs {strategies} times")

@@ -344,7 +344,7 @@ fn from_recipe(
     notes.push(format!("design: {}", recipe.design()));
     notes.extend(stack.describe().into_iter().map(|d| format!("instance {d}")));
     notes.push(
-        "before every run each instance was stopped, its state reset (the recipe's reset), seeded from the exported          users and started again: no run saw another's cache"
+        "before every run each instance was stopped, its state reset (the recipe's reset), seeded from the exported users and started again: no run saw another's cache"
             .to_owned(),
     );
     Ok(Targets {
