@@ -32,9 +32,20 @@ export default {
     const user = url.searchParams.get("user") || "anon";
     if (url.pathname === "/status") return new Response("ok");
     if (url.pathname === "/__truth") return new Response(JSON.stringify(truth));
+    // Users seeded into the USERS namespace (tests/recipe.rs): an API key is
+    // looked up by its SHA-256, as many workers store it.
+    if (url.pathname === "/me") {
+      const key = (request.headers.get("authorization") || "").replace(/^Bearer /, "");
+      const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(key));
+      const hex = [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+      const email = env.USERS ? await env.USERS.get(`key:${hex}`) : null;
+      return email ? json(200, { email }, false) : json(401, { error: "unknown API key" }, false);
+    }
     const right = modelsOf(user);
     const key = `user-models:${user}`;
     const cached = env.CACHE ? await env.CACHE.get(key, "json") : null;
+    // Whether the user's list is cached: a fresh instance has nothing cached.
+    if (url.pathname === "/__cached") return json(200, { cached: cached !== null }, false);
     if (url.pathname === "/models") {
       const served = cached || right;
       if (env.CACHE && !cached) await env.CACHE.put(key, JSON.stringify(right));

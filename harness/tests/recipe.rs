@@ -1,0 +1,144 @@
+//! `harness bench --recipe` end to end against a worker of the tests' own that
+//! speaks none of this project's bench protocol (`tests/wrong-cache-worker/`,
+//! under real `wrangler dev`): the recipe starts each arm, seeds its users from
+//! `harness users`' template (API keys looked up by their SHA-256), resets its
+//! state before every run, runs the A/A control on two cache-off instances, and
+//! stops everything. The cache is wrong on purpose, so the bench must fail on
+//! wrong answers; a reset that left the previous run's cache would fail the
+//! second scenario's "nothing cached yet" check.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+const USERS_TEMPLATE: &str = r#"[{% for u in users %}{"key": "key:{{ u.api_key_sha256 }}", "value": "{{ u.email }}"}{% if not loop.last %},{% endif %}{% endfor %}]"#;
+
+fn recipe(wrangler: &Path) -> String {
+    let worker = repo().join("harness/tests/wrong-cache-worker");
+    format!(
+        r#"
+name = "wrong-cache worker"
+describes = "the tests' wrong-on-purpose worker under local wrangler dev"
+dir = "{dir}"
+env = {{ WRANGLER_SEND_METRICS = "false", CI = "1" }}
+start = ["{w}", "dev", "--ip", "127.0.0.1", "--port", "{{port}}", "--local", "--persist-to", "{{state}}", "--show-interactive-dev-session=false", "{{env_flag}}", "{{env_name}}"]
+[ready]
+path = "/status"
+timeout = "120s"
+[seed]
+template = "users.json"
+file = "{{state}}/users.json"
+commands = [["{w}", "kv", "bulk", "put", "--binding", "USERS", "--local", "--persist-to", "{{state}}", "{{users}}"]]
+[arms.a]
+label = "no-kv"
+cache = "off"
+vars = {{ env_flag = "--env", env_name = "nocache" }}
+[arms.b]
+label = "kv"
+cache = "on"
+vars = {{ env_flag = "--name", env_name = "wrong-cache-worker" }}
+"#,
+        dir = worker.display(),
+        w = wrangler.display()
+    )
+}
+
+fn scenario(name: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+flow = "mix"
+[load]
+executor = "constant-arrival-rate"
+rate = 30
+duration = "5s"
+warmup = "0s"
+max_in_flight = 32
+[users]
+count = 6
+pick = "sequential"
+seed = 1
+[[step]]
+name = "fresh"
+once_per_user = true
+request = {{ path = "/__cached?user={{{{user.id}}}}" }}
+expect = {{ status = 200, body_contains = '"cached":false' }}
+[[step]]
+name = "me"
+tags = ["auth"]
+request = {{ path = "/me", headers = {{ authorization = "Bearer {{{{user.api_key}}}}" }} }}
+expect = {{ status = 200, body_contains = '"email":"user' }}
+[[step]]
+name = "list"
+weight = 2
+tags = ["model-list"]
+request = {{ path = "/models?user={{{{user.id}}}}" }}
+expect = {{ status = 200 }}
+[[step]]
+name = "coding"
+tags = ["model-list"]
+request = {{ path = "/models/coding?user={{{{user.id}}}}" }}
+expect = {{ status = 200 }}
+"#
+    )
+}
+
+#[test]
+fn a_recipe_runs_a_foreign_worker_seeded_reset_and_controlled() {
+    let wrangler = repo().join("node_modules/.bin/wrangler");
+    assert!(wrangler.is_file(), "{} is missing: run scripts/setup first", wrangler.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("recipe.toml"), recipe(&wrangler)).unwrap();
+    std::fs::write(dir.join("users.json"), USERS_TEMPLATE).unwrap();
+    let (first, second) = (dir.join("first.toml"), dir.join("second.toml"));
+    std::fs::write(&first, scenario("first")).unwrap();
+    std::fs::write(&second, scenario("second")).unwrap();
+    let reports = dir.join("reports");
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["bench", "--quick", "--recipe"])
+        .arg(dir.join("recipe.toml"))
+        .arg(&first)
+        .arg(&second)
+        .arg("--out")
+        .arg(&reports)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    println!("{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "the bench fails on the worker's wrong answers");
+    let bench_dir = std::fs::read_dir(&reports).unwrap().next().unwrap().unwrap().path();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bench_dir.join("bench.json")).unwrap()).unwrap();
+    assert_eq!(summary["valid"], true, "{}", summary["invalid_reasons"]);
+    assert!(summary["design"].as_str().unwrap().starts_with("tied"), "{}", summary["design"]);
+    assert!(summary["mode"].as_str().unwrap().contains("wrong-cache worker"));
+    let offered = |name: &str| {
+        summary["capabilities"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["offered"].clone()
+    };
+    assert_eq!(offered("x-cache"), false);
+    assert_eq!(offered("health"), false);
+    let runs = summary["runs"].as_array().unwrap();
+    let names: Vec<&str> = runs.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["first", "second", "A/A control"]);
+    assert_eq!(runs[2]["control"], true);
+    assert!(runs[0]["answers"]["series"]["*"]["mismatched"].as_u64().unwrap() > 0, "the wrong cache is seen");
+    assert_eq!(runs[2]["answers"]["series"]["*"]["mismatched"], 0, "two cache-off instances agree");
+    for name in ["first", "second", "A-A-control"] {
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(bench_dir.join(format!("results/{name}.json"))).unwrap()).unwrap();
+        for arm in doc["arms"].as_array().unwrap() {
+            let all = &arm["series"]["*"];
+            assert!(all["requests"].as_u64().unwrap() > 20, "{name}: {all}");
+            // Seeded users authenticate; a fresh instance has nothing cached.
+            assert_eq!(all["check_failures"], 0, "{name} ({}): {}", arm["metadata"]["variant"], all);
+        }
+    }
+    for url in [&summary["target_on"], &summary["target_off"]] {
+        let addr = url.as_str().unwrap().trim_start_matches("http://");
+        assert!(std::net::TcpStream::connect(addr).is_err(), "{addr} is still served after the bench");
+    }
+}
