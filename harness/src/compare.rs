@@ -161,6 +161,12 @@ pub fn compare_arms(
 }
 
 impl Comparison {
+    /// `--require-claims`: a judged claim did not hold, or claims were given and
+    /// none was about what this run recorded (nothing measured is no pass).
+    pub fn claims_fail(&self) -> bool {
+        self.claims.iter().any(|v| !v.verdict.holds()) || (self.claims.is_empty() && !self.claims_elsewhere.is_empty())
+    }
+
     /// A modelled comparison says so at the start of every plain-words line and
     /// claim reason, wherever they are printed.
     fn label_modelled(&mut self) {

@@ -151,14 +151,19 @@ fn the_cli_gates_claims_and_regressions() {
             .args(extra);
         cmd.output().unwrap()
     };
-    // The real claims file names series this scenario lacks: not measured, so
-    // --require-claims fails; without it the run passes.
+    // The real claims file names series this scenario lacks: they are named once,
+    // not judged, so --require-claims fails (nothing was judged); without it the
+    // run passes.
     let out = run(&["--claims", claims.to_str().unwrap(), "--json", json.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("NOT MEASURED"), "{stdout}");
+    assert!(!stdout.contains("NOT MEASURED"), "{stdout}");
+    assert!(
+        stdout.contains("claims about series this run did not record (not judged here): auth (tag:auth)"),
+        "{stdout}"
+    );
     let saved: Comparison = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(saved.claims.len(), 4);
+    assert_eq!((saved.claims.len(), saved.claims_elsewhere.len()), (0, 4));
     let out = run(&["--claims", claims.to_str().unwrap(), "--require-claims"]);
     assert_eq!(out.status.code(), Some(1));
 

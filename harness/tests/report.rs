@@ -76,8 +76,10 @@ fn html_structure_numbers_and_self_containment() {
         assert!(html.contains(&format!("<td>{:.2}</td>", all.corrected_ms.p50)), "p50 {}", all.corrected_ms.p50);
     }
     // Verdicts with their reasons, threshold results, the environment statement.
-    assert!(html.contains("Authentication response time 25–35 % faster"));
-    assert!(html.contains("not measured"));
+    assert!(
+        html.contains("did not record (not judged here): auth (tag:auth)"),
+        "a claim about another scenario is named once, not judged"
+    );
     assert!(html.contains("Probe 40–60 % faster"));
     assert!(html.contains("FAIL") && html.contains("pass"));
     assert!(html.contains("Absolute latencies do not transfer to production"));
@@ -96,7 +98,11 @@ fn html_structure_numbers_and_self_containment() {
     // Two thresholds of the scenario and the default error-rate limit, per arm.
     assert_eq!(junit.matches("<testcase classname=\"threshold\"").count(), 6);
     assert!(junit.contains("error_rate &lt; 1% (default") || junit.contains("error_rate < 1% (default"));
-    assert_eq!(junit.matches("<testcase classname=\"claim\"").count(), 5, "the four of claims.toml and the probe");
+    assert_eq!(
+        junit.matches("<testcase classname=\"claim\"").count(),
+        1,
+        "the probe; the claims of claims.toml are about series this run did not record"
+    );
     assert!(junit.matches("<failure").count() >= 2);
     // Keep one example for people to open.
     let example = example_dir();

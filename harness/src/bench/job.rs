@@ -42,6 +42,20 @@ pub(super) struct AbJob<'a> {
     pub strategy: Option<String>,
 }
 
+impl<'a> AbJob<'a> {
+    /// A job of the worker's default strategy.
+    pub(super) fn new(
+        name: String,
+        scenario: &'a Scenario,
+        kind: JobKind<'a>,
+        arms: Vec<ArmSpec>,
+        cross_servers: bool,
+        measurement: Measurement,
+    ) -> AbJob<'a> {
+        AbJob { name, scenario, kind, arms, cross_servers, measurement, strategy: None }
+    }
+}
+
 /// Runs `job`; `secret` is the bench protocol's (none for a recipe's worker),
 /// `users_secret` derives the users' credentials.
 pub(super) fn run_ab(

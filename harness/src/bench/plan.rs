@@ -320,14 +320,8 @@ fn jobs_under<'a>(
         Measurement::Measured => name.to_owned(),
         modelled => format!("{name} [{modelled}]"),
     };
-    let job = |name: String, scenario: &'a Scenario, kind: JobKind<'a>, arms: Vec<ArmSpec>| AbJob {
-        name,
-        scenario,
-        kind,
-        arms,
-        cross_servers: crossed,
-        measurement: measurement.clone(),
-        strategy: None,
+    let job = |name: String, scenario: &'a Scenario, kind: JobKind<'a>, arms: Vec<ArmSpec>| {
+        AbJob::new(name, scenario, kind, arms, crossed, measurement.clone())
     };
     let mut jobs = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
@@ -388,14 +382,8 @@ fn recipe_jobs<'a>(
     let (off, on) = (recipe.arm(CacheRole::Off), recipe.arm(CacheRole::On));
     let crossed = recipe.switch.is_some();
     let arm_on = |label: &str, value: &crate::recipe::Arm, url: &str| arm(label, url, stack.switch_headers(value));
-    let job = |name: String, scenario: &'a Scenario, kind: JobKind<'a>, arms: Vec<ArmSpec>| AbJob {
-        name,
-        scenario,
-        kind,
-        arms,
-        cross_servers: crossed,
-        measurement: Measurement::Measured,
-        strategy: None,
+    let job = |name: String, scenario: &'a Scenario, kind: JobKind<'a>, arms: Vec<ArmSpec>| {
+        AbJob::new(name, scenario, kind, arms, crossed, Measurement::Measured)
     };
     let warm: Vec<&Scenario> = scenarios.iter().filter(|s| !is_cold(s)).collect();
     let mut jobs: Vec<AbJob> = warm

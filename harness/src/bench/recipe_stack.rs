@@ -130,16 +130,7 @@ impl RecipeStack {
     fn reset_and_seed(&self, n: usize, env: &Env<'_>) -> Result<(), BenchError> {
         let i = &self.instances[n];
         let vars = self.vars(i);
-        for (k, argv) in self.recipe.reset_commands.iter().enumerate() {
-            let log = self.logs.join(format!("{}-reset-{k}.log", i.slot.file_stem()));
-            run_logged(
-                self.command(i, argv)?,
-                &format!("{}: reset command {k}", i.name),
-                &log,
-                env.cancel,
-                env.observer,
-            )?;
-        }
+        self.run_commands(i, "reset", &self.recipe.reset_commands, env)?;
         for p in &self.recipe.reset_remove {
             let p = PathBuf::from(fill(p, &vars).map_err(BenchError::Setup)?);
             self.remove(&p)?;
@@ -151,15 +142,22 @@ impl RecipeStack {
             std::fs::create_dir_all(parent).map_err(|e| BenchError::Setup(format!("{}: {e}", parent.display())))?;
         }
         std::fs::write(&file, users).map_err(|e| BenchError::Setup(format!("{}: {e}", file.display())))?;
-        for (k, argv) in seed.commands.iter().enumerate() {
-            let log = self.logs.join(format!("{}-seed-{k}.log", i.slot.file_stem()));
-            run_logged(
-                self.command(i, argv)?,
-                &format!("{}: seed command {k}", i.name),
-                &log,
-                env.cancel,
-                env.observer,
-            )?;
+        self.run_commands(i, "seed", &seed.commands, env)
+    }
+
+    /// Runs the recipe's `what` commands for instance `i` to their end, each
+    /// logged to `logs/<slot>-<what>-<k>.log`.
+    fn run_commands(
+        &self,
+        i: &Instance,
+        what: &str,
+        commands: &[Vec<String>],
+        env: &Env<'_>,
+    ) -> Result<(), BenchError> {
+        for (k, argv) in commands.iter().enumerate() {
+            let log = self.logs.join(format!("{}-{what}-{k}.log", i.slot.file_stem()));
+            let said = format!("{}: {what} command {k}", i.name);
+            run_logged(self.command(i, argv)?, &said, &log, env.cancel, env.observer)?;
         }
         Ok(())
     }

@@ -362,7 +362,7 @@ fn finish_comparison(c: &Comparison, args: &CompareArgs) -> Result<i32, Fail> {
         let text = serde_json::to_string_pretty(c).map_err(|e| bad(e.to_string()))?;
         std::fs::write(path, text + "\n").map_err(|e| bad(format!("cannot write {}: {e}", path.display())))?;
     }
-    let claims_fail = args.require_claims && c.claims.iter().any(|v| !v.verdict.holds());
+    let claims_fail = args.require_claims && c.claims_fail();
     let wrong = c.answers.as_ref().and_then(|a| a.series.get(crate::series::ALL_TEXT)).filter(|t| t.mismatched > 0);
     if let Some(t) = wrong {
         let what = if args.allow_answer_changes { "allowed by --allow-answer-changes" } else { "gate FAILED" };

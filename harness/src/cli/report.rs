@@ -58,7 +58,7 @@ pub(super) fn report(args: ReportArgs) -> Result<i32, Fail> {
         return Ok(exit::UNREACHABLE_OR_INVALID);
     }
     let gate = comparison.as_ref().map_or(exit::PASS, |c| {
-        let claims_fail = compare_args.require_claims && c.claims.iter().any(|v| !v.verdict.holds());
+        let claims_fail = compare_args.require_claims && c.claims_fail();
         if claims_fail || !c.regressions.is_empty() {
             exit::GATE_FAILED
         } else {
