@@ -2,8 +2,8 @@
 //! speaks none of this project's bench protocol (`tests/wrong-cache-worker/`,
 //! under real `wrangler dev`): the recipe starts each arm, seeds its users from
 //! `harness users`' template (API keys looked up by their SHA-256), resets its
-//! state before every run, runs the A/A control on two cache-off instances, and
-//! stops everything. The cache is wrong on purpose, so the bench must fail on
+//! state before every run, runs the A/A control (tied: two cache-off instances;
+//! crossed: the per-request switch on both), and stops everything. The cache is wrong on purpose, so the bench must fail on
 //! wrong answers; a reset that left the previous run's cache would fail the
 //! second scenario's "nothing cached yet" check.
 
@@ -16,8 +16,20 @@ fn repo() -> PathBuf {
 
 const USERS_TEMPLATE: &str = r#"[{% for u in users %}{"key": "key:{{ u.api_key_sha256 }}", "value": "{{ u.email }}"}{% if not loop.last %},{% endif %}{% endfor %}]"#;
 
-fn recipe(wrangler: &Path) -> String {
+/// The recipe, tied (each arm its own env) or crossed (both instances in the
+/// cache-on env, the cache switched per request by `x-cache-mode`).
+fn recipe(wrangler: &Path, crossed: bool) -> String {
     let worker = repo().join("harness/tests/wrong-cache-worker");
+    let (off_vars, switch) = if crossed {
+        (
+            r#"{ env_flag = "--name", env_name = "wrong-cache-worker" }
+value = "off""#,
+            "[switch]\nheader = \"x-cache-mode\"\n",
+        )
+    } else {
+        (r#"{ env_flag = "--env", env_name = "nocache" }"#, "")
+    };
+    let on_value = if crossed { "\nvalue = \"on\"" } else { "" };
     format!(
         r#"
 name = "wrong-cache worker"
@@ -32,14 +44,15 @@ timeout = "120s"
 template = "users.json"
 file = "{{state}}/users.json"
 commands = [["{w}", "kv", "bulk", "put", "--binding", "USERS", "--local", "--persist-to", "{{state}}", "{{users}}"]]
+{switch}
 [arms.a]
 label = "no-kv"
 cache = "off"
-vars = {{ env_flag = "--env", env_name = "nocache" }}
+vars = {off_vars}
 [arms.b]
 label = "kv"
 cache = "on"
-vars = {{ env_flag = "--name", env_name = "wrong-cache-worker" }}
+vars = {{ env_flag = "--name", env_name = "wrong-cache-worker" }}{on_value}
 "#,
         dir = worker.display(),
         w = wrangler.display()
@@ -58,7 +71,7 @@ duration = "5s"
 warmup = "0s"
 max_in_flight = 32
 [users]
-count = 6
+count = 30
 pick = "sequential"
 seed = 1
 [[step]]
@@ -87,12 +100,27 @@ expect = {{ status = 200 }}
 }
 
 #[test]
-fn a_recipe_runs_a_foreign_worker_seeded_reset_and_controlled() {
+fn a_tied_recipe_runs_a_foreign_worker_seeded_reset_and_controlled() {
+    bench_and_check(false);
+}
+
+#[test]
+fn a_recipe_with_a_switch_crosses_its_instances() {
+    bench_and_check(true);
+}
+
+/// Runs two scenarios and the A/A control through the recipe and checks what
+/// every design must do.
+fn bench_and_check(crossed: bool) {
+    // One bench at a time: each starts up to three wrangler dev of the same
+    // worker directory, and two at once overload a 2-core machine.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let wrangler = repo().join("node_modules/.bin/wrangler");
     assert!(wrangler.is_file(), "{} is missing: run scripts/setup first", wrangler.display());
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(dir.join("recipe.toml"), recipe(&wrangler)).unwrap();
+    std::fs::write(dir.join("recipe.toml"), recipe(&wrangler, crossed)).unwrap();
     std::fs::write(dir.join("users.json"), USERS_TEMPLATE).unwrap();
     let (first, second) = (dir.join("first.toml"), dir.join("second.toml"));
     std::fs::write(&first, scenario("first")).unwrap();
@@ -114,7 +142,8 @@ fn a_recipe_runs_a_foreign_worker_seeded_reset_and_controlled() {
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bench_dir.join("bench.json")).unwrap()).unwrap();
     assert_eq!(summary["valid"], true, "{}", summary["invalid_reasons"]);
-    assert!(summary["design"].as_str().unwrap().starts_with("tied"), "{}", summary["design"]);
+    let design = if crossed { "crossed" } else { "tied" };
+    assert!(summary["design"].as_str().unwrap().starts_with(design), "{}", summary["design"]);
     assert!(summary["mode"].as_str().unwrap().contains("wrong-cache worker"));
     let offered = |name: &str| {
         summary["capabilities"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["offered"].clone()
@@ -126,7 +155,10 @@ fn a_recipe_runs_a_foreign_worker_seeded_reset_and_controlled() {
     assert_eq!(names, ["first", "second", "A/A control"]);
     assert_eq!(runs[2]["control"], true);
     assert!(runs[0]["answers"]["series"]["*"]["mismatched"].as_u64().unwrap() > 0, "the wrong cache is seen");
-    assert_eq!(runs[2]["answers"]["series"]["*"]["mismatched"], 0, "two cache-off instances agree");
+    assert_eq!(runs[2]["answers"]["series"]["*"]["mismatched"], 0, "cache off on two instances agrees");
+    let instances =
+        summary["notes"].as_array().unwrap().iter().filter(|n| n.as_str().unwrap().starts_with("instance ")).count();
+    assert_eq!(instances, if crossed { 2 } else { 3 }, "a tied design adds a second cache-off instance");
     for name in ["first", "second", "A-A-control"] {
         let doc: serde_json::Value =
             serde_json::from_slice(&std::fs::read(bench_dir.join(format!("results/{name}.json"))).unwrap()).unwrap();

@@ -104,7 +104,7 @@ rate = 40
 duration = "6s"
 max_in_flight = 64
 [lists.user]
-values = ["u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8"]
+values = ["u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9", "u10", "u11", "u12", "u13", "u14", "u15", "u16", "u17", "u18", "u19", "u20", "u21", "u22", "u23", "u24"]
 [lists.model]
 values = ["m0", "m2", "m4", "m6", "m8", "m10"]
 [[step]]
