@@ -177,7 +177,7 @@ pub fn run(opts: &BenchOptions, claims: &[Claim], env: &Env<'_>) -> Result<(Benc
     let ctx = run::JobContext { opts, claims, dir: &dir, env, local, seed_users };
     let (mut runs, invalid_reasons, staleness) = run::run_jobs(jobs, &ctx, &mut targets, &strategies, &measurements);
     crate::findings::hold_to_control(&mut runs);
-    let capabilities = crate::findings::capabilities::capabilities(&runs, targets.health_route());
+    let capabilities = crate::findings::capabilities::capabilities(&runs, targets.health_route().as_deref());
     if let Some(warning) =
         targets.cache_on_label().and_then(|on| crate::findings::capabilities::no_sign_of_caching(&runs, &on))
     {

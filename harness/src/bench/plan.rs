@@ -201,7 +201,12 @@ pub(super) fn announce(
     let (plan_text, estimate) =
         plan(scenarios, opts, local, local || opts.bench_secret.is_some(), measurements, strategies);
     let (plan_text, estimate) = match &opts.recipe {
-        Some(_) => recipe_plan(scenarios, plan_text, estimate),
+        Some(r) => {
+            use crate::recipe::CacheRole;
+            let (off, on) = (&r.arm(CacheRole::Off).label, &r.arm(CacheRole::On).label);
+            let (text, estimate) = recipe_plan(scenarios, plan_text, estimate);
+            (text.replace("cache-off vs cache-on", &format!("{off} vs {on}")), estimate)
+        }
         None => (plan_text, estimate),
     };
     let head = format!("harness bench: {} run(s):\n{plan_text}", plan_text.lines().count());

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::servers::{free_port, run_logged, LocalServer};
 use super::{BenchError, Env};
-use crate::recipe::{fill, Arm, CacheRole, Recipe};
+use crate::recipe::{fill, Arm, CacheRole, Recipe, SeedProtocol};
 
 /// Which instance: the arms' own, and the cache-off arm's second one (the A/A
 /// control of a tied design).
@@ -36,10 +36,15 @@ pub struct RecipeStack {
     /// Fills `{secret}`: given to the worker by its start command if it needs one.
     secret: String,
     users_file: Option<String>,
+    /// Users per seed, for a seeding protocol.
+    per_seed: BTreeMap<u64, u32>,
     logs: PathBuf,
     /// The instances' state, removed when the stack is dropped (after the servers).
     root: PathBuf,
     instances: Vec<Instance>,
+    /// The first answer to the readiness request, when it was a JSON object: a
+    /// health document that says what the target is.
+    pub health: Option<serde_json::Value>,
 }
 
 impl RecipeStack {
@@ -49,6 +54,7 @@ impl RecipeStack {
         state_root: PathBuf,
         logs: PathBuf,
         users: Option<String>,
+        per_seed: BTreeMap<u64, u32>,
         secret: String,
     ) -> Result<RecipeStack, BenchError> {
         let mut slots = vec![Slot::Off, Slot::On];
@@ -67,7 +73,7 @@ impl RecipeStack {
             instances.push(Instance { slot, name, port, state, server: None });
         }
         std::fs::create_dir_all(&logs).map_err(|e| BenchError::Setup(format!("{}: {e}", logs.display())))?;
-        Ok(RecipeStack { recipe, secret, users_file: users, logs, root: state_root, instances })
+        Ok(RecipeStack { recipe, secret, users_file: users, per_seed, logs, root: state_root, instances, health: None })
     }
 
     pub fn url(&self, slot: Slot) -> String {
@@ -119,10 +125,21 @@ impl RecipeStack {
         for i in self.instances.iter_mut().filter(|i| slots.contains(&i.slot)) {
             let url = format!("http://127.0.0.1:{}{path}", i.port);
             let server = i.server.as_mut().expect("started above");
-            server.wait_for(&format!("GET {path}"), timeout, env.cancel, || {
+            let (_, body) = server.wait_for(&format!("GET {path}"), timeout, env.cancel, || {
                 env.setup.send(reqwest::Method::GET, &url, &[], None).ok().filter(|(s, _)| (200..300).contains(s))
             })?;
+            if self.health.is_none() {
+                self.health = serde_json::from_str::<serde_json::Value>(&body).ok().filter(|v| v.is_object());
+            }
             env.observer.say(&format!("{}: ready on {} (GET {path})", i.name, server.url));
+        }
+        if let Some(SeedProtocol::BenchWorker) = self.recipe.seed.as_ref().and_then(|s| s.protocol) {
+            let worker = crate::target::BenchWorker { required: true };
+            for i in self.instances.iter().filter(|i| slots.contains(&i.slot)) {
+                let url = format!("http://127.0.0.1:{}", i.port);
+                crate::target::Target::seed(&worker, env.setup, &url, &self.secret, &self.per_seed, false)
+                    .map_err(|e| BenchError::Server(format!("{}: seeding over its protocol failed: {e}", i.name)))?;
+            }
         }
         Ok(())
     }
@@ -136,12 +153,14 @@ impl RecipeStack {
             self.remove(&p)?;
         }
         std::fs::create_dir_all(&i.state).map_err(|e| BenchError::Setup(format!("{}: {e}", i.state.display())))?;
-        let (Some(seed), Some(users)) = (&self.recipe.seed, &self.users_file) else { return Ok(()) };
-        let file = PathBuf::from(fill(&seed.file, &vars).map_err(BenchError::Setup)?);
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| BenchError::Setup(format!("{}: {e}", parent.display())))?;
+        let Some(seed) = &self.recipe.seed else { return Ok(()) };
+        if let Some(users) = &self.users_file {
+            let file = PathBuf::from(fill(&seed.file, &vars).map_err(BenchError::Setup)?);
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| BenchError::Setup(format!("{}: {e}", parent.display())))?;
+            }
+            std::fs::write(&file, users).map_err(|e| BenchError::Setup(format!("{}: {e}", file.display())))?;
         }
-        std::fs::write(&file, users).map_err(|e| BenchError::Setup(format!("{}: {e}", file.display())))?;
         self.run_commands(i, "seed", &seed.commands, env)
     }
 

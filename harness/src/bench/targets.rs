@@ -82,12 +82,15 @@ impl Targets {
         local.or_else(|| self.recipe.as_mut().and_then(RecipeStack::dead))
     }
 
-    /// The route that says what the target is, when it has one.
-    pub(super) fn health_route(&self) -> Option<&'static str> {
+    /// The route that says what the target is, when it has one, and what it said.
+    pub(super) fn health_route(&self) -> Option<String> {
         match (&self.recipe, &self.secret) {
-            (Some(_), _) => None,
-            (None, Some(_)) => Some("GET /health: version, cache mode and layers, latency profile"),
-            (None, None) if self.worker_version.is_some() => Some("GET /health: version"),
+            (Some(stack), _) => stack.health.as_ref().and_then(serde_json::Value::as_object).map(|o| {
+                let keys: Vec<&str> = o.keys().map(String::as_str).collect();
+                format!("GET {} answers JSON with {}", stack.recipe.ready_path, keys.join(", "))
+            }),
+            (None, Some(_)) => Some("GET /health: version, cache mode and layers, latency profile".into()),
+            (None, None) if self.worker_version.is_some() => Some("GET /health: version".into()),
             (None, None) => None,
         }
     }
@@ -322,24 +325,35 @@ fn from_recipe(
     notes: &mut Vec<String>,
 ) -> Result<Targets, BenchError> {
     let fresh = || hex::encode(rand::random::<[u8; 16]>());
-    let users_secret = opts.users_secret.clone().or_else(|| recipe.users_secret.clone()).unwrap_or_else(fresh);
+    let secret = fresh();
     let per_seed = super::seeding::users_per_seed(scenarios, 0);
-    let users = match &recipe.seed {
-        Some(seed) => {
+    let seed = recipe.seed.as_ref();
+    let seeded = seed.is_some_and(|s| s.template.is_some() || s.protocol.is_some());
+    // A target seeded by its own protocol derives credentials from its secret.
+    let by_protocol = seed.is_some_and(|s| s.protocol.is_some());
+    let users_secret = match (opts.users_secret.clone().or_else(|| recipe.users_secret.clone()), by_protocol) {
+        (_, true) => secret.clone(),
+        (Some(s), false) => s,
+        (None, false) if !seeded && !per_seed.is_empty() => {
+            return Err(BenchError::Setup(format!(
+                "{}: the scenarios use [users] ({} users) but the recipe seeds nothing: give --users-secret (the \
+                 secret the target's users were exported with by `harness users`), or a [seed] that creates them",
+                recipe.file.display(),
+                per_seed.values().sum::<u32>()
+            )))
+        }
+        (None, false) => fresh(),
+    };
+    let users = match seed.and_then(|s| s.template.as_ref()) {
+        Some(template) => {
             let rows = crate::user_file::rows(&users_secret, &per_seed);
-            Some(crate::user_file::render_template(&rows, &seed.template).map_err(BenchError::Setup)?)
+            Some(crate::user_file::render_template(&rows, template).map_err(BenchError::Setup)?)
         }
         None => None,
     };
-    if recipe.seed.is_none() && !per_seed.is_empty() {
-        notes.push(format!(
-            "the recipe seeds nothing, but scenarios use [users] ({} users): their credentials are derived from the              users secret and must already be known to the target",
-            per_seed.values().sum::<u32>()
-        ));
-    }
     let stamp = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let state_root = std::env::temp_dir().join(format!("harness-recipe-{}-{stamp}", std::process::id()));
-    let stack = RecipeStack::open(recipe.clone(), state_root, dir.join("logs"), users, fresh())?;
+    let stack = RecipeStack::open(recipe.clone(), state_root, dir.join("logs"), users, per_seed, secret)?;
     notes.push(format!("target: {} (recipe {})", recipe.describes, recipe.file.display()));
     notes.push(format!("design: {}", recipe.design()));
     notes.extend(stack.describe().into_iter().map(|d| format!("instance {d}")));

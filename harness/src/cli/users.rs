@@ -61,7 +61,8 @@ pub(super) fn users(args: UsersArgs) -> Result<i32, Fail> {
             bad("give --users-secret (or HARNESS_USERS_SECRET): the credentials derive from it, and the runs that use \
              these users need the same one")
         })?;
-    let template = args.template.or_else(|| recipe.as_ref().and_then(|r| r.seed.as_ref().map(|s| s.template.clone())));
+    let template =
+        args.template.or_else(|| recipe.as_ref().and_then(|r| r.seed.as_ref().and_then(|s| s.template.clone())));
     let rows = user_file::rows(&secret, &per_seed);
     let text = match (template, args.format) {
         (Some(t), None) => user_file::render_template(&rows, &t).map_err(bad)?,

@@ -65,10 +65,21 @@ struct RawReset {
     commands: Vec<Vec<String>>,
 }
 
+/// A seeding protocol a target speaks once it is up (`[seed] protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeedProtocol {
+    /// This project's worker: `POST /__bench/seed` with `x-bench-secret: {secret}`.
+    BenchWorker,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSeed {
-    template: String,
+    #[serde(default)]
+    template: Option<String>,
+    #[serde(default)]
+    protocol: Option<SeedProtocol>,
     #[serde(default)]
     file: Option<String>,
     #[serde(default)]
@@ -139,7 +150,10 @@ pub struct Recipe {
 #[derive(Debug, Clone)]
 pub struct Seed {
     /// A minijinja template of the users (`crate::user_file::render_template`).
-    pub template: PathBuf,
+    pub template: Option<PathBuf>,
+    /// Seeds the users over HTTP once the instance is ready, with `{secret}`
+    /// as the target's secret and credentials derived from it.
+    pub protocol: Option<SeedProtocol>,
     /// Where the rendered users go (`{users}` in commands).
     pub file: String,
     /// Run in order while the instance is stopped, after the reset.
@@ -282,15 +296,28 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
     let seed = match &raw.seed {
         None => None,
         Some(s) => {
-            let template = recipe_dir.join(expand("seed.template", &s.template)?);
-            if !template.is_file() {
-                return Err(at("seed.template", format!("{} does not exist", template.display())));
+            let template = match &s.template {
+                Some(t) => {
+                    let template = recipe_dir.join(expand("seed.template", t)?);
+                    if !template.is_file() {
+                        return Err(at("seed.template", format!("{} does not exist", template.display())));
+                    }
+                    Some(template)
+                }
+                None => None,
+            };
+            if template.is_some() && s.protocol.is_some() {
+                return Err(at(
+                    "seed",
+                    "give a `template` (users written for commands) or a `protocol`, not both".into(),
+                ));
             }
             let mut commands = Vec::new();
             for c in &s.commands {
                 commands.push(expand_all("seed.commands", c)?);
             }
-            Some(Seed { template, file: s.file.clone().unwrap_or_else(|| "{state}/users.seed".into()), commands })
+            let file = s.file.clone().unwrap_or_else(|| "{state}/users.seed".into());
+            Some(Seed { template, protocol: s.protocol, file, commands })
         }
     };
     let mut reset_commands = Vec::new();
@@ -460,6 +487,14 @@ vars = { config = "${CHECKOUT}/on.toml" }
         assert!(err.contains("value"), "{err}");
         let err = parse(&p, &GOOD.replace("template = \"recipe.toml\"", "template = \"nope.sql\""), &env).unwrap_err();
         assert!(err.contains("nope.sql does not exist"), "{err}");
+        let both = GOOD.replace("[seed]\n", "[seed]\nprotocol = \"bench-worker\"\n");
+        assert!(parse(&p, &both, &env).unwrap_err().contains("not both"));
+        let protocol = both.replace("template = \"recipe.toml\"\n", "");
+        let r = parse(&p, &protocol, &env).unwrap();
+        let seed = r.seed.unwrap();
+        assert_eq!((seed.protocol, seed.template), (Some(SeedProtocol::BenchWorker), None));
+        let err = parse(&p, &both.replace("bench-worker", "carrier-pigeon"), &env).unwrap_err();
+        assert!(err.contains("carrier-pigeon"), "{err}");
     }
 
     #[test]
