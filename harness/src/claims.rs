@@ -370,13 +370,7 @@ pub fn load(path: &Path) -> Result<Vec<Claim>, String> {
 /// Parses the text of a claims file; errors name `path` (and line:col where the
 /// TOML is at fault).
 pub fn parse(path: &Path, text: &str) -> Result<Vec<Claim>, String> {
-    let file: ClaimsFile = toml::from_str(text).map_err(|e| {
-        let (line, col) = e.span().map_or((0, 0), |s| {
-            let before = &text[..s.start.min(text.len())];
-            (before.matches('\n').count() + 1, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1)
-        });
-        format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
-    })?;
+    let file: ClaimsFile = toml::from_str(text).map_err(|e| crate::scenario::toml_error(path, text, &e))?;
     for c in &file.claims {
         if let Err(e) = c.series.parse::<SeriesKey>() {
             return Err(format!("{}: claim {:?}: series {e}", path.display(), c.name));

@@ -95,10 +95,13 @@ pub fn plan(
     let mut total: Duration =
         scenarios.iter().map(|s| if is_cold(s) { run_time(s) } else { run_time(s) * per_scenario }).sum();
     let mut lines = Vec::new();
-    let versus = if opts_strategies > 0 {
-        format!("cache-off vs each of {opts_strategies} strategies")
-    } else {
-        "cache-off vs cache-on".to_owned()
+    let versus = match &opts.recipe {
+        _ if opts_strategies > 0 => format!("cache-off vs each of {opts_strategies} strategies"),
+        Some(r) => {
+            use crate::recipe::CacheRole;
+            format!("{} vs {}", r.arm(CacheRole::Off).label, r.arm(CacheRole::On).label)
+        }
+        None => "cache-off vs cache-on".to_owned(),
     };
     for s in scenarios.iter().filter(|s| !is_cold(s)) {
         lines.push(format!(
@@ -201,12 +204,7 @@ pub(super) fn announce(
     let (plan_text, estimate) =
         plan(scenarios, opts, local, local || opts.bench_secret.is_some(), measurements, strategies);
     let (plan_text, estimate) = match &opts.recipe {
-        Some(r) => {
-            use crate::recipe::CacheRole;
-            let (off, on) = (&r.arm(CacheRole::Off).label, &r.arm(CacheRole::On).label);
-            let (text, estimate) = recipe_plan(scenarios, plan_text, estimate);
-            (text.replace("cache-off vs cache-on", &format!("{off} vs {on}")), estimate)
-        }
+        Some(_) => recipe_plan(scenarios, plan_text, estimate),
         None => (plan_text, estimate),
     };
     let head = format!("harness bench: {} run(s):\n{plan_text}", plan_text.lines().count());

@@ -38,6 +38,8 @@ pub struct RecipeStack {
     users_file: Option<String>,
     /// Users per seed, for a seeding protocol.
     per_seed: BTreeMap<u64, u32>,
+    /// Derives the users' credentials (the runner's and the seeding's).
+    pub users_secret: String,
     logs: PathBuf,
     /// The instances' state, removed when the stack is dropped (after the servers).
     root: PathBuf,
@@ -56,6 +58,7 @@ impl RecipeStack {
         users: Option<String>,
         per_seed: BTreeMap<u64, u32>,
         secret: String,
+        users_secret: String,
     ) -> Result<RecipeStack, BenchError> {
         let mut slots = vec![Slot::Off, Slot::On];
         if recipe.switch.is_none() {
@@ -73,7 +76,17 @@ impl RecipeStack {
             instances.push(Instance { slot, name, port, state, server: None });
         }
         std::fs::create_dir_all(&logs).map_err(|e| BenchError::Setup(format!("{}: {e}", logs.display())))?;
-        Ok(RecipeStack { recipe, secret, users_file: users, per_seed, logs, root: state_root, instances, health: None })
+        Ok(RecipeStack {
+            recipe,
+            secret,
+            users_file: users,
+            per_seed,
+            users_secret,
+            logs,
+            root: state_root,
+            instances,
+            health: None,
+        })
     }
 
     pub fn url(&self, slot: Slot) -> String {

@@ -93,7 +93,7 @@ fn run_ab_jobs(jobs: Vec<AbJob>, ctx: &JobContext<'_>, targets: &mut Targets) ->
         let name = job.name.clone();
         let ran = match job.kind {
             JobKind::ColdStart => cold::run(job, ctx, targets),
-            _ => run_ab(job, ctx, targets.secret.as_deref(), targets.users_secret.as_deref()),
+            _ => run_ab(job, ctx, targets.secret.as_deref(), targets.users_secret()),
         };
         match ran {
             Ok(mut summary) => {

@@ -36,8 +36,6 @@ pub(super) struct Targets {
     pub restart: Option<Restart>,
     /// A recipe's instances, reset, seeded and started before every run.
     pub recipe: Option<RecipeStack>,
-    /// Derives the scenarios' users' credentials: the bench secret, or the users secret of a recipe.
-    pub users_secret: Option<String>,
 }
 
 /// What starting the local cache-on server again needs.
@@ -80,6 +78,14 @@ impl Targets {
         let local =
             self.local.iter_mut().find_map(|s| s.exited().map(|r| format!("{r}; its log: {}", s.log.display())));
         local.or_else(|| self.recipe.as_mut().and_then(RecipeStack::dead))
+    }
+
+    /// Derives the scenarios' users' credentials: a recipe's users secret, else the bench secret.
+    pub(super) fn users_secret(&self) -> Option<&str> {
+        match &self.recipe {
+            Some(stack) => Some(&stack.users_secret),
+            None => self.secret.as_deref(),
+        }
     }
 
     /// The route that says what the target is, when it has one, and what it said.
@@ -229,7 +235,6 @@ pub(super) fn start_local(
         worker_version,
         restart: Some(restart),
         recipe: None,
-        users_secret: Some(secrets.bench.clone()),
     })
 }
 
@@ -263,7 +268,6 @@ pub(super) fn deployed(
     let mut targets = Targets {
         on: on.to_owned(),
         off: off.to_owned(),
-        users_secret: secret.clone(),
         secret,
         local: Vec::new(),
         state: None,
@@ -303,7 +307,6 @@ pub(super) fn deployed_one(
     Ok(Targets {
         on: url.to_owned(),
         off: url.to_owned(),
-        users_secret: Some(secret.clone()),
         secret: Some(secret),
         local: Vec::new(),
         state: None,
@@ -353,7 +356,7 @@ fn from_recipe(
     };
     let stamp = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let state_root = std::env::temp_dir().join(format!("harness-recipe-{}-{stamp}", std::process::id()));
-    let stack = RecipeStack::open(recipe.clone(), state_root, dir.join("logs"), users, per_seed, secret)?;
+    let stack = RecipeStack::open(recipe.clone(), state_root, dir.join("logs"), users, per_seed, secret, users_secret)?;
     notes.push(format!("target: {} (recipe {})", recipe.describes, recipe.file.display()));
     notes.push(format!("design: {}", recipe.design()));
     notes.extend(stack.describe().into_iter().map(|d| format!("instance {d}")));
@@ -370,7 +373,6 @@ fn from_recipe(
         worker_version: None,
         restart: None,
         recipe: Some(stack),
-        users_secret: Some(users_secret),
     })
 }
 

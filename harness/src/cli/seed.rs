@@ -42,12 +42,7 @@ pub struct SeedArgs {
 }
 
 pub(super) fn seed(args: SeedArgs) -> Result<i32, Fail> {
-    let scenarios = args.scenarios.iter().map(|f| load_scenario(f)).collect::<Result<Vec<_>, _>>()?;
-    let mut users: BTreeMap<u64, u32> = seeding::users_per_seed(&scenarios, 0);
-    if let (Some(count), Some(seed)) = (args.users, args.seed) {
-        let n = users.entry(seed).or_insert(0);
-        *n = (*n).max(count);
-    }
+    let users = wanted_users(&args.scenarios, args.users.zip(args.seed))?;
     if users.is_empty() && !args.reset {
         return Err(bad(
             "nothing to seed: the scenarios given have no [users] section; give scenarios that do, or --users N \
@@ -69,4 +64,16 @@ pub(super) fn seed(args: SeedArgs) -> Result<i32, Fail> {
         if args.reset { " (reset first)" } else { "" }
     );
     Ok(exit::PASS)
+}
+
+/// The users per seed the scenarios use (the largest count per seed), and
+/// `extra` users of a seed besides (`--users N --seed K`).
+pub(super) fn wanted_users(scenarios: &[PathBuf], extra: Option<(u32, u64)>) -> Result<BTreeMap<u64, u32>, Fail> {
+    let scenarios = scenarios.iter().map(|f| load_scenario(f)).collect::<Result<Vec<_>, _>>()?;
+    let mut users: BTreeMap<u64, u32> = seeding::users_per_seed(&scenarios, 0);
+    if let Some((count, seed)) = extra {
+        let n = users.entry(seed).or_insert(0);
+        *n = (*n).max(count);
+    }
+    Ok(users)
 }

@@ -4,11 +4,9 @@
 //! file), so that any worker can be seeded without this project's seed routes.
 
 use clap::Args;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{bad, load_scenario, Fail};
-use crate::bench::seeding;
+use super::{bad, Fail};
 use crate::exit;
 use crate::user_file::{self, UserFormat};
 
@@ -44,12 +42,7 @@ pub struct UsersArgs {
 
 pub(super) fn users(args: UsersArgs) -> Result<i32, Fail> {
     let recipe = args.recipe.as_deref().map(crate::recipe::load).transpose().map_err(bad)?;
-    let scenarios = args.scenarios.iter().map(|f| load_scenario(f)).collect::<Result<Vec<_>, _>>()?;
-    let mut per_seed: BTreeMap<u64, u32> = seeding::users_per_seed(&scenarios, 0);
-    if let (Some(count), Some(seed)) = (args.users, args.seed) {
-        let n = per_seed.entry(seed).or_insert(0);
-        *n = (*n).max(count);
-    }
+    let per_seed = super::seed::wanted_users(&args.scenarios, args.users.zip(args.seed))?;
     if per_seed.is_empty() {
         return Err(bad(
             "no users to write: the scenarios given have no [users] section; give scenarios that do, or --users N \

@@ -230,15 +230,6 @@ fn expand_env(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String
     Ok(out)
 }
 
-/// `file:line:col: message` for a TOML error in `text`.
-pub fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
-    let (line, col) = e.span().map_or((0, 0), |s| {
-        let before = &text[..s.start.min(text.len())];
-        (before.matches('\n').count() + 1, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1)
-    });
-    format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
-}
-
 pub fn load(path: &Path) -> Result<Recipe, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the recipe {}: {e}", path.display()))?;
     parse(path, &text, &|name| std::env::var(name).ok())
@@ -247,7 +238,7 @@ pub fn load(path: &Path) -> Result<Recipe, String> {
 /// Parses and checks a recipe: every command and path resolvable, every
 /// placeholder known, so that nothing fails halfway through a bench.
 pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Recipe, String> {
-    let raw: RawRecipe = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+    let raw: RawRecipe = toml::from_str(text).map_err(|e| crate::scenario::toml_error(path, text, &e))?;
     let at = |what: &str, e: String| format!("{}: {what}: {e}", path.display());
     let expand = |what: &str, s: &str| expand_env(s, env).map_err(|e| at(what, e));
     let expand_all = |what: &str, v: &[String]| v.iter().map(|s| expand(what, s)).collect::<Result<Vec<_>, _>>();

@@ -308,10 +308,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn at(&self, offset: usize, message: impl Into<String>) -> ScenarioError {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, col) = line_col(self.text, offset);
         ScenarioError { file: self.file.to_owned(), line, col, message: message.into() }
     }
 
@@ -701,6 +698,19 @@ fn check_template_vars(
         before.extend(step.extract.iter().map(|(n, _)| n.as_str()));
     }
     Ok(())
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    (before.matches('\n').count() + 1, before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1)
+}
+
+/// `file:line:col: message` for a TOML error in `text` read from `path` (any of
+/// the project's TOML files: claims, recipes); `0:0` when TOML gives no position.
+pub fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let (line, col) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+    format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
 }
 
 /// Parses scenario `text` read from `file`; `env` resolves `{{env.NAME}}`.
