@@ -200,6 +200,7 @@ impl<K: Kv, D: Database> App<K, D> {
 /// The auth middleware: bot verdict (through the `bot` cache layer), then the
 /// credential. An anonymous bot is refused; an authenticated one is let through.
 async fn authenticate_request<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<Identity, Failure> {
+    crate::slowdown::work(ctx.config.calibration_work);
     let user_agent = ctx.req.header_value("user-agent").unwrap_or("");
     let is_bot = bot::detect(user_agent, &ctx.cache).await;
     match auth::credential(ctx.req)? {
@@ -240,6 +241,7 @@ fn health<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, layers: CacheLayer
                 "modelled": !ctx.profile.is_measured(),
             },
             "anonymous_user_write": ctx.config.anonymous_user_write,
+            "calibration_work": ctx.config.calibration_work,
         }),
     )
 }

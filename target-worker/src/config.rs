@@ -113,6 +113,9 @@ pub struct Config {
     /// `ANONYMOUS_USER_WRITE`: record every anonymous caller in D1 on every
     /// request, as the source API did (on by default).
     pub anonymous_user_write: bool,
+    /// `CALIBRATION_WORK`: rounds of extra work in the auth middleware (0, the
+    /// default, adds none): a known regression for calibrating a gate.
+    pub calibration_work: u32,
 }
 
 impl fmt::Debug for Config {
@@ -226,6 +229,16 @@ impl Config {
         let bench_ops_per_invocation =
             u32::try_from(positive("BENCH_OPS_PER_INVOCATION", DEFAULT_BENCH_OPS_PER_INVOCATION, "operations")?)
                 .unwrap_or(u32::MAX);
+        let calibration_work = match get("CALIBRATION_WORK") {
+            None => 0,
+            Some(v) => v.trim().parse::<u32>().ok().filter(|n| *n <= crate::slowdown::MAX_ROUNDS).ok_or_else(|| {
+                ConfigError {
+                    name: "CALIBRATION_WORK",
+                    value: v.clone(),
+                    reason: format!("expected a whole number of rounds from 0 to {}", crate::slowdown::MAX_ROUNDS),
+                }
+            })?,
+        };
         Ok(Config {
             cache_mode_on,
             configured_layers,
@@ -240,6 +253,7 @@ impl Config {
             bench_ops_per_invocation,
             latency_profile,
             anonymous_user_write,
+            calibration_work,
         })
     }
 
@@ -280,6 +294,15 @@ mod tests {
         assert!(c.anonymous_user_write);
         assert_eq!(c.kv_timeout_ms, 50);
         assert_eq!(c.kv_breaker, BreakerPolicy { failures: 5, open_ms: 10_000 });
+        assert_eq!(c.calibration_work, 0, "no extra work unless configured");
+    }
+
+    #[test]
+    fn calibration_work_is_bounded() {
+        assert_eq!(cfg(&[("CALIBRATION_WORK", "300")]).unwrap().calibration_work, 300);
+        for bad in ["-1", "many", "1000001"] {
+            assert_eq!(cfg(&[("CALIBRATION_WORK", bad)]).unwrap_err().name, "CALIBRATION_WORK", "{bad}");
+        }
     }
 
     #[test]

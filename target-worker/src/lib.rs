@@ -23,6 +23,7 @@ pub mod models;
 pub mod platform;
 pub mod providers;
 pub mod router;
+pub mod slowdown;
 pub mod store;
 pub mod strategy;
 pub mod trace;

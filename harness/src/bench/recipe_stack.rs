@@ -14,13 +14,17 @@ use super::servers::{free_port, run_logged, LocalServer};
 use super::{BenchError, Env};
 use crate::recipe::{fill, Arm, CacheRole, Recipe, SeedProtocol};
 
-/// Which instance: the arms' own, and the cache-off arm's second one (the A/A
-/// control of a tied design).
+/// Which instance: the arms' own, the cache-off arm's second one (the A/A
+/// control of a tied design), or one of a gate's two builds (two instances each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
     Off,
     On,
     OffTwin,
+    Base,
+    BaseTwin,
+    Head,
+    HeadTwin,
 }
 
 struct Instance {
@@ -31,8 +35,68 @@ struct Instance {
     server: Option<LocalServer>,
 }
 
+/// What a stack's instances are given besides the recipe: where their state and
+/// logs go, the users rendered for a seeding template, and the secrets.
+pub struct StackInputs {
+    /// The instances' state, removed when the stack is dropped.
+    pub state_root: PathBuf,
+    pub logs: PathBuf,
+    pub users: Option<String>,
+    /// Users per seed, for a seeding protocol.
+    pub per_seed: BTreeMap<u64, u32>,
+    /// Fills `{secret}`: given to the worker by its start command if it needs one.
+    pub secret: String,
+    /// Derives the users' credentials (the runner's and the seeding's).
+    pub users_secret: String,
+}
+
+impl StackInputs {
+    /// The secrets and users for `scenarios` on a recipe's instances; the
+    /// logs go under `dir`. `users_secret` is the one the target's users were
+    /// exported with, when the recipe seeds nothing itself.
+    pub fn for_scenarios(
+        recipe: &Recipe,
+        users_secret: Option<String>,
+        scenarios: &[crate::scenario::Scenario],
+        dir: &Path,
+    ) -> Result<StackInputs, BenchError> {
+        let fresh = || hex::encode(rand::random::<[u8; 16]>());
+        let secret = fresh();
+        let per_seed = super::seeding::users_per_seed(scenarios, 0);
+        let seed = recipe.seed.as_ref();
+        let seeded = seed.is_some_and(|s| s.template.is_some() || s.protocol.is_some());
+        // A target seeded by its own protocol derives credentials from its secret.
+        let by_protocol = seed.is_some_and(|s| s.protocol.is_some());
+        let users_secret = match (users_secret.or_else(|| recipe.users_secret.clone()), by_protocol) {
+            (_, true) => secret.clone(),
+            (Some(s), false) => s,
+            (None, false) if !seeded && !per_seed.is_empty() => {
+                return Err(BenchError::Setup(format!(
+                    "{}: the scenarios use [users] ({} users) but the recipe seeds nothing: give --users-secret (the \
+                     secret the target's users were exported with by `harness users`), or a [seed] that creates them",
+                    recipe.file.display(),
+                    per_seed.values().sum::<u32>()
+                )))
+            }
+            (None, false) => fresh(),
+        };
+        let users = match seed.and_then(|s| s.template.as_ref()) {
+            Some(template) => {
+                let rows = crate::user_file::rows(&users_secret, &per_seed);
+                Some(crate::user_file::render_template(&rows, template).map_err(BenchError::Setup)?)
+            }
+            None => None,
+        };
+        let stamp = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let state_root = std::env::temp_dir().join(format!("harness-recipe-{}-{stamp}", std::process::id()));
+        Ok(StackInputs { state_root, logs: dir.join("logs"), users, per_seed, secret, users_secret })
+    }
+}
+
 pub struct RecipeStack {
     pub recipe: Recipe,
+    /// A gate's base build: the same recipe moved to the base's checkout.
+    base: Option<Recipe>,
     /// Fills `{secret}`: given to the worker by its start command if it needs one.
     secret: String,
     users_file: Option<String>,
@@ -50,43 +114,57 @@ pub struct RecipeStack {
 }
 
 impl RecipeStack {
-    /// Picks each instance's port and state directory (under `state_root`); starts nothing.
-    pub fn open(
-        recipe: Recipe,
-        state_root: PathBuf,
-        logs: PathBuf,
-        users: Option<String>,
-        per_seed: BTreeMap<u64, u32>,
-        secret: String,
-        users_secret: String,
-    ) -> Result<RecipeStack, BenchError> {
+    /// A bench's instances: the two arms', and a twin of the cache-off arm when
+    /// the worker has no switch. Picks ports and state directories; starts nothing.
+    pub fn open(recipe: Recipe, inputs: StackInputs) -> Result<RecipeStack, BenchError> {
         let mut slots = vec![Slot::Off, Slot::On];
         if recipe.switch.is_none() {
             slots.push(Slot::OffTwin);
         }
-        let mut instances = Vec::new();
-        for slot in slots {
-            let port = free_port().map_err(|e| BenchError::Setup(format!("no free loopback port: {e}")))?;
-            let name = match slot {
-                Slot::Off => recipe.arm(CacheRole::Off).label.clone(),
-                Slot::On => recipe.arm(CacheRole::On).label.clone(),
-                Slot::OffTwin => format!("{}'", recipe.arm(CacheRole::Off).label),
-            };
-            let state = state_root.join(format!("{slot:?}").to_ascii_lowercase());
-            instances.push(Instance { slot, name, port, state, server: None });
-        }
-        std::fs::create_dir_all(&logs).map_err(|e| BenchError::Setup(format!("{}: {e}", logs.display())))?;
-        Ok(RecipeStack {
+        RecipeStack::with_slots(recipe, None, inputs, &slots)
+    }
+
+    /// A gate's instances: two of the base build (the recipe moved to its
+    /// checkout) and two of the head's.
+    pub fn open_gate(head: Recipe, base: Recipe, inputs: StackInputs) -> Result<RecipeStack, BenchError> {
+        RecipeStack::with_slots(head, Some(base), inputs, &[Slot::Base, Slot::Head, Slot::BaseTwin, Slot::HeadTwin])
+    }
+
+    fn with_slots(
+        recipe: Recipe,
+        base: Option<Recipe>,
+        inputs: StackInputs,
+        slots: &[Slot],
+    ) -> Result<RecipeStack, BenchError> {
+        let StackInputs { state_root, logs, users, per_seed, secret, users_secret } = inputs;
+        let mut stack = RecipeStack {
             recipe,
+            base,
             secret,
             users_file: users,
             per_seed,
             users_secret,
             logs,
             root: state_root,
-            instances,
+            instances: Vec::new(),
             health: None,
-        })
+        };
+        for &slot in slots {
+            let port = free_port().map_err(|e| BenchError::Setup(format!("no free loopback port: {e}")))?;
+            let name = match slot {
+                Slot::OffTwin => format!("{}'", stack.arm_of(Slot::Off).label),
+                Slot::Base => "base".to_owned(),
+                Slot::BaseTwin => "base'".to_owned(),
+                Slot::Head => "head".to_owned(),
+                Slot::HeadTwin => "head'".to_owned(),
+                Slot::Off | Slot::On => stack.arm_of(slot).label.clone(),
+            };
+            let state = stack.root.join(slot.file_stem());
+            stack.instances.push(Instance { slot, name, port, state, server: None });
+        }
+        std::fs::create_dir_all(&stack.logs)
+            .map_err(|e| BenchError::Setup(format!("{}: {e}", stack.logs.display())))?;
+        Ok(stack)
     }
 
     pub fn url(&self, slot: Slot) -> String {
@@ -98,12 +176,25 @@ impl RecipeStack {
         self.instances.iter().any(|i| i.slot == slot)
     }
 
+    /// The recipe an instance runs from: a gate's base build has its own checkout.
+    fn recipe_of(&self, slot: Slot) -> &Recipe {
+        match (&self.base, slot) {
+            (Some(base), Slot::Base | Slot::BaseTwin) => base,
+            _ => &self.recipe,
+        }
+    }
+
     fn arm_of(&self, slot: Slot) -> &Arm {
-        self.recipe.arm(if slot == Slot::On { CacheRole::On } else { CacheRole::Off })
+        let recipe = self.recipe_of(slot);
+        match slot {
+            Slot::On => recipe.arm(CacheRole::On),
+            Slot::Off | Slot::OffTwin => recipe.arm(CacheRole::Off),
+            Slot::Base | Slot::BaseTwin | Slot::Head | Slot::HeadTwin => &recipe.arms[recipe.gate.arm],
+        }
     }
 
     fn vars(&self, i: &Instance) -> BTreeMap<String, String> {
-        self.recipe.vars(self.arm_of(i.slot), i.port, &i.state, &self.secret, &i.name)
+        self.recipe_of(i.slot).vars(self.arm_of(i.slot), i.port, &i.state, &self.secret, &i.name)
     }
 
     /// A command of the recipe for instance `i`, in its directory and environment.
@@ -112,8 +203,9 @@ impl RecipeStack {
         let filled: Vec<String> =
             argv.iter().map(|a| fill(a, &vars)).collect::<Result<_, _>>().map_err(BenchError::Setup)?;
         let mut cmd = Command::new(&filled[0]);
-        cmd.args(&filled[1..]).current_dir(&self.recipe.dir).stdin(Stdio::null());
-        for (k, v) in self.recipe.env.iter().chain(&self.arm_of(i.slot).env) {
+        let recipe = self.recipe_of(i.slot);
+        cmd.args(&filled[1..]).current_dir(&recipe.dir).stdin(Stdio::null());
+        for (k, v) in recipe.env.iter().chain(&self.arm_of(i.slot).env) {
             cmd.env(k, fill(v, &vars).map_err(BenchError::Setup)?);
         }
         Ok(cmd)
@@ -163,7 +255,7 @@ impl RecipeStack {
         self.run_commands(i, "reset", &self.recipe.reset_commands, env)?;
         for p in &self.recipe.reset_remove {
             let p = PathBuf::from(fill(p, &vars).map_err(BenchError::Setup)?);
-            self.remove(&p)?;
+            self.remove(i.slot, &p)?;
         }
         std::fs::create_dir_all(&i.state).map_err(|e| BenchError::Setup(format!("{}: {e}", i.state.display())))?;
         let Some(seed) = &self.recipe.seed else { return Ok(()) };
@@ -196,12 +288,13 @@ impl RecipeStack {
 
     /// Removes `p` if it is the instances' own state or inside the recipe's
     /// directories: a recipe's reset must not reach anything else.
-    fn remove(&self, p: &Path) -> Result<(), BenchError> {
+    fn remove(&self, slot: Slot, p: &Path) -> Result<(), BenchError> {
         if !p.exists() {
             return Ok(());
         }
         let canon = p.canonicalize().unwrap_or_else(|_| p.to_owned());
-        let allowed = [&self.root, &self.recipe.dir, &self.recipe.file.parent().unwrap_or(Path::new(".")).to_owned()]
+        let recipe = self.recipe_of(slot);
+        let allowed = [&self.root, &recipe.dir, &recipe.file.parent().unwrap_or(Path::new(".")).to_owned()]
             .iter()
             .filter_map(|d| d.canonicalize().ok())
             .any(|d| canon.starts_with(&d) && canon != d);
@@ -209,7 +302,7 @@ impl RecipeStack {
             return Err(BenchError::Setup(format!(
                 "{}: reset.remove names {}, which is outside the instances' state and the recipe's directories; \
                  remove only state the worker writes (the default is {{state}})",
-                self.recipe.file.display(),
+                recipe.file.display(),
                 p.display()
             )));
         }
@@ -273,7 +366,7 @@ impl RecipeStack {
                 let vars = self.vars(i);
                 let start: Vec<String> =
                     self.arm_of(i.slot).start.iter().map(|a| fill(a, &vars).unwrap_or_else(|_| a.clone())).collect();
-                format!("{} on port {}: `{}` in {}", i.name, i.port, start.join(" "), self.recipe.dir.display())
+                format!("{} on port {}: `{}` in {}", i.name, i.port, start.join(" "), self.recipe_of(i.slot).dir.display())
             })
             .collect()
     }
@@ -293,6 +386,10 @@ impl Slot {
             Slot::Off => "arm-off",
             Slot::On => "arm-on",
             Slot::OffTwin => "arm-off-twin",
+            Slot::Base => "base",
+            Slot::BaseTwin => "base-twin",
+            Slot::Head => "head",
+            Slot::HeadTwin => "head-twin",
         }
     }
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use super::recipe_stack::{RecipeStack, Slot};
+use super::recipe_stack::{RecipeStack, Slot, StackInputs};
 use super::servers::{self, LocalServer, Secrets, ServerSpec, Workspace};
 use super::{BenchError, BenchOptions, Env};
 use crate::target::worker::{get_health, Health, HealthCache};
@@ -327,36 +327,8 @@ fn from_recipe(
     dir: &Path,
     notes: &mut Vec<String>,
 ) -> Result<Targets, BenchError> {
-    let fresh = || hex::encode(rand::random::<[u8; 16]>());
-    let secret = fresh();
-    let per_seed = super::seeding::users_per_seed(scenarios, 0);
-    let seed = recipe.seed.as_ref();
-    let seeded = seed.is_some_and(|s| s.template.is_some() || s.protocol.is_some());
-    // A target seeded by its own protocol derives credentials from its secret.
-    let by_protocol = seed.is_some_and(|s| s.protocol.is_some());
-    let users_secret = match (opts.users_secret.clone().or_else(|| recipe.users_secret.clone()), by_protocol) {
-        (_, true) => secret.clone(),
-        (Some(s), false) => s,
-        (None, false) if !seeded && !per_seed.is_empty() => {
-            return Err(BenchError::Setup(format!(
-                "{}: the scenarios use [users] ({} users) but the recipe seeds nothing: give --users-secret (the \
-                 secret the target's users were exported with by `harness users`), or a [seed] that creates them",
-                recipe.file.display(),
-                per_seed.values().sum::<u32>()
-            )))
-        }
-        (None, false) => fresh(),
-    };
-    let users = match seed.and_then(|s| s.template.as_ref()) {
-        Some(template) => {
-            let rows = crate::user_file::rows(&users_secret, &per_seed);
-            Some(crate::user_file::render_template(&rows, template).map_err(BenchError::Setup)?)
-        }
-        None => None,
-    };
-    let stamp = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let state_root = std::env::temp_dir().join(format!("harness-recipe-{}-{stamp}", std::process::id()));
-    let stack = RecipeStack::open(recipe.clone(), state_root, dir.join("logs"), users, per_seed, secret, users_secret)?;
+    let inputs = StackInputs::for_scenarios(recipe, opts.users_secret.clone(), scenarios, dir)?;
+    let stack = RecipeStack::open(recipe.clone(), inputs)?;
     notes.push(format!("target: {} (recipe {})", recipe.describes, recipe.file.display()));
     notes.push(format!("design: {}", recipe.design()));
     notes.extend(stack.describe().into_iter().map(|d| format!("instance {d}")));

@@ -46,6 +46,19 @@ struct RawRecipe {
     #[serde(default)]
     stop_signal: Option<String>,
     arms: RawArms,
+    #[serde(default)]
+    gate: RawGate,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    #[serde(default)]
+    arm: Option<String>,
+    #[serde(default)]
+    build: Vec<Vec<String>>,
+    #[serde(default)]
+    share: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -145,6 +158,23 @@ pub struct Recipe {
     pub stop_signal: i32,
     /// A then B.
     pub arms: [Arm; 2],
+    /// How `harness gate` runs two builds of the worker's repository.
+    pub gate: Gate,
+}
+
+/// What `harness gate` needs beyond a bench (`[gate]`): which arm is the worker
+/// as it deploys (its start, vars and env; its switch value is never sent), the
+/// commands that build a checkout, and the installed dependencies a second
+/// checkout borrows from the first instead of installing them again.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// Index into `Recipe::arms`.
+    pub arm: usize,
+    /// Run in order in each build's directory (`dir` of its checkout).
+    pub build: Vec<Vec<String>>,
+    /// Paths relative to `dir` linked from the head's checkout into the base's
+    /// (`node_modules`).
+    pub share: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -320,6 +350,19 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         Some("SIGINT") => libc::SIGINT,
         Some(other) => return Err(at("stop_signal", format!("{other:?}: expected \"SIGTERM\" or \"SIGINT\""))),
     };
+    let gate = Gate {
+        arm: match raw.gate.arm.as_deref() {
+            Some("a") => 0,
+            Some("b") => 1,
+            None => usize::from(b.cache == CacheRole::On),
+            Some(other) => return Err(at("gate.arm", format!("{other:?}: expected \"a\" or \"b\""))),
+        },
+        build: raw.gate.build.iter().map(|c| expand_all("gate.build", c)).collect::<Result<_, _>>()?,
+        share: raw.gate.share.iter().map(|p| expand("gate.share", p)).collect::<Result<_, _>>()?,
+    };
+    if let Some(bad) = gate.share.iter().find(|p| Path::new(p).is_absolute() || p.contains("..")) {
+        return Err(at("gate.share", format!("{bad:?}: give a path inside `dir` (e.g. \"node_modules\")")));
+    }
     let recipe = Recipe {
         file: path.to_owned(),
         name: raw.name,
@@ -338,6 +381,7 @@ pub fn parse(path: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> R
         switch: raw.switch.map(|s| Switch { header: s.header, headers: s.headers }),
         stop_signal,
         arms: [a, b],
+        gate,
     };
     recipe.check_placeholders().map_err(|e| at("placeholder", e))?;
     Ok(recipe)
@@ -351,6 +395,23 @@ impl Recipe {
         } else {
             &self.arms[1]
         }
+    }
+
+    /// The same recipe for another checkout of its repository: every path under
+    /// `from` (the head's tree) moved under `to` (the base's), so each build runs
+    /// from its own tree with the head's instructions.
+    pub fn rebased(&self, from: &Path, to: &Path) -> Recipe {
+        let move_path = |p: &Path| {
+            let abs = p.canonicalize().unwrap_or_else(|_| p.to_owned());
+            abs.strip_prefix(from).map_or_else(|_| p.to_owned(), |rest| to.join(rest))
+        };
+        let mut r = self.clone();
+        r.file = move_path(&self.file);
+        r.dir = move_path(&self.dir);
+        if let Some(seed) = &mut r.seed {
+            seed.template = seed.template.as_deref().map(move_path);
+        }
+        r
     }
 
     /// Every placeholder an instance of `arm` fills, with these values.
@@ -385,6 +446,7 @@ impl Recipe {
                 .start
                 .iter()
                 .chain(self.reset_commands.iter().flatten())
+                .chain(self.gate.build.iter().flatten())
                 .chain(&self.reset_remove)
                 .chain(seeds)
                 .chain(arm.env.values())

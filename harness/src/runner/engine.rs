@@ -52,7 +52,7 @@ impl Arm {
         Arm { client, other, record: RefCell::new(record) }
     }
 
-    /// The connections to its own server, or (`crossed`) to the other arm's.
+    /// The connections to its own server, or (`crossed`) to its second one (the other arm's, or its twin).
     pub(super) fn client(&self, crossed: bool) -> &HttpClient {
         match (&self.other, crossed) {
             (Some(other), true) => other,
@@ -108,7 +108,7 @@ impl Shared {
     ) -> Shared {
         Shared {
             scenario: scenario.clone(),
-            // Two arms that each hold the other's connections cross servers.
+            // Two arms that each hold a second server (the other arm's, or a twin) alternate between their two.
             alternator: RefCell::new(ArmAlternator::new(
                 arms.len(),
                 arms.len() == 2 && arms.iter().all(|a| a.other.is_some()),

@@ -96,6 +96,11 @@ pub struct RunOptions {
     /// in every block of two pairs (one pair crossed, one not, in random order), so
     /// a difference between the servers cannot read as a difference between arms.
     pub cross_servers: bool,
+    /// A second server of each arm (A's, B's), for arms that are two builds and
+    /// cannot serve each other's requests (`harness gate`): each arm's iterations
+    /// go to both of its servers, balanced in every block of two pairs, so one
+    /// process's speed cannot read as a difference between the builds.
+    pub twins: Option<[String; 2]>,
     /// Set from outside (a signal handler) to stop the run as Ctrl-C would.
     pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Sending threads, each with its shard of this process's schedule (at least 1).
@@ -128,6 +133,7 @@ impl RunOptions {
             max_duration: None,
             http_client: crate::client::ClientKind::Auto,
             cross_servers: false,
+            twins: None,
             cancel: None,
             threads: 1,
             shard: crate::shard::Shard::WHOLE,
@@ -304,7 +310,8 @@ fn until_aligned(now: SystemTime, period: Duration) -> Duration {
     Duration::from_nanos(((period - since_epoch % period) % period) as u64)
 }
 
-/// The connections of one arm (and, when the arms cross servers, to the other's).
+/// The connections of one arm (and, when the arms cross servers, to the other's;
+/// with twins, to its own second server).
 fn arm_for(
     scenario: &Scenario,
     opts: &RunOptions,
@@ -314,13 +321,17 @@ fn arm_for(
 ) -> Result<Arm, RunError> {
     let client = client_of(scenario, opts, &spec.target)?;
     let mut record = ArmRecord::new(spec.clone(), client.kind, info.clone());
-    let crossed = opts.cross_servers && opts.arms.len() == 2;
-    let other = if crossed {
-        let other = &opts.arms[1 - i].target;
-        record.servers = vec![spec.target.clone(), other.clone()];
-        Some(client_of(scenario, opts, other)?)
-    } else {
-        None
+    let other = match (&opts.twins, opts.cross_servers && opts.arms.len() == 2) {
+        (Some(twins), _) if opts.arms.len() == 2 => Some(&twins[i]),
+        (_, true) => Some(&opts.arms[1 - i].target),
+        _ => None,
+    };
+    let other = match other {
+        Some(other) => {
+            record.servers = vec![spec.target.clone(), other.clone()];
+            Some(client_of(scenario, opts, other)?)
+        }
+        None => None,
     };
     Ok(Arm::new(client, other, record))
 }
