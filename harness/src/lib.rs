@@ -12,6 +12,7 @@ pub mod client;
 pub mod compare;
 pub mod cpu;
 pub mod findings;
+pub mod gate;
 pub mod merge;
 pub mod metrics;
 pub mod outdir;
@@ -39,4 +40,6 @@ pub mod exit {
     pub const GATE_FAILED: i32 = 1;
     pub const BAD_INPUT: i32 = 2;
     pub const UNREACHABLE_OR_INVALID: i32 = 3;
+    /// `harness gate`: not enough evidence within the budget to say either way.
+    pub const UNDETERMINED: i32 = 4;
 }

@@ -60,12 +60,13 @@ pub struct Staged {
 
 /// Runs `scenario` once (no `max`) or in stages; after each stage `judge` gets
 /// the merged results and the α of one look, and the run stops once its
-/// comparison is [`decided`].
+/// comparison is decided by `is_decided` ([`decided`] for claims and the headline).
 pub fn run_stages(
     scenario: &Scenario,
     opts: &RunOptions,
     max: Option<Duration>,
     alpha: f64,
+    is_decided: &dyn Fn(&Comparison) -> bool,
     mut judge: impl FnMut(&[ResultDoc], f64) -> Result<Option<Comparison>, String>,
 ) -> Result<Staged, RunError> {
     let stage =
@@ -99,14 +100,15 @@ pub fn run_stages(
         comparison = judge(&merged, look_alpha).map_err(RunError::Setup)?;
         let stop = merged.iter().any(|d| d.run.status != Status::Complete)
             || opts.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
-        if stop || comparison.as_ref().is_none_or(decided) {
+        if stop || comparison.as_ref().is_none_or(is_decided) {
             break;
         }
     }
     let files = last.expect("at least one look ran");
     let json = if looks > 1 { write_merged(&files, &merged)? } else { files.json };
     if let Some(c) = comparison.as_mut().filter(|_| max.is_some()) {
-        c.notes.push(note(c, looks, planned, &merged, alpha));
+        let done = is_decided(c);
+        c.notes.push(note(done, looks, planned, &merged, alpha));
     }
     Ok(Staged { arms: merged, comparison, looks, planned_looks: planned, json, hlogs })
 }
@@ -122,9 +124,9 @@ fn write_merged(files: &RunFiles, merged: &[ResultDoc]) -> Result<PathBuf, RunEr
     Ok(path)
 }
 
-fn note(c: &Comparison, looks: u32, planned: u32, merged: &[ResultDoc], alpha: f64) -> String {
+fn note(done: bool, looks: u32, planned: u32, merged: &[ResultDoc], alpha: f64) -> String {
     let traffic = merged.first().map_or(0.0, |d| d.run.measured_s);
-    let outcome = if decided(c) { "decided" } else { "still undecided (the budget is spent)" };
+    let outcome = if done { "decided" } else { "still undecided (the budget is spent)" };
     format!(
         "--until-decided: {outcome} after {looks} of at most {planned} looks, {traffic:.0} s of measured traffic; \
          every look's CIs have confidence {:.2} % (α = {alpha} spent evenly over the {planned} looks), so the \

@@ -197,7 +197,7 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
 }
 
 /// A recipe's scenarios: `scenarios/*.toml` beside it, in name order.
-fn recipe_scenarios(dir: &std::path::Path) -> Result<Vec<PathBuf>, Fail> {
+pub(super) fn recipe_scenarios(dir: &std::path::Path) -> Result<Vec<PathBuf>, Fail> {
     let sdir = dir.join("scenarios");
     let mut found: Vec<PathBuf> = std::fs::read_dir(&sdir)
         .map_err(|e| bad(format!("no scenarios given and none beside the recipe ({}): {e}", sdir.display())))?

@@ -7,6 +7,7 @@
 mod ab;
 mod bench;
 mod compare;
+mod gate;
 mod merge;
 mod report;
 mod run;
@@ -227,6 +228,13 @@ enum Command {
     /// keys and their SHA-256 as a target stores them) as CSV, JSON or through a
     /// template for the target's own schema (e.g. SQL inserts): seeds any worker.
     Users(users::UsersArgs),
+    /// A regression gate between two builds of a worker: two git refs (base, and
+    /// head = the working tree by default) built and started as a recipe says, or
+    /// two deployed URLs, run side by side as interleaved A/Bs (two instances per
+    /// build, balanced); a pre-declared primary (p50 of all requests per scenario)
+    /// decides against a tolerance. Exit: 0 no regression, 1 regression, 4
+    /// undetermined (not enough evidence: never a pass), 2 bad input, 3 a server failed.
+    Gate(gate::GateArgs),
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -461,5 +469,6 @@ fn dispatch(cli: Cli) -> Result<i32, Fail> {
         Command::Merge(args) => merge::merge(args),
         Command::Seed(args) => seed::seed(args),
         Command::Users(args) => users::users(args),
+        Command::Gate(args) => gate::gate(args),
     }
 }

@@ -60,7 +60,7 @@ pub(super) fn run(args: RunArgs) -> Result<i32, Fail> {
     let mut code = exit::PASS;
     let copts = CompareOptions { max_regression, ..CompareOptions::default() };
     for sc in &scenarios {
-        let staged = sequential::run_stages(sc, &opts, load.until_decided, copts.alpha, |docs, alpha| {
+        let staged = sequential::run_stages(sc, &opts, load.until_decided, copts.alpha, &sequential::decided, |docs, alpha| {
             baseline
                 .as_ref()
                 .map(|base| compare::compare(base, &docs[0], false, &[], &CompareOptions { alpha, ..copts.clone() }))
