@@ -253,7 +253,12 @@ fn open_refs(
     let head_recipe = crate::recipe::load(&head_tree.root.join(&relative)).map_err(setup)?;
     let head_root = head_tree.root.canonicalize().unwrap_or(head_tree.root.clone());
     let base_recipe = head_recipe.rebased(&head_root, &base_tree.root);
-    trees::share(&head_recipe.dir, &base_recipe.dir, &head_recipe.gate.share).map_err(setup)?;
+    // Dependencies installed in the working tree are borrowed by each worktree.
+    let installed = crate::recipe::load(recipe_path).map_err(setup)?.dir;
+    let checkouts = if head.is_some() { vec![&base_recipe, &head_recipe] } else { vec![&base_recipe] };
+    for checkout in checkouts {
+        trees::share(&installed, &checkout.dir, &head_recipe.gate.share).map_err(setup)?;
+    }
     let logs = opts.out.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| BenchError::Setup(format!("{}: {e}", logs.display())))?;
     for (tree, recipe) in [(&base_tree, &base_recipe), (&head_tree, &head_recipe)] {

@@ -101,14 +101,15 @@ pub fn checkout(root: &Path, side: &str, given: &str, commit: &str) -> Result<Tr
 pub fn share(from: &Path, to: &Path, paths: &[String]) -> Result<(), String> {
     for p in paths {
         let (source, link) = (from.join(p), to.join(p));
-        if link.symlink_metadata().is_ok() {
+        if link.exists() {
             continue;
         }
-        if !source.exists() {
-            return Err(format!(
-                "[gate] share names {p:?}, which {} does not have: install it there first",
-                from.display()
-            ));
+        let source = source.canonicalize().map_err(|_| {
+            format!("[gate] share names {p:?}, which {} does not have: install it there first", from.display())
+        })?;
+        if link.symlink_metadata().is_ok() {
+            // A link left dangling (its target moved): made again below.
+            std::fs::remove_file(&link).map_err(|e| format!("cannot replace {}: {e}", link.display()))?;
         }
         if let Some(parent) = link.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
