@@ -254,18 +254,46 @@ fn the_workflow_is_valid_and_runs_what_the_readme_says() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let text = std::fs::read_to_string(&workflow).unwrap();
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
     // The README's test command, run as its steps.
     assert!(readme.contains("scripts/setup && scripts/test"));
-    for step in
-        ["run: scripts/setup", "run: scripts/test", "scripts/bench --quick", "GITHUB_STEP_SUMMARY", "--max-regression"]
-    {
-        assert!(text.contains(step), "the workflow lacks {step:?}");
+    let out = Command::new(pytool("python"))
+        .args(["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))"])
+        .arg(&workflow)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let flow: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Every run step in bash with pipefail: a status piped into tee must get through.
+    assert_eq!(flow["defaults"]["run"]["shell"], "bash", "run steps in bash (pipefail)");
+    let runs = |job: &str| -> Vec<String> {
+        flow["jobs"][job]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["run"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let bench = runs("bench");
+    for step in ["scripts/setup", "scripts/test"] {
+        assert!(bench.iter().any(|r| r == step), "the bench job runs {step}: {bench:?}");
     }
-    // Run steps pipe the gate into tee: only bash with pipefail lets its exit code through.
-    let defaults = text.split("defaults:").nth(1).expect("the job sets defaults for its run steps");
-    assert!(defaults.trim_start().starts_with("run:\n        shell: bash"), "run steps in bash (pipefail)");
+    assert!(bench.iter().any(|r| r.contains("scripts/bench --quick") && r.contains("exit \"$code\"")));
+    // The gate: pull requests, the base's history fetched, the step whose
+    // behaviour tests/gate.rs checks, its summary on the run's page.
+    let gate = &flow["jobs"]["gate"];
+    assert!(gate["if"].as_str().unwrap().contains("pull_request"));
+    let steps = gate["steps"].as_array().unwrap();
+    assert!(steps.iter().any(
+        |s| s["uses"].as_str().is_some_and(|u| u.starts_with("actions/checkout")) && s["with"]["fetch-depth"] == 0
+    ));
+    let step = steps.iter().find(|s| s["run"] == "scripts/ci-gate").expect("a step runs scripts/ci-gate");
+    assert!(step["env"]["GATE_BASE"].as_str().unwrap().contains("github.base_ref"), "{step}");
+    let script = std::fs::read_to_string(repo_root().join("scripts/ci-gate")).unwrap();
+    assert!(script.contains("--summary \"$GITHUB_STEP_SUMMARY\""), "the gate's table goes to the run's page");
+    // No gate against a bench stored by another runner at another time.
+    let text = std::fs::read_to_string(&workflow).unwrap();
+    assert!(!text.contains("--max-regression") && !text.contains("bench-baseline"), "no stored-baseline gate");
 }
 
 #[test]

@@ -90,9 +90,16 @@ pub(super) fn run_ab(
         JobKind::Layer(layer) => claims.iter().filter(|c| c.layer.as_deref() == Some(layer)).cloned().collect(),
         JobKind::Control | JobKind::ColdStart => Vec::new(),
     };
-    let staged = sequential::run_stages(job.scenario, &run_opts, opts.until_decided, opts.compare.alpha, &sequential::decided, |d, alpha| {
-        compare::compare(&d[0], &d[1], true, &judged, &CompareOptions { alpha, ..opts.compare.clone() }).map(Some)
-    })
+    let staged = sequential::run_stages(
+        job.scenario,
+        &run_opts,
+        opts.until_decided,
+        opts.compare.alpha,
+        &sequential::decided,
+        |d, alpha| {
+            compare::compare(&d[0], &d[1], true, &judged, &CompareOptions { alpha, ..opts.compare.clone() }).map(Some)
+        },
+    )
     .map_err(|e| match e {
         RunError::Unreachable(m) => format!("target unreachable: {m}"),
         RunError::Setup(m) => m,

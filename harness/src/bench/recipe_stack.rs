@@ -366,7 +366,13 @@ impl RecipeStack {
                 let vars = self.vars(i);
                 let start: Vec<String> =
                     self.arm_of(i.slot).start.iter().map(|a| fill(a, &vars).unwrap_or_else(|_| a.clone())).collect();
-                format!("{} on port {}: `{}` in {}", i.name, i.port, start.join(" "), self.recipe_of(i.slot).dir.display())
+                format!(
+                    "{} on port {}: `{}` in {}",
+                    i.name,
+                    i.port,
+                    start.join(" "),
+                    self.recipe_of(i.slot).dir.display()
+                )
             })
             .collect()
     }

@@ -75,10 +75,17 @@ pub(super) fn ab(args: AbArgs) -> Result<i32, Fail> {
     let mut run_opts = options(&load, arms)?;
     run_opts.cross_servers = target.len() == 2;
     let copts = compare_options(&compare);
-    let staged = sequential::run_stages(&sc, &run_opts, load.until_decided, copts.alpha, &sequential::decided, |docs, alpha| {
-        compare::compare(&docs[0], &docs[1], true, &claims, &compare::CompareOptions { alpha, ..copts.clone() })
-            .map(Some)
-    })?;
+    let staged = sequential::run_stages(
+        &sc,
+        &run_opts,
+        load.until_decided,
+        copts.alpha,
+        &sequential::decided,
+        |docs, alpha| {
+            compare::compare(&docs[0], &docs[1], true, &claims, &compare::CompareOptions { alpha, ..copts.clone() })
+                .map(Some)
+        },
+    )?;
     let docs = &staged.arms;
     print_terminal(docs, None)?;
     let logs: Vec<String> = staged.hlogs.iter().map(|p| p.display().to_string()).collect();

@@ -60,12 +60,15 @@ pub(super) fn run(args: RunArgs) -> Result<i32, Fail> {
     let mut code = exit::PASS;
     let copts = CompareOptions { max_regression, ..CompareOptions::default() };
     for sc in &scenarios {
-        let staged = sequential::run_stages(sc, &opts, load.until_decided, copts.alpha, &sequential::decided, |docs, alpha| {
-            baseline
-                .as_ref()
-                .map(|base| compare::compare(base, &docs[0], false, &[], &CompareOptions { alpha, ..copts.clone() }))
-                .transpose()
-        })?;
+        let staged =
+            sequential::run_stages(sc, &opts, load.until_decided, copts.alpha, &sequential::decided, |docs, alpha| {
+                baseline
+                    .as_ref()
+                    .map(|base| {
+                        compare::compare(base, &docs[0], false, &[], &CompareOptions { alpha, ..copts.clone() })
+                    })
+                    .transpose()
+            })?;
         let doc = &staged.arms[0];
         print_terminal(std::slice::from_ref(doc), None)?;
         let logs: Vec<String> = staged.hlogs.iter().map(|p| p.display().to_string()).collect();

@@ -57,12 +57,11 @@ pub struct Primary {
 impl Primary {
     /// `*:p50` (all requests' median), `tag:auth:p99`, `step:list:mean`.
     pub fn parse(text: &str) -> Result<Primary, String> {
-        let (series, metric) = text.rsplit_once(':').ok_or_else(|| {
-            format!("--primary {text:?}: expected SERIES:METRIC, e.g. \"*:p50\" or \"tag:auth:p99\"")
-        })?;
-        let metric = Metric::parse(metric).ok_or_else(|| {
-            format!("--primary {text:?}: unknown metric {metric:?}; one of p50, p90, p95, p99, mean")
-        })?;
+        let (series, metric) = text
+            .rsplit_once(':')
+            .ok_or_else(|| format!("--primary {text:?}: expected SERIES:METRIC, e.g. \"*:p50\" or \"tag:auth:p99\""))?;
+        let metric = Metric::parse(metric)
+            .ok_or_else(|| format!("--primary {text:?}: unknown metric {metric:?}; one of p50, p90, p95, p99, mean"))?;
         let series: SeriesKey = series.parse().map_err(|e| format!("--primary {text:?}: {e}"))?;
         if series.is_server_side() {
             return Err(format!(
@@ -138,7 +137,7 @@ pub fn decide(
     let tol = format!("{:.1} %", tolerance * 100.0);
     (d.outcome, d.reason) = if let Some(why) = invalid {
         (Outcome::Undetermined, format!("not judged: {why}"))
-    } else if !m.enough_samples || !(m.ci_low.is_finite() && m.ci_high.is_finite()) {
+    } else if !(m.enough_samples && m.ci_low.is_finite() && m.ci_high.is_finite()) {
         let need = primary.metric.min_samples();
         (Outcome::Undetermined, format!("too few requests for a {} (at least {need} per build)", primary.metric.name()))
     } else if m.ci_low > tolerance {

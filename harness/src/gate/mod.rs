@@ -177,6 +177,9 @@ pub fn run(opts: &GateOptions, env: &Env<'_>) -> Result<GateReport, BenchError> 
         ci_confidence = ci_confidence.min(confidence);
         decisions.append(&mut decided);
         runs.push(run);
+        if env.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(BenchError::Server("interrupted before every scenario was gated: no outcome".into()));
+        }
         if let Some(why) = stack.as_mut().and_then(RecipeStack::dead) {
             return Err(BenchError::Server(format!("an instance stopped during the run: {why}")));
         }
@@ -362,7 +365,11 @@ fn gate_scenario(
         planned_looks: staged.planned_looks,
         requests: [measured(&staged.arms[0]), measured(&staged.arms[1])],
         measured_s: staged.arms[0].run.measured_s,
-        answers: c.answers.as_ref().and_then(|a| a.series.get(crate::series::ALL_TEXT)).map(|t| (t.compared, t.mismatched)),
+        answers: c
+            .answers
+            .as_ref()
+            .and_then(|a| a.series.get(crate::series::ALL_TEXT))
+            .map(|t| (t.compared, t.mismatched)),
         shown: shown(&c),
     };
     Ok((run, decisions, confidence))

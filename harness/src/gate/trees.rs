@@ -43,9 +43,8 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
 
 /// The top of the repository `dir` is in.
 pub fn repo_root(dir: &Path) -> Result<PathBuf, String> {
-    let top = git(dir, &["rev-parse", "--show-toplevel"]).map_err(|e| {
-        format!("{} is not inside a git repository: the gate builds refs of one ({e})", dir.display())
-    })?;
+    let top = git(dir, &["rev-parse", "--show-toplevel"])
+        .map_err(|e| format!("{} is not inside a git repository: the gate builds refs of one ({e})", dir.display()))?;
     Ok(PathBuf::from(top))
 }
 
@@ -87,13 +86,34 @@ pub fn checkout(root: &Path, side: &str, given: &str, commit: &str) -> Result<Tr
         git(&dir, &["reset", "--quiet", "--hard", commit])?;
     } else {
         git(root, &["worktree", "prune"])?;
+        // A directory git no longer knows (restored from a CI cache into a new
+        // clone): checked out afresh, its untracked build output moved back in.
+        let kept = dir.with_extension("kept");
         if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+            let _ = std::fs::remove_dir_all(&kept);
+            std::fs::rename(&dir, &kept).map_err(|e| format!("cannot move {} aside: {e}", dir.display()))?;
         }
         let path = dir.to_string_lossy().into_owned();
         git(root, &["worktree", "add", "--quiet", "--detach", &path, commit])?;
+        if kept.exists() {
+            move_untracked(&kept, &dir)?;
+            std::fs::remove_dir_all(&kept).map_err(|e| format!("cannot clear {}: {e}", kept.display()))?;
+        }
     }
     Ok(Tree { side: side.into(), given: given.into(), commit: commit.into(), uncommitted: false, root: dir })
+}
+
+/// Moves every top-level entry of `from` that `to` lacks (build output, caches) into `to`.
+fn move_untracked(from: &Path, to: &Path) -> Result<(), String> {
+    let entries = std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    for entry in entries.flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_name() != ".git" && target.symlink_metadata().is_err() {
+            std::fs::rename(entry.path(), &target)
+                .map_err(|e| format!("cannot move {} back: {e}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Links each of `paths` (relative to the two `dir`s) from `from` into `to`
@@ -151,6 +171,17 @@ mod tests {
         assert_eq!(std::fs::read_to_string(again.root.join("f")).unwrap(), "two", "tracked files as committed");
         assert_eq!(std::fs::read_to_string(again.root.join("cache")).unwrap(), "warm", "build output kept");
         assert!(working_tree(&root).unwrap().commit == second);
+
+        // A new clone with the old worktree's directory restored (a CI cache):
+        // checked out afresh, the build output kept.
+        let clone = tempfile::tempdir().unwrap();
+        git(clone.path(), &["clone", "--quiet", &root.to_string_lossy(), "."]).unwrap();
+        let restored = clone.path().join(".git/harness-gate/base");
+        std::fs::create_dir_all(restored.join("target")).unwrap();
+        std::fs::write(restored.join("target/cache"), "warm").unwrap();
+        let fresh = checkout(clone.path(), "base", "HEAD~1", &first).unwrap();
+        assert_eq!(std::fs::read_to_string(fresh.root.join("f")).unwrap(), "one");
+        assert_eq!(std::fs::read_to_string(fresh.root.join("target/cache")).unwrap(), "warm");
     }
 
     #[test]
