@@ -133,6 +133,10 @@ fn the_gate_step_fails_a_slower_head_and_passes_an_unchanged_one() {
     assert_eq!(report["outcome"], "regression");
     let change = report["decisions"][0]["change"].as_f64().unwrap();
     assert!((0.5..1.5).contains(&change), "3 ms → 6 ms is about +100 %: {change}");
+    // 12 s of stages of 4 s: three looks, α = 5 % spent over them.
+    let level = report["ci_confidence"].as_f64().unwrap();
+    assert!((level - (1.0 - 0.05 / 3.0)).abs() < 1e-9, "each look's CI at 98.3 %: {level}");
+    assert!(md.contains("each CI at 98.33 %"), "{md}");
     assert_eq!(report["base"]["tree"]["commit"], base.as_str());
     assert_eq!(report["head"]["tree"]["commit"], slow.as_str());
     assert!(repo.path().join(".git/harness-gate/base/built").exists(), "the base was built in its own tree");

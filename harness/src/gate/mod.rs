@@ -158,7 +158,8 @@ pub fn run(opts: &GateOptions, env: &Env<'_>) -> Result<GateReport, BenchError> 
     };
     let mut decisions = Vec::new();
     let mut runs = Vec::new();
-    let mut ci_confidence = 1.0 - family_alpha;
+    // The least confidence any scenario's CIs had (each look's: α over decisions and looks).
+    let mut ci_confidence: f64 = 1.0;
     for sc in &opts.scenarios {
         let servers = match &mut stack {
             Some(stack) => {
