@@ -47,7 +47,8 @@ cache = "off"
 label = "on"
 cache = "on"
 [gate]
-build = [["python3", "-c", "open('built', 'w').write('ok')"]]
+# A placeholder, filled as in every other command of the recipe.
+build = [["python3", "-c", "open('{dir}/built', 'w').write('ok')"]]
 "#;
 
 const SCENARIO: &str = r#"

@@ -269,6 +269,18 @@ impl RecipeStack {
         self.run_commands(i, "seed", &seed.commands, env)
     }
 
+    /// Runs the recipe's `[gate] build` commands once per tree (the gate's base
+    /// and head instances), as the instance's other commands run: in its tree's
+    /// directory, with its placeholders filled and its environment.
+    pub fn build(&self, env: &Env<'_>) -> Result<(), BenchError> {
+        for i in self.instances.iter().filter(|i| matches!(i.slot, Slot::Base | Slot::Head)) {
+            let started = Instant::now();
+            self.run_commands(i, "build", &self.recipe_of(i.slot).gate.build, env)?;
+            env.observer.say(&format!("{}: built in {:.0} s", i.name, started.elapsed().as_secs_f64()));
+        }
+        Ok(())
+    }
+
     /// Runs the recipe's `what` commands for instance `i` to their end, each
     /// logged to `logs/<slot>-<what>-<k>.log`.
     fn run_commands(

@@ -30,10 +30,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::bench::recipe_stack::{RecipeStack, Slot, StackInputs};
-use crate::bench::servers::run_logged;
 use crate::bench::{BenchError, Env};
 use crate::compare::{self, CompareOptions, Comparison};
-use crate::recipe::Recipe;
 use crate::result::{ResultDoc, Status};
 use crate::runner::{ArmSpec, RunError, RunOptions};
 use crate::scenario::Scenario;
@@ -263,11 +261,6 @@ fn open_refs(
     for checkout in checkouts {
         trees::share(&installed, &checkout.dir, &head_recipe.gate.share).map_err(setup)?;
     }
-    let logs = opts.out.join("logs");
-    std::fs::create_dir_all(&logs).map_err(|e| BenchError::Setup(format!("{}: {e}", logs.display())))?;
-    for (tree, recipe) in [(&base_tree, &base_recipe), (&head_tree, &head_recipe)] {
-        build(tree, recipe, &logs, env)?;
-    }
     if head_tree.uncommitted {
         notes.push("head is the working tree with uncommitted changes".into());
     }
@@ -279,26 +272,10 @@ fn open_refs(
     ));
     let inputs = StackInputs::for_scenarios(&head_recipe, opts.users_secret.clone(), &opts.scenarios, &opts.out)?;
     let stack = RecipeStack::open_gate(head_recipe, base_recipe, inputs)?;
+    stack.build(env)?;
     notes.extend(stack.describe().into_iter().map(|d| format!("instance {d}")));
     let side = |tree: Tree| Side { label: tree.side.clone(), tree: Some(tree), urls: Vec::new() };
     Ok((stack, side(base_tree), side(head_tree)))
-}
-
-/// Runs the recipe's `[gate] build` commands in `tree`'s directory.
-fn build(tree: &Tree, recipe: &Recipe, logs: &Path, env: &Env<'_>) -> Result<(), BenchError> {
-    let short: String = tree.commit.chars().take(10).collect();
-    for (k, argv) in recipe.gate.build.iter().enumerate() {
-        let started = Instant::now();
-        let mut cmd = std::process::Command::new(&argv[0]);
-        cmd.args(&argv[1..]).current_dir(&recipe.dir);
-        for (key, value) in &recipe.env {
-            cmd.env(key, value);
-        }
-        let what = format!("{} ({short}): build command {k}", tree.side);
-        run_logged(cmd, &what, &logs.join(format!("{}-build-{k}.log", tree.side)), env.cancel, env.observer)?;
-        env.observer.say(&format!("{what} done in {:.0} s", started.elapsed().as_secs_f64()));
-    }
-    Ok(())
 }
 
 /// One scenario as an interleaved A/B of base against head, in stages until its
