@@ -182,9 +182,32 @@ fn the_gate_between_deployed_urls_says_all_three_outcomes() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("r/gate.json")).unwrap()).unwrap();
     assert!(report["design"].as_str().unwrap().starts_with("two deployed URLs per build"), "{}", report["design"]);
 
-    let out = gate_urls(&urls(&fast[..1]), &urls(&fast[2..]), &scenario, &dir.path().join("s"), &[]);
+    let out = gate_urls(&urls(&fast[..1]), &urls(&fast[2..]), &scenario, &dir.path().join("s"), &["--rate", "60"]);
     assert_eq!(out.status.code(), Some(0), "two equal servers: {}", said(&out));
     assert!(said(&out).contains("no regression"), "{}", said(&out));
+    // --rate replaces the scenario's 100 iterations per second, and says so.
+    let slower: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s/gate.json")).unwrap()).unwrap();
+    let load = slower["scenarios"][0]["load"].as_str().unwrap();
+    assert!(load.contains("60 iterations/s"), "{load}");
+    let requests = |r: &serde_json::Value| r["scenarios"][0]["requests"][0].as_f64().unwrap();
+    assert!(
+        requests(&slower) < 0.75 * requests(&report),
+        "{} at 60/s vs {} at 100/s",
+        requests(&slower),
+        requests(&report)
+    );
+    let md = std::fs::read_to_string(dir.path().join("s/summary.md")).unwrap();
+    assert!(md.contains("60 iterations/s"), "{md}");
+    let closed = dir.path().join("closed.toml");
+    std::fs::write(
+        &closed,
+        SCENARIO.replace("constant-arrival-rate\"", "constant-vus\"\nvus = 2").replace("rate = 100\n", ""),
+    )
+    .unwrap();
+    let out = gate_urls(&urls(&fast[..1]), &urls(&fast[2..]), &closed, &dir.path().join("c"), &["--rate", "60"]);
+    assert_eq!(out.status.code(), Some(2), "a rate for VUs: {}", said(&out));
+    assert!(said(&out).contains("closed model") && said(&out).contains("closed.toml"), "{}", said(&out));
 
     // Ten requests per build cannot give a median's CI: undetermined, never a pass.
     let few = dir.path().join("few.toml");

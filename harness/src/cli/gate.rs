@@ -55,6 +55,11 @@ pub struct GateArgs {
     /// Warm up at most this long per stage (default: the scenario's warm-up).
     #[arg(long, value_parser = parse_duration)]
     pub warmup: Option<Duration>,
+    /// Iterations per second (an arrival-rate scenario's rate; a ramp's peak),
+    /// instead of the scenario's. Four local instances share this machine: a rate
+    /// that overloads them makes the gate undetermined, not wrong.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
     /// Results, logs, gate.json and summary.md go here.
     #[arg(long, default_value = "reports/gate")]
     pub out: PathBuf,
@@ -92,6 +97,9 @@ pub(super) fn gate(args: GateArgs) -> Result<i32, Fail> {
             }
             if let Some(w) = args.warmup {
                 sc.load.warmup = sc.load.warmup.min(w);
+            }
+            if let Some(r) = args.rate {
+                sc.load.executor.set_rate(r).map_err(|e| bad(format!("--rate for {}: {e}", f.display())))?;
             }
             Ok(sc)
         })

@@ -118,6 +118,8 @@ pub struct ScenarioRun {
     pub comparison: String,
     pub looks: u32,
     pub planned_looks: u32,
+    /// The load model as run (after --rate, --duration and --warmup), in words.
+    pub load: String,
     /// Measured requests per build.
     pub requests: [u64; 2],
     pub measured_s: f64,
@@ -341,6 +343,7 @@ fn gate_scenario(
         comparison: rel(&comparison_path),
         looks: staged.looks,
         planned_looks: staged.planned_looks,
+        load: sc.load.executor.describe("", sc.load.think_time),
         requests: [measured(&staged.arms[0]), measured(&staged.arms[1])],
         measured_s: staged.arms[0].run.measured_s,
         answers: c

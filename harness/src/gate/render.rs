@@ -132,8 +132,8 @@ pub fn markdown(r: &GateReport) -> String {
         };
         let _ = writeln!(
             out,
-            "- {}: {} + {} measured requests over {:.0} s, {} of at most {} looks; {answers}",
-            s.scenario, s.requests[0], s.requests[1], s.measured_s, s.looks, s.planned_looks
+            "- {}: {} + {} measured requests over {:.0} s, {} of at most {} looks; {answers}. Each look: {}.",
+            s.scenario, s.requests[0], s.requests[1], s.measured_s, s.looks, s.planned_looks, s.load
         );
     }
     let _ = writeln!(out, "\nDesign: {}.\n", r.design);

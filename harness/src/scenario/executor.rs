@@ -171,6 +171,33 @@ impl Executor {
         }
     }
 
+    /// Run an open model at `rate` iterations per second at its peak (a ramp keeps
+    /// its shape, scaled). A closed model has no rate to set: its VUs pace it.
+    pub fn set_rate(&mut self, rate: f64) -> Result<(), String> {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(format!("a rate of {rate} iterations per second: give a positive number"));
+        }
+        match self {
+            Executor::ConstantArrivalRate { rate: r, .. } => *r = rate,
+            Executor::RampingArrivalRate { start_rate, stages } => {
+                let peak = stages.iter().map(|s| s.target).fold(*start_rate, f64::max);
+                if peak <= 0.0 {
+                    return Err("the ramp never rises above 0 iterations per second: there is no rate to scale".into());
+                }
+                let k = rate / peak;
+                *start_rate *= k;
+                stages.iter_mut().for_each(|s| s.target *= k);
+            }
+            Executor::ConstantVus { .. } | Executor::Iterations { .. } | Executor::ColdStart { .. } => {
+                return Err(format!(
+                    "{} is a closed model paced by its VUs, not by a rate: use a scenario with an arrival-rate executor",
+                    self.name()
+                ))
+            }
+        }
+        Ok(())
+    }
+
     /// The model in plain words (`harness validate`); `warm` describes the warm-up.
     pub fn describe(&self, warm: &str, think_time: Duration) -> String {
         let planned = |w| self.planned_iterations(w).unwrap_or(0.0).round();
@@ -224,5 +251,33 @@ impl Executor {
             }
             Executor::ColdStart { starts } => into["starts"] = (*starts).into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_replaces_a_constant_rate_and_scales_a_ramp_to_its_peak() {
+        let mut c = Executor::ConstantArrivalRate { rate: 100.0, duration: Duration::from_secs(30) };
+        c.set_rate(40.0).unwrap();
+        assert_eq!(c, Executor::ConstantArrivalRate { rate: 40.0, duration: Duration::from_secs(30) });
+        let stage = |target| Stage { target, duration: Duration::from_secs(10) };
+        let mut r = Executor::RampingArrivalRate { start_rate: 10.0, stages: vec![stage(200.0), stage(50.0)] };
+        r.set_rate(100.0).unwrap();
+        assert_eq!(r, Executor::RampingArrivalRate { start_rate: 5.0, stages: vec![stage(100.0), stage(25.0)] });
+    }
+
+    #[test]
+    fn a_closed_model_or_a_rate_that_is_not_one_is_refused() {
+        let mut v = Executor::ConstantVus { vus: 4, duration: Duration::from_secs(5) };
+        assert!(v.set_rate(10.0).unwrap_err().contains("closed model"));
+        let mut c = Executor::ConstantArrivalRate { rate: 100.0, duration: Duration::from_secs(30) };
+        for bad in [0.0, -1.0, f64::NAN] {
+            assert!(c.set_rate(bad).is_err(), "{bad}");
+        }
+        let mut flat = Executor::RampingArrivalRate { start_rate: 0.0, stages: vec![] };
+        assert!(flat.set_rate(10.0).is_err());
     }
 }
