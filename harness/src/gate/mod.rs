@@ -257,8 +257,12 @@ fn open_refs(
     let head_recipe = crate::recipe::load(&head_tree.root.join(&relative)).map_err(setup)?;
     let head_root = head_tree.root.canonicalize().unwrap_or(head_tree.root.clone());
     let base_recipe = head_recipe.rebased(&head_root, &base_tree.root);
-    // Dependencies installed in the working tree are borrowed by each worktree.
-    let installed = crate::recipe::load(recipe_path).map_err(setup)?.dir;
+    // Dependencies installed in the working tree are borrowed by each worktree:
+    // the recipe's directory as it lies in the working tree.
+    let installed = match head {
+        None => head_recipe.dir.clone(),
+        Some(_) => head_recipe.rebased(&head_root, &root.canonicalize().unwrap_or(root.clone())).dir,
+    };
     let checkouts = if head.is_some() { vec![&base_recipe, &head_recipe] } else { vec![&base_recipe] };
     for checkout in checkouts {
         trees::share(&installed, &checkout.dir, &head_recipe.gate.share).map_err(setup)?;
