@@ -68,6 +68,9 @@ pub enum Verdict {
     /// An arm failed more than [`MAX_ERROR_RATE`] of the series' requests: the
     /// speed of its remaining successes is no verdict.
     Failing,
+    /// The A/A control of the claim's scenario (the same arm on both sides)
+    /// called a difference: the intervals are not calibrated now, no verdict.
+    NotCalibrated,
 }
 
 impl Verdict {
@@ -82,6 +85,7 @@ impl Verdict {
             Verdict::NotMeasurable => "not measurable",
             Verdict::WrongAnswers => "wrong answers",
             Verdict::Failing => "failing",
+            Verdict::NotCalibrated => "not calibrated",
         }
     }
 
@@ -188,18 +192,21 @@ fn judge_metric_at(improvement: f64, lo: f64, hi: f64, range: [f64; 2], noise: f
         (Verdict::Confirmed, format!("{now}, {ci}, inside the claimed {low}–{high} %"))
     } else if lo > high {
         (Verdict::Exceeded, format!("{now}, {ci}, above the claimed {low}–{high} %"))
-    } else if improvement <= noise && hi < low {
-        let what = if hi < 0.0 && improvement < -noise {
+    } else if hi < low && lo > noise {
+        // The whole CI is below the range and clear of the noise band: an
+        // improvement, smaller than claimed.
+        (Verdict::Short, format!("{now}, {ci}, below the claimed {low}–{high} % but beyond the ±{noise} % noise band"))
+    } else if hi < low {
+        // Below the range, and the CI does not show an improvement beyond the
+        // noise band: the interval decides the words, not the point estimate.
+        let what = if hi < -noise {
             format!("it got slower: {now}, {ci}")
-        } else if improvement < -noise {
-            format!("no improvement shown: {now}, {ci}")
-        } else {
+        } else if hi <= noise {
             format!("no improvement beyond the ±{noise} % noise band: {now}, {ci}")
+        } else {
+            format!("no improvement shown: {now}, {ci}, which does not exclude none beyond the ±{noise} % noise band")
         };
         (Verdict::Refuted, format!("{what}, claimed {low}–{high} % faster"))
-    } else if hi < low {
-        let caveat = if lo <= 0.0 { " (the CI does not exclude no improvement)" } else { "" };
-        (Verdict::Short, format!("{now}, {ci}, below the claimed {low}–{high} %{caveat}"))
     } else {
         let edge = if lo < low { low } else { high };
         (
@@ -284,6 +291,13 @@ impl Claim {
                         m.a, m.b
                     ),
                 )
+            } else if m.metric == Metric::Mean && (s.error_rate_a > 0.0 || s.error_rate_b > 0.0) {
+                (
+                    Verdict::Inconclusive,
+                    "the mean is of successful responses, and requests failed: an arm that fails its slow \
+                     requests would look faster by it (the percentiles rank failures slowest)"
+                        .to_owned(),
+                )
             } else if !m.enough_samples {
                 (
                     Verdict::Inconclusive,
@@ -291,7 +305,13 @@ impl Claim {
                 )
             } else {
                 let level = crate::change::level_words(s.confidence);
-                judge_metric_at(imp, lo, hi, self.faster_by, noise * 100.0, &level)
+                let (v, why) = judge_metric_at(imp, lo, hi, self.faster_by, noise * 100.0, &level);
+                let why = if m.at_resolution {
+                    format!("{why} (the values are at their clock's resolution: the CI was widened to the neighbouring values)")
+                } else {
+                    why
+                };
+                (v, why)
             };
             reasons.push(format!("{}: {reason}", m.metric.name()));
             metrics.push(MetricVerdict { metric: m.metric, improvement: imp, ci_low: lo, ci_high: hi, verdict });
@@ -411,10 +431,19 @@ mod tests {
         let (v, why) = judge_metric(-17.9, -46.1, 9.0, [50.0, 60.0], 2.0);
         assert_eq!(v, Verdict::Refuted);
         assert!(why.contains("no improvement shown") && !why.contains("got slower"), "{why}");
-        // Below the range, faster beyond the noise band, CI not clear of zero: short.
-        assert_eq!(judge_metric(8.7, -0.3, 16.8, r, 2.0).0, Verdict::Short);
-        assert!(judge_metric(8.7, -0.3, 16.8, r, 2.0).1.contains("does not exclude"));
+        // The interval decides, not the point: 8.7 % faster at the point but the CI
+        // reaches below the noise band — no improvement shown, so refuted…
+        let (v, why) = judge_metric(8.7, -0.3, 16.8, r, 2.0);
+        assert_eq!(v, Verdict::Refuted);
+        assert!(why.contains("does not exclude none"), "{why}");
+        // …while a CI from 2.5 to 24 % faster is short (an improvement, smaller),
+        // even with the point inside the noise band's reach.
+        assert_eq!(judge_metric(3.0, 2.5, 24.0, r, 2.0).0, Verdict::Short);
         assert_eq!(judge_metric(1.0, -3.0, 5.0, r, 2.0).0, Verdict::Refuted);
+        // A CI reaching 24 % faster is not "no improvement": it is "not shown".
+        let (v, why) = judge_metric(11.0, -2.0, 24.0, r, 2.0);
+        assert_eq!(v, Verdict::Refuted);
+        assert!(why.contains("no improvement shown") && !why.contains("beyond the ±2 % noise band:"), "{why}");
         // Straddling an edge of the range: it may hold.
         assert_eq!(judge_metric(24.0, 20.0, 28.0, r, 2.0).0, Verdict::Inconclusive);
         assert!(judge_metric(24.0, 20.0, 28.0, r, 2.0).1.contains("edge at 25"));
@@ -441,6 +470,7 @@ mod tests {
                         ci_high: hi,
                         direction: crate::change::Direction::of(change, lo, hi, 0.02),
                         enough_samples: true,
+                        at_resolution: false,
                     }
                 })
                 .collect(),

@@ -3,8 +3,6 @@
 //! regression gate. Claims are judged on the result by `claims.rs`; analysis
 //! only, the exporters in `report/` print it.
 
-use std::collections::BTreeMap;
-
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -61,15 +59,16 @@ fn hold_speed_words(series: &mut [SeriesComparison], answers: Option<&AnswersDoc
         let Some((_, why)) = claims::held_back(s, answers.and_then(|a| a.series.get(&key)), &key) else { continue };
         let name = s.series.short_name();
         let speed = s.summary.strip_prefix(&format!("{name}: ")).unwrap_or(&s.summary).to_owned();
-        s.summary = format!("{name}: {why}; its successful responses alone: {speed}");
+        s.summary = format!("{name}: {why}; its latency, failures ranked slowest: {speed}");
     }
 }
 
 /// The false-discovery rate the exploratory series are marked at.
 pub const FDR_Q: f64 = 0.05;
 
-/// The successful responses of a series (its blocks hold only those); a file
-/// without blocks gives its corrected histogram, errors included.
+/// Every measured request of a series (its blocks; failures at
+/// [`crate::stats::FAILED_MS`]); a file without blocks gives its corrected
+/// histogram, failures at their own times.
 fn arm_series(s: &SeriesDoc) -> Result<ArmSeries, String> {
     let blocks = s.blocks.as_ref().map(|b| b.to_blocks());
     let dist = match &blocks {
@@ -79,15 +78,16 @@ fn arm_series(s: &SeriesDoc) -> Result<ArmSeries, String> {
     Ok(ArmSeries { dist, blocks, requests: s.requests, errors: s.errors })
 }
 
-/// Server-side timings are kept as one histogram per series: resampled per
-/// request; the series' requests and errors are those of `parent`.
-fn server_series(h: &crate::result::EncodedHistogram, parent: &SeriesDoc) -> Result<ArmSeries, String> {
-    Ok(ArmSeries {
-        dist: Dist::from_histogram(&h.decode()?),
-        blocks: None,
-        requests: parent.requests,
-        errors: parent.errors,
-    })
+/// A Server-Timing entry of `parent` (its successful responses): by time block
+/// when the result kept them (older files: its histogram, resampled per request);
+/// the series' requests and errors are those of `parent`.
+fn server_series(entry: &str, parent: &SeriesDoc) -> Result<ArmSeries, String> {
+    let blocks = parent.server_timing_blocks.get(entry).map(|b| b.to_blocks());
+    let dist = match &blocks {
+        Some(b) => b.dist(),
+        None => Dist::from_histogram(&parent.server_timing[entry].decode()?),
+    };
+    Ok(ArmSeries { dist, blocks, requests: parent.requests, errors: parent.errors })
 }
 
 /// Compares `a` (the baseline) with `b` (the candidate) and judges `claims` on
@@ -124,10 +124,9 @@ pub fn compare_arms(
             continue;
         }
         series.push(compare_series(&key, &arm_series(sa)?, &arm_series(sb)?, interleaved, opts, &mut rng));
-        let entries: BTreeMap<&String, _> =
-            sa.server_timing.iter().filter(|(k, _)| sb.server_timing.contains_key(*k)).collect();
-        for (entry, ha) in entries {
-            let (da, db) = (server_series(ha, sa)?, server_series(&sb.server_timing[entry], sb)?);
+        let entries: Vec<&String> = sa.server_timing.keys().filter(|k| sb.server_timing.contains_key(*k)).collect();
+        for entry in entries {
+            let (da, db) = (server_series(entry, sa)?, server_series(entry, sb)?);
             series.push(compare_series(&key.server_timing(entry), &da, &db, interleaved, opts, &mut rng));
         }
     }
@@ -136,6 +135,16 @@ pub fn compare_arms(
     let family: Vec<usize> =
         (0..series.len()).filter(|&i| !series[i].series.is_all() || series[i].series.is_server_side()).collect();
     crate::change::mark_fdr(&mut series, &family, FDR_Q);
+    // A per-series "faster" is a 95 % call; among many series some are chance.
+    for &i in &family {
+        let s = &mut series[i];
+        if !s.fdr_significant && s.metric(Metric::P50).is_some_and(|m| m.direction.is_called()) {
+            s.summary.push_str(&format!(
+                " (exploratory: not significant after the false-discovery correction over {} series)",
+                family.len()
+            ));
+        }
+    }
     let regressions = match opts.max_regression {
         None => Vec::new(),
         Some(limit) => regressions(&series, limit),
@@ -215,7 +224,7 @@ fn notes(a: &ResultDoc, b: &ResultDoc, interleaved: bool, series: &[SeriesCompar
     let mut notes = Vec::new();
     let by_request = series
         .iter()
-        .filter(|s| !s.series.is_server_side() && s.resampling == Resampling::Requests)
+        .filter(|s| s.resampling == Resampling::Requests)
         .map(|s| s.series.to_string())
         .collect::<Vec<_>>();
     if !by_request.is_empty() {
@@ -224,6 +233,16 @@ fn notes(a: &ResultDoc, b: &ResultDoc, interleaved: bool, series: &[SeriesCompar
              than {} of them), so they may be too narrow",
             by_request.join(", "),
             crate::stats::MIN_BLOCKS
+        ));
+    }
+    let by_ranks: Vec<String> =
+        series.iter().filter(|s| s.resampling == Resampling::LogShift).map(|s| s.series.to_string()).collect();
+    if !by_ranks.is_empty() {
+        notes.push(format!(
+            "{}: fewer than 100 separately recorded requests per arm, so p50's change is the Hodges–Lehmann \
+             factor of the two samples with its distribution-free (Moses) interval, not a bootstrap of two \
+             medians; it assumes independent samples that differ by a factor",
+            by_ranks.join(", ")
         ));
     }
     let only = |x: &ResultDoc, y: &ResultDoc| {

@@ -52,6 +52,25 @@ fn merge_blocks(a: Option<&BlocksDoc>, b: Option<&BlocksDoc>, offset: u64) -> Op
     }
 }
 
+/// Each Server-Timing entry's blocks of `a` and `b` (`b`'s moved `offset` later).
+fn merge_entry_blocks(
+    a: &BTreeMap<String, BlocksDoc>,
+    b: &BTreeMap<String, BlocksDoc>,
+    offset: u64,
+) -> BTreeMap<String, BlocksDoc> {
+    let entries: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    entries.into_iter().filter_map(|e| Some((e.clone(), merge_blocks(a.get(e), b.get(e), offset)?))).collect()
+}
+
+/// `s` with every block record moved `by` blocks later.
+fn shift_series(s: &mut SeriesDoc, by: u64) {
+    for b in s.blocks_mut() {
+        for c in &mut b.counts {
+            c[0] += by;
+        }
+    }
+}
+
 fn merge_series(a: &SeriesDoc, b: &SeriesDoc, offset: u64) -> Result<SeriesDoc, String> {
     let (corrected, ch) = add_histograms(&a.corrected, &b.corrected)?;
     let (raw, rh) = add_histograms(&a.raw, &b.raw)?;
@@ -80,6 +99,7 @@ fn merge_series(a: &SeriesDoc, b: &SeriesDoc, offset: u64) -> Result<SeriesDoc, 
         server_timing,
         server_timing_ms,
         blocks: merge_blocks(a.blocks.as_ref(), b.blocks.as_ref(), offset),
+        server_timing_blocks: merge_entry_blocks(&a.server_timing_blocks, &b.server_timing_blocks, offset),
         ..a.clone()
     };
     add_counts(&mut out.status, &b.status);
@@ -107,13 +127,29 @@ fn check_compatible(a: &ResultDoc, b: &ResultDoc) -> Result<(), String> {
 
 /// `later` appended to `earlier` (one arm, the same scenario, run after it).
 pub fn merge(earlier: &ResultDoc, later: &ResultDoc) -> Result<ResultDoc, String> {
+    merge_after(earlier, later, block_end(earlier))
+}
+
+/// The arms of a later stage appended to the same arms of the earlier ones
+/// (an interleaved run, stage by stage): every arm's later blocks move by the
+/// same offset, past the last block of any arm, so the block a joint bootstrap
+/// draws is the same stretch of time in every arm.
+pub fn merge_arms(earlier: &[ResultDoc], later: &[ResultDoc]) -> Result<Vec<ResultDoc>, String> {
+    let offset = earlier.iter().map(block_end).max().unwrap_or(0);
+    earlier.iter().zip(later).map(|(e, l)| merge_after(e, l, offset)).collect()
+}
+
+fn merge_after(earlier: &ResultDoc, later: &ResultDoc, offset: u64) -> Result<ResultDoc, String> {
     check_compatible(earlier, later)?;
-    let offset = block_end(earlier);
     let mut series = earlier.series.clone();
     for (key, b) in &later.series {
         let merged = match series.get(key) {
             Some(a) => merge_series(a, b, offset)?,
-            None => SeriesDoc { blocks: merge_blocks(None, b.blocks.as_ref(), offset), ..b.clone() },
+            None => {
+                let mut s = b.clone();
+                shift_series(&mut s, offset);
+                s
+            }
         };
         series.insert(key.clone(), merged);
     }
@@ -140,11 +176,7 @@ pub fn merge(earlier: &ResultDoc, later: &ResultDoc) -> Result<ResultDoc, String
 fn shifted(doc: &ResultDoc, blocks: u64, seconds: u64) -> ResultDoc {
     let mut out = doc.clone();
     for s in out.series.values_mut() {
-        if let Some(b) = s.blocks.as_mut() {
-            for c in &mut b.counts {
-                c[0] += blocks;
-            }
-        }
+        shift_series(s, blocks);
     }
     for i in &mut out.intervals {
         i.t += seconds;
@@ -155,7 +187,7 @@ fn shifted(doc: &ResultDoc, blocks: u64, seconds: u64) -> ResultDoc {
 /// Counts of one block and value given twice (two shards' share of one block)
 /// become one, in the order the bootstrap reads them (by block, then value).
 fn combine_blocks(doc: &mut ResultDoc) {
-    for b in doc.series.values_mut().filter_map(|s| s.blocks.as_mut()) {
+    for b in doc.series.values_mut().flat_map(SeriesDoc::blocks_mut) {
         let mut sums: BTreeMap<(u64, u64), u64> = BTreeMap::new();
         for [i, us, n] in &b.counts {
             *sums.entry((*i, *us)).or_insert(0) += n;
@@ -461,6 +493,7 @@ mod tests {
             raw: e,
             server_timing: BTreeMap::new(),
             server_timing_ms: BTreeMap::new(),
+            server_timing_blocks: BTreeMap::new(),
             blocks: Some(BlocksDoc { block_ms: 100, counts: blocks.to_vec() }),
             ops: Default::default(),
         }
@@ -536,6 +569,33 @@ mod tests {
         let mut modelled = b.clone();
         modelled.metadata.measurement = crate::result::Measurement::Modelled("kv-cold".into());
         assert!(merge(&a, &modelled).unwrap_err().contains("modelled: kv-cold"));
+    }
+
+    /// Two arms of a staged A/B whose first stages ended in different blocks
+    /// (arm B had nothing in block 3): the second stage's blocks move by one
+    /// offset, so block 4 is the same stretch of time in both arms.
+    #[test]
+    fn the_arms_of_a_later_stage_move_by_one_offset() {
+        let a = doc(series(&[1000, 2000], &[[0, 1000, 1], [3, 2000, 1]]));
+        let b = doc(series(&[1000], &[[1, 1000, 1]]));
+        let later = [doc(series(&[5000], &[[0, 5000, 1]])), doc(series(&[6000], &[[0, 6000, 1]]))];
+        let m = merge_arms(&[a, b], &later).unwrap();
+        let last = |d: &ResultDoc| d.series["*"].blocks.as_ref().unwrap().counts.last().copied();
+        assert_eq!((last(&m[0]), last(&m[1])), (Some([4, 5000, 1]), Some([4, 6000, 1])));
+    }
+
+    /// Server-Timing entries' blocks follow their series' blocks through a merge.
+    #[test]
+    fn server_timing_blocks_follow_their_series() {
+        let mut a = series(&[1000], &[[0, 1000, 1], [2, 1000, 1]]);
+        a.server_timing_blocks.insert("kv".into(), BlocksDoc { block_ms: 100, counts: vec![[2, 1000, 1]] });
+        let mut b = series(&[1000], &[[0, 1000, 1]]);
+        b.server_timing_blocks.insert("kv".into(), BlocksDoc { block_ms: 100, counts: vec![[0, 2000, 1]] });
+        b.server_timing_blocks.insert("d1".into(), BlocksDoc { block_ms: 100, counts: vec![[0, 3000, 1]] });
+        let m = merge(&doc(a), &doc(b)).unwrap();
+        let kv = &m.series["*"].server_timing_blocks["kv"].counts;
+        assert_eq!(kv, &vec![[2, 1000, 1], [3, 2000, 1]]);
+        assert_eq!(m.series["*"].server_timing_blocks["d1"].counts, vec![[3, 3000, 1]]);
     }
 
     /// A decoded histogram covers only the range its values needed: a later run

@@ -16,6 +16,16 @@ use crate::series::{SeriesKey, ALL_TEXT};
 
 /// 1 µs … 60 s at 3 significant digits (ARCHITECTURE.md, "Measurement").
 pub const HIGHEST_US: u64 = 60_000_000;
+
+/// Where a request that did not succeed — a transport error or time-out, a
+/// response that failed its checks, an iteration dropped because the target fell
+/// behind — stands in the comparison's evidence (the blocks): at the recording
+/// ceiling, slower than every success, as a request timed out at k6's default 60 s
+/// would be. So an arm cannot look faster by failing its slow requests: the
+/// percentiles rank its failures last. Successes are stored at their bucket's
+/// median-equivalent, never exactly this value, so the mean (of successes) can
+/// leave failures out (`stats::metrics`).
+pub const FAILED_US: u64 = HIGHEST_US;
 pub const SIGNIFICANT_DIGITS: u8 = 3;
 
 /// A histogram over 1 µs … 60 s. It starts small and grows to the largest value
@@ -72,9 +82,14 @@ pub struct SeriesStats {
     /// Server-Timing entry → µs.
     pub server_timing: BTreeMap<String, Histogram<u64>>,
     /// The corrected latencies again, by [`BLOCK_MS`] block of intended start:
-    /// block → µs (at the histogram's precision) → count. For the comparable
-    /// series only (not per cache outcome): the block bootstrap resamples them.
+    /// block → µs (at the histogram's precision) → count, every measured request
+    /// (failures at [`FAILED_US`]). For the comparable series only (not per cache
+    /// outcome): the block bootstrap resamples them.
     pub blocks: BTreeMap<u32, BTreeMap<u64, u64>>,
+    /// Each Server-Timing entry's µs by block, likewise (successes only): the
+    /// server's timings drift with the machine as the client's do, so their
+    /// intervals are resampled by time block too.
+    pub server_blocks: BTreeMap<String, BTreeMap<u32, BTreeMap<u64, u64>>>,
     /// Backend operations (`x-ops`) summed over the successful responses that
     /// reported them, and how many did: comparable series only.
     pub ops: Ops,
@@ -146,8 +161,9 @@ impl SeriesStats {
         for (entry, h) in &o.server_timing {
             add_histogram(self.server_timing.entry(entry.clone()).or_insert_with(new_histogram), h);
         }
-        for (block, values) in &o.blocks {
-            add_counts(self.blocks.entry(*block).or_default(), values);
+        add_blocks(&mut self.blocks, &o.blocks);
+        for (entry, blocks) in &o.server_blocks {
+            add_blocks(self.server_blocks.entry(entry.clone()).or_default(), blocks);
         }
         self.ops.add(&o.ops);
     }
@@ -156,6 +172,12 @@ impl SeriesStats {
 fn add_histogram(into: &mut Histogram<u64>, from: &Histogram<u64>) {
     // Both auto-resize from the same bounds: addition cannot fail short of memory.
     into.add(from).expect("histograms of one run add");
+}
+
+fn add_blocks(into: &mut BTreeMap<u32, BTreeMap<u64, u64>>, from: &BTreeMap<u32, BTreeMap<u64, u64>>) {
+    for (block, values) in from {
+        add_counts(into.entry(*block).or_default(), values);
+    }
 }
 
 /// Adds `from`'s counts into `into`, key by key.
@@ -180,6 +202,7 @@ impl Default for SeriesStats {
             cache: BTreeMap::new(),
             server_timing: BTreeMap::new(),
             blocks: BTreeMap::new(),
+            server_blocks: BTreeMap::new(),
             ops: Ops::default(),
         }
     }
@@ -229,6 +252,14 @@ pub struct Sample<'a> {
     /// A read-back answered but did not show the write: a stale read.
     pub stale: bool,
     /// The [`BLOCK_MS`] block of the measured part the request was meant to start in.
+    pub block: u32,
+}
+
+/// An iteration the open model dropped: how long it waited for a slot (a lower
+/// bound of the latency it would have had) and the block it was meant to start in.
+#[derive(Debug, Clone, Copy)]
+pub struct Censored {
+    pub waited_us: u64,
     pub block: u32,
 }
 
@@ -313,20 +344,22 @@ impl Recorder {
             for (layer, outcome) in &cache {
                 bump(st.cache.entry((*layer).to_owned()).or_default(), (*outcome).to_owned());
             }
-            // Server-side timings beside the client-side ones, for the series a
-            // comparison is made on (not repeated per cache outcome).
-            if i < with_timing && s.ok {
-                // Latency comparisons use successful responses; errors are compared
-                // as a rate beside them.
-                let us = st.corrected.median_equivalent(s.corrected_us.clamp(1, HIGHEST_US));
+            // The comparison's evidence, for the series a comparison is made on
+            // (not repeated per cache outcome): every request, a failure at
+            // FAILED_US; the server's timings and operations of successes only.
+            if i < with_timing {
+                let us =
+                    if s.ok { st.corrected.median_equivalent(s.corrected_us.clamp(1, HIGHEST_US)) } else { FAILED_US };
                 bump(st.blocks.entry(s.block).or_default(), us);
+            }
+            if i < with_timing && s.ok {
                 if let Some(ops) = reply.and_then(|r| r.ops.as_deref()) {
                     st.ops.add_header(ops);
                 }
-            }
-            if i < with_timing {
                 for (name, us) in &timings {
                     record(st.server_timing.entry((*name).to_owned()).or_insert_with(new_histogram), *us);
+                    let blocks = st.server_blocks.entry((*name).to_owned()).or_default();
+                    bump(blocks.entry(s.block).or_default(), *us);
                 }
             }
         }
@@ -345,25 +378,28 @@ impl Recorder {
     }
 
     /// An iteration that sent nothing: an error of `kind` in the series of the
-    /// step it would have run. One dropped after waiting `censored_us` for a slot
-    /// enters the corrected histogram at that value, a lower bound of the latency
-    /// it would have had (censored), so the tail does not lose it.
-    pub fn record_unsent(&mut self, series: &StepSeries, kind: ErrorKind, censored_us: Option<u64>) {
+    /// step it would have run. One the open model dropped (`censored`) enters the
+    /// corrected histogram at its wait, a lower bound of the latency it would have
+    /// had, so the displayed tail does not lose it, and the comparison's evidence
+    /// as a failure ([`FAILED_US`]). One that could not be rendered (a scenario
+    /// fault, not the target's) is an error only.
+    pub fn record_unsent(&mut self, series: &StepSeries, kind: ErrorKind, censored: Option<Censored>) {
         for key in &series.all {
             let st = series_mut(&mut self.series, key);
             st.requests += 1;
             st.errors += 1;
             bump(&mut st.error_kinds, kind);
-            if let Some(us) = censored_us {
-                record(&mut st.corrected, us);
+            if let Some(c) = censored {
+                record(&mut st.corrected, c.waited_us);
+                bump(st.blocks.entry(c.block).or_default(), FAILED_US);
             }
         }
         for key in &series.intervals {
             let iv = series_mut(&mut self.interval, key);
             iv.requests += 1;
             iv.errors += 1;
-            if let Some(us) = censored_us {
-                record(iv.corrected.get_or_insert_with(new_histogram), us);
+            if let Some(c) = censored {
+                record(iv.corrected.get_or_insert_with(new_histogram), c.waited_us);
             }
         }
     }
@@ -453,8 +489,9 @@ mod tests {
             if i % 2 == 0 { &mut one } else { &mut two }.record(&sample);
             both.record(&sample);
         }
-        one.record_unsent(&series[0], ErrorKind::Dropped, Some(700_000));
-        both.record_unsent(&series[0], ErrorKind::Dropped, Some(700_000));
+        let dropped = Some(Censored { waited_us: 700_000, block: 3 });
+        one.record_unsent(&series[0], ErrorKind::Dropped, dropped);
+        both.record_unsent(&series[0], ErrorKind::Dropped, dropped);
         one.add(&two);
         assert_eq!(one.series.keys().collect::<Vec<_>>(), both.series.keys().collect::<Vec<_>>());
         for (key, want) in &both.series {
@@ -463,6 +500,7 @@ mod tests {
             assert_eq!(got.raw, want.raw, "{key}");
             assert_eq!(got.server_timing, want.server_timing, "{key}");
             assert_eq!(got.blocks, want.blocks, "{key}");
+            assert_eq!(got.server_blocks, want.server_blocks, "{key}");
             assert_eq!(
                 (got.requests, got.errors, got.check_failures, got.stale_reads, got.bytes),
                 (want.requests, want.errors, want.check_failures, want.stale_reads, want.bytes),
@@ -511,15 +549,24 @@ mod tests {
         });
         let all = r.all().unwrap();
         assert_eq!((all.requests, all.errors, all.bytes), (4, 1, 30));
-        // Blocks hold every successful request of the comparable series once, by block.
-        assert!(!all.blocks.contains_key(&0), "the failed request is an error, not a latency");
+        // Blocks hold every request of the comparable series once, by block; the
+        // failed one ranks slower than every success, whatever its own time.
+        assert_eq!(all.blocks[&0].iter().collect::<Vec<_>>(), [(&FAILED_US, &1)]);
         assert_eq!(all.blocks[&3].keys().collect::<Vec<_>>(), [&all.corrected.median_equivalent(3000)]);
-        assert_eq!(all.blocks.values().flat_map(|b| b.values()).sum::<u64>(), 3);
+        assert_eq!(all.blocks.values().flat_map(|b| b.values()).sum::<u64>(), 4);
+        assert!((1..=3).all(|b| all.blocks[&b].keys().all(|us| *us != FAILED_US)), "successes are never at FAILED_US");
+        // Server timings are of successes: the failure carried none, and a
+        // response that fails its checks must not add its own.
+        assert_eq!(all.server_timing["total"].len(), 3);
+        assert_eq!(all.server_blocks["total"][&2].iter().collect::<Vec<_>>(), [(&2000, &1)]);
         // An iteration that sent nothing is an error; a dropped one enters the
-        // corrected histogram at its (censored) wait.
-        r.record_unsent(&series, ErrorKind::Dropped, Some(500_000));
+        // corrected histogram at its (censored) wait and the evidence as a failure;
+        // one the scenario could not render is an error only.
+        r.record_unsent(&series, ErrorKind::Dropped, Some(Censored { waited_us: 500_000, block: 7 }));
         r.record_unsent(&series, ErrorKind::Template, None);
         let all = r.all().unwrap();
+        assert_eq!(all.blocks[&7].iter().collect::<Vec<_>>(), [(&FAILED_US, &1)]);
+        assert_eq!(all.blocks.values().flat_map(|b| b.values()).sum::<u64>(), 5);
         assert_eq!((all.requests, all.errors), (6, 3));
         assert_eq!((all.error_kinds[&ErrorKind::Dropped], all.error_kinds[&ErrorKind::Template]), (1, 1));
         assert_eq!(all.corrected.len(), 5);

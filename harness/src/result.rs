@@ -74,6 +74,10 @@ pub struct SeriesDoc {
     /// per-cache-outcome series and in files written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocks: Option<BlocksDoc>,
+    /// Each Server-Timing entry's µs by time block (successes only), for the
+    /// block bootstrap of the server-side series.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub server_timing_blocks: BTreeMap<String, BlocksDoc>,
     /// The target's backend operations (`x-ops`) over the successful responses,
     /// when it reports them (comparable series only).
     #[serde(default, skip_serializing_if = "Ops::is_empty")]
@@ -100,7 +104,8 @@ impl BlocksDoc {
         }
     }
 
-    /// In milliseconds, for the bootstrap.
+    /// In milliseconds, for the bootstrap ([`crate::recorder::FAILED_US`] becomes
+    /// [`crate::stats::FAILED_MS`]).
     pub fn to_blocks(&self) -> crate::stats::Blocks {
         let mut out = crate::stats::Blocks { unit_ms: self.block_ms, blocks: Vec::new() };
         for [b, us, c] in &self.counts {
@@ -115,6 +120,11 @@ impl BlocksDoc {
 }
 
 impl SeriesDoc {
+    /// Every time-block record it holds: all requests', then each server entry's.
+    pub fn blocks_mut(&mut self) -> impl Iterator<Item = &mut BlocksDoc> {
+        self.blocks.iter_mut().chain(self.server_timing_blocks.values_mut())
+    }
+
     pub fn from_stats(s: &SeriesStats) -> SeriesDoc {
         SeriesDoc {
             requests: s.requests,
@@ -132,6 +142,7 @@ impl SeriesDoc {
             server_timing: s.server_timing.iter().map(|(k, h)| (k.clone(), EncodedHistogram::encode(h))).collect(),
             server_timing_ms: s.server_timing.iter().map(|(k, h)| (k.clone(), Percentiles::of(h))).collect(),
             blocks: (!s.blocks.is_empty()).then(|| BlocksDoc::of(&s.blocks)),
+            server_timing_blocks: s.server_blocks.iter().map(|(k, b)| (k.clone(), BlocksDoc::of(b))).collect(),
             ops: s.ops.clone(),
         }
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::claims::Verdict;
 use crate::compare::{Comparison, Direction};
-use crate::merge::merge;
+use crate::merge::merge_arms;
 use crate::result::{AbDoc, ResultDoc, RunFiles, Status};
 use crate::runner::{self, RunError, RunOptions};
 use crate::scenario::Scenario;
@@ -85,16 +85,9 @@ pub fn run_stages(
             stage_opts.stem = opts.stem.as_ref().map(|s| format!("{s}-look{looks}"));
         }
         let outcome = runner::run(scenario, &stage_opts)?;
-        merged = if merged.is_empty() {
-            outcome.arms.iter().map(|a| a.doc.clone()).collect()
-        } else {
-            merged
-                .iter()
-                .zip(&outcome.arms)
-                .map(|(m, a)| merge(m, &a.doc))
-                .collect::<Result<_, _>>()
-                .map_err(RunError::Setup)?
-        };
+        let stage_docs: Vec<ResultDoc> = outcome.arms.iter().map(|a| a.doc.clone()).collect();
+        merged =
+            if merged.is_empty() { stage_docs } else { merge_arms(&merged, &stage_docs).map_err(RunError::Setup)? };
         hlogs.push(outcome.files.hlog.clone());
         last = Some(outcome.files);
         comparison = judge(&merged, look_alpha).map_err(RunError::Setup)?;

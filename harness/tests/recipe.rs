@@ -152,14 +152,16 @@ fn bench_and_check(crossed: bool) {
     assert_eq!(offered("health"), false);
     let runs = summary["runs"].as_array().unwrap();
     let names: Vec<&str> = runs.iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["first", "second", "A/A control"]);
-    assert_eq!(runs[2]["control"], true);
+    // Each scenario has its own A/A control: its verdicts are held to it.
+    assert_eq!(names, ["first", "second", "A/A control first", "A/A control second"]);
+    assert_eq!((runs[2]["control"].clone(), runs[3]["control"].clone()), (true.into(), true.into()));
+    assert_eq!((runs[2]["scenario"].as_str(), runs[3]["scenario"].as_str()), (Some("first"), Some("second")));
     assert!(runs[0]["answers"]["series"]["*"]["mismatched"].as_u64().unwrap() > 0, "the wrong cache is seen");
     assert_eq!(runs[2]["answers"]["series"]["*"]["mismatched"], 0, "cache off on two instances agrees");
     let instances =
         summary["notes"].as_array().unwrap().iter().filter(|n| n.as_str().unwrap().starts_with("instance ")).count();
     assert_eq!(instances, if crossed { 2 } else { 3 }, "a tied design adds a second cache-off instance");
-    for name in ["first", "second", "A-A-control"] {
+    for name in ["first", "second", "A-A-control-first", "A-A-control-second"] {
         let doc: serde_json::Value =
             serde_json::from_slice(&std::fs::read(bench_dir.join(format!("results/{name}.json"))).unwrap()).unwrap();
         for arm in doc["arms"].as_array().unwrap() {

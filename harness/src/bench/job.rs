@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::observer::FinishedJob;
 use super::run::JobContext;
 use super::{AbStatus, AbSummary, Observer};
-use crate::claims::{Claim, Verdict};
+use crate::claims::{Claim, ClaimVerdict, Verdict};
 use crate::compare::{self, CompareOptions, Comparison};
 use crate::findings::{rows, status_of};
 use crate::result::{self, Measurement, ResultDoc};
@@ -154,6 +154,24 @@ impl AbJob<'_> {
     }
 }
 
+/// A claim judged on a run that is not valid is no verdict: it reads
+/// inconclusive and says why (its latency's verdict kept in the reason).
+fn unless_invalid(c: &ClaimVerdict, status: AbStatus, reasons: &[String]) -> ClaimVerdict {
+    if status == AbStatus::Valid {
+        return c.clone();
+    }
+    ClaimVerdict {
+        verdict: Verdict::Inconclusive,
+        reason: format!(
+            "the run is {status} ({}): no verdict; the latency alone said {}: {}",
+            if reasons.is_empty() { "see its report".to_owned() } else { reasons.join("; ") },
+            c.verdict.as_str(),
+            c.reason
+        ),
+        ..c.clone()
+    }
+}
+
 /// File name of a job's report directory and result files.
 pub(super) fn slug(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect()
@@ -197,6 +215,12 @@ pub(super) fn summarize(
                 .map(|t| format!("{label}: {} {} (actual {:.3} {})", t.series, t.threshold, t.actual, t.unit)),
         );
     }
+    let claims = comparison
+        .claims
+        .iter()
+        .filter(|c| c.verdict != Verdict::NotMeasured)
+        .map(|c| unless_invalid(c, status, &invalid_reasons))
+        .collect();
     AbSummary {
         name: job.name.clone(),
         measurement: comparison.measurement.clone(),
@@ -220,9 +244,9 @@ pub(super) fn summarize(
         errors: all(a, |s| s.errors) + all(b, |s| s.errors),
         stale_reads: all(a, |s| s.stale_reads) + all(b, |s| s.stale_reads),
         thresholds_failed,
-        rows: rows(comparison, a, b),
+        rows: rows(comparison),
         answers: comparison.answers.clone(),
-        claims: comparison.claims.iter().filter(|c| c.verdict != Verdict::NotMeasured).cloned().collect(),
+        claims,
         report,
         result: source,
     }

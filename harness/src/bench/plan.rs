@@ -123,13 +123,19 @@ pub fn plan(
                 format_duration(s.load.executor.duration())
             ));
         }
-        total += run_time(s);
-        lines.push(format!(
-            "  {:<16} A/A cache-off on both sides (the noise floor), scenario {name}, {} warm-up + {} measured",
-            "A/A control",
-            format_duration(s.load.warmup),
-            format_duration(s.load.executor.duration())
-        ));
+    }
+    // Every warm scenario's A/A control (it needs the per-request switch).
+    if opts.bench_secret.is_some() {
+        for s in scenarios.iter().filter(|s| !is_cold(s)) {
+            total += run_time(s);
+            lines.push(format!(
+                "  {:<16} A/A cache-off on both sides (the noise floor of {}), {} warm-up + {} measured",
+                control_name(&s.name),
+                s.name,
+                format_duration(s.load.warmup),
+                format_duration(s.load.executor.duration())
+            ));
+        }
     }
     // Cold starts run last: they restart the cache-on server.
     for s in scenarios.iter().filter(|s| is_cold(s)) {
@@ -163,21 +169,29 @@ pub fn plan(
     (lines.join("\n"), total)
 }
 
-/// A recipe's plan: its scenarios, then the A/A control, each after a restart
-/// of its instances (reset and seeding take about as long as a start).
+/// The A/A control of scenario `name`: its verdicts are held to it.
+pub fn control_name(name: &str) -> String {
+    format!("A/A control {name}")
+}
+
+/// A recipe's plan: its scenarios, then each one's A/A control, each after a
+/// restart of its instances (reset and seeding take about as long as a start).
 fn recipe_plan(scenarios: &[Scenario], text: String, estimate: Duration) -> (String, Duration) {
     const RESTART: Duration = Duration::from_secs(15);
     let warm: Vec<&Scenario> = scenarios.iter().filter(|s| !is_cold(s)).collect();
-    let Some(s) = warm.iter().find(|s| s.name == "mixed").or(warm.last()) else { return (text, estimate) };
-    let line = format!(
-        "  {:<16} A/A the cache-off arm on two instances (the noise floor), scenario {}, {} warm-up + {} measured",
-        "A/A control",
-        s.name,
-        format_duration(s.load.warmup),
-        format_duration(s.load.executor.duration())
-    );
-    let total = estimate + s.load.warmup + s.load.executor.duration() + RESTART * (warm.len() as u32 + 1);
-    (format!("{text}\n{line}"), total)
+    let mut lines = vec![text];
+    let mut total = estimate + RESTART * (2 * warm.len() as u32);
+    for s in &warm {
+        lines.push(format!(
+            "  {:<16} A/A the cache-off arm on two instances (the noise floor of {}), {} warm-up + {} measured",
+            control_name(&s.name),
+            s.name,
+            format_duration(s.load.warmup),
+            format_duration(s.load.executor.duration())
+        ));
+        total += s.load.warmup + s.load.executor.duration();
+    }
+    (lines.join("\n"), total)
 }
 
 /// How many strategies `--strategies` names, for the plan printed before the
@@ -351,17 +365,25 @@ fn jobs_under<'a>(
         }
         jobs.push(job(named(&s.name), s, kind, pair(("cache-off", "off"), ("cache-on", "on"))));
     }
+    // Each scenario's A/A control: the same arm on both sides, two instances,
+    // in the design of the A/Bs (crossed when they are) — what the bench
+    // reports when there is nothing to find, for the verdicts of that scenario.
+    if targets.secret.is_some() {
+        let controlled: Vec<&'a Scenario> = scenarios
+            .iter()
+            .filter(|s| !is_cold(s) && jobs.iter().any(|j: &AbJob| j.scenario.name == s.name))
+            .collect();
+        for s in controlled {
+            let arms = pair(("cache-off", "off"), ("cache-off'", "off"));
+            jobs.push(job(named(&control_name(&s.name)), s, JobKind::Control, arms));
+        }
+    }
     match (ablation_scenario(scenarios, opts), &targets.secret) {
         (Some(s), Some(_)) => {
             for layer in LAYERS {
                 let arms = pair(("off", "off"), (&format!("only {layer}"), layer));
                 jobs.push(job(named(&format!("layer {layer}")), s, JobKind::Layer(layer), arms));
             }
-            // The same arm on both sides, two instances, in the design of the
-            // A/Bs (crossed when they are): what the bench reports when there is
-            // nothing to find.
-            let arms = pair(("cache-off", "off"), ("cache-off'", "off"));
-            jobs.push(job(named("A/A control"), s, JobKind::Control, arms));
         }
         (Some(_), None) => {
             skipped.push("per-layer ablation skipped: it needs --bench-secret (x-bench-cache)".to_owned())
@@ -396,13 +418,13 @@ fn recipe_jobs<'a>(
             job(s.name.clone(), s, JobKind::Scenario, arms)
         })
         .collect();
-    if let Some(s) = warm.iter().find(|s| s.name == "mixed").or(warm.last()) {
+    for s in warm {
         let twin = format!("{}'", off.label);
         let arms = match targets.twin() {
             Some(url) => vec![arm(&off.label, &targets.off, Vec::new()), arm(&twin, &url, Vec::new())],
             None => vec![arm_on(&off.label, off, &targets.off), arm_on(&twin, off, &targets.on)],
         };
-        jobs.push(job("A/A control".into(), s, JobKind::Control, arms));
+        jobs.push(job(control_name(&s.name), s, JobKind::Control, arms));
     }
     jobs
 }

@@ -54,8 +54,15 @@ pub(super) fn run(args: RunArgs) -> Result<i32, Fail> {
             "--baseline compares a whole run: compare the merged result (`harness merge`, then `harness compare`)",
         ));
     }
-    if load.until_decided.is_some() && baseline.is_none() {
-        return Err(bad("--until-decided needs --baseline: a single run has nothing to decide"));
+    if load.until_decided.is_some() {
+        // Growing a run recorded now against one recorded before: any drift
+        // between the two (warm caches, other load, another machine) is a
+        // difference more traffic eventually calls with confidence.
+        return Err(bad(
+            "--until-decided needs two arms measured side by side: with `run` (and --baseline) one arm is \
+             measured now and the other was before, and more traffic only makes the drift between them look \
+             certain; interleave them instead: `harness ab SCENARIO --a BASE_URL --b URL --until-decided MAX`",
+        ));
     }
     let mut code = exit::PASS;
     let copts = CompareOptions { max_regression, ..CompareOptions::default() };

@@ -326,28 +326,23 @@ impl BenchSummary {
 
 /// The rows of the verdict table: every request, then each tag and its
 /// server-side timings (cache-outcome and per-step series stay in the run's report).
-pub fn rows(c: &Comparison, a: &ResultDoc, b: &ResultDoc) -> Vec<Row> {
-    let ms = |doc: &ResultDoc, series: &SeriesKey, m: Metric| -> f64 {
-        doc.series_of(series).map_or(f64::NAN, |s| match m {
-            Metric::P50 => s.corrected_ms.p50,
-            _ => s.corrected_ms.p99,
-        })
-    };
+/// The milliseconds are the comparison's own (the evidence its change and CI
+/// come from, failures ranked slowest), never the display histograms beside it.
+pub fn rows(c: &Comparison) -> Vec<Row> {
     c.series
         .iter()
         .filter(|s| s.series.is_headline())
         .filter_map(|s| {
             let (p50, p99) = (s.metric(Metric::P50)?, s.metric(Metric::P99)?);
-            let server_side = s.series.is_server_side();
             Some(Row {
                 series: s.series.clone(),
                 count_a: s.count_a,
                 count_b: s.count_b,
-                p50_a: if server_side { p50.a } else { ms(a, &s.series, Metric::P50) },
-                p50_b: if server_side { p50.b } else { ms(b, &s.series, Metric::P50) },
+                p50_a: p50.a,
+                p50_b: p50.b,
                 p50: p50.clone(),
-                p99_a: if server_side { p99.a } else { ms(a, &s.series, Metric::P99) },
-                p99_b: if server_side { p99.b } else { ms(b, &s.series, Metric::P99) },
+                p99_a: p99.a,
+                p99_b: p99.b,
                 p99: p99.clone(),
                 fdr_significant: s.fdr_significant,
                 summary: s.summary.clone(),
@@ -365,35 +360,74 @@ fn floor_of(control: &AbSummary, series: &str) -> Option<f64> {
     floor.is_finite().then_some(floor)
 }
 
-/// A claim whose effect is within the A/A control's floor is not called: what
-/// two instances of the same arm show cannot be told from a cache effect.
-/// Each measurement's runs are held to that measurement's control.
+/// Every claim is held to the A/A control of its own scenario and measurement
+/// (the same arm on both sides, two instances, in the A/Bs' design): when the
+/// control itself called a difference of all requests' p50, the design's CIs are
+/// not calibrated on this machine at this time and no claim of that scenario gets
+/// a verdict ("not calibrated"); otherwise a claim whose effect lies within the
+/// control's CI is not called. Claims of a scenario without a valid control keep
+/// their verdicts and say so.
 pub fn hold_to_control(runs: &mut [AbSummary]) {
     let controls: Vec<AbSummary> = runs.iter().filter(|r| r.control && r.status.is_valid()).cloned().collect();
-    for control in &controls {
-        hold_to(control, runs);
-    }
-}
-
-fn hold_to(control: &AbSummary, runs: &mut [AbSummary]) {
-    for run in runs.iter_mut().filter(|r| !r.control && r.measurement == control.measurement) {
-        for claim in &mut run.claims {
-            let Some(primary) = claim.metrics.first() else { continue };
-            let Some(floor) = floor_of(control, &claim.series) else { continue };
-            let called = matches!(claim.verdict, Verdict::Confirmed | Verdict::Exceeded | Verdict::Short);
-            if called && primary.improvement.abs() <= floor * 100.0 {
-                claim.reason = format!(
-                    "{:.1} % faster at {} is within the A/A control's ±{:.1} % (two instances of the same arm): \
-                     not called; {}",
-                    primary.improvement,
-                    primary.metric.name(),
-                    floor * 100.0,
-                    claim.reason
-                );
-                claim.verdict = Verdict::Inconclusive;
+    for run in runs.iter_mut().filter(|r| !r.control) {
+        let own = controls.iter().find(|c| c.scenario == run.scenario && c.measurement == run.measurement);
+        match own {
+            Some(control) => hold_to(control, run),
+            None => {
+                for claim in run.claims.iter_mut().filter(|c| c.verdict.holds()) {
+                    claim.reason.push_str(&format!(
+                        "; no valid A/A control of scenario {} checked this run's calibration",
+                        run.scenario
+                    ));
+                }
             }
         }
     }
+}
+
+/// What an A/A control called, if anything: all requests' p50 faster or slower.
+fn control_called(control: &AbSummary) -> Option<&Row> {
+    control.all_row().filter(|r| r.p50.direction.is_called())
+}
+
+fn hold_to(control: &AbSummary, run: &mut AbSummary) {
+    if let Some(row) = control_called(control) {
+        for claim in run.claims.iter_mut().filter(|c| is_judged(c.verdict)) {
+            claim.reason = format!(
+                "the A/A control of scenario {} (the same arm on both sides) called a difference, {} at p50: \
+                 this design's intervals are not calibrated on this machine now, so no verdict; rerun the bench; \
+                 the latency alone said {}: {}",
+                run.scenario,
+                row.p50,
+                claim.verdict.as_str(),
+                claim.reason
+            );
+            claim.verdict = Verdict::NotCalibrated;
+        }
+        return;
+    }
+    for claim in &mut run.claims {
+        let Some(primary) = claim.metrics.first() else { continue };
+        let Some(floor) = floor_of(control, &claim.series) else { continue };
+        let called = matches!(claim.verdict, Verdict::Confirmed | Verdict::Exceeded | Verdict::Short);
+        if called && primary.improvement.abs() <= floor * 100.0 {
+            claim.reason = format!(
+                "{:.1} % faster at {} is within the A/A control's ±{:.1} % (two instances of the same arm): \
+                 not called; {}",
+                primary.improvement,
+                primary.metric.name(),
+                floor * 100.0,
+                claim.reason
+            );
+            claim.verdict = Verdict::Inconclusive;
+        }
+    }
+}
+
+/// A verdict the latencies gave (not one held back for answers, failures, or
+/// nothing measured): what an uncalibrated control takes away.
+fn is_judged(v: Verdict) -> bool {
+    matches!(v, Verdict::Confirmed | Verdict::Exceeded | Verdict::Short | Verdict::Refuted | Verdict::Inconclusive)
 }
 
 pub fn status_of(docs: &[&ResultDoc]) -> AbStatus {
@@ -409,4 +443,117 @@ pub fn status_of(docs: &[&ResultDoc]) -> AbStatus {
 /// The bench's targets are this project's worker: local `wrangler dev`, or deployed.
 fn environment_statement(local: bool) -> &'static str {
     crate::target::environment(crate::result::TargetKind::BenchWorker, local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::change::{Direction, MetricChange};
+    use crate::claims::MetricVerdict;
+
+    fn change(metric: Metric, lo: f64, hi: f64) -> MetricChange {
+        let mid = (lo + hi) / 2.0;
+        MetricChange {
+            metric,
+            a: 10.0,
+            b: 10.0 * (1.0 + mid),
+            change: mid,
+            ci_low: lo,
+            ci_high: hi,
+            direction: Direction::of(mid, lo, hi, 0.02),
+            enough_samples: true,
+            at_resolution: false,
+        }
+    }
+
+    fn run(name: &str, scenario: &str, control: bool, p50: (f64, f64), claims: Vec<ClaimVerdict>) -> AbSummary {
+        let row = Row {
+            series: SeriesKey::all(),
+            count_a: 1000,
+            count_b: 1000,
+            p50_a: 10.0,
+            p50_b: 10.0,
+            p50: change(Metric::P50, p50.0, p50.1),
+            p99_a: 20.0,
+            p99_b: 20.0,
+            p99: change(Metric::P99, -0.1, 0.1),
+            fdr_significant: false,
+            summary: String::new(),
+        };
+        AbSummary {
+            name: name.into(),
+            measurement: Measurement::Measured,
+            ops_a: Ops::default(),
+            ops_b: Ops::default(),
+            scenario: scenario.into(),
+            layer: None,
+            strategy: None,
+            cache_b: Default::default(),
+            read_backs_b: 0,
+            stale_reads_b: 0,
+            control,
+            cold_start: false,
+            measured_s: 30.0,
+            a: "a".into(),
+            b: "b".into(),
+            status: AbStatus::Valid,
+            invalid_reasons: vec![],
+            warnings: vec![],
+            requests: 2000,
+            errors: 0,
+            stale_reads: 0,
+            thresholds_failed: vec![],
+            rows: vec![row],
+            answers: None,
+            claims,
+            report: None,
+            result: String::new(),
+        }
+    }
+
+    fn claim(improvement: f64, verdict: Verdict) -> ClaimVerdict {
+        ClaimVerdict {
+            name: "c".into(),
+            statement: "25–35 % faster".into(),
+            series: "*".into(),
+            verdict,
+            reason: "r".into(),
+            metrics: vec![MetricVerdict {
+                metric: Metric::P50,
+                improvement,
+                ci_low: improvement - 2.0,
+                ci_high: improvement + 2.0,
+                verdict,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_control_that_calls_a_difference_takes_its_scenarios_verdicts_away() {
+        let mut runs = vec![
+            run("auth", "auth", false, (-0.33, -0.27), vec![claim(30.0, Verdict::Confirmed)]),
+            run("mixed", "mixed", false, (-0.33, -0.27), vec![claim(30.0, Verdict::Confirmed)]),
+            // auth's control called +6 % between two instances of the same arm.
+            run("A/A control auth", "auth", true, (0.04, 0.08), vec![]),
+            run("A/A control mixed", "mixed", true, (-0.01, 0.01), vec![]),
+        ];
+        hold_to_control(&mut runs);
+        assert_eq!(runs[0].claims[0].verdict, Verdict::NotCalibrated, "{}", runs[0].claims[0].reason);
+        assert!(runs[0].claims[0].reason.contains("A/A control of scenario auth"), "{}", runs[0].claims[0].reason);
+        // mixed is held to its own control, which called nothing.
+        assert_eq!(runs[1].claims[0].verdict, Verdict::Confirmed, "{}", runs[1].claims[0].reason);
+    }
+
+    #[test]
+    fn an_effect_within_the_own_controls_interval_is_not_called() {
+        let mut runs = vec![
+            run("auth", "auth", false, (-0.05, -0.03), vec![claim(4.0, Verdict::Short)]),
+            run("mixed", "mixed", false, (-0.05, -0.03), vec![claim(4.0, Verdict::Short)]),
+            run("A/A control auth", "auth", true, (-0.045, 0.045), vec![]),
+        ];
+        hold_to_control(&mut runs);
+        assert_eq!(runs[0].claims[0].verdict, Verdict::Inconclusive);
+        // No control of mixed: its verdict stands (and a held verdict says so).
+        assert_eq!(runs[1].claims[0].verdict, Verdict::Short);
+    }
 }

@@ -77,8 +77,12 @@ pub fn cost_per_million(ops: &Ops, prices: &Prices) -> Option<f64> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankRow {
     /// 1 = the largest p50 reduction among the valid runs; `None` for the baseline
-    /// and for invalid runs.
+    /// and for invalid runs. Strategies whose p50 changes are not resolved from
+    /// each other share a rank (competition ranking: 1, =2, =2, 4).
     pub rank: Option<usize>,
+    /// The rank as shown: "1", "=2" for a shared one, "" for none.
+    #[serde(default)]
+    pub rank_words: String,
     pub strategy: String,
     pub status: String,
     pub p50: String,
@@ -106,6 +110,9 @@ pub struct RankRow {
     pub risk: String,
     #[serde(skip)]
     sort_key: f64,
+    /// The p50 change's CI (of this strategy's own A/B against cache-off).
+    #[serde(skip)]
+    ci: (f64, f64),
 }
 
 /// The ranking of one scenario under one measurement.
@@ -238,6 +245,8 @@ fn row(run: &AbSummary, summary: &BenchSummary, prices: &Prices) -> RankRow {
             (true, Some(r)) if r.p50.change.is_finite() => r.p50.change,
             _ => f64::INFINITY,
         },
+        ci: all.map_or((f64::NAN, f64::NAN), |r| (r.p50.ci_low, r.p50.ci_high)),
+        rank_words: String::new(),
         strategy,
     }
 }
@@ -254,7 +263,6 @@ fn baseline(runs: &[&AbSummary], prices: &Prices) -> RankRow {
     let cost = cost_per_million(&ops, prices);
     let p50s: Vec<f64> = runs.iter().filter_map(|r| r.all_row().map(|x| x.p50_a)).collect();
     RankRow {
-        rank: None,
         strategy: "cache-off (baseline)".into(),
         status: "–".into(),
         p50: "0 (the reference)".into(),
@@ -275,6 +283,39 @@ fn baseline(runs: &[&AbSummary], prices: &Prices) -> RankRow {
         monthly_cost: cost.map_or("–".into(), |c| usd(c * prices.monthly_requests / 1e6)),
         risk: "none: every answer computed".into(),
         sort_key: f64::INFINITY,
+        ci: (f64::NAN, f64::NAN),
+        rank: None,
+        rank_words: String::new(),
+    }
+}
+
+/// Ranks `rows` (sorted fastest first) in groups: a strategy joins the group of
+/// the one before it unless its p50 CI lies wholly above the group leader's
+/// (each CI from its own A/B against cache-off, so non-overlap is the test: a
+/// conservative one, at about 0.6 % for two 95 % intervals). A strategy that
+/// changed answers never shares a group with one that did not. A ranking of
+/// point estimates alone orders noise whenever the gaps are inside the CIs.
+fn rank_groups(rows: &mut [RankRow]) {
+    let ranked: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].sort_key.is_finite()).collect();
+    let mut leader: Option<usize> = None;
+    let mut rank = 0;
+    for (position, &i) in ranked.iter().enumerate() {
+        let joins = leader.is_some_and(|l| {
+            let same_class = (rows[l].sort_key >= WRONG / 2.0) == (rows[i].sort_key >= WRONG / 2.0);
+            // NaN (no CI) is never resolved: it shares the leader's rank.
+            let resolved = rows[i].ci.0 > rows[l].ci.1;
+            same_class && !resolved
+        });
+        if !joins {
+            leader = Some(i);
+            rank = position + 1;
+        }
+        rows[i].rank = Some(rank);
+    }
+    for &i in &ranked {
+        let shared = ranked.iter().filter(|&&j| rows[j].rank == rows[i].rank).count() > 1;
+        let n = rows[i].rank.expect("ranked above");
+        rows[i].rank_words = if shared { format!("={n}") } else { n.to_string() };
     }
 }
 
@@ -297,11 +338,7 @@ pub fn rankings(summary: &BenchSummary) -> Vec<Ranking> {
                 .collect();
             let mut rows: Vec<RankRow> = runs.iter().map(|r| row(r, summary, prices)).collect();
             rows.sort_by(|a, b| a.sort_key.total_cmp(&b.sort_key));
-            let mut rank = 0;
-            for r in rows.iter_mut().filter(|r| r.sort_key.is_finite()) {
-                rank += 1;
-                r.rank = Some(rank);
-            }
+            rank_groups(&mut rows);
             rows.push(baseline(&runs, prices));
             out.push(Ranking {
                 measurement: m.to_string(),
@@ -341,6 +378,36 @@ mod tests {
         let want = 2.0 * 0.5 + 0.5 * 5.0 + 1.0 * d1;
         assert!((cost_per_million(&ops, p).unwrap() - want).abs() < 1e-9);
         assert_eq!(cost_per_million(&Ops::default(), p), None);
+    }
+
+    fn ranked(changes: &[(f64, f64, f64)]) -> Vec<String> {
+        let mut rows: Vec<RankRow> = changes
+            .iter()
+            .map(|&(change, lo, hi)| {
+                let mut r = baseline(&[], prices());
+                r.sort_key = change;
+                r.ci = (lo, hi);
+                r
+            })
+            .collect();
+        rows.sort_by(|a, b| a.sort_key.total_cmp(&b.sort_key));
+        rank_groups(&mut rows);
+        rows.iter().map(|r| r.rank_words.clone()).collect()
+    }
+
+    #[test]
+    fn strategies_whose_intervals_overlap_share_a_rank() {
+        // -30 [-33, -27] and -28 [-31, -25] overlap: =1; -20 [-22, -18] is clear
+        // of the leader's -27: 3; -19 overlaps -20: =3.
+        let words =
+            ranked(&[(-0.30, -0.33, -0.27), (-0.28, -0.31, -0.25), (-0.20, -0.22, -0.18), (-0.19, -0.21, -0.17)]);
+        assert_eq!(words, ["=1", "=1", "=3", "=3"]);
+        // All resolved: 1, 2, 3.
+        assert_eq!(ranked(&[(-0.3, -0.31, -0.29), (-0.2, -0.21, -0.19), (-0.1, -0.11, -0.09)]), ["1", "2", "3"]);
+        // Just clear of the leader: [-0.27, -0.23] starts above -0.28.
+        assert_eq!(ranked(&[(-0.30, -0.32, -0.28), (-0.25, -0.27, -0.23)]), ["1", "2"]);
+        // A strategy that changed answers never ties with one that did not.
+        assert_eq!(ranked(&[(-0.30, -0.33, -0.27), (WRONG - 0.31, -0.34, -0.28)]), ["1", "2"]);
     }
 
     #[test]

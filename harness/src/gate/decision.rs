@@ -172,6 +172,7 @@ mod tests {
             ci_high: hi,
             direction: Direction::Undetermined,
             enough_samples: enough,
+            at_resolution: false,
         }
     }
 

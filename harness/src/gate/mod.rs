@@ -307,9 +307,6 @@ fn gate_scenario(
         tls: opts.tls.clone(),
         ..RunOptions::new(vec![arm("base", &servers.base), arm("head", &servers.head)], opts.out.join("results"))
     };
-    let looks = sequential::planned_looks(sc.load.executor.duration(), opts.until_decided);
-    // Enough resamples that the CI's ends are not the extreme resamples.
-    let resamples = opts.compare.resamples.max((40.0 / (family_alpha / f64::from(looks))).ceil() as usize);
     let judged = |c: &Comparison| {
         opts.primaries.iter().all(|p| {
             let d = decision::decide(&sc.name, p, decision::find(c, p), opts.tolerance, 0.0, None);
@@ -317,7 +314,8 @@ fn gate_scenario(
         })
     };
     let staged = sequential::run_stages(sc, &run_opts, opts.until_decided, family_alpha, &judged, |d, alpha| {
-        let copts = CompareOptions { alpha, resamples, max_regression: None, ..opts.compare.clone() };
+        // Enough resamples for the look's α: CompareOptions::resamples_needed.
+        let copts = CompareOptions { alpha, max_regression: None, ..opts.compare.clone() };
         compare::compare(&d[0], &d[1], true, &[], &copts).map(Some)
     })
     .map_err(|e| match e {

@@ -168,6 +168,13 @@ fn outcome(out: &mut String, doc: &ResultDoc) {
     }
 }
 
+/// "95 %", or the lowest confidence of the comparison's CIs (fewer under
+/// `--until-decided`, whose looks spend α).
+fn level(c: &Comparison) -> String {
+    let lowest = c.series.iter().map(|s| s.confidence).fold(f64::INFINITY, f64::min);
+    crate::change::level_words(if lowest.is_finite() { lowest } else { 0.95 })
+}
+
 fn p_value(p: f64) -> String {
     if p < 0.001 {
         "<0.001".into()
@@ -228,7 +235,13 @@ pub fn render_comparison(c: &Comparison) -> String {
     let _ = writeln!(
         out,
         "{:<36} {:>6} {:>9} {:>9} {:>8} {:>20} {:>8}",
-        "series", "metric", "A ms", "B ms", "change", "95 % CI", "MW p"
+        "series",
+        "metric",
+        "A ms",
+        "B ms",
+        "change",
+        format!("{} CI", level(c)),
+        "rank p"
     );
     for s in &c.series {
         for (i, m) in s.metrics.iter().enumerate() {
@@ -245,7 +258,11 @@ pub fn render_comparison(c: &Comparison) -> String {
             );
         }
     }
-    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "rank p: Mann–Whitney over the whole distributions, requests taken as independent (they are not): a \
+         screen, not a test of p50 or of any one metric.\n"
+    );
     for s in c.series.iter().filter(|s| !s.series.is_server_side()) {
         let _ = writeln!(out, "{}", s.summary);
     }
@@ -402,7 +419,7 @@ fn ranking_tables(out: &mut String, s: &BenchSummary) {
             if k.modelled { ": a model of production, not a measurement" } else { "" }
         );
         for r in &k.rows {
-            let rank = r.rank.map_or("  ".to_owned(), |n| format!("{n:>2}"));
+            let rank = format!("{:>3}", r.rank_words);
             let _ = writeln!(out, "{rank} {:<22} p50 {} · p99 {} · {} ms", r.strategy, r.p50, r.p99, r.p50_ms);
             let _ = writeln!(
                 out,

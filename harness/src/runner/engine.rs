@@ -508,7 +508,7 @@ async fn dispatch_open(
                     _ => {
                         if measured {
                             shared.counters.borrow_mut().dropped += 1;
-                            super::iteration::record_dropped(&shared, sc.load.drop_after);
+                            super::iteration::record_dropped(&shared, intended, sc.load.drop_after);
                         }
                         continue;
                     }

@@ -284,7 +284,7 @@ async fn exchange(
             result: result.as_ref(),
             ok,
             stale: read_back && result.is_ok() && !ok,
-            block: (intended.saturating_duration_since(shared.measure_start).as_millis() / u128::from(BLOCK_MS)) as u32,
+            block: block_of(shared, intended),
         });
     }
     result.map(|reply| (reply, ok)).map_err(|_| ())
@@ -422,11 +422,17 @@ async fn run_steps(
     all_ok
 }
 
+/// The [`BLOCK_MS`] block of the measured part an iteration meant to start at
+/// `intended` belongs to.
+fn block_of(shared: &Shared, intended: Instant) -> u32 {
+    (intended.saturating_duration_since(shared.measure_start).as_millis() / u128::from(BLOCK_MS)) as u32
+}
+
 /// An iteration the open model dropped after waiting `waited` for a slot: it
 /// takes its place in the pairs (its partner still runs, in the other arm) and
 /// counts as an error of its arm, censored at `waited`, in the series of the
 /// step it would have run first.
-pub(super) fn record_dropped(shared: &Shared, waited: std::time::Duration) {
+pub(super) fn record_dropped(shared: &Shared, intended: Instant, waited: std::time::Duration) {
     let (route, draw) = next_draw(shared);
     let sc = &shared.scenario;
     let step = match (sc.flow, draw.mix_choice) {
@@ -435,7 +441,8 @@ pub(super) fn record_dropped(shared: &Shared, waited: std::time::Duration) {
     };
     if let Some(s) = step {
         let mut record = shared.arms[route.arm].record.borrow_mut();
-        record.recorder.record_unsent(&shared.step_series[s], ErrorKind::Dropped, Some(waited.as_micros() as u64));
+        let censored = recorder::Censored { waited_us: waited.as_micros() as u64, block: block_of(shared, intended) };
+        record.recorder.record_unsent(&shared.step_series[s], ErrorKind::Dropped, Some(censored));
     }
 }
 

@@ -162,11 +162,41 @@ mod tests {
 
     #[test]
     fn percentile_indices_are_nearest_rank() {
-        let mut c: Vec<f64> = (1..=2000).map(f64::from).collect();
-        let i = interval(0.0, &mut c, 0.05);
+        let mut c: Vec<f64> = (1..=2000).map(|i| f64::from(i) - 100.0).collect();
+        let i = interval(900.0, &mut c, 0.05);
         // 2.5 % of 2000 = the 50th value; 97.5 % = the 1950th.
-        assert_eq!((i.low, i.high), (50.0, 1950.0));
-        assert_eq!(i.p_value, 1.0 / 2001.0);
+        assert_eq!((i.low, i.high), (-50.0, 1850.0));
+        // 100 resamples at or below zero: p = (2·100 + 1) / 2001.
+        assert_eq!(i.p_value, 201.0 / 2001.0);
+        // None cross zero: the normal tail, 2·Φ(−5) for a point 5 sd from zero,
+        // far below the 1/2001 the counts could show.
+        let mut far: Vec<f64> =
+            (0..2000).map(|i| 0.5 + 0.1 * ((f64::from(i) + 0.5) / 2000.0 * 12.0 - 6.0) / 3.465).collect();
+        let sd = {
+            let m = far.iter().sum::<f64>() / 2000.0;
+            (far.iter().map(|c| (c - m).powi(2)).sum::<f64>() / 1999.0).sqrt()
+        };
+        let p = interval(0.5, &mut far, 0.05).p_value;
+        let want = libm::erfc(0.5 / sd / std::f64::consts::SQRT_2);
+        assert!((p - want).abs() < 1e-12 && p < 1e-5, "{p} vs {want}");
+        // Tied resamples (no spread) are no evidence.
+        assert_eq!(interval(0.5, &mut [0.5; 100], 0.05).p_value, 1.0);
+    }
+
+    #[test]
+    fn too_few_resamples_for_a_percentile_end_give_the_normal_interval() {
+        use crate::stats::bootstrap::z_two_sided;
+        assert!((z_two_sided(0.05) - 1.959964).abs() < 1e-6);
+        assert!((z_two_sided(0.0025) - 3.023341).abs() < 1e-6);
+        // 2000 resamples at α = 0.0025 (20 looks): 2.5 beyond each end, fewer
+        // than 20. The interval is the point ± z·sd, not the 3rd order statistic.
+        let mut c: Vec<f64> = (0..2000).map(|i| (f64::from(i) - 999.5) / 1000.0).collect();
+        let sd = (c.iter().map(|x| x * x).sum::<f64>() / 1999.0).sqrt();
+        let i = interval(0.0, &mut c, 0.0025);
+        assert!((i.high - z_two_sided(0.0025) * sd).abs() < 1e-9 && (i.low + i.high).abs() < 1e-12, "{i:?}");
+        // At α = 0.05 the percentile ends stay.
+        let i = interval(0.0, &mut c, 0.05);
+        assert_eq!((i.low, i.high), (c[49], c[1949]));
     }
 
     #[test]

@@ -13,11 +13,17 @@ mod blocks;
 mod bootstrap;
 
 pub use blocks::{block_bootstrap, block_layout, Blocks, MIN_BLOCKS};
-pub use bootstrap::Interval;
+pub use bootstrap::{Interval, MIN_TAIL};
 
 use hdrhistogram::Histogram;
 use rand::Rng;
 use rand_distr::{Binomial, Distribution};
+
+/// Where a failure stands in a distribution of milliseconds
+/// ([`crate::recorder::FAILED_US`]): ranked slower than every success by the
+/// percentiles, left out of the mean (the mean latency of requests that never
+/// answered is no figure; the error rate is compared beside it).
+pub const FAILED_MS: f64 = crate::recorder::FAILED_US as f64 / 1000.0;
 
 /// A distribution as ascending distinct values with their counts.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,11 +170,59 @@ impl Dist {
         *self.values.last().unwrap()
     }
 
-    pub fn mean(&self) -> f64 {
+    /// Whether the quantile `q` sits on a tie that spans its own sampling
+    /// spread: the value at rank ⌈qn⌉ is shared by every rank within one
+    /// standard deviation of the rank (√(n·q·(1−q))) on both sides. Then nearly
+    /// every bootstrap resample returns that same value and a percentile interval
+    /// collapses to a point ("[0, 0]", "[+100, +100]"): the data are at their
+    /// clock's resolution (a Worker's whole milliseconds), not precise. An empty
+    /// distribution is tied: there is nothing to resolve.
+    pub fn tied_at(&self, q: f64) -> bool {
         if self.total == 0 {
-            return f64::NAN;
+            return true;
         }
-        self.values.iter().zip(&self.counts).map(|(v, c)| v * *c as f64).sum::<f64>() / self.total as f64
+        let n = self.total as f64;
+        let rank = nearest_rank(q, self.total) as f64;
+        let spread = (n * q * (1.0 - q)).sqrt().max(1.0);
+        let mut before = 0u64;
+        for c in &self.counts {
+            let (first, last) = ((before + 1) as f64, (before + c) as f64);
+            if last >= rank {
+                return first <= rank - spread && last >= rank + spread;
+            }
+            before += c;
+        }
+        true
+    }
+
+    /// The distinct values on either side of the quantile `q`'s value: where
+    /// the true quantile may lie when the data are at their resolution. Below
+    /// the smallest value, 0; above the largest, as far as the step below it
+    /// (twice the value when there is only one).
+    pub fn bracket_at(&self, q: f64) -> (f64, f64) {
+        if self.total == 0 {
+            return (f64::NAN, f64::NAN);
+        }
+        let rank = nearest_rank(q, self.total);
+        let mut seen = 0;
+        let i = self
+            .counts
+            .iter()
+            .position(|c| {
+                seen += c;
+                seen >= rank
+            })
+            .unwrap_or(self.values.len() - 1);
+        let v = self.values[i];
+        let below = if i > 0 { self.values[i - 1] } else { 0.0 };
+        let above = self.values.get(i + 1).copied().unwrap_or(v + (v - below));
+        (below, above)
+    }
+
+    /// The mean of the successes (values other than [`FAILED_MS`]).
+    pub fn mean(&self) -> f64 {
+        let i = Metric::ALL.iter().position(|m| *m == Metric::Mean).expect("the mean is a metric");
+        metrics(&self.values, &self.counts)[i]
     }
 
     /// A bootstrap resample: n draws with replacement, as new bin counts
@@ -248,6 +302,46 @@ pub fn mann_whitney(a: &Dist, b: &Dist) -> MannWhitney {
     MannWhitney { u_a, u_b, z, p_value: (2.0 * (1.0 - phi(z.abs()))).clamp(0.0, 1.0) }
 }
 
+/// The relative change of B against A read as a factor — a shift of log latency
+/// (Hodges–Lehmann: the median of every pairwise difference ln b − ln a) — with its
+/// distribution-free `1 − alpha` interval (Moses: the order statistics of those
+/// differences at the Mann–Whitney critical value, normal approximation), and the
+/// Mann–Whitney p-value. For small independent samples (cold starts: one request
+/// per fresh isolate), where a percentile bootstrap of a median has too few
+/// distinct values to be trusted. It assumes independent samples and arms that
+/// differ by a factor; `None` for a failure or a zero in an arm (no logarithm),
+/// or fewer than 5 values, or samples too large for n² differences.
+pub fn log_shift(a: &Dist, b: &Dist, alpha: f64) -> Option<Interval> {
+    let logs = |d: &Dist| -> Option<Vec<f64>> {
+        let mut out = Vec::new();
+        for (v, c) in d.values.iter().zip(&d.counts) {
+            if *v <= 0.0 || *v == FAILED_MS {
+                return None;
+            }
+            out.extend(std::iter::repeat_n(v.ln(), *c as usize));
+        }
+        Some(out)
+    };
+    let (la, lb) = (logs(a)?, logs(b)?);
+    let (na, nb) = (la.len(), lb.len());
+    if na < 5 || nb < 5 || na * nb > 4_000_000 {
+        return None;
+    }
+    let mut d: Vec<f64> = lb.iter().flat_map(|y| la.iter().map(move |x| y - x)).collect();
+    d.sort_by(f64::total_cmp);
+    let n = d.len();
+    let point = if n % 2 == 1 { d[n / 2] } else { (d[n / 2 - 1] + d[n / 2]) / 2.0 };
+    let (fa, fb) = (na as f64, nb as f64);
+    let spread = (fa * fb * (fa + fb + 1.0) / 12.0).sqrt();
+    let k = ((fa * fb / 2.0 - bootstrap::z_two_sided(alpha) * spread).floor().max(0.0) as usize).min((n - 1) / 2);
+    Some(Interval {
+        point: point.exp() - 1.0,
+        low: d[k].exp() - 1.0,
+        high: d[n - 1 - k].exp() - 1.0,
+        p_value: mann_whitney(a, b).p_value,
+    })
+}
+
 /// The 1-based nearest rank of quantile `q` among `n` ordered values: ⌈q·n⌉,
 /// at least 1 (HdrHistogram's and the percentile bootstrap's definition).
 pub fn nearest_rank(q: f64, n: u64) -> u64 {
@@ -282,13 +376,15 @@ pub fn bootstrap_changes(a: &Dist, b: &Dist, resamples: usize, alpha: f64, rng: 
 }
 
 /// Every metric of [`Metric::ALL`] of a distribution on ascending `values` with
-/// `counts`, in one pass: the quantiles at their nearest ranks, the mean.
+/// `counts`, in one pass: the quantiles at their nearest ranks over every value
+/// (failures, at [`FAILED_MS`], rank last), the mean over the successes.
 pub(crate) fn metrics(values: &[f64], counts: &[u64]) -> PerMetric<f64> {
     let total: u64 = counts.iter().sum();
     let mut out = [f64::NAN; METRICS];
     if total == 0 {
         return out;
     }
+    let mut succeeded = 0u64;
     // (rank, slot) of every metric, lowest rank first; the mean has no rank and
     // sorts last. An array: this runs twice per bootstrap resample.
     let mut ranks: PerMetric<(u64, usize)> =
@@ -297,7 +393,10 @@ pub(crate) fn metrics(values: &[f64], counts: &[u64]) -> PerMetric<f64> {
     let (mut seen, mut next, mut sum) = (0u64, 0usize, 0.0);
     for (v, &c) in values.iter().zip(counts) {
         seen += c;
-        sum += v * c as f64;
+        if *v != FAILED_MS {
+            sum += v * c as f64;
+            succeeded += c;
+        }
         while next < METRICS && ranks[next].0 != u64::MAX && seen >= ranks[next].0 {
             out[ranks[next].1] = *v;
             next += 1;
@@ -305,7 +404,8 @@ pub(crate) fn metrics(values: &[f64], counts: &[u64]) -> PerMetric<f64> {
     }
     for (o, m) in out.iter_mut().zip(Metric::ALL) {
         if m.quantile().is_none() {
-            *o = sum / total as f64;
+            // No successes: NaN, no mean to compare.
+            *o = sum / succeeded as f64;
         }
     }
     out
@@ -373,6 +473,76 @@ mod tests {
         assert!(mean.point == 0.0 && mean.low < 0.0 && mean.high > 0.0);
         // A resample keeps the sample size.
         assert_eq!(Dist::from_samples(&a).resample(&mut rng).len(), 4000);
+    }
+
+    #[test]
+    fn a_quantile_on_a_tie_wider_than_its_spread_is_tied() {
+        // Whole milliseconds: 0, 1 and 2 ms, mostly 1. p50's rank (500 of 1000)
+        // ± √250 ≈ 16 ranks lies inside the 700 requests at 1 ms.
+        let mut v = vec![0.0; 150];
+        v.extend([1.0; 700]);
+        v.extend([2.0; 150]);
+        let whole = Dist::from_samples(&v);
+        assert!(whole.tied_at(0.5));
+        // p99 (rank 990 ± 3) lies inside the 150 at 2 ms: tied too.
+        assert!(whole.tied_at(0.99));
+        // Microseconds: every value distinct, nothing tied.
+        let fine = Dist::from_samples(&(0..1000).map(|i| 10.0 + i as f64 * 0.001).collect::<Vec<_>>());
+        assert!(!fine.tied_at(0.5) && !fine.tied_at(0.99));
+        // A tie that ends inside the spread (at rank 505 of 1000) is not enough.
+        let mut edge = vec![1.0; 505];
+        edge.extend((0..495).map(|i| 2.0 + i as f64 * 0.001));
+        assert!(!Dist::from_samples(&edge).tied_at(0.5));
+        assert!(Dist::from_samples(&[]).tied_at(0.5));
+    }
+
+    #[test]
+    fn a_log_shift_by_hand() {
+        // B is A × 2 exactly: every pairwise log difference centres on ln 2.
+        let a: Vec<f64> = (1..=20).map(f64::from).collect();
+        let b: Vec<f64> = a.iter().map(|v| v * 2.0).collect();
+        let i = log_shift(&Dist::from_samples(&a), &Dist::from_samples(&b), 0.05).unwrap();
+        assert!((i.point - 1.0).abs() < 1e-12, "{i:?}");
+        assert!(i.low < 1.0 && 1.0 < i.high, "{i:?}");
+        // Moses' k for 20 × 20 at 95 %: ⌊200 − 1.96·√(400·41/12)⌋ = ⌊127.54⌋ = 127.
+        let d = {
+            let mut d: Vec<f64> = b.iter().flat_map(|y| a.iter().map(move |x| y.ln() - x.ln())).collect::<Vec<_>>();
+            d.sort_by(f64::total_cmp);
+            d
+        };
+        assert!((i.low - (d[127].exp() - 1.0)).abs() < 1e-12 && (i.high - (d[400 - 128].exp() - 1.0)).abs() < 1e-12);
+        // A failure or a zero: no logarithm, no interval.
+        assert!(
+            log_shift(&Dist::from_samples(&[1.0, 2.0, 3.0, 4.0, FAILED_MS]), &Dist::from_samples(&a), 0.05).is_none()
+        );
+        assert!(log_shift(&Dist::from_samples(&[0.0, 2.0, 3.0, 4.0, 5.0]), &Dist::from_samples(&a), 0.05).is_none());
+    }
+
+    #[test]
+    fn a_bracket_is_the_neighbouring_values() {
+        let d = Dist::from_samples(&[0.0, 1.0, 1.0, 1.0, 2.0]);
+        assert_eq!(d.bracket_at(0.5), (0.0, 2.0));
+        assert_eq!(d.bracket_at(1.0), (1.0, 3.0));
+        assert_eq!(Dist::from_samples(&[0.5, 0.5]).bracket_at(0.5), (0.0, 1.0));
+    }
+
+    #[test]
+    fn failures_rank_last_in_percentiles_and_stay_out_of_the_mean() {
+        // 6 successes of 1..=6 ms and 4 failures: p50 is the 5th value (a
+        // success), p90 the 9th (a failure); the mean is of the six successes.
+        let mut v: Vec<f64> = (1..=6).map(f64::from).collect();
+        v.extend([FAILED_MS; 4]);
+        let d = Dist::from_samples(&v);
+        assert_eq!(Metric::P50.of(&d), 5.0);
+        assert_eq!(Metric::P90.of(&d), FAILED_MS);
+        assert_eq!(Metric::Mean.of(&d), 3.5);
+        assert_eq!(metrics(&d.values, &d.counts)[4], 3.5);
+        // An arm that fails its slow requests at once is not faster: A answers
+        // 10 and 30 ms, B answers the 10s alike and fails where A took 30.
+        let a = Dist::from_samples(&[10.0, 10.0, 30.0, 30.0, 30.0]);
+        let b = Dist::from_samples(&[10.0, 10.0, FAILED_MS, FAILED_MS, FAILED_MS]);
+        assert!(Metric::P50.of(&b) > Metric::P50.of(&a));
+        assert!(Dist::from_samples(&[FAILED_MS]).mean().is_nan(), "no success, no mean");
     }
 
     #[test]
