@@ -128,13 +128,7 @@ pub fn plan(
     if opts.bench_secret.is_some() {
         for s in scenarios.iter().filter(|s| !is_cold(s)) {
             total += run_time(s);
-            lines.push(format!(
-                "  {:<16} A/A cache-off on both sides (the noise floor of {}), {} warm-up + {} measured",
-                control_name(&s.name),
-                s.name,
-                format_duration(s.load.warmup),
-                format_duration(s.load.executor.duration())
-            ));
+            lines.push(control_line(s, "cache-off on both sides"));
         }
     }
     // Cold starts run last: they restart the cache-on server.
@@ -174,6 +168,17 @@ pub fn control_name(name: &str) -> String {
     format!("A/A control {name}")
 }
 
+/// The plan's line for scenario `s`'s A/A control, `arms` saying what is run.
+fn control_line(s: &Scenario, arms: &str) -> String {
+    format!(
+        "  {:<16} A/A {arms} (the noise floor of {}), {} warm-up + {} measured",
+        control_name(&s.name),
+        s.name,
+        format_duration(s.load.warmup),
+        format_duration(s.load.executor.duration())
+    )
+}
+
 /// A recipe's plan: its scenarios, then each one's A/A control, each after a
 /// restart of its instances (reset and seeding take about as long as a start).
 fn recipe_plan(scenarios: &[Scenario], text: String, estimate: Duration) -> (String, Duration) {
@@ -182,13 +187,7 @@ fn recipe_plan(scenarios: &[Scenario], text: String, estimate: Duration) -> (Str
     let mut lines = vec![text];
     let mut total = estimate + RESTART * (2 * warm.len() as u32);
     for s in &warm {
-        lines.push(format!(
-            "  {:<16} A/A the cache-off arm on two instances (the noise floor of {}), {} warm-up + {} measured",
-            control_name(&s.name),
-            s.name,
-            format_duration(s.load.warmup),
-            format_duration(s.load.executor.duration())
-        ));
+        lines.push(control_line(s, "the cache-off arm on two instances"));
         total += s.load.warmup + s.load.executor.duration();
     }
     (lines.join("\n"), total)
