@@ -124,8 +124,9 @@ pub fn plan(
             ));
         }
     }
-    // Every warm scenario's A/A control (it needs the per-request switch).
-    if opts.bench_secret.is_some() {
+    // Every warm scenario's A/A control (it needs the per-request switch: the
+    // local stack's own secret, or the one given for a deployment).
+    if local || opts.bench_secret.is_some() {
         for s in scenarios.iter().filter(|s| !is_cold(s)) {
             total += run_time(s);
             lines.push(control_line(s, "cache-off on both sides"));
