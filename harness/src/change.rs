@@ -106,12 +106,18 @@ impl Default for CompareOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricChange {
     pub metric: Metric,
-    /// Milliseconds.
+    /// Milliseconds (NaN, written `null`: no value, e.g. the mean of an arm
+    /// whose requests all failed).
+    #[serde(with = "crate::nullable")]
     pub a: f64,
+    #[serde(with = "crate::nullable")]
     pub b: f64,
     /// `(b - a) / a`: negative is faster.
+    #[serde(with = "crate::nullable")]
     pub change: f64,
+    #[serde(with = "crate::nullable")]
     pub ci_low: f64,
+    #[serde(with = "crate::nullable")]
     pub ci_high: f64,
     pub direction: Direction,
     /// Both arms had at least [`Metric::min_samples`] requests; when not, the

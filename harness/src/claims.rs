@@ -99,8 +99,11 @@ impl Verdict {
 pub struct MetricVerdict {
     pub metric: Metric,
     /// Percent faster (negative: slower), with its 95 % CI.
+    #[serde(with = "crate::nullable")]
     pub improvement: f64,
+    #[serde(with = "crate::nullable")]
     pub ci_low: f64,
+    #[serde(with = "crate::nullable")]
     pub ci_high: f64,
     pub verdict: Verdict,
 }

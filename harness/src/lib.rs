@@ -15,6 +15,7 @@ pub mod findings;
 pub mod gate;
 pub mod merge;
 pub mod metrics;
+pub mod nullable;
 pub mod outdir;
 pub mod progress;
 pub mod recipe;

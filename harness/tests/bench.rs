@@ -162,16 +162,21 @@ fn profiles_run_every_ab_again_labelled_modelled_with_one_answer_table() {
     let s = summary(&bench_dir);
     assert!(s.valid, "{:?}", s.invalid_reasons);
     let names: Vec<&str> = s.runs.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["probe", "probe [modelled: kv-cold]"]);
-    assert_eq!(s.runs[1].measurement.to_string(), "modelled: kv-cold");
+    // Each scenario's A/A control runs under each measurement too.
+    assert_eq!(
+        names,
+        ["probe", "A/A control probe", "probe [modelled: kv-cold]", "A/A control probe [modelled: kv-cold]"]
+    );
+    assert!(s.runs[1].control && s.runs[3].control);
+    assert_eq!(s.runs[2].measurement.to_string(), "modelled: kv-cold");
     assert_eq!(s.runs[0].measurement.to_string(), "measured");
-    assert!(s.runs[1].a.contains("modelled: kv-cold") && s.runs[1].b.contains("modelled: kv-cold"));
-    assert_eq!(s.runs[1].ops_b.per_request("kv-read"), Some(2.0), "x-ops per arm");
+    assert!(s.runs[2].a.contains("modelled: kv-cold") && s.runs[2].b.contains("modelled: kv-cold"));
+    assert_eq!(s.runs[2].ops_b.per_request("kv-read"), Some(2.0), "x-ops per arm");
     let answer = s.answer();
     assert_eq!(answer.columns.len(), 2);
     assert_eq!(answer.ops.len(), 2);
     let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(bench_dir.join("bench.json")).unwrap()).unwrap();
-    assert_eq!(raw["runs"][1]["measurement"], "modelled: kv-cold");
+    assert_eq!(raw["runs"][2]["measurement"], "modelled: kv-cold");
     assert!(raw["figures"]
         .as_array()
         .is_some_and(|f| f.iter().all(|f| f["source"].as_str().is_some_and(|s| !s.is_empty()))));
@@ -266,7 +271,8 @@ fn start_local_bench(out: &Path, extra: &[&str]) -> Started {
     let mut seen = Vec::new();
     let on = port_of(&wait_for(&rx, "cache-on: ready on", &mut seen, Duration::from_secs(400)));
     let off = port_of(&wait_for(&rx, "cache-off: ready on", &mut seen, Duration::from_secs(60)));
-    wait_for(&rx, "== [1/1] model-list", &mut seen, Duration::from_secs(60));
+    // The scenario, then its A/A control.
+    wait_for(&rx, "== [1/2] model-list", &mut seen, Duration::from_secs(60));
     // Into the measured run.
     std::thread::sleep(Duration::from_secs(3));
     Started { bench, rx, seen, on, off }
@@ -399,10 +405,14 @@ fn strategies_are_ranked_with_their_staleness_measured() {
     let runs: Vec<(&str, Option<&str>)> = s.runs.iter().map(|r| (r.name.as_str(), r.strategy.as_deref())).collect();
     assert_eq!(
         runs,
-        [("model-list · generation", Some("generation")), ("model-list · memory", Some("memory"))],
-        "one A/B per strategy"
+        [
+            ("model-list · generation", Some("generation")),
+            ("model-list · memory", Some("memory")),
+            ("A/A control model-list", None)
+        ],
+        "one A/B per strategy, and the scenario's A/A control"
     );
-    for r in &s.runs {
+    for r in s.runs.iter().filter(|r| r.strategy.is_some()) {
         assert!(r.b == r.strategy.clone().unwrap() && r.a == "cache-off", "{} vs {}", r.a, r.b);
         // A 5-second run from an empty KV: lists hit less than half the time there.
         assert!(ranking_hits(r, Some("user-models")) > 0.1, "{}: lists were served from the cache", r.name);

@@ -172,7 +172,7 @@ pub fn control_name(name: &str) -> String {
 /// The plan's line for scenario `s`'s A/A control, `arms` saying what is run.
 fn control_line(s: &Scenario, arms: &str) -> String {
     format!(
-        "  {:<16} A/A {arms} (the noise floor of {}), {} warm-up + {} measured",
+        "  {:<16} {arms} (the noise floor of {}), {} warm-up + {} measured",
         control_name(&s.name),
         s.name,
         format_duration(s.load.warmup),

@@ -61,10 +61,14 @@ pub struct Row {
     pub count_a: u64,
     pub count_b: u64,
     /// Milliseconds, A and B.
+    #[serde(with = "crate::nullable")]
     pub p50_a: f64,
+    #[serde(with = "crate::nullable")]
     pub p50_b: f64,
     pub p50: MetricChange,
+    #[serde(with = "crate::nullable")]
     pub p99_a: f64,
+    #[serde(with = "crate::nullable")]
     pub p99_b: f64,
     pub p99: MetricChange,
     /// The p50 change survives the Benjamini–Hochberg correction over the run's
