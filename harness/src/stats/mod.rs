@@ -156,18 +156,24 @@ impl Dist {
     /// The nearest-rank quantile: the smallest value with at least ⌈q·n⌉ values at
     /// or below it (HdrHistogram's definition).
     pub fn quantile(&self, q: f64) -> f64 {
+        self.at_rank(q).map_or(f64::NAN, |(i, _)| self.values[i])
+    }
+
+    /// The distinct value holding the nearest rank ⌈q·n⌉ (its index), and how
+    /// many values lie below it; `None` when empty.
+    fn at_rank(&self, q: f64) -> Option<(usize, u64)> {
         if self.total == 0 {
-            return f64::NAN;
+            return None;
         }
         let rank = nearest_rank(q, self.total);
-        let mut seen = 0;
-        for (v, c) in self.values.iter().zip(&self.counts) {
-            seen += c;
-            if seen >= rank {
-                return *v;
+        let mut before = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            if before + c >= rank {
+                return Some((i, before));
             }
+            before += c;
         }
-        *self.values.last().unwrap()
+        Some((self.values.len() - 1, self.total - self.counts[self.values.len() - 1]))
     }
 
     /// Whether the quantile `q` sits on a tie that spans its own sampling
@@ -178,21 +184,12 @@ impl Dist {
     /// clock's resolution (a Worker's whole milliseconds), not precise. An empty
     /// distribution is tied: there is nothing to resolve.
     pub fn tied_at(&self, q: f64) -> bool {
-        if self.total == 0 {
-            return true;
-        }
+        let Some((i, before)) = self.at_rank(q) else { return true };
         let n = self.total as f64;
         let rank = nearest_rank(q, self.total) as f64;
         let spread = (n * q * (1.0 - q)).sqrt().max(1.0);
-        let mut before = 0u64;
-        for c in &self.counts {
-            let (first, last) = ((before + 1) as f64, (before + c) as f64);
-            if last >= rank {
-                return first <= rank - spread && last >= rank + spread;
-            }
-            before += c;
-        }
-        true
+        let (first, last) = ((before + 1) as f64, (before + self.counts[i]) as f64);
+        first <= rank - spread && last >= rank + spread
     }
 
     /// The distinct values on either side of the quantile `q`'s value: where
@@ -200,19 +197,7 @@ impl Dist {
     /// the smallest value, 0; above the largest, as far as the step below it
     /// (twice the value when there is only one).
     pub fn bracket_at(&self, q: f64) -> (f64, f64) {
-        if self.total == 0 {
-            return (f64::NAN, f64::NAN);
-        }
-        let rank = nearest_rank(q, self.total);
-        let mut seen = 0;
-        let i = self
-            .counts
-            .iter()
-            .position(|c| {
-                seen += c;
-                seen >= rank
-            })
-            .unwrap_or(self.values.len() - 1);
+        let Some((i, _)) = self.at_rank(q) else { return (f64::NAN, f64::NAN) };
         let v = self.values[i];
         let below = if i > 0 { self.values[i - 1] } else { 0.0 };
         let above = self.values.get(i + 1).copied().unwrap_or(v + (v - below));
