@@ -9,6 +9,12 @@ use rand_distr::{Distribution, Zipf};
 
 use crate::scenario::{Pick, Users};
 
+/// The prefix of the activity bands' tags (`users-1-10`, `users-11-100`, …).
+pub const ACTIVITY_TAG: &str = "users-";
+
+/// Where the activity bands end, by rank.
+const ACTIVITY_EDGES: [usize; 2] = [10, 100];
+
 #[derive(Clone)]
 pub struct Population {
     users: Vec<SeededUser>,
@@ -92,6 +98,22 @@ impl Population {
         }
     }
 
+    /// Bands of user activity, as series tags with the users of each: under a
+    /// Zipf pick user 0 is the most active, so ranks 1–10, 11–100 and 101 on
+    /// hold users of very different request rates, and a hit ratio over all
+    /// requests is mostly the top band's. Empty under other picks (all users
+    /// alike) or with ten users or fewer.
+    pub fn activity_bands(&self) -> Vec<(String, std::ops::Range<usize>)> {
+        let n = self.users.len();
+        if !matches!(self.picker, Picker::Zipf(_)) || n <= ACTIVITY_EDGES[0] {
+            return Vec::new();
+        }
+        let mut edges: Vec<usize> = ACTIVITY_EDGES.iter().copied().filter(|&e| e < n).collect();
+        edges.insert(0, 0);
+        edges.push(n);
+        edges.windows(2).map(|w| (format!("{ACTIVITY_TAG}{}-{}", w[0] + 1, w[1]), w[0]..w[1])).collect()
+    }
+
     pub fn user(&self, i: usize) -> Option<&SeededUser> {
         self.users.get(i)
     }
@@ -136,6 +158,19 @@ mod tests {
             counts[p.pick(&mut rng)] += 1;
         }
         assert!(counts[0] > counts[10] * 5, "{} vs {}", counts[0], counts[10]);
+    }
+
+    #[test]
+    fn activity_bands_split_a_zipf_population_by_rank() {
+        let bands = |count, pick| {
+            let p = Population::new(&Users { count, pick, seed: 1 }, "s", 1, 1).unwrap();
+            p.activity_bands().into_iter().map(|(tag, r)| format!("{tag}:{}..{}", r.start, r.end)).collect::<Vec<_>>()
+        };
+        assert_eq!(bands(300, Pick::Zipf(1.1)), ["users-1-10:0..10", "users-11-100:10..100", "users-101-300:100..300"]);
+        assert_eq!(bands(40, Pick::Zipf(1.1)), ["users-1-10:0..10", "users-11-40:10..40"]);
+        assert_eq!(bands(100, Pick::Zipf(1.1)), ["users-1-10:0..10", "users-11-100:10..100"]);
+        assert!(bands(10, Pick::Zipf(1.1)).is_empty(), "one band says nothing");
+        assert!(bands(300, Pick::Uniform).is_empty(), "users alike: no activity bands");
     }
 
     #[test]

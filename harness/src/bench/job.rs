@@ -230,6 +230,7 @@ pub(super) fn summarize(
         layer: job.layer.clone(),
         strategy: job.strategy.clone(),
         cache_b: b.all().map(|s| s.cache.clone()).unwrap_or_default(),
+        cache_b_bands: activity_bands(b),
         read_backs_b: read_backs(b).0,
         stale_reads_b: read_backs(b).1,
         control: job.control,
@@ -250,6 +251,20 @@ pub(super) fn summarize(
         report,
         result: source,
     }
+}
+
+/// An arm's cache outcomes per user-activity band (`crate::users::activity_bands`).
+type BandOutcomes = std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
+
+fn activity_bands(d: &ResultDoc) -> std::collections::BTreeMap<String, BandOutcomes> {
+    d.keyed_series()
+        .filter_map(|(key, s)| match &key.series {
+            crate::series::Series::Tag(t) if t.starts_with(crate::users::ACTIVITY_TAG) => {
+                Some((t.clone(), s.cache.clone()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Read-backs of an arm and how many were stale.

@@ -87,6 +87,9 @@ pub struct BenchOptions {
     /// Preferred ports of the local servers; another is picked when one is in use.
     pub port_on: Option<u16>,
     pub port_off: Option<u16>,
+    /// `--two-servers`: the local stack as two servers, each with its own state,
+    /// the arms crossed between them (default: one server serving both arms).
+    pub two_servers: bool,
     pub http_client: ClientKind,
     pub progress: bool,
     pub compare: CompareOptions,

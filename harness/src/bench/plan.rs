@@ -23,7 +23,7 @@ pub const QUICK_MEASURED: Duration = Duration::from_secs(5);
 
 pub const QUICK_WARMUP: Duration = Duration::from_secs(2);
 
-/// Roughly what starting the two local servers costs with an up-to-date build
+/// Roughly what starting the local server(s) costs with an up-to-date build
 /// (migrations, `wrangler dev`'s double start), for the up-front estimate.
 const LOCAL_STARTUP: Duration = Duration::from_secs(45);
 
@@ -238,9 +238,10 @@ pub(super) fn announce(
 
 /// The A/Bs to run, under each measurement in turn (measured, then each latency
 /// profile): every scenario (cache off vs on), then the ablation's layers, then
-/// the A/A control. With the bench secret both servers serve both arms (the
-/// arm's cache chosen per request with `x-bench-cache`), balanced per block of
-/// pairs; without it each arm is tied to its server.
+/// the A/A control. With the bench secret one server serves both arms, or two
+/// servers both arms each (the arm's cache chosen per request with
+/// `x-bench-cache`), balanced per block of pairs; without it each arm is tied to
+/// its server.
 pub(super) fn jobs<'a>(
     scenarios: &'a [Scenario],
     opts: &BenchOptions,
@@ -261,6 +262,13 @@ pub(super) fn jobs<'a>(
         notes.push(
             "without --bench-secret each arm is tied to its target (cache-off to one, cache-on to the other): a \
              difference between the two deployments reads as a cache effect, and there is no A/A control"
+                .to_owned(),
+        );
+    } else if targets.on == targets.off {
+        notes.push(
+            "both arms ran on one server (each request's cache set with x-bench-cache), on one KV and one D1 \
+             state as production's requests share one namespace: a key one request cached is there for the next, \
+             whichever arm's turn it is, and there is no instance difference between the arms to confound"
                 .to_owned(),
         );
     } else if crossed {

@@ -69,9 +69,17 @@ pub struct BenchArgs {
     /// Port of the local cache-on server [default: a free one]; another if it is in use.
     #[arg(long, conflicts_with = "target_on")]
     pub port_on: Option<u16>,
-    /// Port of the local cache-off server [default: a free one]; another if it is in use.
-    #[arg(long, conflicts_with = "target_off")]
+    /// Port of the local cache-off server (with --two-servers) [default: a free one]; another if it is in use.
+    #[arg(long, conflicts_with = "target_off", requires = "two_servers")]
     pub port_off: Option<u16>,
+    /// The local stack as two wrangler dev, the second on the cache-off config,
+    /// both arms crossed between them. Each has its own KV and D1 (two processes
+    /// cannot share them), so every key misses once per server and the cache-on
+    /// arm pays its cold misses twice. Default: one server serves both arms
+    /// (x-bench-cache per request) on one state, as production's requests share
+    /// one namespace, and there is no instance difference to confound.
+    #[arg(long, conflicts_with_all = ["target", "target_on", "target_off", "recipe"])]
+    pub two_servers: bool,
     /// The wrangler to run [default: <root>/node_modules/.bin/wrangler].
     #[arg(long, env = "HARNESS_WRANGLER")]
     pub wrangler: Option<PathBuf>,
@@ -159,6 +167,7 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         wrangler: opts.wrangler,
         port_on: opts.port_on,
         port_off: opts.port_off,
+        two_servers: opts.two_servers,
         http_client: opts.client.http_client,
         progress: !opts.client.quiet,
         compare: compare_options(&opts.compare),

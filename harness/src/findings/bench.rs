@@ -100,12 +100,17 @@ pub struct AbSummary {
     /// Cache outcomes of arm B's requests (layer → outcome → count).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub cache_b: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    /// Arm B's cache outcomes per user-activity band (its tag, e.g. `users-1-10`
+    /// → layer → outcome → count), when the users are picked by a Zipf law.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub cache_b_bands:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>>,
     /// Arm B's read-backs (reads after a write that must show it), and the stale ones.
     #[serde(default)]
     pub read_backs_b: u64,
     #[serde(default)]
     pub stale_reads_b: u64,
-    /// The A/A control: the same arm on both sides, two instances.
+    /// The A/A control: the same arm on both sides, in the A/Bs' design.
     #[serde(default)]
     pub control: bool,
     /// Fresh isolates: one iteration per restart of the runtime (`cold-start`).
@@ -153,6 +158,20 @@ impl AbSummary {
     /// Whether the arms answered differently in any compared pair.
     pub fn wrong_answers(&self) -> bool {
         self.answers_all().is_some_and(|t| t.mismatched > 0)
+    }
+
+    /// Arm B's hit ratio over the lookups of every layer ("–" without any),
+    /// then per user-activity band: "83 % (users-1-10 97 %, users-11-100 85 %)".
+    pub fn hit_words(&self) -> String {
+        let ratio = |cache| super::ranking::hit_ratio(cache, None).map(|h| format!("{:.0} %", 100.0 * h));
+        let Some(all) = ratio(&self.cache_b) else { return "–".to_owned() };
+        let bands: Vec<String> =
+            self.cache_b_bands.iter().filter_map(|(band, cache)| ratio(cache).map(|h| format!("{band} {h}"))).collect();
+        if bands.is_empty() {
+            all
+        } else {
+            format!("{all} ({})", bands.join(", "))
+        }
     }
 
     /// The row of every request, the run's headline.
@@ -365,7 +384,7 @@ fn floor_of(control: &AbSummary, series: &str) -> Option<f64> {
 }
 
 /// Every claim is held to the A/A control of its own scenario and measurement
-/// (the same arm on both sides, two instances, in the A/Bs' design): when the
+/// (the same arm on both sides, in the A/Bs' design): when the
 /// control itself called a difference of all requests' p50, the design's CIs are
 /// not calibrated on this machine at this time and no claim of that scenario gets
 /// a verdict ("not calibrated"); otherwise a claim whose effect lies within the
@@ -416,7 +435,7 @@ fn hold_to(control: &AbSummary, run: &mut AbSummary) {
         let called = matches!(claim.verdict, Verdict::Confirmed | Verdict::Exceeded | Verdict::Short);
         if called && primary.improvement.abs() <= floor * 100.0 {
             claim.reason = format!(
-                "{:.1} % faster at {} is within the A/A control's ±{:.1} % (two instances of the same arm): \
+                "{:.1} % faster at {} is within the A/A control's ±{:.1} % (the same arm against itself): \
                  not called; {}",
                 primary.improvement,
                 primary.metric.name(),
@@ -493,6 +512,7 @@ mod tests {
             layer: None,
             strategy: None,
             cache_b: Default::default(),
+            cache_b_bands: Default::default(),
             read_backs_b: 0,
             stale_reads_b: 0,
             control,

@@ -101,9 +101,18 @@ pub struct Decision {
     pub reason: String,
 }
 
-/// The primary's change in `c` (head = arm B), if both builds recorded it.
-pub fn find<'c>(c: &'c Comparison, primary: &Primary) -> Option<&'c MetricChange> {
-    c.series.iter().find(|s| s.series == primary.series).and_then(|s| s.metric(primary.metric))
+/// A primary as both builds recorded it: its change (head = arm B) and the
+/// share of each build's requests of its series that failed.
+#[derive(Debug, Clone, Copy)]
+pub struct Found<'c> {
+    pub change: &'c MetricChange,
+    pub error_rates: (f64, f64),
+}
+
+/// The primary in `c`, if both builds recorded it.
+pub fn find<'c>(c: &'c Comparison, primary: &Primary) -> Option<Found<'c>> {
+    let s = c.series.iter().find(|s| s.series == primary.series)?;
+    Some(Found { change: s.metric(primary.metric)?, error_rates: (s.error_rate_a, s.error_rate_b) })
 }
 
 /// Decides `primary` from its change `found` at `tolerance`; `confidence` is the
@@ -111,7 +120,7 @@ pub fn find<'c>(c: &'c Comparison, primary: &Primary) -> Option<&'c MetricChange
 pub fn decide(
     scenario: &str,
     primary: &Primary,
-    found: Option<&MetricChange>,
+    found: Option<Found<'_>>,
     tolerance: f64,
     confidence: f64,
     invalid: Option<&str>,
@@ -127,7 +136,7 @@ pub fn decide(
         outcome: Outcome::Undetermined,
         reason: String::new(),
     };
-    let Some(m) = found else {
+    let Some(Found { change: m, error_rates: (failed_base, failed_head) }) = found else {
         d.reason = format!("{} was not recorded by both builds: nothing to judge", primary.series);
         return d;
     };
@@ -137,6 +146,19 @@ pub fn decide(
     let tol = format!("{:.1} %", tolerance * 100.0);
     (d.outcome, d.reason) = if let Some(why) = invalid {
         (Outcome::Undetermined, format!("not judged: {why}"))
+    } else if primary.metric == Metric::Mean && failed_base + failed_head > 0.0 {
+        // Percentiles rank failures slowest; a mean can only leave them out, so
+        // a build that fails its slow requests would have the faster mean.
+        let share = |x: f64| format!("{:.2} %", x * 100.0);
+        (
+            Outcome::Undetermined,
+            format!(
+                "not judged: requests failed (base {}, head {}) and a mean is of successful requests only; \
+                 gate on a percentile, which ranks failures slowest",
+                share(failed_base),
+                share(failed_head)
+            ),
+        )
     } else if !(m.enough_samples && m.ci_low.is_finite() && m.ci_high.is_finite()) {
         let need = primary.metric.min_samples();
         (Outcome::Undetermined, format!("too few requests for a {} (at least {need} per build)", primary.metric.name()))
@@ -177,7 +199,7 @@ mod tests {
     }
 
     fn decided(m: &MetricChange, invalid: Option<&str>) -> Decision {
-        decide("s", &Primary::all_p50(), Some(m), 0.05, 0.95, invalid)
+        decide("s", &Primary::all_p50(), Some(Found { change: m, error_rates: (0.0, 0.0) }), 0.05, 0.95, invalid)
     }
 
     fn outcome(c: f64, lo: f64, hi: f64) -> Outcome {
@@ -204,6 +226,20 @@ mod tests {
         let missing = decide("s", &Primary::all_p50(), None, 0.05, 0.95, None);
         assert_eq!(missing.outcome, Outcome::Undetermined);
         assert!(missing.reason.contains("not recorded"), "{}", missing.reason);
+    }
+
+    #[test]
+    fn a_mean_primary_is_not_judged_when_requests_failed() {
+        let mean = Primary::parse("*:mean").unwrap();
+        let m = MetricChange { metric: Metric::Mean, ..change(-0.2, -0.25, -0.15, true) };
+        let judged = |error_rates| decide("s", &mean, Some(Found { change: &m, error_rates }), 0.05, 0.95, None);
+        assert_eq!(judged((0.0, 0.0)).outcome, Outcome::NoRegression);
+        let d = judged((0.0, 0.1));
+        assert_eq!(d.outcome, Outcome::Undetermined, "head failing 10 % has the faster mean: {}", d.reason);
+        assert!(d.reason.contains("head 10.00 %"), "{}", d.reason);
+        // A percentile ranks the failures: judged as usual.
+        let p50 = Found { change: &change(-0.2, -0.25, -0.15, true), error_rates: (0.0, 0.1) };
+        assert_eq!(decide("s", &Primary::all_p50(), Some(p50), 0.05, 0.95, None).outcome, Outcome::NoRegression);
     }
 
     #[test]

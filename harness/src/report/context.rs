@@ -402,7 +402,7 @@ fn overall_row(r: &AbSummary) -> Option<Value> {
     let all = r.all_row()?;
     let what = match (&r.layer, r.control) {
         (Some(l), _) => format!("off → only {l} on ({})", r.scenario),
-        (None, true) => format!("cache-off on two instances: the noise floor ({})", r.scenario),
+        (None, true) => format!("cache-off against itself: the noise floor ({})", r.scenario),
         (None, false) if r.cold_start => "cache-off → cache-on, a fresh isolate per sample".to_owned(),
         (None, false) => "cache-off → cache-on".to_owned(),
     };
@@ -410,6 +410,7 @@ fn overall_row(r: &AbSummary) -> Option<Value> {
         "name": r.name, "what": what, "control": r.control,
         "status": r.status, "p50": change(&all.p50), "p50_dir": direction(&all.p50),
         "p99": change(&all.p99), "p99_dir": direction(&all.p99), "stale_reads": r.stale_reads, "errors": r.errors,
+        "hits": r.hit_words(),
         "measured": if r.cold_start {
             format!("{} cold requests per arm", all.count_a.min(all.count_b))
         } else {

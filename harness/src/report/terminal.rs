@@ -336,7 +336,7 @@ pub fn render_bench(s: &BenchSummary) -> String {
     };
     for r in &s.runs {
         if r.control {
-            let _ = writeln!(out, "(the A/A control: cache off on both sides, two instances — the noise floor)");
+            let _ = writeln!(out, "(the A/A control: cache off on both sides — the noise floor)");
         }
         for row in r.rows.iter().filter(|x| !x.series.is_server_side()) {
             let name = if row.series.is_all() { r.name.clone() } else { format!("  {}", shown(&row.series)) };
@@ -368,6 +368,10 @@ pub fn render_bench(s: &BenchSummary) -> String {
                 all.p50.half_width(),
                 all.p99.half_width()
             );
+            let hits = r.hit_words();
+            if hits != "–" {
+                let _ = writeln!(out, "  (hit ratio of {}: {hits})", r.b);
+            }
         }
     }
     let groups = s.groups();

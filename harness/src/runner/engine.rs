@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use super::finish::ArmRecord;
 pub(super) use super::iteration::UserLocks;
-use super::iteration::{run_iteration, ArmAlternator};
+use super::iteration::{run_iteration, ArmAlternator, Route};
 use super::writer::WriterHandle;
 use super::{RunError, RunOptions};
 use crate::client::HttpClient;
@@ -69,8 +69,13 @@ pub(super) struct Shared {
     pub(super) rng: RefCell<SmallRng>,
     pub(super) counters: RefCell<Counters>,
     pub(super) mix: Option<Mix>,
-    /// Per step, the series its requests are recorded in.
-    pub(super) step_series: Vec<recorder::StepSeries>,
+    /// Per activity band of the users (one when there are none), per step, the
+    /// series its requests are recorded in: the band's tag among them.
+    step_series: Vec<Vec<recorder::StepSeries>>,
+    /// Each user's activity band, an index into `step_series` (empty: band 0).
+    user_band: Vec<u8>,
+    /// Every arm sends to one server (arms switched per request): one store.
+    one_server: bool,
     /// Per step, the series of its read-back (if it has one).
     pub(super) read_back_series: Vec<Option<recorder::StepSeries>>,
     /// Held from a write through its read-back: two writes of one user on one
@@ -97,7 +102,38 @@ fn planned_of(scenario: &Scenario, opts: &RunOptions) -> Duration {
     opts.max_duration.map_or(planned, |max| planned.min(max))
 }
 
+/// Per activity band (or once, with none), the series of each step.
+fn band_series(scenario: &Scenario, bands: &[(String, std::ops::Range<usize>)]) -> Vec<Vec<recorder::StepSeries>> {
+    let steps = |band: Option<&String>| {
+        let tagged = |s: &crate::scenario::Step| {
+            let tags: Vec<String> = s.tags.iter().chain(band).cloned().collect();
+            recorder::StepSeries::new(&s.name, &tags)
+        };
+        scenario.steps.iter().map(tagged).collect()
+    };
+    match bands {
+        [] => vec![steps(None)],
+        _ => bands.iter().map(|(tag, _)| steps(Some(tag))).collect(),
+    }
+}
+
 impl Shared {
+    /// The series a request of step `s` by `user` is recorded in.
+    pub(super) fn series_of(&self, s: usize, user: usize) -> &recorder::StepSeries {
+        let band = self.user_band.get(user).map_or(0, |&b| usize::from(b));
+        &self.step_series[band][s]
+    }
+
+    /// The server `route` sends to, as a key of the write locks: one for all
+    /// arms when they share their server.
+    pub(super) fn server_of(&self, route: Route) -> usize {
+        if self.one_server {
+            0
+        } else {
+            route.server()
+        }
+    }
+
     fn new(
         scenario: &Scenario,
         arms: Vec<Arm>,
@@ -106,6 +142,9 @@ impl Shared {
         measure_start: Instant,
         planned: Duration,
     ) -> Shared {
+        let bands = population.activity_bands();
+        let target = |a: &Arm| a.record.borrow().spec.target.clone();
+        let one_server = arms.len() > 1 && arms.iter().all(|a| a.other.is_none() && target(a) == target(&arms[0]));
         Shared {
             scenario: scenario.clone(),
             // Two arms that each hold a second server (the other arm's, or a twin) alternate between their two.
@@ -118,7 +157,13 @@ impl Shared {
             rng: RefCell::new(SmallRng::from_os_rng()),
             counters: RefCell::new(Counters::default()),
             mix,
-            step_series: scenario.steps.iter().map(|s| recorder::StepSeries::new(&s.name, &s.tags)).collect(),
+            step_series: band_series(scenario, &bands),
+            one_server,
+            user_band: bands
+                .iter()
+                .enumerate()
+                .flat_map(|(i, (_, users))| users.clone().map(move |_| i as u8))
+                .collect(),
             read_back_series: scenario
                 .steps
                 .iter()

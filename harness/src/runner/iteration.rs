@@ -54,7 +54,7 @@ pub(super) struct Route {
 
 impl Route {
     /// The server the iteration goes to, as the index of the arm whose target it is.
-    fn server(self) -> usize {
+    pub(super) fn server(self) -> usize {
         if self.crossed {
             1 - self.arm
         } else {
@@ -400,7 +400,7 @@ async fn run_steps(
                 shared.first_error.borrow_mut().get_or_insert_with(|| format!("step {}: {e}", step.name));
                 if measured {
                     let mut record = shared.arms[route.arm].record.borrow_mut();
-                    record.recorder.record_unsent(&shared.step_series[s], ErrorKind::Template, None);
+                    record.recorder.record_unsent(shared.series_of(s, draw.user), ErrorKind::Template, None);
                 }
                 return false;
             }
@@ -442,7 +442,7 @@ pub(super) fn record_dropped(shared: &Shared, intended: Instant, waited: std::ti
     if let Some(s) = step {
         let mut record = shared.arms[route.arm].record.borrow_mut();
         let censored = recorder::Censored { waited_us: waited.as_micros() as u64, block: block_of(shared, intended) };
-        record.recorder.record_unsent(&shared.step_series[s], ErrorKind::Dropped, Some(censored));
+        record.recorder.record_unsent(shared.series_of(s, draw.user), ErrorKind::Dropped, Some(censored));
     }
 }
 
@@ -494,10 +494,11 @@ struct Sent {
 async fn run_step(shared: &Shared, sent: Sent, main: Rendered, read_back: Option<Rendered>) -> Option<bool> {
     let Sent { route, step: s, user, pair, intended, measured } = sent;
     let step = &shared.scenario.steps[s];
-    // Keyed by the server the write goes to: tied arms never share one (each arm
-    // its own lock), but crossed arms write the same user's data on the same
-    // server, and a read-back must not see the other arm's write.
-    let lock = read_back.as_ref().map(|_| shared.write_locks.of(route.server(), user));
+    // Keyed by the server the write goes to: arms tied to servers of their own
+    // never share one (each arm its own lock), but crossed arms, and arms on one
+    // server, write the same user's data on the same server, and a read-back
+    // must not see the other arm's write.
+    let lock = read_back.as_ref().map(|_| shared.write_locks.of(shared.server_of(route), user));
     let _held = match &lock {
         Some(l) => Some(l.lock().await),
         None => None,
@@ -505,7 +506,7 @@ async fn run_step(shared: &Shared, sent: Sent, main: Rendered, read_back: Option
     let call = Call {
         request: &step.request,
         expect: &step.expect,
-        series: &shared.step_series[s],
+        series: shared.series_of(s, user),
         keep_body: !step.extract.is_empty(),
         read_back: false,
         pairing: pairing(shared, pair, s, user),
