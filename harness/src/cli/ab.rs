@@ -5,8 +5,8 @@ use clap::Args;
 use std::path::PathBuf;
 
 use super::{
-    bad, compare_options, finish_comparison, headers, load_claims, load_scenario_with, options, print_terminal,
-    run_code, write_report, CompareArgs, Fail, LoadArgs,
+    bad, compare_options, finish_comparison, headers, load_claims, load_scenario_with, options, parse_header,
+    print_terminal, run_code, write_report, CompareArgs, Fail, LoadArgs,
 };
 use crate::compare;
 use crate::exit;
@@ -33,6 +33,13 @@ pub struct AbArgs {
     /// x-bench-cache for arm B in the one-target form.
     #[arg(long, default_value = "on")]
     pub b_cache: String,
+    /// A header for arm A's requests only, "name: value" (repeatable), after
+    /// --header's: e.g. a fault or a delay injected into one arm.
+    #[arg(long = "a-header", value_name = "HEADER")]
+    pub a_headers: Vec<String>,
+    /// A header for arm B's requests only (repeatable).
+    #[arg(long = "b-header", value_name = "HEADER")]
+    pub b_headers: Vec<String>,
     #[arg(long, default_value = "a")]
     pub a_label: String,
     #[arg(long, default_value = "b")]
@@ -47,16 +54,35 @@ pub struct AbArgs {
 }
 
 pub(super) fn ab(args: AbArgs) -> Result<i32, Fail> {
-    let AbArgs { scenario, a, b, target, a_cache, b_cache, a_label, b_label, report, load, compare } = args;
+    let AbArgs {
+        scenario,
+        a,
+        b,
+        target,
+        a_cache,
+        b_cache,
+        a_headers,
+        b_headers,
+        a_label,
+        b_label,
+        report,
+        load,
+        compare,
+    } = args;
     let sc = load_scenario_with(&scenario, &load.client)?;
     let claims = load_claims(&compare)?;
     let extra = headers(&load)?;
+    let with = |own: &[String]| -> Result<Vec<(String, String)>, Fail> {
+        let own: Vec<(String, String)> = own.iter().map(|h| parse_header(h).map_err(bad)).collect::<Result<_, _>>()?;
+        Ok(extra.iter().cloned().chain(own).collect())
+    };
+    let (extra_a, extra_b) = (with(&a_headers)?, with(&b_headers)?);
     let usage = "give --a URL --b URL, or --target URL (once, or twice for two instances) with \
                  --a-cache/--b-cache and --bench-secret";
     let arms = match (a, b, target.as_slice()) {
         (Some(a), Some(b), []) => vec![
-            ArmSpec { label: Some(a_label), target: a, extra_headers: extra.clone() },
-            ArmSpec { label: Some(b_label), target: b, extra_headers: extra },
+            ArmSpec { label: Some(a_label), target: a, extra_headers: extra_a },
+            ArmSpec { label: Some(b_label), target: b, extra_headers: extra_b },
         ],
         (None, None, [first, rest @ ..]) if rest.len() <= 1 => {
             let secret =
@@ -66,8 +92,8 @@ pub(super) fn ab(args: AbArgs) -> Result<i32, Fail> {
             let second = rest.first().unwrap_or(first);
             let target = load.client.target_kind.target();
             vec![
-                ArmSpec::with_cache(&a_label, first, extra.clone(), target.as_ref(), &secret, &a_cache).map_err(bad)?,
-                ArmSpec::with_cache(&b_label, second, extra, target.as_ref(), &secret, &b_cache).map_err(bad)?,
+                ArmSpec::with_cache(&a_label, first, extra_a, target.as_ref(), &secret, &a_cache).map_err(bad)?,
+                ArmSpec::with_cache(&b_label, second, extra_b, target.as_ref(), &secret, &b_cache).map_err(bad)?,
             ]
         }
         _ => return Err(bad(usage)),
