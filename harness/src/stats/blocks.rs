@@ -11,7 +11,7 @@
 use rand::Rng;
 
 use super::bootstrap::{self, Interval};
-#[cfg(doc)]
+use super::mean_t;
 use super::Metric;
 use super::{metrics, PerMetric};
 
@@ -123,7 +123,7 @@ pub fn block_bootstrap(
     let mut scratch = Vec::new();
     let points = (ga.metrics_of(&all(&ga), &mut scratch), gb.metrics_of(&all(&gb), &mut scratch));
     let (mut da, mut db) = (vec![0; ga.len()], vec![0; gb.len()]);
-    bootstrap::changes(points, resamples, alpha, || {
+    let mut intervals = bootstrap::changes(points, resamples, alpha, || {
         da.iter_mut().for_each(|k| *k = rng.random_range(0..ga.len()));
         if joint {
             db.copy_from_slice(&da);
@@ -131,7 +131,13 @@ pub fn block_bootstrap(
             db.iter_mut().for_each(|k| *k = rng.random_range(0..gb.len()));
         }
         (ga.metrics_of(&da, &mut scratch), gb.metrics_of(&db, &mut scratch))
-    })
+    });
+    let mean = Metric::ALL.iter().position(|m| *m == Metric::Mean).expect("the mean is a metric");
+    let (sa, sb) = (mean_t::block_sums(&ga.values, &ga.blocks), mean_t::block_sums(&gb.values, &gb.blocks));
+    if let Some(t) = mean_t::interval(&sa, &sb, joint, resamples, alpha, intervals[mean], rng) {
+        intervals[mean] = t;
+    }
+    intervals
 }
 
 #[cfg(test)]

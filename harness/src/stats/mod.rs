@@ -11,6 +11,7 @@
 
 mod blocks;
 mod bootstrap;
+mod mean_t;
 
 pub use blocks::{block_bootstrap, block_layout, Blocks, MIN_BLOCKS};
 pub use bootstrap::{Interval, MIN_TAIL};
