@@ -12,6 +12,12 @@ use crate::scenario::{Pick, Users};
 /// The prefix of the activity bands' tags (`users-1-10`, `users-11-100`, …).
 pub const ACTIVITY_TAG: &str = "users-";
 
+/// The first rank of an activity band's tag (`users-11-100` → 11), for ordering.
+pub fn band_start(tag: &str) -> u64 {
+    let rest = tag.strip_prefix(ACTIVITY_TAG).unwrap_or(tag);
+    rest.split('-').next().and_then(|n| n.parse().ok()).unwrap_or(u64::MAX)
+}
+
 /// Where the activity bands end, by rank.
 const ACTIVITY_EDGES: [usize; 2] = [10, 100];
 
@@ -171,6 +177,8 @@ mod tests {
         assert_eq!(bands(100, Pick::Zipf(1.1)), ["users-1-10:0..10", "users-11-100:10..100"]);
         assert!(bands(10, Pick::Zipf(1.1)).is_empty(), "one band says nothing");
         assert!(bands(300, Pick::Uniform).is_empty(), "users alike: no activity bands");
+        assert_eq!(band_start("users-11-100"), 11);
+        assert!(band_start("users-101-300") > band_start("users-11-100"));
     }
 
     #[test]

@@ -165,8 +165,11 @@ impl AbSummary {
     pub fn hit_words(&self) -> String {
         let ratio = |cache| super::ranking::hit_ratio(cache, None).map(|h| format!("{:.0} %", 100.0 * h));
         let Some(all) = ratio(&self.cache_b) else { return "–".to_owned() };
+        // By rank, not as text: users-11-100 before users-101-300.
+        let mut bands: Vec<(&String, _)> = self.cache_b_bands.iter().collect();
+        bands.sort_by_key(|(band, _)| crate::users::band_start(band));
         let bands: Vec<String> =
-            self.cache_b_bands.iter().filter_map(|(band, cache)| ratio(cache).map(|h| format!("{band} {h}"))).collect();
+            bands.into_iter().filter_map(|(band, cache)| ratio(cache).map(|h| format!("{band} {h}"))).collect();
         if bands.is_empty() {
             all
         } else {
@@ -550,6 +553,25 @@ mod tests {
                 verdict,
             }],
         }
+    }
+
+    #[test]
+    fn hit_words_give_the_ratio_then_each_band_by_rank() {
+        let outcomes = |hit: u64, miss: u64| {
+            let layer = [("hit".to_owned(), hit), ("miss".to_owned(), miss), ("off".to_owned(), 50)].into();
+            [("user-models".to_owned(), layer)].into()
+        };
+        let mut r = run("m", "m", false, (10.0, 8.0), vec![]);
+        assert_eq!(r.hit_words(), "–", "no lookups");
+        r.cache_b = outcomes(87, 13);
+        assert_eq!(r.hit_words(), "87 %", "no bands; switched-off outcomes are no lookups");
+        r.cache_b_bands = [
+            ("users-101-300".into(), outcomes(2, 1)),
+            ("users-11-100".into(), outcomes(3, 1)),
+            ("users-1-10".into(), outcomes(9, 1)),
+        ]
+        .into();
+        assert_eq!(r.hit_words(), "87 % (users-1-10 90 %, users-11-100 75 %, users-101-300 67 %)");
     }
 
     #[test]
