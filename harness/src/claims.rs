@@ -45,6 +45,11 @@ pub struct Claim {
     /// that switches on that layer alone (against all layers off).
     #[serde(default)]
     pub layer: Option<String>,
+    /// The claim is about a part of each request's time (an overhead such as
+    /// the bot check), judged on whole requests: their improvement is only a
+    /// lower bound of the part's, so it can refute (slower) but not size it.
+    #[serde(default)]
+    pub overhead: bool,
 }
 
 fn p50() -> String {
@@ -187,6 +192,31 @@ fn judge_metric(improvement: f64, lo: f64, hi: f64, range: [f64; 2], noise: f64)
     judge_metric_at(improvement, lo, hi, range, noise, "95 %")
 }
 
+/// The verdict of an overhead claim (`Claim::overhead`) from its whole
+/// requests' improvement `imp` [`lo`, `hi`] (percent faster): with the rest of
+/// each request unchanged, a part that fell by x % makes the whole fall by
+/// share × x %, so the whole's CI bounds the part's from below only. Slower
+/// (beyond the noise band) refutes it; anything else is a lower bound.
+fn judge_overhead(imp: f64, lo: f64, hi: f64, range: [f64; 2], noise: f64, level: &str) -> (Verdict, String) {
+    let [low, high] = range;
+    let (now, ci) = (speed(imp), ci_words(lo, hi, level));
+    if hi < -noise {
+        return (Verdict::Refuted, format!("the whole request got slower: {now}, {ci}, claimed {low}–{high} % lower"));
+    }
+    let bound = if lo >= low {
+        format!("the overhead fell by at least {low} %, but whether within or beyond {high} % cannot be told")
+    } else {
+        "a lower bound of the overhead's fall only".to_owned()
+    };
+    (
+        Verdict::Inconclusive,
+        format!(
+            "whole requests {now}, {ci}: {bound}; the overhead alone was not measured (it needs an arm without \
+             the work it is the overhead of)"
+        ),
+    )
+}
+
 /// The verdict of one metric whose CI has confidence `level` ("95 %").
 fn judge_metric_at(improvement: f64, lo: f64, hi: f64, range: [f64; 2], noise: f64, level: &str) -> (Verdict, String) {
     let [low, high] = range;
@@ -308,7 +338,8 @@ impl Claim {
                 )
             } else {
                 let level = crate::change::level_words(s.confidence);
-                let (v, why) = judge_metric_at(imp, lo, hi, self.faster_by, noise * 100.0, &level);
+                let judge = if self.overhead { judge_overhead } else { judge_metric_at };
+                let (v, why) = judge(imp, lo, hi, self.faster_by, noise * 100.0, &level);
                 let why = if m.at_resolution {
                     format!("{why} (the values are at their clock's resolution: the CI was widened to the neighbouring values)")
                 } else {
@@ -362,14 +393,19 @@ pub fn explain(path: &Path, claims: &[Claim]) -> String {
         };
         let _ = writeln!(
             out,
-            "  - {}: {:?} — judged on {on}{}, primary metric {} (also shown: {}), claimed {}–{} % faster (B against A)",
+            "  - {}: {:?} — judged on {on}{}, primary metric {} (also shown: {}), claimed {}–{} % faster (B against A){}",
             c.name,
             c.statement,
             c.layer.as_ref().map(|l| format!(" in the `{l}` layer run")).unwrap_or_default(),
             c.primary,
             if c.metrics.is_empty() { "none".to_owned() } else { c.metrics.join(", ") },
             c.faster_by[0],
-            c.faster_by[1]
+            c.faster_by[1],
+            if c.overhead {
+                "; an overhead: whole requests bound it from below, so it can be refuted (slower) but not confirmed"
+            } else {
+                ""
+            }
         );
     }
     out
@@ -496,7 +532,34 @@ mod tests {
             metrics: metrics.iter().map(|m| (*m).to_owned()).collect(),
             faster_by: range,
             layer: None,
+            overhead: false,
         }
+    }
+
+    #[test]
+    fn an_overhead_judged_on_whole_requests_is_only_bounded() {
+        let judged = |imp: f64, lo: f64, hi: f64| {
+            let c = compared(
+                SeriesKey::all(),
+                &[(Metric::P50, 10.0, 10.0 * (1.0 - imp / 100.0), -hi / 100.0, -lo / 100.0)],
+            );
+            let claim = Claim { overhead: true, ..claim("*", None, &[], [50.0, 60.0]) };
+            claim.judge(&[c], None, 0.02)
+        };
+        // 55 % faster as a whole: the overhead fell by at least 50 %, not "confirmed".
+        let v = judged(55.0, 52.0, 58.0);
+        assert_eq!(v.verdict, Verdict::Inconclusive, "{}", v.reason);
+        assert!(v.reason.contains("at least 50 %"), "{}", v.reason);
+        // 20 % faster as a whole is no "short": the part may have fallen by 55 %.
+        let v = judged(20.0, 17.0, 23.0);
+        assert_eq!(v.verdict, Verdict::Inconclusive, "{}", v.reason);
+        assert!(v.reason.contains("lower bound"), "{}", v.reason);
+        // Slower as a whole: the part got slower.
+        assert_eq!(judged(-20.0, -25.0, -15.0).verdict, Verdict::Refuted);
+        // The same numbers on a claim about whole requests.
+        let whole = claim("*", None, &[], [50.0, 60.0]);
+        let c = compared(SeriesKey::all(), &[(Metric::P50, 10.0, 8.0, -0.23, -0.17)]);
+        assert_eq!(whole.judge(&[c], None, 0.02).verdict, Verdict::Short);
     }
 
     #[test]

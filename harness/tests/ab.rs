@@ -22,6 +22,7 @@ fn claim() -> Claim {
         metrics: vec!["mean".into()],
         faster_by: [25.0, 35.0],
         layer: None,
+        overhead: false,
     }
 }
 

@@ -78,6 +78,7 @@ fn list_claim() -> Claim {
         metrics: vec![],
         faster_by: [60.0, 80.0],
         layer: None,
+        overhead: false,
     }
 }
 

@@ -46,6 +46,7 @@ fn ab_report(dir: &Path) -> (harness::report::ReportFiles, Vec<harness::result::
         metrics: vec![],
         faster_by: [40.0, 60.0],
         layer: None,
+        overhead: false,
     });
     let c = compare(&docs[0], &docs[1], true, &claims, &CompareOptions::default()).unwrap();
     let files = harness::report::write(&docs, Some(&c), &["ab.json".into()], &dir.join("report")).unwrap();

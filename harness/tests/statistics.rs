@@ -120,6 +120,7 @@ fn claim() -> Claim {
         metrics: vec![],
         faster_by: [25.0, 35.0],
         layer: None,
+        overhead: false,
     }
 }
 
