@@ -195,6 +195,34 @@ fn profiles_run_every_ab_again_labelled_modelled_with_one_answer_table() {
     assert!(stdout.contains("probe [modelled: kv-cold]"), "{stdout}");
 }
 
+#[test]
+fn repeated_controls_are_pooled_and_the_verdicts_held_to_the_pool() {
+    let _x = exclusive();
+    let Probe { off, on, dir: _dir, scenario, reports } = probe();
+    let out = harness()
+        .args(["bench", "--quick", "--quiet", "--no-ablation", "--bench-secret", "s", "--controls", "2"])
+        .args(["--target-on", &on.url(), "--target-off", &off.url(), "--out"])
+        .arg(&reports)
+        .arg(&scenario)
+        .env_remove("BENCH_SECRET")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("2 runs pooled"), "the plan says so: {stdout}");
+    let dir = bench_dir(&reports);
+    let s = summary(&dir);
+    let names: Vec<&str> = s.runs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["probe", "A/A control probe", "A/A control probe #2", "A/A control probe (pooled, 2 runs)"]);
+    let (one, two, pooled) = (&s.runs[1], &s.runs[2], &s.runs[3]);
+    assert!(pooled.control && pooled.pooled == 2 && one.pooled == 0, "{pooled:?}");
+    assert_eq!(pooled.requests, one.requests + two.requests, "the pool holds both runs' requests");
+    assert!(dir.join(&pooled.result).is_file(), "{}", pooled.result);
+    // Its interval rests on twice the traffic: narrower than either run's.
+    let half = |r: &harness::bench::AbSummary| r.all_row().map(|x| x.p50.half_width()).unwrap();
+    assert!(half(pooled) < half(one).max(half(two)), "{} vs {} and {}", half(pooled), half(one), half(two));
+}
+
 /// Reads the bench's stdout on a thread; lines arrive on the channel.
 fn lines(child: &mut Child) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();

@@ -231,6 +231,7 @@ pub(super) fn summarize(
         strategy: job.strategy.clone(),
         cache_b: b.all().map(|s| s.cache.clone()).unwrap_or_default(),
         cache_b_bands: activity_bands(b),
+        pooled: 0,
         read_backs_b: read_backs(b).0,
         stale_reads_b: read_backs(b).1,
         control: job.control,

@@ -22,6 +22,7 @@ mod cold;
 mod job;
 pub mod observer;
 pub mod plan;
+mod pool;
 pub mod profiles;
 pub mod recipe_stack;
 mod run;
@@ -87,6 +88,8 @@ pub struct BenchOptions {
     /// Preferred ports of the local servers; another is picked when one is in use.
     pub port_on: Option<u16>,
     pub port_off: Option<u16>,
+    /// `--controls N`: each scenario's A/A control runs N times, pooled into one.
+    pub controls: u32,
     /// `--two-servers`: the local stack as two servers, each with its own state,
     /// the arms crossed between them (default: one server serving both arms).
     pub two_servers: bool,
@@ -179,6 +182,7 @@ pub fn run(opts: &BenchOptions, claims: &[Claim], env: &Env<'_>) -> Result<(Benc
     let seed_users = seeding.then(|| seeding::users_per_seed(&scenarios, strategies.len()));
     let ctx = run::JobContext { opts, claims, dir: &dir, env, local, seed_users };
     let (mut runs, invalid_reasons, staleness) = run::run_jobs(jobs, &ctx, &mut targets, &strategies, &measurements);
+    pool::pool_controls(&mut runs, opts, &dir, env.observer, &mut notes);
     crate::findings::hold_to_control(&mut runs);
     let capabilities = crate::findings::capabilities::capabilities(&runs, targets.health_route().as_deref());
     if let Some(warning) =

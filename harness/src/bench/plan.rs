@@ -127,9 +127,15 @@ pub fn plan(
     // Every warm scenario's A/A control (it needs the per-request switch: the
     // local stack's own secret, or the one given for a deployment).
     if local || opts.bench_secret.is_some() {
+        let times = opts.controls.max(1);
+        let arms = if times > 1 {
+            format!("cache-off on both sides, {times} runs pooled")
+        } else {
+            "cache-off on both sides".to_owned()
+        };
         for s in scenarios.iter().filter(|s| !is_cold(s)) {
-            total += run_time(s);
-            lines.push(control_line(s, "cache-off on both sides"));
+            total += run_time(s) * times;
+            lines.push(control_line(s, &arms));
         }
     }
     // Cold starts run last: they restart the cache-on server.
@@ -169,6 +175,15 @@ pub fn control_name(name: &str) -> String {
     format!("A/A control {name}")
 }
 
+/// The `k`th run (from 1) of scenario `name`'s A/A control: repeats are
+/// numbered from the second on, and pooled (`pool.rs`).
+fn control_run_name(name: &str, k: u32) -> String {
+    match k {
+        1 => control_name(name),
+        k => format!("{} #{k}", control_name(name)),
+    }
+}
+
 /// The plan's line for scenario `s`'s A/A control, `arms` saying what is run.
 fn control_line(s: &Scenario, arms: &str) -> String {
     format!(
@@ -182,14 +197,19 @@ fn control_line(s: &Scenario, arms: &str) -> String {
 
 /// A recipe's plan: its scenarios, then each one's A/A control, each after a
 /// restart of its instances (reset and seeding take about as long as a start).
-fn recipe_plan(scenarios: &[Scenario], text: String, estimate: Duration) -> (String, Duration) {
+fn recipe_plan(scenarios: &[Scenario], text: String, estimate: Duration, controls: u32) -> (String, Duration) {
     const RESTART: Duration = Duration::from_secs(15);
     let warm: Vec<&Scenario> = scenarios.iter().filter(|s| !is_cold(s)).collect();
     let mut lines = vec![text];
-    let mut total = estimate + RESTART * (2 * warm.len() as u32);
+    let times = controls.max(1);
+    let mut total = estimate + RESTART * ((1 + times) * warm.len() as u32);
+    let arms = match times {
+        1 => "the cache-off arm on two instances".to_owned(),
+        n => format!("the cache-off arm on two instances, {n} runs pooled"),
+    };
     for s in &warm {
-        lines.push(control_line(s, "the cache-off arm on two instances"));
-        total += s.load.warmup + s.load.executor.duration();
+        lines.push(control_line(s, &arms));
+        total += (s.load.warmup + s.load.executor.duration()) * times;
     }
     (lines.join("\n"), total)
 }
@@ -218,7 +238,7 @@ pub(super) fn announce(
     let (plan_text, estimate) =
         plan(scenarios, opts, local, local || opts.bench_secret.is_some(), measurements, strategies);
     let (plan_text, estimate) = match &opts.recipe {
-        Some(_) => recipe_plan(scenarios, plan_text, estimate),
+        Some(_) => recipe_plan(scenarios, plan_text, estimate, opts.controls),
         None => (plan_text, estimate),
     };
     let head = format!("harness bench: {} run(s):\n{plan_text}", plan_text.lines().count());
@@ -251,7 +271,7 @@ pub(super) fn jobs<'a>(
     notes: &mut Vec<String>,
 ) -> Result<Vec<AbJob<'a>>, BenchError> {
     if let Some(stack) = &targets.recipe {
-        let jobs = recipe_jobs(scenarios, targets, stack);
+        let jobs = recipe_jobs(scenarios, targets, stack, opts.controls);
         if jobs.is_empty() {
             return Err(BenchError::Setup("nothing to run: no scenario".into()));
         }
@@ -382,8 +402,11 @@ fn jobs_under<'a>(
             .filter(|s| !is_cold(s) && jobs.iter().any(|j: &AbJob| j.scenario.name == s.name))
             .collect();
         for s in controlled {
-            let arms = pair(("cache-off", "off"), ("cache-off'", "off"));
-            jobs.push(job(named(&control_name(&s.name)), s, JobKind::Control, arms));
+            // Repeats (`--controls N`) are pooled after the runs (`pool.rs`).
+            for k in 1..=opts.controls.max(1) {
+                let arms = pair(("cache-off", "off"), ("cache-off'", "off"));
+                jobs.push(job(named(&control_run_name(&s.name, k)), s, JobKind::Control, arms));
+            }
         }
     }
     match (ablation_scenario(scenarios, opts), &targets.secret) {
@@ -409,6 +432,7 @@ fn recipe_jobs<'a>(
     scenarios: &'a [Scenario],
     targets: &Targets,
     stack: &super::recipe_stack::RecipeStack,
+    controls: u32,
 ) -> Vec<AbJob<'a>> {
     use crate::recipe::CacheRole;
     let recipe = &stack.recipe;
@@ -432,7 +456,9 @@ fn recipe_jobs<'a>(
             Some(url) => vec![arm(&off.label, &targets.off, Vec::new()), arm(&twin, &url, Vec::new())],
             None => vec![arm_on(&off.label, off, &targets.off), arm_on(&twin, off, &targets.on)],
         };
-        jobs.push(job(control_name(&s.name), s, JobKind::Control, arms));
+        for k in 1..=controls.max(1) {
+            jobs.push(job(control_run_name(&s.name, k), s, JobKind::Control, arms.clone()));
+        }
     }
     jobs
 }

@@ -72,6 +72,12 @@ pub struct BenchArgs {
     /// Port of the local cache-off server (with --two-servers) [default: a free one]; another if it is in use.
     #[arg(long, conflicts_with = "target_off", requires = "two_servers")]
     pub port_off: Option<u16>,
+    /// Run each scenario's A/A control this many times and pool them into one
+    /// (their time blocks laid end to end, compared again): the verdicts are
+    /// held to the pooled control, whose interval rests on all its runs, so one
+    /// control that called a difference by chance does not take them away.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub controls: u32,
     /// The local stack as two wrangler dev, the second on the cache-off config,
     /// both arms crossed between them. Each has its own KV and D1 (two processes
     /// cannot share them), so every key misses once per server and the cache-on
@@ -168,6 +174,7 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         port_on: opts.port_on,
         port_off: opts.port_off,
         two_servers: opts.two_servers,
+        controls: opts.controls,
         http_client: opts.client.http_client,
         progress: !opts.client.quiet,
         compare: compare_options(&opts.compare),

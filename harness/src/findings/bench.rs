@@ -113,6 +113,9 @@ pub struct AbSummary {
     /// The A/A control: the same arm on both sides, in the A/Bs' design.
     #[serde(default)]
     pub control: bool,
+    /// A control pooled from this many control runs (`--controls N`); 0: one run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pooled: u32,
     /// Fresh isolates: one iteration per restart of the runtime (`cold-start`).
     #[serde(default)]
     pub cold_start: bool,
@@ -386,6 +389,10 @@ fn floor_of(control: &AbSummary, series: &str) -> Option<f64> {
     floor.is_finite().then_some(floor)
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// Every claim is held to the A/A control of its own scenario and measurement
 /// (the same arm on both sides, in the A/Bs' design): when the
 /// control itself called a difference of all requests' p50, the design's CIs are
@@ -396,7 +403,12 @@ fn floor_of(control: &AbSummary, series: &str) -> Option<f64> {
 pub fn hold_to_control(runs: &mut [AbSummary]) {
     let controls: Vec<AbSummary> = runs.iter().filter(|r| r.control && r.status.is_valid()).cloned().collect();
     for run in runs.iter_mut().filter(|r| !r.control) {
-        let own = controls.iter().find(|c| c.scenario == run.scenario && c.measurement == run.measurement);
+        // Repeated controls: the one pooled from most runs; among equals (no
+        // pooled one), one that called a difference.
+        let own = controls
+            .iter()
+            .filter(|c| c.scenario == run.scenario && c.measurement == run.measurement)
+            .max_by_key(|c| (c.pooled, control_called(c).is_some()));
         match own {
             Some(control) => hold_to(control, run),
             None => {
@@ -516,6 +528,7 @@ mod tests {
             strategy: None,
             cache_b: Default::default(),
             cache_b_bands: Default::default(),
+            pooled: 0,
             read_backs_b: 0,
             stale_reads_b: 0,
             control,
@@ -588,6 +601,26 @@ mod tests {
         assert!(runs[0].claims[0].reason.contains("A/A control of scenario auth"), "{}", runs[0].claims[0].reason);
         // mixed is held to its own control, which called nothing.
         assert_eq!(runs[1].claims[0].verdict, Verdict::Confirmed, "{}", runs[1].claims[0].reason);
+    }
+
+    #[test]
+    fn repeated_controls_are_held_to_by_their_pooled_one() {
+        // One of three controls called +6 % by chance; pooled, they called nothing.
+        let pooled =
+            AbSummary { pooled: 3, ..run("A/A control auth (pooled, 3 runs)", "auth", true, (-0.01, 0.02), vec![]) };
+        let mut runs = vec![
+            run("auth", "auth", false, (-0.33, -0.27), vec![claim(30.0, Verdict::Confirmed)]),
+            run("A/A control auth", "auth", true, (0.04, 0.08), vec![]),
+            run("A/A control auth #2", "auth", true, (-0.02, 0.01), vec![]),
+            pooled,
+        ];
+        hold_to_control(&mut runs);
+        assert_eq!(runs[0].claims[0].verdict, Verdict::Confirmed, "{}", runs[0].claims[0].reason);
+        // Without the pooled one, a control that called a difference decides.
+        runs.pop();
+        runs[0].claims[0].verdict = Verdict::Confirmed;
+        hold_to_control(&mut runs);
+        assert_eq!(runs[0].claims[0].verdict, Verdict::NotCalibrated);
     }
 
     #[test]
