@@ -393,8 +393,8 @@ fn jobs_under<'a>(
         }
         jobs.push(job(named(&s.name), s, kind, pair(("cache-off", "off"), ("cache-on", "on"))));
     }
-    // Each scenario's A/A control: the same arm on both sides, two instances,
-    // in the design of the A/Bs (crossed when they are) — what the bench
+    // Each scenario's A/A control: the same arm on both sides, in the design
+    // of the A/Bs (one server, or crossed over two) — what the bench
     // reports when there is nothing to find, for the verdicts of that scenario.
     if targets.secret.is_some() {
         let controlled: Vec<&'a Scenario> = scenarios
