@@ -74,9 +74,24 @@ request = { path = "/x" }
 struct Probe {
     off: TestServer,
     on: TestServer,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     scenario: PathBuf,
     reports: PathBuf,
+}
+
+impl Probe {
+    /// `harness bench --quick` against the two targets, `extra` before the scenario.
+    fn bench(&self, extra: &[&str]) -> std::process::Output {
+        harness()
+            .args(["bench", "--quick", "--quiet", "--target-on", &self.on.url(), "--target-off", &self.off.url()])
+            .args(extra)
+            .arg("--out")
+            .arg(&self.reports)
+            .arg(&self.scenario)
+            .env_remove("BENCH_SECRET")
+            .output()
+            .unwrap()
+    }
 }
 
 fn probe() -> Probe {
@@ -86,24 +101,18 @@ fn probe() -> Probe {
     let scenario = dir.path().join("probe.toml");
     std::fs::write(&scenario, NO_USERS).unwrap();
     let reports = dir.path().join("reports");
-    Probe { off, on, dir, scenario, reports }
+    Probe { off, on, _dir: dir, scenario, reports }
 }
 
 #[test]
 fn deployed_targets_get_an_interleaved_ab_and_a_report() {
     let _x = exclusive();
-    let Probe { off, on, dir: _dir, scenario, reports } = probe();
-    let out = harness()
-        .args(["bench", "--quick", "--quiet", "--target-on", &on.url(), "--target-off", &off.url(), "--out"])
-        .arg(&reports)
-        .arg(&scenario)
-        .env_remove("BENCH_SECRET")
-        .output()
-        .unwrap();
+    let probe = probe();
+    let out = probe.bench(&[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("expected wall time") && stdout.contains("under 10 minutes"), "{stdout}");
-    let bench = bench_dir(&reports);
+    let bench = bench_dir(&probe.reports);
     let s = summary(&bench);
     assert!(s.valid, "{:?}", s.invalid_reasons);
     assert_eq!(s.mode, "deployed");
@@ -127,27 +136,9 @@ fn deployed_targets_get_an_interleaved_ab_and_a_report() {
 #[test]
 fn profiles_run_every_ab_again_labelled_modelled_with_one_answer_table() {
     let _x = exclusive();
-    let Probe { off, on, dir: _dir, scenario, reports } = probe();
-    let bench = |extra: &[&str]| {
-        harness()
-            .args([
-                "bench",
-                "--quick",
-                "--quiet",
-                "--no-ablation",
-                "--target-on",
-                &on.url(),
-                "--target-off",
-                &off.url(),
-            ])
-            .args(extra)
-            .arg("--out")
-            .arg(&reports)
-            .arg(&scenario)
-            .env_remove("BENCH_SECRET")
-            .output()
-            .unwrap()
-    };
+    let probe = probe();
+    let bench = |extra: &[&str]| probe.bench(&[&["--no-ablation"], extra].concat());
+    let reports = &probe.reports;
     let no_secret = bench(&["--profile", "kv-cold"]);
     assert_eq!(no_secret.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_secret.stderr).contains("--bench-secret"));
@@ -158,7 +149,7 @@ fn profiles_run_every_ab_again_labelled_modelled_with_one_answer_table() {
     let out = bench(&["--bench-secret", "s", "--profile", "local", "--profile", "kv-cold"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let bench_dir = bench_dir(&reports);
+    let bench_dir = bench_dir(reports);
     let s = summary(&bench_dir);
     assert!(s.valid, "{:?}", s.invalid_reasons);
     let names: Vec<&str> = s.runs.iter().map(|r| r.name.as_str()).collect();
@@ -198,19 +189,12 @@ fn profiles_run_every_ab_again_labelled_modelled_with_one_answer_table() {
 #[test]
 fn repeated_controls_are_pooled_and_the_verdicts_held_to_the_pool() {
     let _x = exclusive();
-    let Probe { off, on, dir: _dir, scenario, reports } = probe();
-    let out = harness()
-        .args(["bench", "--quick", "--quiet", "--no-ablation", "--bench-secret", "s", "--controls", "2"])
-        .args(["--target-on", &on.url(), "--target-off", &off.url(), "--out"])
-        .arg(&reports)
-        .arg(&scenario)
-        .env_remove("BENCH_SECRET")
-        .output()
-        .unwrap();
+    let probe = probe();
+    let out = probe.bench(&["--no-ablation", "--bench-secret", "s", "--controls", "2"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("2 runs pooled"), "the plan says so: {stdout}");
-    let dir = bench_dir(&reports);
+    let dir = bench_dir(&probe.reports);
     let s = summary(&dir);
     let names: Vec<&str> = s.runs.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["probe", "A/A control probe", "A/A control probe #2", "A/A control probe (pooled, 2 runs)"]);
