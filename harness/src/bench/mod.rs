@@ -182,7 +182,7 @@ pub fn run(opts: &BenchOptions, claims: &[Claim], env: &Env<'_>) -> Result<(Benc
     let seed_users = seeding.then(|| seeding::users_per_seed(&scenarios, strategies.len()));
     let ctx = run::JobContext { opts, claims, dir: &dir, env, local, seed_users };
     let (mut runs, invalid_reasons, staleness) = run::run_jobs(jobs, &ctx, &mut targets, &strategies, &measurements);
-    pool::pool_controls(&mut runs, opts, &dir, env.observer, &mut notes);
+    pool::pool_controls(&mut runs, opts.compare.noise);
     crate::findings::hold_to_control(&mut runs);
     let capabilities = crate::findings::capabilities::capabilities(&runs, targets.health_route().as_deref());
     if let Some(warning) =

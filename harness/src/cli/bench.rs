@@ -73,9 +73,9 @@ pub struct BenchArgs {
     #[arg(long, conflicts_with = "target_off", requires = "two_servers")]
     pub port_off: Option<u16>,
     /// Run each scenario's A/A control this many times and pool them into one
-    /// (their time blocks laid end to end, compared again): the verdicts are
-    /// held to the pooled control, whose interval rests on all its runs, so one
-    /// control that called a difference by chance does not take them away.
+    /// (their changes averaged by inverse variance): the verdicts are held to
+    /// the pooled control, narrower than any of its runs, so one control that
+    /// called a difference by chance does not take them away.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub controls: u32,
     /// The local stack as two wrangler dev, the second on the cache-off config,
