@@ -218,7 +218,14 @@ fn judge_overhead(imp: f64, lo: f64, hi: f64, range: [f64; 2], noise: f64, level
 }
 
 /// The verdict of one metric whose CI has confidence `level` ("95 %").
-fn judge_metric_at(improvement: f64, lo: f64, hi: f64, range: [f64; 2], noise: f64, level: &str) -> (Verdict, String) {
+pub(crate) fn judge_metric_at(
+    improvement: f64,
+    lo: f64,
+    hi: f64,
+    range: [f64; 2],
+    noise: f64,
+    level: &str,
+) -> (Verdict, String) {
     let [low, high] = range;
     let (now, ci) = (speed(improvement), ci_words(lo, hi, level));
     if lo >= low && hi <= high {
@@ -265,7 +272,7 @@ impl Claim {
     }
 
     /// The primary metric first, then the secondaries (without repeating it).
-    fn judged_metrics(&self) -> Vec<Metric> {
+    pub(crate) fn judged_metrics(&self) -> Vec<Metric> {
         let mut out: Vec<Metric> = Metric::parse(&self.primary).into_iter().collect();
         for m in self.metrics.iter().filter_map(|m| Metric::parse(m)) {
             if !out.contains(&m) {

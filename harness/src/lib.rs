@@ -17,6 +17,7 @@ pub mod merge;
 pub mod metrics;
 pub mod nullable;
 pub mod outdir;
+pub mod overhead;
 pub mod progress;
 pub mod recipe;
 pub mod recorder;

@@ -261,3 +261,77 @@ fn until_decided_stops_when_decided_and_spends_the_budget_when_not() {
     };
     assert!((ab.arms[0].run.measured_s - 3.0).abs() < 0.3, "{}", ab.arms[0].run.measured_s);
 }
+
+/// Three arms of one run: iterations in sets of one per arm (each arm a third,
+/// within one), one result file with every arm, and each pair comparable as an
+/// interleaved A/B — what a head-to-head of strategies reads.
+#[test]
+fn three_arms_interleave_in_sets_and_rank_from_their_pairs() {
+    let _x = exclusive();
+    let (a, b, c) = (shaped(10.0, 0.0), shaped(10.0, 0.0), shaped(7.0, 0.0));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = options(&a.url(), tmp.path());
+    opts.arms = [("a", &a), ("b", &b), ("c", &c)]
+        .iter()
+        .map(|(l, s)| ArmSpec { label: Some((*l).into()), target: s.url(), extra_headers: vec![] })
+        .collect();
+    let out = runner::run(&scenario(&scenario_text(150, 5)), &opts).unwrap();
+    let n: Vec<u64> = out.arms.iter().map(|x| x.doc.series["*"].requests).collect();
+    assert!(n.iter().max().unwrap() - n.iter().min().unwrap() <= 1, "sets split the iterations evenly: {n:?}");
+    match harness::result::AnyResult::read(&out.files.json).unwrap() {
+        harness::result::AnyResult::Ab(ab) => assert_eq!(ab.arms.len(), 3),
+        _ => panic!("a run of three arms writes every arm"),
+    }
+    let docs: Vec<&harness::result::ResultDoc> = out.arms.iter().map(|x| &x.doc).collect();
+    let per_pair = CompareOptions { alpha: 0.05 / 3.0, ..CompareOptions::default() };
+    let p50 = |i: usize, j: usize| {
+        let cmp = harness::compare::compare_arms(docs[i], docs[j], true, &per_pair).unwrap();
+        cmp.series.iter().find(|s| s.series.is_all()).unwrap().metric(Metric::P50).cloned()
+    };
+    for from in [0, 1] {
+        let m = p50(from, 2).unwrap();
+        assert!(m.ci_high < -0.2 && m.ci_low > -0.4, "c is 30 % faster than arm {from}: {m:?}");
+    }
+    let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+    let ms: Vec<f64> =
+        docs.iter().map(|d| Metric::P50.of(&d.series["*"].blocks.as_ref().unwrap().to_blocks().dist())).collect();
+    let (rows, pairs) = harness::findings::head_to_head::rank(&names, &ms, p50);
+    assert_eq!((rows[0].strategy.as_str(), rows[0].rank_words.as_str()), ("c", "1"), "{rows:?}");
+    assert!(rows[1..].iter().all(|r| r.rank >= 2), "{rows:?}");
+    assert_eq!(pairs.len(), 3);
+}
+
+/// An overhead measured by three arms: the work costs 3 ms uncached (9 ms
+/// against 6 without it) and 1.5 ms cached (7.5 ms): 50 % lower, which the
+/// two-arm change of whole requests (about 17 % faster) could only bound.
+#[test]
+fn an_overhead_is_judged_on_its_own_fall_with_an_arm_without_the_work() {
+    let _x = exclusive();
+    let (none, uncached, cached) = (shaped(6.0, 0.0), shaped(9.0, 0.0), shaped(7.5, 0.0));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = options(&uncached.url(), tmp.path());
+    opts.arms = [("uncached", &uncached), ("cached", &cached), ("none", &none)]
+        .iter()
+        .map(|(l, s)| ArmSpec { label: Some((*l).into()), target: s.url(), extra_headers: vec![] })
+        .collect();
+    let out = runner::run(&scenario(&scenario_text(200, 6)), &opts).unwrap();
+    let claim = Claim { overhead: true, faster_by: [35.0, 65.0], ..claim() };
+    let compare_opts = CompareOptions::default();
+    let two = compare(&out.arms[0].doc, &out.arms[1].doc, true, std::slice::from_ref(&claim), &compare_opts).unwrap();
+    let bounded = &two.claims[0];
+    assert_eq!(bounded.verdict, Verdict::Inconclusive, "whole requests bound it only: {}", bounded.reason);
+    let arms = harness::overhead::OverheadArms {
+        without: &out.arms[2].doc,
+        uncached: &out.arms[0].doc,
+        cached: &out.arms[1].doc,
+    };
+    let judged = harness::overhead::judge(&claim, &arms, bounded, &compare_opts);
+    println!("{}", judged.reason);
+    assert_eq!(judged.verdict, Verdict::Confirmed, "{}", judged.reason);
+    let p50 = &judged.metrics[0];
+    assert!((p50.improvement - 50.0).abs() < 10.0 && p50.ci_low < 50.0 && p50.ci_high > 50.0, "{p50:?}");
+    assert!(judged.reason.contains("the overhead measured directly"), "{}", judged.reason);
+    // Outside the range, the same fall is not confirmed.
+    let high = Claim { faster_by: [70.0, 90.0], ..claim.clone() };
+    assert_ne!(harness::overhead::judge(&high, &arms, bounded, &compare_opts).verdict, Verdict::Confirmed);
+}

@@ -28,7 +28,7 @@ use rand_distr::{Distribution, Normal, Pareto};
 use harness::change::{compare_series, ArmSeries, CompareOptions, Direction, SeriesComparison};
 use harness::claims::{Claim, Verdict};
 use harness::series::SeriesKey;
-use harness::stats::{Blocks, Dist, Metric, FAILED_MS};
+use harness::stats::{overhead_fall, Blocks, Dist, Metric, FAILED_MS};
 
 const BLOCKS: u32 = 40;
 const PER_BLOCK: u32 = 30;
@@ -38,6 +38,11 @@ const RESAMPLES: usize = 1000;
 /// One arm: the shared block levels, its own request-level AR(1), the tail.
 /// `fail_above`: requests slower than this fail at once (at `FAILED_MS`).
 fn arm(rng: &mut SmallRng, levels: &[f64], scale: f64, fail_above: Option<f64>) -> (Blocks, u64) {
+    arm_plus(rng, levels, scale, 0.0, fail_above)
+}
+
+/// [`arm`] with `plus` ms added to every request (work of a fixed cost).
+fn arm_plus(rng: &mut SmallRng, levels: &[f64], scale: f64, plus: f64, fail_above: Option<f64>) -> (Blocks, u64) {
     let z = Normal::new(0.0, 1.0).unwrap();
     let tail = Pareto::new(1.0, 2.5).unwrap();
     let mut x = 0.0f64;
@@ -51,7 +56,7 @@ fn arm(rng: &mut SmallRng, levels: &[f64], scale: f64, fail_above: Option<f64>) 
             if rng.random::<f64>() < 0.03 {
                 v *= tail.sample(rng);
             }
-            let v = three_digits(v * scale);
+            let v = three_digits(v * scale + plus);
             if fail_above.is_some_and(|limit| v > limit) {
                 failures += 1;
                 values.push(FAILED_MS);
@@ -247,5 +252,32 @@ fn an_arm_that_fails_its_slow_requests_is_not_faster() {
     println!("B fails its slowest 10 %: called faster {faster:?} of {RUNS} (p50, mean, p99)");
     for (k, m) in METRICS.iter().enumerate() {
         assert!(!shown_above(faster[k], 0.05), "{m:?}: faster in {}", share(faster[k]));
+    }
+}
+
+#[test]
+#[cfg_attr(debug_assertions, ignore = "a rate over hundreds of runs: run in release (scripts/test does)")]
+fn an_overhead_measured_by_three_arms_covers_its_fall() {
+    // The work costs 2 ms uncached and 0.9 ms cached on top of the same
+    // drifting, heavy-tailed process: its overhead is 55 % lower at every
+    // metric that shifts with a constant (p50, mean). The two-arm change of
+    // whole requests would say about 10 % (1.1 ms of ~11 ms).
+    let mut rng = SmallRng::seed_from_u64(6);
+    let metrics = [Metric::P50, Metric::Mean];
+    let mut covered = [0u32; 2];
+    for _ in 0..RUNS {
+        let shared = levels(&mut rng, BLOCKS);
+        let (n, _) = arm_plus(&mut rng, &shared, 1.0, 0.0, None);
+        let (u, _) = arm_plus(&mut rng, &shared, 1.0, 2.0, None);
+        let (c, _) = arm_plus(&mut rng, &shared, 1.0, 0.9, None);
+        let mut boot = SmallRng::seed_from_u64(rng.random());
+        for (k, f) in overhead_fall([&n, &u, &c], &metrics, RESAMPLES, 0.05, &mut boot).iter().enumerate() {
+            let fall = f.fall.expect("a 2 ms cost is resolved at 1200 requests per arm");
+            covered[k] += u32::from(fall.low <= 0.55 && 0.55 <= fall.high);
+        }
+    }
+    println!("overhead fall 55 %: covered {covered:?} of {RUNS}");
+    for (k, m) in metrics.iter().enumerate() {
+        assert!((0.93..=0.97).contains(&share(covered[k])), "{m:?}: coverage {}", share(covered[k]));
     }
 }

@@ -26,6 +26,8 @@ pub struct RequestContext<'r, K: Kv, D: Database> {
     pub layers_overridden: bool,
     /// The latency profile in effect (`LATENCY_PROFILE`, or `x-bench-profile`).
     pub profile: &'static Profile,
+    /// `x-bench-bot-check: skip`: no bot check, every caller taken as no bot.
+    pub skip_bot_check: bool,
 }
 
 impl<K: Kv, D: Database> RequestContext<'_, K, D> {

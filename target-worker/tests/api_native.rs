@@ -152,6 +152,38 @@ async fn anonymous_bots_are_refused_but_authenticated_bots_pass() {
 }
 
 #[tokio::test]
+async fn a_bench_client_can_skip_the_bot_check_and_no_one_else_can() {
+    let w = seeded(&[]).await;
+    let crawler = |extra: &[(&str, &str)]| {
+        let mut req = ApiRequest::new("GET", "/models/capabilities").header("user-agent", "curl/8.5.0");
+        for (k, v) in extra {
+            req = req.header(k, v);
+        }
+        req
+    };
+    let kv_before = w.kv.calls().total();
+    // Skipped: no verdict asked of the cache (no bot entry in x-cache, no KV
+    // call), and the crawler is taken as no bot.
+    let skipped = w.send(crawler(&[("x-bench-secret", BENCH_SECRET), ("x-bench-bot-check", "skip")])).await;
+    assert_eq!(skipped.status, 200, "{}", body_text(&skipped));
+    assert!(
+        !skipped.header_value("x-cache").unwrap_or_default().contains("bot="),
+        "{:?}",
+        skipped.header_value("x-cache")
+    );
+    assert_eq!(w.kv.calls().total(), kv_before, "a skipped check reads no verdict");
+    // Without the secret the header changes nothing; a bad value is a 400 that says what is allowed.
+    assert_401(&w.send(crawler(&[("x-bench-bot-check", "skip")])).await, "bot access is not allowed");
+    assert_401(
+        &w.send(crawler(&[("x-bench-secret", BENCH_SECRET), ("x-bench-bot-check", "run")])).await,
+        "bot access is not allowed",
+    );
+    let bad = w.send(crawler(&[("x-bench-secret", BENCH_SECRET), ("x-bench-bot-check", "maybe")])).await;
+    assert_eq!(bad.status, 400);
+    assert!(body_text(&bad).contains("expected skip or run"), "{}", body_text(&bad));
+}
+
+#[tokio::test]
 async fn bot_verdict_is_cached_then_expires_after_the_ttl() {
     let w = seeded(&[("CACHE_TTL_SECONDS", "120")]).await;
     let key = target_worker::bot::cache_key("curl/8.5.0");

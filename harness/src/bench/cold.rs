@@ -112,5 +112,5 @@ pub(super) fn run(job: AbJob<'_>, ctx: &JobContext<'_>, targets: &mut Targets) -
     crate::runner::finish::write_docs(&path, &[a.clone(), b.clone()])
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let source = path.strip_prefix(ctx.dir).unwrap_or(&path).display().to_string();
-    Ok(summarize(&job.into_meta(), [&a, &b], &comparison, ctx.dir, source, ctx.env.observer))
+    Ok(summarize(&job.into_meta(), &[&a, &b], &comparison, ctx.dir, source, ctx.env.observer))
 }

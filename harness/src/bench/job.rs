@@ -10,6 +10,7 @@ use super::{AbStatus, AbSummary, Observer};
 use crate::claims::{Claim, ClaimVerdict, Verdict};
 use crate::compare::{self, CompareOptions, Comparison};
 use crate::findings::{rows, status_of};
+use crate::overhead::OverheadArms;
 use crate::result::{self, Measurement, ResultDoc};
 use crate::runner::{ArmSpec, RunError, RunOptions};
 use crate::scenario::Scenario;
@@ -65,21 +66,9 @@ pub(super) fn run_ab(
     users_secret: Option<&str>,
 ) -> Result<AbSummary, String> {
     let (opts, claims, dir) = (ctx.opts, ctx.claims, ctx.dir);
-    let slug = slug(&job.name);
     let run_opts = RunOptions {
-        bench_secret: secret.map(str::to_owned),
-        users_secret: users_secret.map(str::to_owned),
-        progress: opts.progress,
-        stem: Some(slug.clone()),
-        http_client: opts.http_client,
         cross_servers: job.cross_servers,
-        cancel: Some(Arc::clone(ctx.env.cancel)),
-        threads: opts.threads,
-        shard: opts.shard,
-        live: opts.live.clone(),
-        tls: opts.tls.clone(),
-        align_start: opts.align_start,
-        ..RunOptions::new(job.arms.clone(), dir.join("results"))
+        ..run_options(ctx, &job.name, job.arms.clone(), secret, users_secret)
     };
     // A layer's run judges the claims about that layer; a scenario run all of
     // them (shown beside the layer's verdict); the control none.
@@ -105,9 +94,12 @@ pub(super) fn run_ab(
         RunError::Setup(m) => m,
     })?;
     let (a, b) = (&staged.arms[0], &staged.arms[1]);
-    let comparison = staged.comparison.clone().expect("an A/B is always compared");
+    let mut comparison = staged.comparison.clone().expect("an A/B is always compared");
+    if let Some(without) = staged.arms.get(2) {
+        judge_overheads(&mut comparison, &judged, OverheadArms { without, uncached: a, cached: b }, &opts.compare);
+    }
     // The full tables are in the run's report; the terminal gets the plain words.
-    for d in [a, b] {
+    for d in &staged.arms {
         let label = d.metadata.variant.as_deref().unwrap_or("?");
         let r = &d.run;
         ctx.env.observer.say(&format!(
@@ -123,7 +115,43 @@ pub(super) fn run_ab(
         ctx.env.observer.say(&format!("  {}", s.summary));
     }
     let source = staged.json.strip_prefix(dir).unwrap_or(&staged.json).display().to_string();
-    Ok(summarize(&job.into_meta(), [a, b], &comparison, dir, source, ctx.env.observer))
+    let docs: Vec<&ResultDoc> = staged.arms.iter().collect();
+    Ok(summarize(&job.into_meta(), &docs, &comparison, dir, source, ctx.env.observer))
+}
+
+/// The overhead claims of a run with an arm without the work (its third),
+/// judged on the overhead itself rather than bounded by whole requests.
+fn judge_overheads(comparison: &mut Comparison, judged: &[Claim], arms: OverheadArms<'_>, opts: &CompareOptions) {
+    for verdict in &mut comparison.claims {
+        if let Some(claim) = judged.iter().find(|c| c.overhead && c.name == verdict.name) {
+            *verdict = crate::overhead::judge(claim, &arms, verdict, opts);
+        }
+    }
+}
+
+/// The options of a bench's run named `name` with `arms` (uncrossed).
+pub(super) fn run_options(
+    ctx: &JobContext<'_>,
+    name: &str,
+    arms: Vec<ArmSpec>,
+    secret: Option<&str>,
+    users_secret: Option<&str>,
+) -> RunOptions {
+    let opts = ctx.opts;
+    RunOptions {
+        bench_secret: secret.map(str::to_owned),
+        users_secret: users_secret.map(str::to_owned),
+        progress: opts.progress,
+        stem: Some(slug(name)),
+        http_client: opts.http_client,
+        cancel: Some(Arc::clone(ctx.env.cancel)),
+        threads: opts.threads,
+        shard: opts.shard,
+        live: opts.live.clone(),
+        tls: opts.tls.clone(),
+        align_start: opts.align_start,
+        ..RunOptions::new(arms, ctx.dir.join("results"))
+    }
 }
 
 /// What a finished A/B's summary says of the job, besides its results.
@@ -181,18 +209,21 @@ pub(super) fn slug(name: &str) -> String {
 /// rows and the claims measured — after the observer has had it (for its own report).
 pub(super) fn summarize(
     job: &JobMeta,
-    [a, b]: [&ResultDoc; 2],
+    docs: &[&ResultDoc],
     comparison: &Comparison,
     dir: &Path,
     source: String,
     observer: &dyn Observer,
 ) -> AbSummary {
+    let (a, b) = (docs[0], docs[1]);
     let slug = slug(&job.name);
     let finished = FinishedJob { name: &job.name, slug: &slug, docs: [a, b], comparison, source: &source, dir };
     let report = observer.job_finished(&finished);
     let all = |d: &ResultDoc, f: fn(&result::SeriesDoc) -> u64| d.all().map_or(0, f);
     let mut invalid_reasons = Vec::new();
-    let mut status = status_of(&[a, b]);
+    // Every arm's validity counts (an overhead's third arm too); thresholds are
+    // A's and B's (the arm without the work may fail what the work decides).
+    let mut status = status_of(docs);
     if comparison.measurement != job.measurement {
         // The worker did not apply the profile asked for (or applied one that was
         // not asked for): the run is not what its label would say.
@@ -204,10 +235,13 @@ pub(super) fn summarize(
     }
     let mut warnings = Vec::new();
     let mut thresholds_failed = Vec::new();
-    for d in [a, b] {
+    for d in docs {
         let label = d.metadata.variant.clone().unwrap_or_default();
         invalid_reasons.extend(d.run.invalid_reasons.iter().map(|r| format!("{label}: {r}")));
         warnings.extend(d.run.warnings.iter().map(|w| format!("{label}: {w}")));
+    }
+    for d in [a, b] {
+        let label = d.metadata.variant.clone().unwrap_or_default();
         thresholds_failed.extend(
             d.thresholds
                 .iter()

@@ -19,6 +19,7 @@
 //! | `observer.rs` | what the bench tells whoever runs it |
 
 mod cold;
+mod head_to_head;
 mod job;
 pub mod observer;
 pub mod plan;
@@ -102,6 +103,9 @@ pub struct BenchOptions {
     /// `--strategies`: cache strategies to rank (`all`, or names); empty: the
     /// worker's own strategy only.
     pub strategies: Vec<String>,
+    /// Re-run each ranking's tied leaders against each other in one interleaved
+    /// run (`head_to_head.rs`; off with `--no-head-to-head`).
+    pub head_to_head: bool,
     /// Sending threads per run (`--threads`).
     pub threads: u32,
     /// This process's part of every run's schedule (`--shard`, deployed form only).
@@ -181,7 +185,15 @@ pub fn run(opts: &BenchOptions, claims: &[Claim], env: &Env<'_>) -> Result<(Benc
     let seeding = targets.secret.is_some() && (local || !opts.no_seed);
     let seed_users = seeding.then(|| seeding::users_per_seed(&scenarios, strategies.len()));
     let ctx = run::JobContext { opts, claims, dir: &dir, env, local, seed_users };
-    let (mut runs, invalid_reasons, staleness) = run::run_jobs(jobs, &ctx, &mut targets, &strategies, &measurements);
+    let (mut runs, mut invalid_reasons, staleness) =
+        run::run_jobs(jobs, &ctx, &mut targets, &strategies, &measurements);
+    let head_to_head = if opts.head_to_head && !strategies.is_empty() && invalid_reasons.is_empty() {
+        let (done, invalid) = head_to_head::run_all(&ctx, &mut targets, &scenarios, &runs);
+        invalid_reasons.extend(invalid);
+        done
+    } else {
+        Vec::new()
+    };
     pool::pool_controls(&mut runs, opts.compare.noise);
     crate::findings::hold_to_control(&mut runs);
     let capabilities = crate::findings::capabilities::capabilities(&runs, targets.health_route().as_deref());
@@ -219,6 +231,7 @@ pub fn run(opts: &BenchOptions, claims: &[Claim], env: &Env<'_>) -> Result<(Benc
     if !strategies.is_empty() {
         summary.strategies = strategies;
         summary.rankings = ranking::rankings(&summary);
+        summary.head_to_head = head_to_head;
         summary.prices = Some(ranking::prices().clone());
     }
     env.observer.bench_finished(&summary, &dir).map_err(BenchError::Setup)?;

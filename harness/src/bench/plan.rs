@@ -412,7 +412,11 @@ fn jobs_under<'a>(
     match (ablation_scenario(scenarios, opts), &targets.secret) {
         (Some(s), Some(_)) => {
             for layer in LAYERS {
-                let arms = pair(("off", "off"), (&format!("only {layer}"), layer));
+                let mut arms = pair(("off", "off"), (&format!("only {layer}"), layer));
+                if let Some((label, skip)) = without_work(layer, &profile_header, targets, crossed) {
+                    // The overhead's third arm: the work itself skipped (`crate::overhead`).
+                    arms.push(switched(label, &targets.on, skip, targets.secret.as_deref().unwrap_or_default(), "off"));
+                }
                 jobs.push(job(named(&format!("layer {layer}")), s, JobKind::Layer(layer), arms));
             }
         }
@@ -463,8 +467,29 @@ fn recipe_jobs<'a>(
     jobs
 }
 
+/// The arm of a layer's run without the work the layer caches, when the worker
+/// can skip it (one server, the bench secret): its label and headers. Only the bot check can be skipped (a
+/// model list cannot be served without reading it).
+fn without_work(
+    layer: &str,
+    profile_header: &[(String, String)],
+    targets: &Targets,
+    crossed: bool,
+) -> Option<(&'static str, Vec<(String, String)>)> {
+    // Crossing balances two arms over two servers: a third has no place in it.
+    if crossed {
+        return None;
+    }
+    targets.secret.as_ref()?;
+    (layer == "bot").then(|| {
+        let mut headers = profile_header.to_vec();
+        headers.push((worker::BOT_CHECK.to_owned(), "skip".to_owned()));
+        ("no bot check", headers)
+    })
+}
+
 /// An arm of the bench's worker with its cache set per request.
-fn switched(label: &str, url: &str, headers: Vec<(String, String)>, secret: &str, cache: &str) -> ArmSpec {
+pub(super) fn switched(label: &str, url: &str, headers: Vec<(String, String)>, secret: &str, cache: &str) -> ArmSpec {
     ArmSpec::with_cache(label, url, headers, &BenchWorker { required: true }, secret, cache)
         .expect("the bench's worker switches its cache per request")
 }

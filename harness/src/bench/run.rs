@@ -70,13 +70,8 @@ fn run_ab_jobs(jobs: Vec<AbJob>, ctx: &JobContext<'_>, targets: &mut Targets) ->
             invalid_reasons.push(format!("{dead}; the runs from {} on did not happen", job.name));
             break;
         }
-        ctx.env.observer.say(&format!(
-            "\n== [{}/{total}] {} ({} vs {}) ==",
-            i + 1,
-            job.name,
-            job.arms[0].label.as_deref().unwrap_or("a"),
-            job.arms[1].label.as_deref().unwrap_or("b")
-        ));
+        let labels: Vec<&str> = job.arms.iter().map(|a| a.label.as_deref().unwrap_or("?")).collect();
+        ctx.env.observer.say(&format!("\n== [{}/{total}] {} ({}) ==", i + 1, job.name, labels.join(" vs ")));
         if let Err(e) = targets.prepare(job.kind == JobKind::Control, ctx.env) {
             invalid_reasons.push(format!("starting the recipe's instances before {} failed: {e}", job.name));
             break;

@@ -51,6 +51,10 @@ pub struct BenchArgs {
     /// cost). Composes with --profile. Needs the bench secret.
     #[arg(long, value_name = "LIST")]
     pub strategies: Vec<String>,
+    /// With --strategies: do not re-run a ranking's tied leaders (strategies
+    /// sharing the first rank) against each other in one interleaved run.
+    #[arg(long, requires = "strategies")]
+    pub no_head_to_head: bool,
     /// Run the two arms of any worker as this recipe says (start, readiness,
     /// reset, seed, what each arm is): see examples/ai-platform/recipe.toml. The
     /// scenarios default to the recipe's directory's scenarios/*.toml and the
@@ -180,6 +184,7 @@ pub(super) fn bench(opts: BenchArgs) -> Result<i32, Fail> {
         compare: compare_options(&opts.compare),
         profiles: opts.profiles,
         strategies: opts.strategies,
+        head_to_head: !opts.no_head_to_head,
         threads,
         shard,
         live,

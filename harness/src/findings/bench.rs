@@ -216,6 +216,10 @@ pub struct BenchSummary {
     /// `--strategies`: each scenario's ranking, computed once from the runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rankings: Vec<Ranking>,
+    /// `--strategies`: each ranking's tied leaders re-run against each other
+    /// in one interleaved run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub head_to_head: Vec<super::HeadToHead>,
     /// The prices the rankings' costs were computed with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prices: Option<Prices>,
@@ -274,6 +278,7 @@ impl BenchSummary {
             design: None,
             capabilities: Vec::new(),
             rankings: Vec::new(),
+            head_to_head: Vec::new(),
             prices: None,
         }
     }

@@ -20,6 +20,7 @@ use super::bench::{AbSummary, BenchSummary};
 use super::strategies::{Side, Staleness};
 use crate::compare::MetricChange;
 use crate::recorder::Ops;
+use crate::result::Measurement;
 
 /// The price file, compiled in.
 const PRICES_JSON: &str = include_str!("../../data/prices.json");
@@ -238,14 +239,8 @@ fn row(run: &AbSummary, summary: &BenchSummary, prices: &Prices) -> RankRow {
         cost_per_million: cost.map_or("–".into(), usd),
         monthly_cost: cost.map_or("–".into(), |c| usd(c * prices.monthly_requests / 1e6)),
         risk,
-        sort_key: match (run.status.is_valid(), all) {
-            // Below every strategy that answers right, however fast (changes are
-            // above -1: a strategy cannot be more than 100 % faster).
-            (true, Some(r)) if r.p50.change.is_finite() && run.wrong_answers() => WRONG + r.p50.change,
-            (true, Some(r)) if r.p50.change.is_finite() => r.p50.change,
-            _ => f64::INFINITY,
-        },
-        ci: all.map_or((f64::NAN, f64::NAN), |r| (r.p50.ci_low, r.p50.ci_high)),
+        sort_key: position(run).0,
+        ci: position(run).1,
         rank_words: String::new(),
         strategy,
     }
@@ -289,66 +284,113 @@ fn baseline(runs: &[&AbSummary], prices: &Prices) -> RankRow {
     }
 }
 
-/// Ranks `rows` (sorted fastest first) in groups: a strategy joins the group of
-/// the one before it unless its p50 CI lies wholly above the group leader's
-/// (each CI from its own A/B against cache-off, so non-overlap is the test: a
-/// conservative one, at about 0.6 % for two 95 % intervals). A strategy that
-/// changed answers never shares a group with one that did not. A ranking of
-/// point estimates alone orders noise whenever the gaps are inside the CIs.
+/// Ranks `rows` (sorted fastest first) in groups (see [`group_ranks`]).
 fn rank_groups(rows: &mut [RankRow]) {
-    let ranked: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].sort_key.is_finite()).collect();
+    let positions: Vec<(f64, (f64, f64))> = rows.iter().map(|r| (r.sort_key, r.ci)).collect();
+    let ranks = group_ranks(&positions);
+    for (i, rank) in ranks.iter().enumerate() {
+        rows[i].rank = *rank;
+        let Some(n) = rank else { continue };
+        let shared = ranks.iter().filter(|r| **r == Some(*n)).count() > 1;
+        rows[i].rank_words = if shared { format!("={n}") } else { n.to_string() };
+    }
+}
+
+/// The ranks of strategies given as (sort key, p50 CI), sorted fastest first:
+/// a strategy joins the group of the one before it unless its p50 CI lies
+/// wholly above the group leader's (each CI from its own A/B against
+/// cache-off, so non-overlap is the test: a conservative one, at about 0.6 %
+/// for two 95 % intervals). A strategy that changed answers never shares a
+/// group with one that did not; one without a finite key has no rank. A
+/// ranking of point estimates alone orders noise whenever the gaps are inside
+/// the CIs; the leaders' ties are what a head-to-head (`head_to_head.rs`) splits.
+fn group_ranks(positions: &[(f64, (f64, f64))]) -> Vec<Option<usize>> {
+    let mut ranks = vec![None; positions.len()];
     let mut leader: Option<usize> = None;
     let mut rank = 0;
-    for (position, &i) in ranked.iter().enumerate() {
+    let ranked = (0..positions.len()).filter(|&i| positions[i].0.is_finite());
+    for (position, i) in ranked.enumerate() {
         let joins = leader.is_some_and(|l| {
-            let same_class = (rows[l].sort_key >= WRONG / 2.0) == (rows[i].sort_key >= WRONG / 2.0);
+            let same_class = (positions[l].0 >= WRONG / 2.0) == (positions[i].0 >= WRONG / 2.0);
             // NaN (no CI) is never resolved: it shares the leader's rank.
-            let resolved = rows[i].ci.0 > rows[l].ci.1;
+            let resolved = positions[i].1 .0 > positions[l].1 .1;
             same_class && !resolved
         });
         if !joins {
             leader = Some(i);
             rank = position + 1;
         }
-        rows[i].rank = Some(rank);
+        ranks[i] = Some(rank);
     }
-    for &i in &ranked {
-        let shared = ranked.iter().filter(|&&j| rows[j].rank == rows[i].rank).count() > 1;
-        let n = rows[i].rank.expect("ranked above");
-        rows[i].rank_words = if shared { format!("={n}") } else { n.to_string() };
+    ranks
+}
+
+/// The sort key of a strategy's run (its p50 change; a strategy that changed
+/// answers below every one that did not; an invalid run last) and its p50 CI.
+fn position(run: &AbSummary) -> (f64, (f64, f64)) {
+    let all = run.all_row();
+    let key = match (run.status.is_valid(), all) {
+        // Below every strategy that answers right, however fast (changes are
+        // above -1: a strategy cannot be more than 100 % faster).
+        (true, Some(r)) if r.p50.change.is_finite() && run.wrong_answers() => WRONG + r.p50.change,
+        (true, Some(r)) if r.p50.change.is_finite() => r.p50.change,
+        _ => f64::INFINITY,
+    };
+    (key, all.map_or((f64::NAN, f64::NAN), |r| (r.p50.ci_low, r.p50.ci_high)))
+}
+
+/// The strategy runs of each scenario and measurement, in the order first run.
+fn strategy_groups(runs: &[AbSummary]) -> Vec<(Measurement, String, Vec<&AbSummary>)> {
+    let mut groups: Vec<(Measurement, String, Vec<&AbSummary>)> = Vec::new();
+    for r in runs.iter().filter(|r| r.strategy.is_some()) {
+        match groups.iter_mut().find(|(m, s, _)| *m == r.measurement && *s == r.scenario) {
+            Some((_, _, members)) => members.push(r),
+            None => groups.push((r.measurement.clone(), r.scenario.clone(), vec![r])),
+        }
     }
+    groups
+}
+
+/// Per scenario and measurement, the strategies that share the first rank —
+/// two or more, each answering right in a valid run: what a head-to-head re-runs.
+pub fn tied_leaders(runs: &[AbSummary]) -> Vec<(Measurement, String, Vec<String>)> {
+    let mut out = Vec::new();
+    for (m, scenario, members) in strategy_groups(runs) {
+        let mut positions: Vec<(f64, (f64, f64), &str)> = members
+            .iter()
+            .map(|r| {
+                let (key, ci) = position(r);
+                (key, ci, r.strategy.as_deref().unwrap_or_default())
+            })
+            .collect();
+        positions.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let ranks = group_ranks(&positions.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>());
+        let leaders: Vec<String> = positions
+            .iter()
+            .zip(&ranks)
+            .filter(|(p, rank)| **rank == Some(1) && p.0 < WRONG / 2.0)
+            .map(|(p, _)| p.2.to_owned())
+            .collect();
+        if leaders.len() >= 2 {
+            out.push((m, scenario, leaders));
+        }
+    }
+    out
 }
 
 /// One ranking per scenario and measurement that ran strategies, fastest first.
 pub fn rankings(summary: &BenchSummary) -> Vec<Ranking> {
     let prices = prices();
-    let mut out = Vec::new();
-    for m in summary.groups() {
-        let mut scenarios: Vec<&str> = Vec::new();
-        for r in summary.runs.iter().filter(|r| r.measurement == m && r.strategy.is_some()) {
-            if !scenarios.contains(&r.scenario.as_str()) {
-                scenarios.push(&r.scenario);
-            }
-        }
-        for scenario in scenarios {
-            let runs: Vec<&AbSummary> = summary
-                .runs
-                .iter()
-                .filter(|r| r.measurement == m && r.strategy.is_some() && r.scenario == scenario)
-                .collect();
+    strategy_groups(&summary.runs)
+        .into_iter()
+        .map(|(m, scenario, runs)| {
             let mut rows: Vec<RankRow> = runs.iter().map(|r| row(r, summary, prices)).collect();
             rows.sort_by(|a, b| a.sort_key.total_cmp(&b.sort_key));
             rank_groups(&mut rows);
             rows.push(baseline(&runs, prices));
-            out.push(Ranking {
-                measurement: m.to_string(),
-                modelled: m.is_modelled(),
-                scenario: scenario.to_owned(),
-                rows,
-            });
-        }
-    }
-    out
+            Ranking { measurement: m.to_string(), modelled: m.is_modelled(), scenario, rows }
+        })
+        .collect()
 }
 
 #[cfg(test)]

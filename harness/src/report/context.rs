@@ -373,6 +373,7 @@ pub(super) fn bench(s: &BenchSummary, chart: Option<String>) -> Value {
         "profiles": s.profiles,
         "figures": s.figures,
         "rankings": s.rankings,
+        "head_to_head": s.head_to_head,
         "strategies": s.strategies,
         "prices": s.prices,
         "runs": runs,

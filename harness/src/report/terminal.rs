@@ -389,6 +389,7 @@ pub fn render_bench(s: &BenchSummary) -> String {
     bench_answers(&mut out, s);
     answer_table(&mut out, &s.answer());
     ranking_tables(&mut out, s);
+    head_to_head_tables(&mut out, s);
     out
 }
 
@@ -434,6 +435,33 @@ fn ranking_tables(out: &mut String, s: &BenchSummary) {
                 out,
                 "   per 1,000 requests {} · {} per M requests, {} a month · {}",
                 r.ops_per_1000, r.cost_per_million, r.monthly_cost, r.risk
+            );
+        }
+    }
+}
+
+/// `--strategies`: each ranking's tied leaders, re-run against each other.
+fn head_to_head_tables(out: &mut String, s: &BenchSummary) {
+    for h in &s.head_to_head {
+        let _ = writeln!(
+            out,
+            "\n-- head-to-head, {}, {}: one interleaved run ({}); pairs at {:.2} % (Bonferroni) --",
+            h.scenario,
+            h.measurement,
+            h.status,
+            h.confidence_per_pair * 100.0
+        );
+        for r in &h.rows {
+            let _ = writeln!(out, "{:>3} {:<22} p50 {:.3} ms", r.rank_words, r.strategy, r.p50_ms);
+        }
+        for p in &h.pairs {
+            let _ = writeln!(
+                out,
+                "    {} against {}: {}{}",
+                p.slower,
+                p.faster,
+                p.p50,
+                if p.resolved { " slower, resolved" } else { ", not resolved" }
             );
         }
     }

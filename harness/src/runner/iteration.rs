@@ -31,16 +31,18 @@ struct Draw {
     pair: Option<u64>,
 }
 
-/// Which arm iteration `k` goes to: pairs (2j, 2j+1) go to both arms, in an order
-/// drawn at random per pair, so that drift and noise hit both arms alike; the pair
-/// shares one [`Draw`]. With `crossed` servers, in every block of two pairs one
-/// pair sends each arm to the other arm's server (which one is drawn at random),
-/// so each arm meets each server equally often.
+/// Which arm iteration `k` goes to: sets of consecutive iterations (one per arm)
+/// go to every arm, in an order drawn at random per set, so that drift and noise
+/// hit all arms alike; the set shares one [`Draw`]. With two arms a set is a pair;
+/// with `crossed` servers (two arms only), in every block of two pairs one pair
+/// sends each arm to the other arm's server (which one is drawn at random), so
+/// each arm meets each server equally often.
 pub(super) struct ArmAlternator {
     arms: usize,
     crossed: bool,
     k: u64,
-    swap: bool,
+    /// The arms of the current set, in the order they are sent.
+    order: Vec<usize>,
     cross: bool,
     draw: Option<Draw>,
 }
@@ -53,7 +55,8 @@ pub(super) struct Route {
 }
 
 impl Route {
-    /// The server the iteration goes to, as the index of the arm whose target it is.
+    /// The server the iteration goes to, as the index of the arm whose target it
+    /// is (only two-arm runs cross).
     pub(super) fn server(self) -> usize {
         if self.crossed {
             1 - self.arm
@@ -65,26 +68,48 @@ impl Route {
 
 impl ArmAlternator {
     pub(super) fn new(arms: usize, crossed: bool) -> ArmAlternator {
-        ArmAlternator { arms, crossed, k: 0, swap: false, cross: false, draw: None }
+        ArmAlternator {
+            arms,
+            crossed: crossed && arms == 2,
+            k: 0,
+            order: (0..arms).collect(),
+            cross: false,
+            draw: None,
+        }
     }
 
-    /// The route of the next iteration, and its draw (made by `fresh` once per pair).
+    /// The route of the next iteration, and its draw (made by `fresh` once per set).
     fn next(&mut self, rng: &mut SmallRng, fresh: impl FnOnce(&mut SmallRng) -> Draw) -> (Route, Draw) {
         if self.arms < 2 {
             return (Route { arm: 0, crossed: false }, fresh(rng));
         }
-        let first = self.k.is_multiple_of(2);
-        if first {
-            self.swap = rng.random();
+        let n = self.arms as u64;
+        let position = (self.k % n) as usize;
+        if position == 0 {
+            self.shuffle(rng);
             self.draw = Some(fresh(rng));
             // The first pair of a block draws; the second does the opposite.
-            self.cross = if self.k.is_multiple_of(4) { rng.random() } else { !self.cross };
+            self.cross = if (self.k / n).is_multiple_of(2) { rng.random() } else { !self.cross };
         }
-        let arm = ((self.k % 2) as usize) ^ usize::from(self.swap);
+        let arm = self.order[position];
         self.k += 1;
-        let draw =
-            if first { self.draw.expect("set above") } else { self.draw.take().expect("set by the pair's first") };
+        let draw = self.draw.expect("drawn by the set's first");
+        if position + 1 == self.arms {
+            self.draw = None;
+        }
         (Route { arm, crossed: self.crossed && self.cross }, draw)
+    }
+
+    /// A random order of the arms for the next set.
+    fn shuffle(&mut self, rng: &mut SmallRng) {
+        if self.arms == 2 {
+            // One coin per pair, as two-arm runs always drew.
+            let swap: bool = rng.random();
+            self.order = vec![usize::from(swap), usize::from(!swap)];
+        } else {
+            use rand::seq::SliceRandom;
+            self.order.shuffle(rng);
+        }
     }
 }
 
@@ -549,4 +574,49 @@ fn pairing(shared: &Shared, pair: Option<u64>, s: usize, user: usize) -> Option<
         user,
         user_index: (!shared.population.borrow().is_empty()).then_some(user),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draw(rng: &mut SmallRng) -> Draw {
+        Draw { user: rng.random_range(0..1000), mix_choice: None, seed: rng.random(), iteration: 0, pair: None }
+    }
+
+    #[test]
+    fn every_set_sends_each_arm_once_with_one_draw_in_varied_orders() {
+        for arms in [2usize, 3, 5] {
+            let mut alternator = ArmAlternator::new(arms, false);
+            let mut rng = SmallRng::seed_from_u64(7);
+            let mut firsts = vec![0u32; arms];
+            for _ in 0..300 {
+                let set: Vec<(Route, Draw)> = (0..arms).map(|_| alternator.next(&mut rng, draw)).collect();
+                let mut seen: Vec<usize> = set.iter().map(|(r, _)| r.arm).collect();
+                firsts[seen[0]] += 1;
+                seen.sort_unstable();
+                assert_eq!(seen, (0..arms).collect::<Vec<_>>(), "{arms} arms: each once per set");
+                assert!(set.iter().all(|(r, d)| d.seed == set[0].1.seed && d.user == set[0].1.user && !r.crossed));
+            }
+            // Each arm goes first in about 1/arms of the sets (300 sets: far from 0).
+            assert!(firsts.iter().all(|&f| f > 300 / arms as u32 / 2), "{arms} arms: {firsts:?}");
+        }
+    }
+
+    #[test]
+    fn two_crossed_arms_meet_each_server_once_in_every_block_of_two_pairs() {
+        let mut alternator = ArmAlternator::new(2, true);
+        let mut rng = SmallRng::seed_from_u64(3);
+        for _ in 0..100 {
+            let block: Vec<Route> = (0..4).map(|_| alternator.next(&mut rng, draw).0).collect();
+            for arm in 0..2 {
+                let servers: Vec<usize> = block.iter().filter(|r| r.arm == arm).map(|r| r.server()).collect();
+                assert_eq!(servers.len(), 2);
+                assert_ne!(servers[0], servers[1], "arm {arm} meets both servers: {block:?}");
+            }
+        }
+        // More than two arms never cross.
+        let mut three = ArmAlternator::new(3, true);
+        assert!((0..30).all(|_| !three.next(&mut rng, draw).0.crossed));
+    }
 }

@@ -77,7 +77,8 @@ impl ArmSpec {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     /// One arm for `run`; two for `ab`, whose iterations alternate between them in
-    /// pairs of random order under one schedule.
+    /// pairs of random order under one schedule; more (a head-to-head of several
+    /// strategies, an overhead's three arms) in sets of one iteration per arm.
     pub arms: Vec<ArmSpec>,
     pub out_dir: PathBuf,
     /// The target's bench secret; derives the seeded users' credentials
@@ -192,9 +193,7 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
             scenario.file.display()
         )));
     }
-    if opts.arms.is_empty() || opts.arms.len() > 2 {
-        return Err(RunError::Setup(format!("a run has one or two arms, not {}", opts.arms.len())));
-    }
+    check_arms(opts)?;
     // Before anything is spent: results that cannot be written are no results.
     crate::outdir::check(&opts.out_dir).map_err(RunError::Setup)?;
     for arm in &opts.arms {
@@ -203,7 +202,8 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     let population = population(scenario, opts)?;
     let label = match opts.arms.as_slice() {
         [one] => one.label.clone(),
-        _ => Some("ab".to_owned()),
+        [_, _] => Some("ab".to_owned()),
+        more => Some(format!("{}-arms", more.len())),
     };
     let stem = opts.stem.clone().unwrap_or_else(|| stem_for(scenario, label.as_deref(), opts.shard));
     let files = RunFiles::new(&opts.out_dir, &stem);
@@ -237,7 +237,9 @@ async fn run_async(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutcome,
     };
     let writer = Writer::start(&files, &ctx, opts.threads.max(1) as usize).map_err(RunError::Setup)?;
     let locks = engine::UserLocks::default();
-    // An A/B's two answers of each pair are compared, whatever the target.
+    // An A/B's two answers of each pair are compared, whatever the target. A
+    // run of more arms does not compare (its arms' answers are each compared
+    // with a reference in their own A/Bs).
     let answers = (opts.arms.len() == 2).then(|| AnswerBook::new(scenario));
     let usage0 = cpu::usage();
     let wall0 = Instant::now();
@@ -302,6 +304,26 @@ fn judged_docs(
     }
     Ok(finish::judge(docs, &Judging::of(ctx.scenario, opts.threads), &ending))
 }
+
+/// A run has at least one arm; more than two are interleaved in sets on their
+/// own servers (crossing and twins pair two arms' servers, so they take two).
+fn check_arms(opts: &RunOptions) -> Result<(), RunError> {
+    match opts.arms.len() {
+        0 => Err(RunError::Setup("a run needs at least one arm".into())),
+        n if n > 2 && (opts.cross_servers || opts.twins.is_some()) => Err(RunError::Setup(format!(
+            "a run of {n} arms cannot cross servers or use twins: those balance two arms over two servers; \
+             give every arm the same target (a per-request switch), or run the arms two at a time"
+        ))),
+        n if n > MAX_ARMS => Err(RunError::Setup(format!(
+            "a run of {n} arms: at most {MAX_ARMS} are interleaved in one run (each set of {n} iterations \
+             shares one draw, so a set spans {n} sends)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The most arms one run interleaves.
+pub const MAX_ARMS: usize = 8;
 
 /// How long from `now` until the wall clock reaches the next whole multiple of `period`.
 fn until_aligned(now: SystemTime, period: Duration) -> Duration {

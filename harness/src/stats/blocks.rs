@@ -39,13 +39,13 @@ const TARGET_BLOCKS: u32 = 40;
 pub const MIN_BLOCKS: usize = 10;
 
 /// One arm's distinct values and, per resampling block, the counts at them.
-struct Grid {
+pub(super) struct Grid {
     values: Vec<f64>,
     blocks: Vec<Vec<(usize, u64)>>,
 }
 
 impl Grid {
-    fn new(b: &Blocks, len: u32, count: usize) -> Grid {
+    pub(super) fn new(b: &Blocks, len: u32, count: usize) -> Grid {
         let mut values: Vec<f64> = b.blocks.iter().flat_map(|(_, v)| v.iter().map(|p| p.0)).collect();
         values.sort_by(f64::total_cmp);
         values.dedup();
@@ -60,12 +60,12 @@ impl Grid {
         Grid { values, blocks }
     }
 
-    fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.blocks.len()
     }
 
     /// The metrics of the blocks `drawn`, summed; `counts` is scratch space.
-    fn metrics_of(&self, drawn: &[usize], counts: &mut Vec<u64>) -> PerMetric<f64> {
+    pub(super) fn metrics_of(&self, drawn: &[usize], counts: &mut Vec<u64>) -> PerMetric<f64> {
         counts.clear();
         counts.resize(self.values.len(), 0);
         for &k in drawn {
@@ -78,13 +78,13 @@ impl Grid {
 }
 
 /// Resampling-block length (in units) and count for block indices up to `max`.
-fn layout(max: u32) -> (u32, usize) {
+pub(super) fn layout(max: u32) -> (u32, usize) {
     let units = max + 1;
     let len = units.div_ceil(TARGET_BLOCKS).max(1);
     (len, units.div_ceil(len) as usize)
 }
 
-fn max_index(b: &Blocks) -> u32 {
+pub(super) fn max_index(b: &Blocks) -> u32 {
     b.blocks.iter().map(|(i, _)| *i).max().unwrap_or(0)
 }
 

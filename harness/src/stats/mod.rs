@@ -12,9 +12,11 @@
 mod blocks;
 mod bootstrap;
 mod mean_t;
+mod overhead;
 
 pub use blocks::{block_bootstrap, block_layout, Blocks, MIN_BLOCKS};
 pub use bootstrap::{Interval, MIN_TAIL};
+pub use overhead::{overhead_fall, OverheadFall};
 
 use hdrhistogram::Histogram;
 use rand::Rng;

@@ -21,6 +21,9 @@ pub const STRATEGY: &str = "x-bench-strategy";
 pub const PROFILE: &str = "x-bench-profile";
 /// The modelled edge location a request is served at.
 pub const LOCATION: &str = "x-bench-location";
+/// `skip` leaves out the bot check (every caller taken as no bot): the arm
+/// without the work of an overhead claim's three-arm run.
+pub const BOT_CHECK: &str = "x-bench-bot-check";
 
 /// This project's worker. `required`: it was declared so (`--target-kind
 /// bench-worker`), and a target that does not answer as it does is an error;
