@@ -409,7 +409,8 @@ pub fn explain(path: &Path, claims: &[Claim]) -> String {
             c.faster_by[0],
             c.faster_by[1],
             if c.overhead {
-                "; an overhead: whole requests bound it from below, so it can be refuted (slower) but not confirmed"
+                "; an overhead: judged on its own fall where the run has an arm without the work (`harness bench`'s \
+                 bot layer run), else bounded from below by whole requests (refuted when slower, never confirmed)"
             } else {
                 ""
             }

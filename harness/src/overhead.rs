@@ -84,7 +84,7 @@ pub fn judge(claim: &Claim, arms: &OverheadArms<'_>, two_arm: &ClaimVerdict, opt
 fn judge_fall(f: &OverheadFall, range: [f64; 2], noise: f64, level: &str) -> (MetricVerdict, String) {
     let over = &f.uncached_overhead;
     let costs = format!(
-        "the work costs {:.3} ms uncached ({level} CI {:.3}–{:.3}) and {:.3} ms cached, over {:.3} ms without it",
+        "the work costs {:.3} ms uncached ({level} CI {:.3} to {:.3}) and {:.3} ms cached, over {:.3} ms without it",
         over.point,
         over.low,
         over.high,

@@ -5,6 +5,10 @@
 
 use std::collections::BTreeMap;
 
+/// Cache lookups by layer and outcome (`x-cache`: `bot=hit` counts 1 under
+/// `bot` → `hit`), as recorded per series and kept in result files.
+pub type CacheOutcomes = BTreeMap<String, BTreeMap<String, u64>>;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
@@ -78,7 +82,7 @@ pub struct SeriesStats {
     pub error_kinds: BTreeMap<ErrorKind, u64>,
     pub bytes: u64,
     /// layer → outcome → count.
-    pub cache: BTreeMap<String, BTreeMap<String, u64>>,
+    pub cache: CacheOutcomes,
     /// Server-Timing entry → µs.
     pub server_timing: BTreeMap<String, Histogram<u64>>,
     /// The corrected latencies again, by [`BLOCK_MS`] block of intended start:
@@ -268,7 +272,7 @@ struct IntervalStats {
     corrected: Option<Histogram<u64>>,
     requests: u64,
     errors: u64,
-    cache: BTreeMap<String, BTreeMap<String, u64>>,
+    cache: CacheOutcomes,
 }
 
 /// One second of one series, for time series.
@@ -284,7 +288,7 @@ pub struct IntervalSummary {
     pub p99_ms: f64,
     pub max_ms: f64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub cache: BTreeMap<String, BTreeMap<String, u64>>,
+    pub cache: CacheOutcomes,
     /// The second's corrected latencies, so that shards' seconds add up exactly
     /// (`harness merge`); absent in older files.
     #[serde(default, skip_serializing_if = "Option::is_none")]

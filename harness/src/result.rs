@@ -57,7 +57,7 @@ pub struct SeriesDoc {
     pub status: BTreeMap<String, u64>,
     pub error_kinds: BTreeMap<ErrorKind, u64>,
     pub bytes: u64,
-    pub cache: BTreeMap<String, BTreeMap<String, u64>>,
+    pub cache: crate::recorder::CacheOutcomes,
     /// Milliseconds, from the histograms below (for people; tools decode these).
     pub corrected_ms: Percentiles,
     pub raw_ms: Percentiles,

@@ -299,6 +299,18 @@ fn three_arms_interleave_in_sets_and_rank_from_their_pairs() {
     assert_eq!((rows[0].strategy.as_str(), rows[0].rank_words.as_str()), ("c", "1"), "{rows:?}");
     assert!(rows[1..].iter().all(|r| r.rank >= 2), "{rows:?}");
     assert_eq!(pairs.len(), 3);
+    // `harness compare` reads two arms of the file, or says how to pick them.
+    let harness =
+        |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_harness")).args(args).output().unwrap();
+    let file = out.files.json.to_str().unwrap();
+    let picked = harness(&["compare", file, "--arms", "a,c"]);
+    let text = String::from_utf8_lossy(&picked.stdout);
+    let why = String::from_utf8_lossy(&picked.stderr);
+    assert!(picked.status.code().is_some_and(|c| c < 2) && text.contains("faster"), "{text}{why}");
+    let unpicked = harness(&["compare", file]);
+    let err = String::from_utf8_lossy(&unpicked.stderr);
+    assert_eq!(unpicked.status.code(), Some(2), "{err}");
+    assert!(err.contains("a run of 3 arms (a, b, c); pick two with --arms BASE,CAND"), "{err}");
 }
 
 /// An overhead measured by three arms: the work costs 3 ms uncached (9 ms

@@ -464,6 +464,23 @@ fn strategies_are_ranked_with_their_staleness_measured() {
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     assert!(html.contains("Which cache strategy?") && html.contains("Cloudflare docs, Workers KV pricing"));
     assert!(std::fs::read_to_string(dir.join("summary.md")).unwrap().contains("Strategy ranking — model-list"));
+    // Leaders that share the first rank are re-run head to head in one
+    // interleaved run; resolved leaders are not.
+    let first: Vec<&str> = rankings[0].rows.iter().filter(|r| r.rank == Some(1)).map(|r| r.strategy.as_str()).collect();
+    if first.len() == 2 {
+        assert_eq!(s.head_to_head.len(), 1, "{first:?} tied: one head-to-head");
+        let h = &s.head_to_head[0];
+        let mut ran: Vec<&str> = h.rows.iter().map(|r| r.strategy.as_str()).collect();
+        ran.sort_unstable();
+        assert_eq!(ran, ["generation", "memory"]);
+        assert_eq!(h.pairs.len(), 1);
+        assert!((h.confidence_per_pair - 0.95).abs() < 1e-9, "one pair: the bench's own confidence");
+        let file = harness::result::AnyResult::read(&dir.join(&h.result)).unwrap();
+        assert!(matches!(file, harness::result::AnyResult::Ab(ab) if ab.arms.len() == 2), "{}", h.result);
+        assert!(html.contains("Head-to-head — model-list"), "the report shows it");
+    } else {
+        assert!(s.head_to_head.is_empty(), "no tie at the top ({first:?}): nothing to re-run");
+    }
 }
 
 fn ranking_hits(r: &harness::bench::AbSummary, layer: Option<&str>) -> f64 {

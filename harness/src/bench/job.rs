@@ -103,7 +103,7 @@ pub(super) fn run_ab(
         let label = d.metadata.variant.as_deref().unwrap_or("?");
         let r = &d.run;
         ctx.env.observer.say(&format!(
-            "{label}: {} measured requests (+{} in warm-up), the schedule (both arms) at {:.1} it/s, {:?}{}",
+            "{label}: {} measured requests (+{} in warm-up), the schedule (all arms) at {:.1} it/s, {:?}{}",
             r.requests.saturating_sub(r.warmup_requests),
             r.warmup_requests,
             r.achieved_rate,
@@ -289,9 +289,7 @@ pub(super) fn summarize(
 }
 
 /// An arm's cache outcomes per user-activity band (`crate::users::activity_bands`).
-type BandOutcomes = std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>;
-
-fn activity_bands(d: &ResultDoc) -> std::collections::BTreeMap<String, BandOutcomes> {
+fn activity_bands(d: &ResultDoc) -> std::collections::BTreeMap<String, crate::recorder::CacheOutcomes> {
     d.keyed_series()
         .filter_map(|(key, s)| match &key.series {
             crate::series::Series::Tag(t) if t.starts_with(crate::users::ACTIVITY_TAG) => {

@@ -194,7 +194,7 @@ pub fn run(opts: &BenchOptions, claims: &[Claim], env: &Env<'_>) -> Result<(Benc
     } else {
         Vec::new()
     };
-    pool::pool_controls(&mut runs, opts.compare.noise);
+    pool::pool_controls(&mut runs, opts.compare.noise, opts.compare.alpha);
     crate::findings::hold_to_control(&mut runs);
     let capabilities = crate::findings::capabilities::capabilities(&runs, targets.health_route().as_deref());
     if let Some(warning) =

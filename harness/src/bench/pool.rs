@@ -15,10 +15,11 @@
 use super::AbSummary;
 use crate::change::{Direction, MetricChange};
 use crate::findings::Row;
+use crate::stats::z_two_sided;
 
 /// Adds, for every scenario and measurement with more than one valid control,
 /// the pooled control.
-pub(super) fn pool_controls(runs: &mut Vec<AbSummary>, noise: f64) {
+pub(super) fn pool_controls(runs: &mut Vec<AbSummary>, noise: f64, alpha: f64) {
     let mut groups: Vec<Vec<&AbSummary>> = Vec::new();
     for r in runs.iter().filter(|r| r.control && r.status.is_valid() && r.pooled == 0) {
         match groups.iter_mut().find(|g| g[0].scenario == r.scenario && g[0].measurement == r.measurement) {
@@ -26,13 +27,13 @@ pub(super) fn pool_controls(runs: &mut Vec<AbSummary>, noise: f64) {
             None => groups.push(vec![r]),
         }
     }
-    let pooled: Vec<AbSummary> = groups.into_iter().filter(|g| g.len() > 1).map(|g| pool(&g, noise)).collect();
+    let pooled: Vec<AbSummary> = groups.into_iter().filter(|g| g.len() > 1).map(|g| pool(&g, noise, alpha)).collect();
     runs.extend(pooled);
 }
 
 /// One pooled control of `group` (same scenario and measurement): every
-/// client-side row the runs share, its p50 and p99 pooled.
-fn pool(group: &[&AbSummary], noise: f64) -> AbSummary {
+/// client-side row the runs share, its p50 and p99 pooled at `1 − alpha`.
+fn pool(group: &[&AbSummary], noise: f64, alpha: f64) -> AbSummary {
     let first = group[0];
     let rows = first
         .rows
@@ -40,7 +41,7 @@ fn pool(group: &[&AbSummary], noise: f64) -> AbSummary {
         .filter(|r| !r.series.is_server_side())
         .filter_map(|r| {
             let same: Vec<&Row> = group.iter().filter_map(|g| g.rows.iter().find(|x| x.series == r.series)).collect();
-            (same.len() == group.len()).then(|| pooled_row(&same, noise))
+            (same.len() == group.len()).then(|| pooled_row(&same, noise, alpha))
         })
         .collect();
     AbSummary {
@@ -61,38 +62,37 @@ fn pool(group: &[&AbSummary], noise: f64) -> AbSummary {
     }
 }
 
-fn pooled_row(rows: &[&Row], noise: f64) -> Row {
-    let p50: Vec<&MetricChange> = rows.iter().map(|r| &r.p50).collect();
-    let p99: Vec<&MetricChange> = rows.iter().map(|r| &r.p99).collect();
+fn pooled_row(rows: &[&Row], noise: f64, alpha: f64) -> Row {
+    let p50: Vec<(&MetricChange, f64)> = rows.iter().map(|r| (&r.p50, r.confidence)).collect();
+    let p99: Vec<(&MetricChange, f64)> = rows.iter().map(|r| (&r.p99, r.confidence)).collect();
     let mean = |f: fn(&Row) -> f64| rows.iter().map(|r| f(r)).sum::<f64>() / rows.len() as f64;
     Row {
         count_a: rows.iter().map(|r| r.count_a).sum(),
         count_b: rows.iter().map(|r| r.count_b).sum(),
         p50_a: mean(|r| r.p50_a),
         p50_b: mean(|r| r.p50_b),
-        p50: pooled_change(&p50, noise),
+        p50: pooled_change(&p50, noise, alpha),
         p99_a: mean(|r| r.p99_a),
         p99_b: mean(|r| r.p99_b),
-        p99: pooled_change(&p99, noise),
+        p99: pooled_change(&p99, noise, alpha),
         fdr_significant: false,
         summary: String::new(),
+        confidence: 1.0 - alpha,
         ..rows[0].clone()
     }
 }
 
-/// The inverse-variance mean of the runs' log ratios, its interval at the
-/// runs' confidence. A run without a finite interval (too few requests) leaves
-/// the pool without one: undetermined.
-pub(super) fn pooled_change(runs: &[&MetricChange], noise: f64) -> MetricChange {
-    // 95 %: the bench's intervals (a sequential run's wider ones pool as if
-    // they were 95 %, which only widens the pool).
-    const Z: f64 = 1.959_963_984_540_054;
+/// The inverse-variance mean of the runs' log ratios (each with its interval's
+/// confidence, which sizes its standard error), its interval at `1 − alpha`.
+/// A run without a finite interval (too few requests) leaves the pool without
+/// one: undetermined.
+pub(super) fn pooled_change(runs: &[(&MetricChange, f64)], noise: f64, alpha: f64) -> MetricChange {
     let mut weights = 0.0;
     let mut sum = 0.0;
     let mut usable = true;
-    for m in runs {
+    for (m, confidence) in runs {
         let (l, lo, hi) = ((1.0 + m.change).ln(), (1.0 + m.ci_low).ln(), (1.0 + m.ci_high).ln());
-        let se = (hi - lo) / (2.0 * Z);
+        let se = (hi - lo) / (2.0 * z_two_sided(1.0 - confidence));
         if !(l.is_finite() && se.is_finite() && se > 0.0 && m.enough_samples) {
             usable = false;
             continue;
@@ -100,8 +100,8 @@ pub(super) fn pooled_change(runs: &[&MetricChange], noise: f64) -> MetricChange 
         weights += 1.0 / (se * se);
         sum += l / (se * se);
     }
-    let first = runs[0];
-    let mean = |f: fn(&MetricChange) -> f64| runs.iter().map(|m| f(m)).sum::<f64>() / runs.len() as f64;
+    let first = runs[0].0;
+    let mean = |f: fn(&MetricChange) -> f64| runs.iter().map(|(m, _)| f(m)).sum::<f64>() / runs.len() as f64;
     let (a, b) = (mean(|m| m.a), mean(|m| m.b));
     if !usable || weights == 0.0 {
         return MetricChange {
@@ -115,8 +115,8 @@ pub(super) fn pooled_change(runs: &[&MetricChange], noise: f64) -> MetricChange 
             ..first.clone()
         };
     }
-    let (l, se) = (sum / weights, weights.sqrt().recip());
-    let (change, ci_low, ci_high) = (l.exp_m1(), (l - Z * se).exp_m1(), (l + Z * se).exp_m1());
+    let (l, se, z) = (sum / weights, weights.sqrt().recip(), z_two_sided(alpha));
+    let (change, ci_low, ci_high) = (l.exp_m1(), (l - z * se).exp_m1(), (l + z * se).exp_m1());
     MetricChange {
         a,
         b,
@@ -153,21 +153,39 @@ mod tests {
     fn pooling_narrows_the_interval_and_weighs_the_tighter_run_more() {
         // Two runs at different levels of noise: one called +6 %, one nothing.
         let (one, two) = (change(0.06, 0.02, 0.10), change(-0.01, -0.02, 0.0));
-        let p = pooled_change(&[&one, &two], 0.02);
+        let p = pooled_change(&[(&one, 0.95), (&two, 0.95)], 0.02, 0.05);
         let half = |m: &MetricChange| (m.ci_high - m.ci_low) / 2.0;
         assert!(half(&p) < half(&one).min(half(&two)), "{p:?}");
         assert!(p.change > -0.01 && p.change < 0.06 && (p.change - -0.01).abs() < (p.change - 0.06).abs(), "{p:?}");
         // Two equal runs: the same change, the interval narrower by about √2.
-        let p = pooled_change(&[&one, &one], 0.02);
+        let p = pooled_change(&[(&one, 0.95), (&one, 0.95)], 0.02, 0.05);
         assert!((p.change - 0.06).abs() < 1e-9);
         let ratio = half(&one) / half(&p);
         assert!((ratio - 2f64.sqrt()).abs() < 0.1, "{ratio}");
     }
 
     #[test]
+    fn each_run_is_read_at_its_own_confidence_and_the_pool_at_the_bench_s() {
+        // The same interval read as 99 % holds a smaller standard error than as
+        // 95 %: that run weighs more. One run pooled alone at 95 % is itself.
+        let (wide, narrow) = (change(0.06, 0.02, 0.10), change(-0.02, -0.06, 0.02));
+        let as95 = pooled_change(&[(&wide, 0.95), (&narrow, 0.95)], 0.02, 0.05);
+        let narrow_at_99 = pooled_change(&[(&wide, 0.95), (&narrow, 0.99)], 0.02, 0.05);
+        assert!(narrow_at_99.change < as95.change, "{narrow_at_99:?} vs {as95:?}");
+        let alone = pooled_change(&[(&wide, 0.95)], 0.02, 0.05);
+        let (lo, hi) = ((1.02f64).ln(), (1.10f64).ln());
+        let l = (1.06f64).ln();
+        // Symmetric in logs around the run's point: its own ends, in logs, up to the asymmetry of the given interval.
+        assert!(((1.0 + alone.ci_high).ln() - l - (hi - lo) / 2.0).abs() < 1e-9, "{alone:?}");
+        // At 99 % the pool is wider than at 95 %.
+        let at99 = pooled_change(&[(&wide, 0.95)], 0.02, 0.01);
+        assert!(at99.ci_high - at99.ci_low > alone.ci_high - alone.ci_low);
+    }
+
+    #[test]
     fn a_run_without_an_interval_leaves_the_pool_undetermined() {
         let none = MetricChange { ci_low: f64::NAN, ci_high: f64::NAN, enough_samples: false, ..change(0.0, 0.0, 0.0) };
-        let p = pooled_change(&[&change(0.01, -0.01, 0.03), &none], 0.02);
+        let p = pooled_change(&[(&change(0.01, -0.01, 0.03), 0.95), (&none, 0.95)], 0.02, 0.05);
         assert!(!p.enough_samples && p.direction == Direction::Undetermined);
     }
 }

@@ -382,7 +382,7 @@ fn finish_comparison(c: &Comparison, args: &CompareArgs) -> Result<i32, Fail> {
 
 /// The arm labelled `label` of a result file: an A/B result's arm, or a single
 /// run (which must carry the label, when it has one).
-fn arm_of(path: &Path, label: &str) -> Result<ResultDoc, Fail> {
+pub(super) fn arm_of(path: &Path, label: &str) -> Result<ResultDoc, Fail> {
     let labels = |docs: &[ResultDoc]| docs.iter().filter_map(|d| d.metadata.variant.clone()).collect::<Vec<_>>();
     match AnyResult::read(path).map_err(bad)? {
         AnyResult::Single(d) if d.metadata.variant.as_deref().is_none_or(|v| v == label) => Ok(*d),
@@ -409,6 +409,15 @@ fn read_arms(results: &[PathBuf], arm: Option<&str>) -> Result<(ResultDoc, Resul
             AnyResult::Ab(ab) if ab.arms.len() == 2 => {
                 let mut arms = ab.arms.into_iter();
                 Ok((arms.next().unwrap(), arms.next().unwrap(), true))
+            }
+            AnyResult::Ab(ab) => {
+                let labels: Vec<String> = ab.arms.iter().filter_map(|d| d.metadata.variant.clone()).collect();
+                Err(bad(format!(
+                    "{}: a run of {} arms ({}); pick two with --arms BASE,CAND",
+                    one.display(),
+                    ab.arms.len(),
+                    labels.join(", ")
+                )))
             }
             _ => Err(bad(format!(
                 "{}: one file must be an A/B result; otherwise give BASE.json CAND.json",

@@ -76,6 +76,13 @@ pub struct Row {
     #[serde(default)]
     pub fdr_significant: bool,
     pub summary: String,
+    /// The CIs' confidence (0.95; less wide per look under `--until-decided`).
+    #[serde(default = "ninety_five")]
+    pub confidence: f64,
+}
+
+fn ninety_five() -> f64 {
+    0.95
 }
 
 /// One A/B of the bench: a scenario (cache off vs on) or a layer alone (off vs only it).
@@ -99,12 +106,11 @@ pub struct AbSummary {
     pub strategy: Option<String>,
     /// Cache outcomes of arm B's requests (layer → outcome → count).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub cache_b: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    pub cache_b: crate::recorder::CacheOutcomes,
     /// Arm B's cache outcomes per user-activity band (its tag, e.g. `users-1-10`
     /// → layer → outcome → count), when the users are picked by a Zipf law.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub cache_b_bands:
-        std::collections::BTreeMap<String, std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>>,
+    pub cache_b_bands: std::collections::BTreeMap<String, crate::recorder::CacheOutcomes>,
     /// Arm B's read-backs (reads after a write that must show it), and the stale ones.
     #[serde(default)]
     pub read_backs_b: u64,
@@ -380,6 +386,7 @@ pub fn rows(c: &Comparison) -> Vec<Row> {
                 p99: p99.clone(),
                 fdr_significant: s.fdr_significant,
                 summary: s.summary.clone(),
+                confidence: s.confidence,
             })
         })
         .collect()
@@ -522,6 +529,7 @@ mod tests {
             p99: change(Metric::P99, -0.1, 0.1),
             fdr_significant: false,
             summary: String::new(),
+            confidence: 0.95,
         };
         AbSummary {
             name: name.into(),

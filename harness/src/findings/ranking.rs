@@ -142,7 +142,7 @@ fn change(c: &MetricChange) -> String {
 }
 
 /// Hits over hits, misses, errors and bypasses of `layer` (`None`: every layer).
-pub fn hit_ratio(cache: &BTreeMap<String, BTreeMap<String, u64>>, layer: Option<&str>) -> Option<f64> {
+pub fn hit_ratio(cache: &crate::recorder::CacheOutcomes, layer: Option<&str>) -> Option<f64> {
     let (mut hits, mut lookups) = (0u64, 0u64);
     for outcomes in cache.iter().filter(|(name, _)| layer.is_none_or(|l| l == name.as_str())).map(|(_, o)| o) {
         for (outcome, n) in outcomes {

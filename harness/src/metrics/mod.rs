@@ -32,7 +32,7 @@ pub struct SeriesFigures {
     pub requests: u64,
     pub errors: u64,
     pub status: BTreeMap<String, u64>,
-    pub cache: BTreeMap<String, BTreeMap<String, u64>>,
+    pub cache: crate::recorder::CacheOutcomes,
     /// Values at or below each bound of [`BOUNDS_SECONDS`] (cumulative).
     pub buckets: Vec<u64>,
     /// Values in the histogram (the `+Inf` bucket).

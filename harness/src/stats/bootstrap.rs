@@ -81,7 +81,7 @@ fn spread(changes: &[f64]) -> f64 {
 
 /// z with P(|Z| > z) = `alpha` for a standard normal Z, by bisection on erfc
 /// (libm has no inverse; 100 halvings of [0, 40] are exact to f64).
-pub(super) fn z_two_sided(alpha: f64) -> f64 {
+pub fn z_two_sided(alpha: f64) -> f64 {
     let (mut lo, mut hi) = (0.0f64, 40.0f64);
     for _ in 0..100 {
         let mid = (lo + hi) / 2.0;

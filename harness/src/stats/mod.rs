@@ -15,7 +15,7 @@ mod mean_t;
 mod overhead;
 
 pub use blocks::{block_bootstrap, block_layout, Blocks, MIN_BLOCKS};
-pub use bootstrap::{Interval, MIN_TAIL};
+pub use bootstrap::{z_two_sided, Interval, MIN_TAIL};
 pub use overhead::{overhead_fall, OverheadFall};
 
 use hdrhistogram::Histogram;
