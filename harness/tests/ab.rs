@@ -262,6 +262,16 @@ fn until_decided_stops_when_decided_and_spends_the_budget_when_not() {
     assert!((ab.arms[0].run.measured_s - 3.0).abs() < 0.3, "{}", ab.arms[0].run.measured_s);
 }
 
+/// One run of the probe scenario with an arm per labelled server.
+fn run_arms(servers: &[(&str, &TestServer)], rate: u32, seconds: u32, dir: &Path) -> runner::RunOutcome {
+    let mut opts = options(&servers[0].1.url(), dir);
+    opts.arms = servers
+        .iter()
+        .map(|(l, s)| ArmSpec { label: Some((*l).into()), target: s.url(), extra_headers: vec![] })
+        .collect();
+    runner::run(&scenario(&scenario_text(rate, seconds)), &opts).unwrap()
+}
+
 /// Three arms of one run: iterations in sets of one per arm (each arm a third,
 /// within one), one result file with every arm, and each pair comparable as an
 /// interleaved A/B — what a head-to-head of strategies reads.
@@ -270,12 +280,7 @@ fn three_arms_interleave_in_sets_and_rank_from_their_pairs() {
     let _x = exclusive();
     let (a, b, c) = (shaped(10.0, 0.0), shaped(10.0, 0.0), shaped(7.0, 0.0));
     let tmp = tempfile::tempdir().unwrap();
-    let mut opts = options(&a.url(), tmp.path());
-    opts.arms = [("a", &a), ("b", &b), ("c", &c)]
-        .iter()
-        .map(|(l, s)| ArmSpec { label: Some((*l).into()), target: s.url(), extra_headers: vec![] })
-        .collect();
-    let out = runner::run(&scenario(&scenario_text(150, 5)), &opts).unwrap();
+    let out = run_arms(&[("a", &a), ("b", &b), ("c", &c)], 150, 5, tmp.path());
     let n: Vec<u64> = out.arms.iter().map(|x| x.doc.series["*"].requests).collect();
     assert!(n.iter().max().unwrap() - n.iter().min().unwrap() <= 1, "sets split the iterations evenly: {n:?}");
     match harness::result::AnyResult::read(&out.files.json).unwrap() {
@@ -321,12 +326,7 @@ fn an_overhead_is_judged_on_its_own_fall_with_an_arm_without_the_work() {
     let _x = exclusive();
     let (none, uncached, cached) = (shaped(6.0, 0.0), shaped(9.0, 0.0), shaped(7.5, 0.0));
     let tmp = tempfile::tempdir().unwrap();
-    let mut opts = options(&uncached.url(), tmp.path());
-    opts.arms = [("uncached", &uncached), ("cached", &cached), ("none", &none)]
-        .iter()
-        .map(|(l, s)| ArmSpec { label: Some((*l).into()), target: s.url(), extra_headers: vec![] })
-        .collect();
-    let out = runner::run(&scenario(&scenario_text(200, 6)), &opts).unwrap();
+    let out = run_arms(&[("uncached", &uncached), ("cached", &cached), ("none", &none)], 200, 6, tmp.path());
     let claim = Claim { overhead: true, faster_by: [35.0, 65.0], ..claim() };
     let compare_opts = CompareOptions::default();
     let two = compare(&out.arms[0].doc, &out.arms[1].doc, true, std::slice::from_ref(&claim), &compare_opts).unwrap();

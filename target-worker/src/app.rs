@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use subtle::ConstantTimeEq;
 
-use crate::auth::{self, Identity};
+use crate::auth::{self, AuthMethod, Identity};
 use crate::bench;
 use crate::breaker::KvBreaker;
 use crate::cache::{Cache, CacheChoice, FaultyKv, KvFault};
@@ -194,6 +194,9 @@ impl<K: Kv, D: Database> App<K, D> {
             Access::Bench => return Err(ApiError::not_found().into()),
             Access::Caller => Some(authenticate_request(&ctx).await?),
         };
+        if let Some(identity) = &identity {
+            refuse_cross_site_write(req, identity)?;
+        }
         let caller = || identity.as_ref().expect("caller routes are authenticated above");
         match endpoint {
             Endpoint::Health => Ok(health(&ctx, layers, choice.strategy)),
@@ -231,6 +234,35 @@ async fn authenticate_request<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>
         Some(credential) => {
             auth::authenticate(credential, &ctx.store, ctx.config.jwt_secret.as_deref(), ctx.now_seconds()).await
         }
+    }
+}
+
+/// A write authenticated by the session cookie must be sent as JSON: a page of
+/// another site can make a browser send the cookie with a form or a simple
+/// `fetch` (`text/plain`, form encodings), but not with `application/json`
+/// without a CORS preflight this API never grants. Bearer credentials are not
+/// sent by browsers on their own, so they need no such check.
+fn refuse_cross_site_write(req: &ApiRequest, identity: &Identity) -> Result<(), ApiError> {
+    let safe = matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+    if safe || identity.method != AuthMethod::Session {
+        return Ok(());
+    }
+    let json = req.header_value("content-type").is_some_and(|t| {
+        let media = t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
+    });
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            415,
+            format!(
+                "{} with a session cookie must be sent with content-type: application/json (another site's form \
+                 could send the cookie otherwise); got {:?}",
+                req.method,
+                req.header_value("content-type").unwrap_or("none")
+            ),
+        ))
     }
 }
 
@@ -274,6 +306,15 @@ async fn auth_me<K: Kv, D: Database>(
 
 fn auth_token<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, identity: &Identity) -> Result<ApiResponse, Failure> {
     identity.require_user()?;
+    // A token minted from a token would outlive the session or API key behind the
+    // first one for ever: only those credentials can ask.
+    if identity.method == AuthMethod::Jwt {
+        return Err(ApiError::new(
+            403,
+            "a JWT cannot be exchanged for a new one: ask with the session cookie or an API key",
+        )
+        .into());
+    }
     let secret = ctx
         .config
         .jwt_secret

@@ -24,11 +24,72 @@ async fn token_for(w: &TestWorker, session: &str) -> String {
         .send(
             ApiRequest::new("POST", "/auth/token")
                 .header("user-agent", BROWSER_UA)
+                .header("content-type", "application/json")
                 .header("cookie", &format!("session={session}")),
         )
         .await;
     assert_eq!(resp.status, 200, "{}", body_text(&resp));
     body_json(&resp)["token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_jwt_cannot_renew_itself() {
+    let w = seeded(&[]).await;
+    let u = user(1);
+    let token = token_for(&w, &u.session_id).await;
+    let renewed = w
+        .send(
+            ApiRequest::new("POST", "/auth/token")
+                .header("user-agent", BROWSER_UA)
+                .header("authorization", &format!("Bearer {token}")),
+        )
+        .await;
+    assert_eq!(renewed.status, 403, "{}", body_text(&renewed));
+    assert!(body_text(&renewed).contains("session cookie or an API key"), "{}", body_text(&renewed));
+    // The credentials that can end (a session, an API key) still mint tokens.
+    let by_key = w
+        .send(
+            ApiRequest::new("POST", "/auth/token")
+                .header("user-agent", BROWSER_UA)
+                .header("authorization", &format!("Bearer {}", u.api_key)),
+        )
+        .await;
+    assert_eq!(by_key.status, 200, "{}", body_text(&by_key));
+}
+
+#[tokio::test]
+async fn cookie_writes_must_be_json_so_another_site_cannot_forge_them() {
+    let w = seeded(&[]).await;
+    let u = user(1);
+    let cookie = format!("session={}", u.session_id);
+    let put = |content_type: Option<&str>| {
+        let mut req = ApiRequest::new("PUT", "/user/settings")
+            .header("user-agent", BROWSER_UA)
+            .header("cookie", &cookie)
+            .body(r#"{"nickname":"x"}"#.as_bytes().to_vec());
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        req
+    };
+    // What a form or a simple cross-site fetch can send with the cookie.
+    for forged in [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data"), None] {
+        let resp = w.send(put(forged)).await;
+        assert_eq!(resp.status, 415, "{forged:?}: {}", body_text(&resp));
+        assert!(body_text(&resp).contains("application/json"), "{}", body_text(&resp));
+    }
+    for json in ["application/json", "application/json; charset=utf-8", "application/merge-patch+json"] {
+        let resp = w.send(put(Some(json))).await;
+        assert_eq!(resp.status, 200, "{json}: {}", body_text(&resp));
+    }
+    // Reads with the cookie, and writes with a bearer credential, are unaffected.
+    assert_eq!(w.send(get("/user/settings", &[("cookie", &cookie)])).await.status, 200);
+    let by_key = ApiRequest::new("PUT", "/user/settings")
+        .header("user-agent", BROWSER_UA)
+        .header("authorization", &format!("Bearer {}", u.api_key))
+        .header("content-type", "text/plain")
+        .body(r#"{"nickname":"y"}"#.as_bytes().to_vec());
+    assert_eq!(w.send(by_key).await.status, 200);
 }
 
 fn assert_401(resp: &target_worker::ApiResponse, needle: &str) {

@@ -247,6 +247,7 @@ async fn cache_on_authenticates_and_caches_bot_verdicts() {
         client
             .post(format!("{base}/auth/token"))
             .header("user-agent", BROWSER_UA)
+            .header("content-type", "application/json")
             .header("cookie", format!("session={}", u.session_id)),
     )
     .await;
@@ -379,7 +380,7 @@ async fn cache_on_and_cache_off_answer_alike() {
     seed(&client, &on.base).await;
     let u = bench_seed::seeded_user(BENCH_SECRET, SEED, 2);
     let cookie = format!("session={}", u.session_id);
-    let as_user = [("user-agent", BROWSER_UA), ("cookie", cookie.as_str())];
+    let as_user = [("user-agent", BROWSER_UA), ("content-type", "application/json"), ("cookie", cookie.as_str())];
 
     for i in 0..3 {
         let r =
@@ -518,6 +519,7 @@ async fn faults_and_limits_under_workerd() {
         client
             .post(format!("{base}/user/sync-providers"))
             .header("user-agent", BROWSER_UA)
+            .header("content-type", "application/json")
             .header("cookie", &session)
             .header("x-bench-secret", BENCH_SECRET)
             .header("x-bench-kv-fault", fault)
@@ -588,7 +590,7 @@ async fn every_strategy_under_workerd() {
                 raw_get(&client, &format!("{base}{path}"), &h).await
             }
         };
-        let as_user = [("user-agent", BROWSER_UA), ("cookie", cookie.as_str())];
+        let as_user = [("user-agent", BROWSER_UA), ("content-type", "application/json"), ("cookie", cookie.as_str())];
         let as_bystander = [("user-agent", BROWSER_UA), ("cookie", by_cookie.as_str())];
         for route in ["/models", "/models?capability=vision", "/models/openai/gpt-4.1", "/models/openai/no-such-model"]
         {

@@ -400,15 +400,16 @@ pub fn get(path: &str, headers: &[(&str, &str)]) -> ApiRequest {
 
 /// A request as a seeded user (session cookie, browser User-Agent).
 pub fn as_user(method: &str, target: &str, u: &bench_seed::SeededUser) -> ApiRequest {
+    // A JSON client, as the API's own front end: writes with the cookie must say so.
     ApiRequest::new(method, target)
         .header("user-agent", BROWSER_UA)
+        .header("content-type", "application/json")
         .header("cookie", &format!("session={}", u.session_id))
 }
 
 /// `POST /user/store-provider-api-key` for `provider`, as `u`.
 pub fn store_key(u: &bench_seed::SeededUser, provider: &str) -> ApiRequest {
     as_user("POST", "/user/store-provider-api-key", u)
-        .header("content-type", "application/json")
         .body(format!(r#"{{"providerId":"{provider}","apiKey":"sk-test"}}"#))
 }
 
