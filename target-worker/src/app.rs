@@ -20,6 +20,7 @@ use crate::latency::{self, Profile};
 use crate::layers::bot;
 use crate::modelled::{ModelledDb, ModelledKv};
 use crate::models;
+use crate::namespace::{self, NamespacedKv};
 use crate::platform::{Database, Kv, Runtime};
 use crate::router::{self, Access, Endpoint};
 use crate::store::Store;
@@ -140,6 +141,17 @@ impl<K: Kv, D: Database> App<K, D> {
         }
     }
 
+    /// The key prefix of the request's bench namespace (`x-bench-namespace`,
+    /// bench secret; `crate::namespace`): empty without one.
+    fn request_namespace(&self, req: &ApiRequest, bench_authorized: bool) -> Result<String, ApiError> {
+        match req.header_value("x-bench-namespace") {
+            Some(id) if bench_authorized => {
+                namespace::prefix(id).map_err(|e| ApiError::bad_request(format!("x-bench-namespace: {e}")))
+            }
+            _ => Ok(String::new()),
+        }
+    }
+
     /// The latency profile: the configuration's, unless a bench client with the
     /// secret picks one with `x-bench-profile`.
     fn request_profile(&self, req: &ApiRequest, bench_authorized: bool) -> Result<&'static Profile, ApiError> {
@@ -165,8 +177,9 @@ impl<K: Kv, D: Database> App<K, D> {
             strategy: self.request_strategy(req, bench_authorized)?,
             location: self.request_location(req, bench_authorized)?,
         };
+        let namespace = self.request_namespace(req, bench_authorized)?;
         let modelled = ModelledKv::new(self.kv.clone(), profile, Rc::clone(&self.runtime), choice.location);
-        let kv = FaultyKv::new(modelled, fault, Rc::clone(&self.runtime));
+        let kv = NamespacedKv::new(FaultyKv::new(modelled, fault, Rc::clone(&self.runtime)), namespace.clone());
         let db = ModelledDb::new(self.db.clone(), profile, Rc::clone(&self.runtime));
         let ctx = RequestContext {
             req,
@@ -182,11 +195,14 @@ impl<K: Kv, D: Database> App<K, D> {
                 KvBreaker::for_isolate(fault.is_some()),
                 Rc::clone(&self.runtime),
                 trace,
-            ),
+            )
+            .in_namespace(namespace)
+            .for_anonymous(!matches!(auth::credential(req), Ok(Some(_)))),
             kv: &self.kv,
             layers_overridden,
             profile,
             skip_bot_check: self.request_skips_bot_check(req, bench_authorized)?,
+            bench_authorized,
         };
         let identity = match endpoint.access() {
             Access::Open => None,
@@ -227,7 +243,7 @@ async fn authenticate_request<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>
         None => {
             let identity = auth::anonymous(ctx.req);
             if ctx.config.anonymous_user_write {
-                ctx.store.touch_anonymous_user(&identity.user_id, ctx.now_seconds()).await?;
+                ctx.store.touch_anonymous_user(&identity.user_id, ctx.now_seconds(), ctx.bench_authorized).await?;
             }
             Ok(identity)
         }

@@ -7,8 +7,6 @@ use serde::Deserialize;
 use bench_seed::{enabled_providers, seeded_user};
 
 use crate::auth::hash_api_key;
-use crate::cache::log_cache_failure;
-use crate::config::Layer;
 use crate::context::RequestContext;
 use crate::http::{parse_json_body, ApiError, ApiResponse, Failure};
 use crate::platform::{Database, Kv, SqlValue, Statement};
@@ -118,48 +116,89 @@ pub async fn seed<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<
     ))
 }
 
-/// Keys one KV list page returns: a list call is one operation per page.
-const KV_LIST_PAGE: usize = 1000;
+/// `POST /__bench/reset` (body optional: `{"cursor": "…"}` from the previous
+/// call): deletes the bench users (cascading to their rows) and the anonymous
+/// callers bench requests recorded, then every key of the cache namespace — this
+/// worker keeps only derived entries there, of every strategy and of earlier
+/// bench namespaces (`ns/…`) — one list page at a time, as many deletes as one
+/// invocation's budget allows; and this isolate's `memory` layer, modelled edge
+/// copies and write windows. `"done": false` means keys are left: call again
+/// with the answer's `cursor`. Other isolates' memories are out of reach: a
+/// bench run in a fresh namespace (`crate::namespace`) does not need them gone.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetRequest {
+    #[serde(default)]
+    cursor: Option<String>,
+}
 
-/// `POST /__bench/reset`: deletes the bench users (three D1 statements) and then
-/// the cache keys, one KV operation each, as many as one invocation's budget
-/// allows. `"done": false` means keys are left: call again.
 pub async fn reset<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<ApiResponse, Failure> {
+    let request: ResetRequest =
+        if ctx.req.body.is_empty() { ResetRequest::default() } else { parse_json_body(ctx.req)? };
     let rows = ctx.store.query_count("SELECT COUNT(*) AS n FROM user WHERE is_bench = 1").await?;
     // Foreign keys cascade the delete to sessions, keys, settings and providers.
     ctx.store
         .batch(&[
             Statement::new("DELETE FROM user WHERE is_bench = 1", vec![]),
-            Statement::new("DELETE FROM anonymous_user", vec![]),
+            Statement::new("DELETE FROM anonymous_user WHERE is_bench = 1", vec![]),
         ])
         .await?;
-    let mut budget = (ctx.config.bench_ops_per_invocation as usize).saturating_sub(3);
-    let mut deleted_keys = 0usize;
-    let mut done = true;
-    for layer in Layer::ALL {
-        let prefix = format!("{}:", layer.name());
-        let keys = match ctx.kv.list_keys(&prefix).await {
-            Ok(keys) => keys,
-            Err(e) => {
-                log_cache_failure(ctx.runtime, "list", layer, &prefix, &e.0);
-                return Err(ApiError::new(503, format!("could not list cache keys {prefix}*: {e}")).into());
-            }
-        };
-        budget = budget.saturating_sub(keys.len().div_ceil(KV_LIST_PAGE).max(1));
-        if keys.len() > budget {
-            done = false;
-        }
-        for key in keys.into_iter().take(budget) {
-            if let Err(e) = ctx.kv.delete(&key).await {
-                log_cache_failure(ctx.runtime, "delete", layer, &key, &e.0);
-                return Err(ApiError::new(503, format!("could not delete cache key {key}: {e}")).into());
-            }
-            deleted_keys += 1;
-            budget -= 1;
-        }
-    }
+    crate::memory::clear();
+    crate::modelled::clear_edge();
+    crate::cache::clear_write_windows();
+    crate::layers::user_models::clear_isolate_state();
+    let budget = (ctx.config.bench_ops_per_invocation as usize).saturating_sub(3);
+    let (deleted_keys, cursor) = delete_cache_keys(ctx, request.cursor, budget).await?;
     Ok(ApiResponse::json(
         200,
-        &serde_json::json!({ "deleted_users": rows, "deleted_cache_keys": deleted_keys, "done": done }),
+        &serde_json::json!({
+            "deleted_users": rows,
+            "deleted_cache_keys": deleted_keys,
+            "done": cursor.is_none(),
+            "cursor": cursor,
+        }),
     ))
+}
+
+/// Where a reset goes on: a page's cursor, or the start again (a page cut short
+/// by the budget: its deleted keys no longer list).
+const FROM_START: &str = "";
+
+/// Deletes cache keys page by page from `cursor` with at most `budget`
+/// operations (a list call is one); the cursor to go on from, `None` when none
+/// are left.
+async fn delete_cache_keys<K: Kv, D: Database>(
+    ctx: &RequestContext<'_, K, D>,
+    mut cursor: Option<String>,
+    mut budget: usize,
+) -> Result<(usize, Option<String>), Failure> {
+    let fail = |op: &str, key: &str, e: &crate::platform::KvError| {
+        ctx.runtime
+            .log(&serde_json::json!({ "event": "bench-reset-failed", "op": op, "key": key, "error": e.0 }).to_string());
+        ApiError::new(503, format!("could not {op} cache key {key:?}: {e}"))
+    };
+    let mut deleted = 0usize;
+    loop {
+        if budget == 0 {
+            return Ok((deleted, Some(cursor.unwrap_or_else(|| FROM_START.to_owned()))));
+        }
+        let from = cursor.as_deref().filter(|c| !c.is_empty());
+        let page = ctx.kv.list_page("", from).await.map_err(|e| fail("list", "*", &e))?;
+        budget -= 1;
+        let take = page.keys.len().min(budget);
+        for key in &page.keys[..take] {
+            ctx.kv.delete(key).await.map_err(|e| fail("delete", key, &e))?;
+        }
+        deleted += take;
+        budget -= take;
+        if take == page.keys.len() {
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok((deleted, None)),
+            }
+        } else {
+            // Cut short: the next call lists this page again, its deleted keys gone.
+            return Ok((deleted, Some(cursor.unwrap_or_else(|| FROM_START.to_owned()))));
+        }
+    }
 }

@@ -12,7 +12,7 @@ use futures_util::future::{self, Either};
 use crate::breaker::{BreakerPolicy, KvBreaker, ReadResult};
 use crate::config::{CacheLayers, Config, Layer};
 use crate::memory;
-use crate::platform::{Kv, KvError, Runtime};
+use crate::platform::{KeyPage, Kv, KvError, Runtime};
 use crate::strategy::Strategy;
 use crate::trace::{BackendOp, RequestTrace};
 
@@ -119,6 +119,10 @@ impl WriteWindow {
         last.get(key).map_or(0.0, |t| t + SAME_KEY_WRITE_INTERVAL_MS - now_ms)
     }
 
+    pub fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
+
     pub fn note(&self, key: &str, now_ms: f64) {
         self.0.borrow_mut().insert(key.to_owned(), now_ms);
     }
@@ -127,6 +131,12 @@ impl WriteWindow {
 thread_local! {
     /// Per isolate, for the `write-limit` fault.
     static FAULT_WINDOW: WriteWindow = WriteWindow::default();
+}
+
+/// Forgets this isolate's write windows and anonymous sightings (a bench reset).
+pub fn clear_write_windows() {
+    FAULT_WINDOW.with(WriteWindow::clear);
+    DOORKEEPER.with(|d| d.borrow_mut().clear());
 }
 
 fn same_key_write_allowed(key: &str, now_ms: f64) -> Result<(), KvError> {
@@ -169,9 +179,9 @@ impl<K: Kv> Kv for FaultyKv<K> {
         self.before_write(key)?;
         self.inner.delete(key).await
     }
-    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+    async fn list_page(&self, prefix: &str, cursor: Option<&str>) -> Result<KeyPage, KvError> {
         self.before().await?;
-        self.inner.list_keys(prefix).await
+        self.inner.list_page(prefix, cursor).await
     }
 }
 
@@ -202,6 +212,20 @@ pub struct Cache<'r, K: Kv> {
     policy: BreakerPolicy,
     runtime: Rc<dyn Runtime>,
     trace: &'r RequestTrace,
+    /// The bench namespace's key prefix (`crate::namespace`), for the `memory`
+    /// layer; KV sees it through its [`crate::namespace::NamespacedKv`].
+    namespace: String,
+    /// The request carries no credential: its misses are written only on a
+    /// second sighting ([`Cache::admits_fill`]).
+    anonymous: bool,
+}
+
+/// Keys an isolate has missed once for an anonymous caller, before it admits
+/// their fills: cleared whole when full (a doorkeeper, as TinyLFU's).
+const DOORKEEPER_MAX: usize = 10_000;
+
+thread_local! {
+    static DOORKEEPER: RefCell<std::collections::HashSet<String>> = RefCell::default();
 }
 
 /// Which cache a request uses: its layers, strategy and modelled location.
@@ -234,7 +258,45 @@ impl<'r, K: Kv> Cache<'r, K> {
             policy: config.kv_breaker,
             runtime,
             trace,
+            namespace: String::new(),
+            anonymous: false,
         }
+    }
+
+    /// The cache of a caller without a credential (`true`), or of one with.
+    pub fn for_anonymous(mut self, anonymous: bool) -> Self {
+        self.anonymous = anonymous;
+        self
+    }
+
+    /// Whether a miss of `key` may be written: always for a caller with a
+    /// credential; for an anonymous one, when this isolate missed the key
+    /// before. Random keys (a flood of made-up User-Agents or ids) are each seen
+    /// once and never written; keys real traffic repeats are written on their
+    /// second miss.
+    pub fn admits_fill(&self, key: &str) -> bool {
+        if !self.anonymous {
+            return true;
+        }
+        let key = format!("{}{key}", self.namespace);
+        DOORKEEPER.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.contains(&key) {
+                return true;
+            }
+            if d.len() >= DOORKEEPER_MAX {
+                d.clear();
+            }
+            d.insert(key);
+            false
+        })
+    }
+
+    /// The cache with its `memory` layer in the bench namespace `prefix` (the KV
+    /// it was built with must be in the same one).
+    pub fn in_namespace(mut self, prefix: String) -> Self {
+        self.namespace = prefix;
+        self
     }
 
     pub fn enabled(&self, layer: Layer) -> bool {
@@ -321,13 +383,15 @@ impl<'r, K: Kv> Cache<'r, K> {
 
     /// What the `memory` layer holds for `key`, when the strategy has one.
     fn recall(&self, key: &str) -> Option<Option<String>> {
-        self.strategy.memory().then(|| memory::recall(self.location, key, self.runtime.now_ms())).flatten()
+        let key = format!("{}{key}", self.namespace);
+        self.strategy.memory().then(|| memory::recall(self.location, &key, self.runtime.now_ms())).flatten()
     }
 
     /// Keeps what KV answered (or what was written) in the `memory` layer.
     fn remember(&self, key: &str, value: Option<&str>) {
         if self.strategy.memory() {
-            memory::remember(self.location, key, value.map(str::to_owned), self.runtime.now_ms());
+            let key = format!("{}{key}", self.namespace);
+            memory::remember(self.location, &key, value.map(str::to_owned), self.runtime.now_ms());
         }
     }
 

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::http::ApiRequest;
 use crate::latency::Profile;
 use crate::modelled::{ModelledDb, ModelledKv};
+use crate::namespace::NamespacedKv;
 use crate::platform::{Database, Kv, Runtime};
 use crate::store::Store;
 use crate::trace::RequestTrace;
@@ -19,7 +20,7 @@ pub struct RequestContext<'r, K: Kv, D: Database> {
     pub store: Store<'r, ModelledDb<D>>,
     /// The database with the request's latency profile, for background work.
     pub db: ModelledDb<D>,
-    pub cache: Cache<'r, FaultyKv<ModelledKv<K>>>,
+    pub cache: Cache<'r, NamespacedKv<FaultyKv<ModelledKv<K>>>>,
     /// The bare KV binding, for bench maintenance (never fault-injected).
     pub kv: &'r K,
     /// The request chose its cache layers with `x-bench-cache`.
@@ -28,6 +29,8 @@ pub struct RequestContext<'r, K: Kv, D: Database> {
     pub profile: &'static Profile,
     /// `x-bench-bot-check: skip`: no bot check, every caller taken as no bot.
     pub skip_bot_check: bool,
+    /// The request carries the bench secret.
+    pub bench_authorized: bool,
 }
 
 impl<K: Kv, D: Database> RequestContext<'_, K, D> {

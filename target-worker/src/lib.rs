@@ -20,6 +20,7 @@ pub mod layers;
 pub mod memory;
 pub mod modelled;
 pub mod models;
+pub mod namespace;
 pub mod platform;
 pub mod providers;
 pub mod router;

@@ -47,6 +47,11 @@ pub fn remember(location: u32, key: &str, value: Option<String>, now_ms: f64) {
     })
 }
 
+/// Forgets everything (a bench reset).
+pub fn clear() {
+    MEMORY.with(|m| m.borrow_mut().clear());
+}
+
 /// How many entries this isolate holds (tests, the size cap).
 pub fn len() -> usize {
     MEMORY.with(|m| m.borrow().len())

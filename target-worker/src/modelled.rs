@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::latency::{Operation, Profile};
-use crate::platform::{Database, DbError, Kv, KvError, Row, Runtime, SqlValue, Statement};
+use crate::platform::{Database, DbError, KeyPage, Kv, KvError, Row, Runtime, SqlValue, Statement};
 
 /// Draws a profile's delay for `op` and waits it out.
 async fn wait(profile: &Profile, runtime: &dyn Runtime, op: Operation) {
@@ -63,15 +63,33 @@ fn edge_copy(profile: &Profile, location: u32, key: &str, now_ms: f64) -> Option
     })
 }
 
-/// A read that went past the edge leaves its result there for `ttl_ms`.
+/// A read that went past the edge leaves its result there for `ttl_ms`. The
+/// map is bounded: past [`EDGE_PRUNE_AT`] keys the expired copies go, and if
+/// that is not enough the older half (an edge cache evicts too).
 fn fill_edge(location: u32, key: &str, value: Option<String>, now_ms: f64, ttl_ms: f64) {
     EDGE.with(|edge| {
         let mut edge = edge.borrow_mut();
         if edge.len() >= EDGE_PRUNE_AT {
             edge.retain(|_, c| now_ms - c.filled_ms < c.ttl_ms);
         }
+        if edge.len() >= EDGE_PRUNE_AT {
+            let mut filled: Vec<f64> = edge.values().map(|c| c.filled_ms).collect();
+            filled.sort_by(f64::total_cmp);
+            let median = filled[filled.len() / 2];
+            edge.retain(|_, c| c.filled_ms > median);
+        }
         edge.insert((location, key.to_owned()), EdgeCopy { filled_ms: now_ms, ttl_ms, value });
     })
+}
+
+/// Forgets every location's copies (a bench reset).
+pub fn clear_edge() {
+    EDGE.with(|edge| edge.borrow_mut().clear());
+}
+
+/// How many copies the edge model holds (tests, the bound).
+pub fn edge_len() -> usize {
+    EDGE.with(|edge| edge.borrow().len())
 }
 
 /// A write is visible at once in the location that made it (Cloudflare's "How KV
@@ -162,9 +180,9 @@ impl<K: Kv> Kv for ModelledKv<K> {
         forget_edge(self.location, key);
         Ok(())
     }
-    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+    async fn list_page(&self, prefix: &str, cursor: Option<&str>) -> Result<KeyPage, KvError> {
         self.wait(Operation::KvList).await;
-        self.inner.list_keys(prefix).await
+        self.inner.list_page(prefix, cursor).await
     }
 }
 

@@ -38,7 +38,21 @@ pub trait Kv: Clone + 'static {
     /// Workers KV rejects TTLs under 60 s; implementations must do the same.
     async fn put(&self, key: &str, value: &str, ttl_seconds: u64) -> Result<(), KvError>;
     async fn delete(&self, key: &str) -> Result<(), KvError>;
-    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, KvError>;
+    /// One page of the keys under `prefix`, in key order, from `cursor` (the
+    /// previous page's; `None`: the first). Workers KV returns at most
+    /// [`KV_LIST_PAGE`] keys per call, one billed operation each.
+    async fn list_page(&self, prefix: &str, cursor: Option<&str>) -> Result<KeyPage, KvError>;
+}
+
+/// Keys one KV list call returns at most.
+pub const KV_LIST_PAGE: usize = 1000;
+
+/// A page of a KV listing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyPage {
+    pub keys: Vec<String>,
+    /// Where the next page starts; `None` on the last page.
+    pub cursor: Option<String>,
 }
 
 /// Workers KV's lower bound on `expirationTtl`.

@@ -108,11 +108,13 @@ impl<'r, D: Database> Store<'r, D> {
 
     /// Records that the anonymous caller `id` was seen at `now` (Unix seconds), as
     /// the source API did on every anonymous request (`ANONYMOUS_USER_WRITE`).
-    pub async fn touch_anonymous_user(&self, id: &str, now: i64) -> Result<(), DbError> {
+    /// Records an anonymous caller; `bench`: first seen by a bench request, so a
+    /// reset may delete the row (a row first seen by a real caller stays real).
+    pub async fn touch_anonymous_user(&self, id: &str, now: i64, bench: bool) -> Result<(), DbError> {
         self.execute(
-            "INSERT INTO anonymous_user (id, first_seen_at, last_seen_at) VALUES (?1, ?2, ?2) \
+            "INSERT INTO anonymous_user (id, first_seen_at, last_seen_at, is_bench) VALUES (?1, ?2, ?2, ?3) \
              ON CONFLICT(id) DO UPDATE SET last_seen_at = excluded.last_seen_at",
-            &[id.into(), now.into()],
+            &[id.into(), now.into(), i64::from(bench).into()],
         )
         .await
     }

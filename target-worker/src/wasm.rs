@@ -9,7 +9,9 @@ use worker::{event, Context, D1Database, Env, KvStore, Request, Response, Result
 use crate::app::App;
 use crate::config::Config;
 use crate::http::{body_too_large, read_capped, ApiError, ApiRequest, ApiResponse, MAX_BODY_BYTES};
-use crate::platform::{BackgroundTask, Database, DbError, Kv, KvError, Row, Runtime, SqlValue, Statement};
+use crate::platform::{
+    BackgroundTask, Database, DbError, KeyPage, Kv, KvError, Row, Runtime, SqlValue, Statement, KV_LIST_PAGE,
+};
 
 #[derive(Clone)]
 struct WorkersKv(KvStore);
@@ -54,21 +56,14 @@ impl Kv for WorkersKv {
         self.0.delete(key).await.map_err(|e| KvError(e.to_string()))
     }
 
-    async fn list_keys(&self, prefix: &str) -> std::result::Result<Vec<String>, KvError> {
-        let mut keys = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut list = self.0.list().prefix(prefix.to_owned());
-            if let Some(c) = cursor.take() {
-                list = list.cursor(c);
-            }
-            let page = list.execute().await.map_err(|e| KvError(e.to_string()))?;
-            keys.extend(page.keys.into_iter().map(|k| k.name));
-            match page.cursor {
-                Some(c) if !page.list_complete => cursor = Some(c),
-                _ => return Ok(keys),
-            }
+    async fn list_page(&self, prefix: &str, cursor: Option<&str>) -> std::result::Result<KeyPage, KvError> {
+        let mut list = self.0.list().prefix(prefix.to_owned()).limit(KV_LIST_PAGE as u64);
+        if let Some(c) = cursor {
+            list = list.cursor(c.to_owned());
         }
+        let page = list.execute().await.map_err(|e| KvError(e.to_string()))?;
+        let cursor = page.cursor.filter(|_| !page.list_complete);
+        Ok(KeyPage { keys: page.keys.into_iter().map(|k| k.name).collect(), cursor })
     }
 }
 

@@ -250,7 +250,13 @@ async fn bot_verdict_is_cached_then_expires_after_the_ttl() {
     let key = target_worker::bot::cache_key("curl/8.5.0");
     let req = || ApiRequest::new("GET", "/auth/me").header("user-agent", "curl/8.5.0");
 
-    // The write is fire-and-forget: not there when the response is produced.
+    // An anonymous caller's first miss of a key is not written: made-up
+    // User-Agents would each cost a KV write otherwise (finding 2 of issue 28).
+    let first = w.send(req()).await;
+    assert_eq!(first.header_value("x-cache"), Some("bot=miss"));
+    assert_eq!((w.kv.raw_get(&key), w.kv.calls().put), (None, 0), "a first sighting is not written");
+    // The second miss is. The write is fire-and-forget: not there when the
+    // response is produced.
     let first = w.app.handle(req()).await;
     assert_eq!(first.header_value("x-cache"), Some("bot=miss"));
     assert_eq!(w.kv.raw_get(&key), None, "the KV write must not happen before the response");
@@ -269,6 +275,7 @@ async fn bot_verdict_is_cached_then_expires_after_the_ttl() {
     assert_eq!(w.send(req()).await.header_value("x-cache"), Some("bot=miss"), "entry must expire after 120 s");
 
     // Browsers are cached as humans under their own key.
+    w.send(get("/auth/me", &[])).await;
     w.send(get("/auth/me", &[])).await;
     assert_eq!(w.kv.raw_get(&target_worker::bot::cache_key(BROWSER_UA)).as_deref(), Some("0"));
 }
@@ -336,6 +343,8 @@ async fn kv_failures_give_identical_verdicts() {
 async fn failed_cache_writes_are_logged_and_do_not_change_the_answer() {
     let w = seeded(&[]).await;
     w.kv.set_fault(None);
+    // An anonymous first sighting is not written; the second miss is.
+    w.send(get("/auth/me", &[])).await;
     let resp = w.app.handle(get("/auth/me", &[])).await;
     assert_eq!(resp.header_value("x-cache"), Some("bot=miss"));
     // The KV goes down between the response and the write-behind.
@@ -524,4 +533,31 @@ async fn every_response_carries_timing_and_cache_headers() {
     for part in ["bot;desc=", "kv;dur=", "db;dur=", "total;dur="] {
         assert!(timing.contains(part), "{timing} lacks {part}");
     }
+}
+
+/// Issue 28, finding 2: anonymous callers who make up their keys (a new
+/// User-Agent and model id per request, as `scenarios/abuse.toml` sends) cost
+/// no KV writes with the cache on — before, one or two per request — and get
+/// the answers a cache-off worker gives.
+#[tokio::test]
+async fn made_up_keys_from_anonymous_callers_cost_no_kv_writes() {
+    let on = seeded(&[]).await;
+    let off = seeded(&[("CACHE_MODE", "off")]).await;
+    let requests = 1000u32;
+    for i in 0..requests {
+        let ua = format!("Mozilla/5.0 (X11; Linux x86_64) Gecko/{i:016x} Firefox/{i}");
+        let path = if i % 4 == 0 { format!("/models/openai/made-up-{i:016x}") } else { "/models/capabilities".into() };
+        let req = || ApiRequest::new("GET", &path).header("user-agent", &ua);
+        let (a, b) = (off.send(req()).await, on.send(req()).await);
+        assert_eq!((a.status, body_text(&a)), (b.status, body_text(&b)), "{path}: the same answer");
+    }
+    let writes = on.kv.calls().put;
+    assert!(f64::from(writes) / f64::from(requests) <= 0.01, "{writes} KV writes for {requests} anonymous requests");
+    // Keys real traffic repeats are still cached: a User-Agent seen twice is written.
+    let ua = "Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/128.0";
+    for _ in 0..2 {
+        on.send(ApiRequest::new("GET", "/models/capabilities").header("user-agent", ua)).await;
+    }
+    let hit = on.send(ApiRequest::new("GET", "/models/capabilities").header("user-agent", ua)).await;
+    assert_eq!(hit.header_value("x-cache"), Some("bot=hit"));
 }

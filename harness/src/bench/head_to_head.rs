@@ -72,12 +72,14 @@ fn run_one(
         let urls = [targets.on.as_str()];
         seeding::seed_all(&BenchWorker { required: true }, ctx.env.setup, &urls, &secret, users, ctx.local)?;
     }
+    let (name, namespace) = worker::fresh_namespace();
     let arms: Vec<ArmSpec> = leaders
         .iter()
         .map(|strategy| {
             let mut headers: Vec<(String, String)> =
                 measurement.profile().map(|p| vec![(worker::PROFILE.to_owned(), p.to_owned())]).unwrap_or_default();
             headers.push((worker::STRATEGY.to_owned(), strategy.clone()));
+            headers.push((name.to_owned(), namespace.clone()));
             switched(strategy, &targets.on, headers, &secret, "on")
         })
         .collect();

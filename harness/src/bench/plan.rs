@@ -352,6 +352,11 @@ fn jobs_under<'a>(
     let pair_with = |a: (&str, &str), b: (&str, &str), strategy: Option<&str>| {
         let mut headers = profile_header.clone();
         headers.extend(strategy.map(|s| (worker::STRATEGY.to_owned(), s.to_owned())));
+        // Each run in a namespace of its own: it starts with nothing any earlier
+        // run cached, in KV or in an isolate (both arms share it, as production's
+        // requests share one namespace).
+        let (name, id) = worker::fresh_namespace();
+        headers.push((name.to_owned(), id));
         match &targets.secret {
             Some(secret) => vec![
                 switched(a.0, &targets.off, headers.clone(), secret, a.1),
@@ -413,8 +418,10 @@ fn jobs_under<'a>(
         (Some(s), Some(_)) => {
             for layer in LAYERS {
                 let mut arms = pair(("off", "off"), (&format!("only {layer}"), layer));
-                if let Some((label, skip)) = without_work(layer, &profile_header, targets, crossed) {
-                    // The overhead's third arm: the work itself skipped (`crate::overhead`).
+                if let Some((label, mut skip)) = without_work(layer, &profile_header, targets, crossed) {
+                    // The overhead's third arm: the work itself skipped (`crate::overhead`),
+                    // in the run's namespace.
+                    skip.extend(arms[0].extra_headers.iter().filter(|(k, _)| k == worker::NAMESPACE).cloned());
                     arms.push(switched(label, &targets.on, skip, targets.secret.as_deref().unwrap_or_default(), "off"));
                 }
                 jobs.push(job(named(&format!("layer {layer}")), s, JobKind::Layer(layer), arms));

@@ -123,6 +123,8 @@ pub fn probe_all(
     measurement: &Measurement,
 ) -> Vec<Staleness> {
     let base = target.trim_end_matches('/');
+    // The probes start cold too: a namespace of their own.
+    let namespace = worker::fresh_namespace();
     let probe = |k: usize, j: u32| {
         let strategy = strategies[k].name.as_str();
         let user = bench_seed::seeded_user(secret, PROBE_SEED, k as u32 * PROBES_PER_STRATEGY + j);
@@ -134,6 +136,7 @@ pub fn probe_all(
             // The worker takes cookie-authenticated writes as JSON only.
             ("content-type", "application/json".to_owned()),
             ("cookie", format!("session={}", user.session_id)),
+            (namespace.0, namespace.1.clone()),
         ];
         headers.extend(measurement.profile().map(|p| (worker::PROFILE, p.to_owned())));
         // A client per probe thread: the probes time their reads, and threads

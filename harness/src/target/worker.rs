@@ -24,6 +24,14 @@ pub const LOCATION: &str = "x-bench-location";
 /// `skip` leaves out the bot check (every caller taken as no bot): the arm
 /// without the work of an overhead claim's three-arm run.
 pub const BOT_CHECK: &str = "x-bench-bot-check";
+/// A bench namespace: every cache key of the request under `ns/<id>/` (KV, the
+/// modelled edge, the isolate's memory), so a run in a fresh one starts cold.
+pub const NAMESPACE: &str = "x-bench-namespace";
+
+/// A namespace no earlier run used.
+pub fn fresh_namespace() -> (&'static str, String) {
+    (NAMESPACE, format!("run-{:016x}", rand::random::<u64>()))
+}
 
 /// This project's worker. `required`: it was declared so (`--target-kind
 /// bench-worker`), and a target that does not answer as it does is an error;
@@ -122,12 +130,17 @@ impl Target for BenchWorker {
             _ => format!("POST {base}{route}: {status} {body}"),
         };
         if reset {
+            let mut cursor: Option<String> = None;
             for call in 0.. {
-                let (status, body) = client.send(reqwest::Method::POST, &format!("{base}/__bench/reset"), &h, None)?;
+                // The previous call's cursor: where its listing stopped.
+                let ask = cursor.as_ref().map(|c| serde_json::json!({ "cursor": c }).to_string());
+                let (status, body) = client.send(reqwest::Method::POST, &format!("{base}/__bench/reset"), &h, ask)?;
                 if status != 200 {
                     return Err(refused("/__bench/reset", status, body));
                 }
-                let done = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["done"].as_bool());
+                let said = serde_json::from_str::<serde_json::Value>(&body).ok();
+                let done = said.as_ref().and_then(|v| v["done"].as_bool());
+                cursor = said.as_ref().and_then(|v| v["cursor"].as_str().map(str::to_owned));
                 if done != Some(false) {
                     break;
                 }

@@ -39,6 +39,7 @@ struct BotVerdict<'a> {
 impl CacheLayer for BotVerdict<'_> {
     type Value = bool;
     const LAYER: Layer = Layer::Bot;
+    const ADMIT_ANONYMOUS_ON_SECOND_MISS: bool = true;
 
     fn key(&self) -> String {
         cache_key(self.user_agent)

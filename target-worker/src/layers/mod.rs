@@ -37,6 +37,11 @@ pub trait CacheLayer {
     /// A corrupt entry is overwritten with the computed value. Off by default: a
     /// KV that returns garbage is treated like a failing one and gets no writes.
     const REWRITE_CORRUPT: bool = false;
+    /// An anonymous caller's miss is written only when this isolate has missed
+    /// the same key before ([`Cache::admits_fill`]): keys a caller chooses freely
+    /// (a User-Agent, a model id) would otherwise cost a KV write each — a
+    /// write quota anyone can spend. Off for layers only users reach.
+    const ADMIT_ANONYMOUS_ON_SECOND_MISS: bool = false;
 
     /// The KV key of this request's entry, before the strategy's prefix
     /// ([`crate::strategy::Strategy::key_prefix`]).
@@ -121,6 +126,9 @@ where
         CacheRead::Bypassed => return Ok((compute().await?, CacheOutcome::Bypass)),
     };
     let value = compute().await?;
+    if L::ADMIT_ANONYMOUS_ON_SECOND_MISS && !cache.admits_fill(&key) {
+        return Ok((value, outcome));
+    }
     if let Some(encoded) = layer.encode(&value, &guard) {
         cache.write_behind(L::LAYER, key, encoded, cache.layer_ttl_seconds(L::LAYER));
     }

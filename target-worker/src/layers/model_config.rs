@@ -22,6 +22,7 @@ impl CacheLayer for ModelConfig<'_> {
     /// the key, as User-Agents are in the `bot` layer, so any id costs one entry.
     type Value = Option<Model>;
     const LAYER: Layer = Layer::ModelConfig;
+    const ADMIT_ANONYMOUS_ON_SECOND_MISS: bool = true;
 
     fn key(&self) -> String {
         format!("model-config:{}:{}", catalogue().fingerprint, hex::encode(Sha256::digest(self.id.as_bytes())))

@@ -266,6 +266,12 @@ thread_local! {
     static UNINVALIDATED_UNTIL_MS: RefCell<HashMap<String, f64>> = RefCell::default();
 }
 
+/// Forgets this isolate's generation write windows and bypasses (a bench reset).
+pub fn clear_isolate_state() {
+    GENERATION_WINDOW.with(|w| w.clear());
+    UNINVALIDATED_UNTIL_MS.with(|m| m.borrow_mut().clear());
+}
+
 /// Whether `user_id`'s cached lists must not be used in this isolate now.
 fn uninvalidated(user_id: &str, now_ms: f64) -> bool {
     UNINVALIDATED_UNTIL_MS.with(|m| {

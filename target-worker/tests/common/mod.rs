@@ -10,7 +10,8 @@ use std::rc::Rc;
 
 use rusqlite::types::{Value as SqlV, ValueRef};
 use target_worker::platform::{
-    BackgroundTask, Database, DbError, Kv, KvError, Row, Runtime, SqlValue, Statement, KV_MIN_TTL_SECONDS,
+    BackgroundTask, Database, DbError, KeyPage, Kv, KvError, Row, Runtime, SqlValue, Statement, KV_LIST_PAGE,
+    KV_MIN_TTL_SECONDS,
 };
 use target_worker::{ApiRequest, ApiResponse, App, Config};
 
@@ -151,10 +152,21 @@ impl Kv for MemoryKv {
         Ok(())
     }
 
-    async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, KvError> {
+    async fn list_page(&self, prefix: &str, cursor: Option<&str>) -> Result<KeyPage, KvError> {
         self.count(|c| c.list += 1);
         self.check_fault()?;
-        Ok(self.keys().into_iter().filter(|k| k.starts_with(prefix)).collect())
+        // Workers KV's shape: key order, at most a page, an opaque cursor (here
+        // the last key returned).
+        let mut keys: Vec<String> = self
+            .keys()
+            .into_iter()
+            .filter(|k| k.starts_with(prefix) && cursor.is_none_or(|c| k.as_str() > c))
+            .collect();
+        keys.sort();
+        let more = keys.len() > KV_LIST_PAGE;
+        keys.truncate(KV_LIST_PAGE);
+        let cursor = more.then(|| keys.last().cloned()).flatten();
+        Ok(KeyPage { keys, cursor })
     }
 }
 
