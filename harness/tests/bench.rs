@@ -363,6 +363,50 @@ fn the_local_stack_survives_a_dying_server_and_ctrl_c_and_stops_every_server() {
     assert!(pids_on(on).is_empty(), "the server stopped");
     let notes = s.notes.join("\n");
     assert!(notes.contains("both arms ran on one server"), "{notes}");
+
+    // SIGKILL of the harness itself (no destructor runs): its server group
+    // (wrangler's node and workerd) goes too, within seconds (issue 28, finding 8).
+    let out = tmp.path().join("sigkill");
+    let Started { mut bench, on, .. } = start_local_bench(&out, &[]);
+    let group = pids_on(on).first().map(|&pid| process_group(pid)).expect("the server's process");
+    assert!(group_members(group).len() >= 2, "wrangler and workerd in the group: {:?}", group_members(group));
+    // SAFETY: SIGKILL to the bench under test.
+    unsafe { libc::kill(bench.0.id() as i32, libc::SIGKILL) };
+    let _ = bench.0.wait();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !group_members(group).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let left = group_members(group);
+    for &pid in &left {
+        // SAFETY: a process of the server group the killed bench started (cleanup on failure).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert!(left.is_empty(), "processes of a killed bench's server outlived it: {left:?}");
+}
+
+/// The process group of `pid` (`/proc/<pid>/stat`, field 5).
+fn process_group(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command (field 2) is in parentheses and may hold spaces: count after it.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split(' ').nth(2).unwrap().parse().unwrap()
+}
+
+/// The live processes of process group `pgid`.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(close) = stat.rfind(')') else { continue };
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // A zombie is gone but for its parent's wait.
+        if fields.first() != Some(&"Z") && fields.get(2).and_then(|g| g.parse::<i32>().ok()) == Some(pgid) {
+            out.push(pid);
+        }
+    }
+    out
 }
 
 #[test]

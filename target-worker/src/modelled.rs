@@ -1,25 +1,41 @@
-//! The KV and D1 adapters that add a latency profile's delay to each operation
-//! (see [`crate::latency`]). With the `local` profile they pass every call straight
-//! through: no timer, no random draw.
+//! The KV and D1 adapters that give each operation a latency profile's cost (see
+//! [`crate::latency`]). A modelled operation takes the larger of the profile's
+//! drawn delay and the local operation's own time — the same rule for every
+//! operation: the drawn figure stands for what production's operation costs,
+//! and a local operation slower than that is not hidden. (Before issue 28 the
+//! delay was added to the local cost, except on hot KV reads, which have no
+//! local operation: the cache-off arm carried milliseconds of local D1 work
+//! production would not, and cache hits none.) The local operation runs first
+//! and the rest of the delay after it, so a write is applied up to the modelled
+//! time before the caller hears of it. With the `local` profile every call passes
+//! straight through: no timer, no random draw.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::rc::Rc;
 
 use crate::latency::{Operation, Profile};
 use crate::platform::{Database, DbError, KeyPage, Kv, KvError, Row, Runtime, SqlValue, Statement};
 
-/// Draws a profile's delay for `op` and waits it out.
-async fn wait(profile: &Profile, runtime: &dyn Runtime, op: Operation) {
-    let Some(figure) = profile.delay(op) else { return };
+/// Runs `local` (the local operation; a hot KV read has none) so that the whole
+/// takes the profile's drawn delay for `op`, or the local time when longer.
+async fn modelled<T>(profile: &Profile, runtime: &dyn Runtime, op: Operation, local: impl Future<Output = T>) -> T {
+    let Some(figure) = profile.delay(op).filter(|_| !profile.is_measured()) else { return local.await };
     let (u1, u2) = uniforms();
-    let ms = figure.sample(u1, u2);
-    // Timers have whole milliseconds: rounding up or down at random keeps the
-    // mean of a sub-millisecond delay (a hot KV read) where the profile puts it.
-    let whole = ms.floor() as u64 + u64::from(uniforms().0 < ms.fract());
-    if whole > 0 {
-        runtime.sleep(whole).await;
+    let drawn = figure.sample(u1, u2);
+    let start = runtime.now_ms();
+    let out = local.await;
+    let left = drawn - (runtime.now_ms() - start);
+    if left > 0.0 {
+        // Timers have whole milliseconds: rounding up or down at random keeps the
+        // mean of a sub-millisecond delay (a hot KV read) where the profile puts it.
+        let whole = left.floor() as u64 + u64::from(uniforms().0 < left.fract());
+        if whole > 0 {
+            runtime.sleep(whole).await;
+        }
     }
+    out
 }
 
 /// Two uniforms in (0, 1] from the platform's random source.
@@ -98,8 +114,8 @@ fn forget_edge(location: u32, key: &str) {
     EDGE.with(|edge| edge.borrow_mut().remove(&(location, key.to_owned())));
 }
 
-/// A KV store whose operations take as long as the profile says (plus their own
-/// time), read through a modelled edge cache per location.
+/// A KV store whose operations take as long as the profile says (or their own
+/// time, when longer), read through a modelled edge cache per location.
 #[derive(Clone)]
 pub struct ModelledKv<K: Kv> {
     inner: K,
@@ -114,10 +130,8 @@ impl<K: Kv> ModelledKv<K> {
         ModelledKv { inner, profile, runtime, location }
     }
 
-    async fn wait(&self, op: Operation) {
-        if !self.profile.is_measured() {
-            wait(self.profile, &*self.runtime, op).await;
-        }
+    async fn modelled<T>(&self, op: Operation, local: impl Future<Output = T>) -> T {
+        modelled(self.profile, &*self.runtime, op, local).await
     }
 
     fn edge_ttl_ms(&self, cache_ttl_s: Option<u64>) -> f64 {
@@ -160,34 +174,29 @@ impl<K: Kv> Kv for ModelledKv<K> {
             return self.inner_read(keys, cache_ttl_s).await;
         }
         if let Some(copies) = self.edge_copies(keys) {
-            self.wait(Operation::KvHotRead).await;
-            return Ok(copies);
+            return Ok(self.modelled(Operation::KvHotRead, async { copies }).await);
         }
-        self.wait(Operation::KvColdRead).await;
-        let values = self.inner_read(keys, cache_ttl_s).await?;
+        let values = self.modelled(Operation::KvColdRead, self.inner_read(keys, cache_ttl_s)).await?;
         self.fill(keys, &values, cache_ttl_s);
         Ok(values)
     }
     async fn put(&self, key: &str, value: &str, ttl_seconds: u64) -> Result<(), KvError> {
-        self.wait(Operation::KvWrite).await;
-        self.inner.put(key, value, ttl_seconds).await?;
+        self.modelled(Operation::KvWrite, self.inner.put(key, value, ttl_seconds)).await?;
         forget_edge(self.location, key);
         Ok(())
     }
     async fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.wait(Operation::KvDelete).await;
-        self.inner.delete(key).await?;
+        self.modelled(Operation::KvDelete, self.inner.delete(key)).await?;
         forget_edge(self.location, key);
         Ok(())
     }
     async fn list_page(&self, prefix: &str, cursor: Option<&str>) -> Result<KeyPage, KvError> {
-        self.wait(Operation::KvList).await;
-        self.inner.list_page(prefix, cursor).await
+        self.modelled(Operation::KvList, self.inner.list_page(prefix, cursor)).await
     }
 }
 
 /// A database whose reads (`query`) and writes (`execute`, `batch`: one round
-/// trip each) take as long as the profile says (plus their own time). Owns cheap
+/// trip each) take as long as the profile says (or their own time, when longer). Owns cheap
 /// handles, so background work (a `swr` refresh) can take one along.
 #[derive(Clone)]
 pub struct ModelledDb<D: Database> {
@@ -201,24 +210,19 @@ impl<D: Database> ModelledDb<D> {
         ModelledDb { inner, profile, runtime }
     }
 
-    async fn wait(&self, op: Operation) {
-        if !self.profile.is_measured() {
-            wait(self.profile, &*self.runtime, op).await;
-        }
+    async fn modelled<T>(&self, op: Operation, local: impl Future<Output = T>) -> T {
+        modelled(self.profile, &*self.runtime, op, local).await
     }
 }
 
 impl<D: Database> Database for ModelledDb<D> {
     async fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, DbError> {
-        self.wait(Operation::D1Read).await;
-        self.inner.query(sql, params).await
+        self.modelled(Operation::D1Read, self.inner.query(sql, params)).await
     }
     async fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<(), DbError> {
-        self.wait(Operation::D1Write).await;
-        self.inner.execute(sql, params).await
+        self.modelled(Operation::D1Write, self.inner.execute(sql, params)).await
     }
     async fn batch(&self, statements: &[Statement]) -> Result<(), DbError> {
-        self.wait(Operation::D1Write).await;
-        self.inner.batch(statements).await
+        self.modelled(Operation::D1Write, self.inner.batch(statements)).await
     }
 }

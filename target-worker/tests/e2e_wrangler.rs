@@ -68,6 +68,12 @@ fn wrangler(args: &[&str]) -> Command {
 /// A running `wrangler dev`; dropping it stops wrangler and its workerd children.
 struct WranglerDev {
     child: Child,
+    /// Kills the group if this test process dies without dropping the guard (a
+    /// SIGKILL of `cargo test`): `sh` in the group reads a pipe only this
+    /// process writes, and kills the group at its end of file (as
+    /// `harness/src/bench/servers.rs::watchdog` does for the bench).
+    watchdog: Child,
+    _lifeline: std::io::PipeWriter,
     base: String,
     log: PathBuf,
     state: PathBuf,
@@ -121,7 +127,13 @@ impl WranglerDev {
         // Its own process group, so the guard can stop workerd along with wrangler.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().expect("spawn wrangler dev");
-        let mut dev = WranglerDev { child, base: format!("http://127.0.0.1:{port}"), log, state };
+        let (reader, lifeline) = std::io::pipe().expect("a pipe");
+        let mut watchdog = Command::new("sh");
+        watchdog.args(["-c", "read -r _; kill -KILL 0"]).stdin(reader).stdout(Stdio::null()).stderr(Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut watchdog, child.id() as i32);
+        let watchdog = watchdog.spawn().expect("spawn the watchdog");
+        let base = format!("http://127.0.0.1:{port}");
+        let mut dev = WranglerDev { child, watchdog, _lifeline: lifeline, base, log, state };
         dev.wait_ready();
         dev
     }
@@ -162,6 +174,7 @@ impl Drop for WranglerDev {
         // workerd may outlive wrangler's exit; make sure the whole group is gone.
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
         let _ = self.child.wait();
+        let _ = self.watchdog.wait();
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.state);
         }

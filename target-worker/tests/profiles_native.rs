@@ -138,3 +138,70 @@ async fn anonymous_callers_are_recorded_unless_switched_off() {
     assert_eq!(op(&resp, "d1-write"), 0);
     assert_eq!(anonymous_rows(&w), 0);
 }
+
+/// A database whose every operation takes `ms` on the test's clock: a local
+/// operation slower than the profile's figure.
+#[derive(Clone)]
+struct SlowDb {
+    inner: SqliteDb,
+    runtime: std::rc::Rc<TestRuntime>,
+    ms: u64,
+}
+
+impl target_worker::Database for SlowDb {
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[target_worker::platform::SqlValue],
+    ) -> Result<Vec<target_worker::platform::Row>, target_worker::platform::DbError> {
+        target_worker::Runtime::sleep(&*self.runtime, self.ms).await;
+        self.inner.query(sql, params).await
+    }
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[target_worker::platform::SqlValue],
+    ) -> Result<(), target_worker::platform::DbError> {
+        target_worker::Runtime::sleep(&*self.runtime, self.ms).await;
+        self.inner.execute(sql, params).await
+    }
+    async fn batch(
+        &self,
+        statements: &[target_worker::platform::Statement],
+    ) -> Result<(), target_worker::platform::DbError> {
+        target_worker::Runtime::sleep(&*self.runtime, self.ms).await;
+        self.inner.batch(statements).await
+    }
+}
+
+/// Issue 28, finding 7: a modelled operation costs the larger of the profile's
+/// drawn delay and the local operation's own time, for every operation — the
+/// delay is no longer added on top of local work (which cache hits, having
+/// none, never paid).
+#[tokio::test(start_paused = true)]
+async fn a_modelled_operation_takes_the_larger_of_its_drawn_delay_and_its_local_time() {
+    use target_worker::modelled::ModelledDb;
+    use target_worker::Database;
+    let w = TestWorker::new(config(&[]));
+    let profile = target_worker::latency::find("edge-near-primary").unwrap();
+    let runtime: std::rc::Rc<dyn target_worker::Runtime> = w.runtime.clone();
+    // Local work slower than any drawn delay: the operation takes exactly that.
+    let slow = ModelledDb::new(
+        SlowDb { inner: w.db.clone(), runtime: w.runtime.clone(), ms: 10_000 },
+        profile,
+        runtime.clone(),
+    );
+    for _ in 0..20 {
+        let t0 = w.clock.now_ms();
+        slow.query("SELECT 1 AS n", &[]).await.unwrap();
+        assert_eq!(w.clock.now_ms() - t0, 10_000.0, "the local time, nothing added");
+    }
+    // Local work of no time: the drawn delay alone, as a hot KV read pays.
+    let fast = ModelledDb::new(w.db.clone(), profile, runtime);
+    let t0 = w.clock.now_ms();
+    for _ in 0..50 {
+        fast.query("SELECT 1 AS n", &[]).await.unwrap();
+    }
+    let mean = (w.clock.now_ms() - t0) / 50.0;
+    assert!(mean > 1.0 && mean < 10_000.0, "the profile's D1 read figure: {mean} ms");
+}

@@ -189,9 +189,32 @@ pub struct LocalServer {
     pub url: String,
     pub log: PathBuf,
     child: Child,
+    /// Kills the group when the harness dies ([`watchdog`]); reaped on stop.
+    watchdog: Option<Child>,
+    /// Held open while the harness lives: the watchdog's stdin.
+    _lifeline: Option<std::io::PipeWriter>,
     stopped: bool,
     /// What asks it to stop (SIGKILL follows after 5 s).
     pub stop_signal: libc::c_int,
+}
+
+/// A process in the server's group that kills the group when the harness is
+/// gone, however it went (a SIGKILL runs no destructor): it reads a pipe whose
+/// only writer the harness holds, and the read ends when the harness's end is
+/// closed — at its exit. `wrangler dev` does not stop workerd when its own node
+/// process is killed, so without it a killed bench left both running (issue 28:
+/// two groups seen alive two hours later).
+fn watchdog(pgid: u32) -> std::io::Result<(Child, std::io::PipeWriter)> {
+    // std's pipes are close-on-exec: no other child inherits the writer.
+    let (reader, writer) = std::io::pipe()?;
+    let child = Command::new("sh")
+        .args(["-c", "read -r _; kill -KILL 0"])
+        .stdin(reader)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(pgid as i32)
+        .spawn()?;
+    Ok((child, writer))
 }
 
 /// What a server's `GET /health` said.
@@ -281,15 +304,25 @@ impl LocalServer {
     /// harness handles.
     pub fn spawn(name: &str, url: String, log: &Path, mut cmd: Command) -> Result<LocalServer, BenchError> {
         let program = cmd.get_program().to_string_lossy().into_owned();
-        let child = cmd
+        let mut child = cmd
             .process_group(0)
             .spawn()
             .map_err(|e| BenchError::Setup(format!("cannot start {name} ({program}): {e}")))?;
+        let (watchdog, lifeline) = match watchdog(child.id()) {
+            Ok((w, l)) => (Some(w), Some(l)),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(BenchError::Setup(format!("cannot start the watchdog of {name} (sh): {e}")));
+            }
+        };
         Ok(LocalServer {
             name: name.to_owned(),
             url,
             log: log.to_owned(),
             child,
+            watchdog,
+            _lifeline: lifeline,
             stopped: false,
             stop_signal: libc::SIGTERM,
         })
@@ -364,10 +397,14 @@ impl LocalServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        // workerd may outlive wrangler's node process: the group goes, whatever is left of it.
+        // workerd may outlive wrangler's node process: the group goes, whatever is left of it
+        // (the watchdog with it).
         // SAFETY: as above.
         unsafe { libc::killpg(pgid, libc::SIGKILL) };
         let _ = self.child.wait();
+        if let Some(w) = self.watchdog.as_mut() {
+            let _ = w.wait();
+        }
     }
 }
 
