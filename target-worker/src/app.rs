@@ -61,9 +61,11 @@ impl<K: Kv, D: Database> App<K, D> {
                 ApiError::new(503, "database unavailable; try again").into_response()
             }
         };
-        resp.set_header("server-timing", trace.server_timing(self.runtime.now_ms()));
-        resp.set_header("x-cache", trace.x_cache());
-        resp.set_header("x-ops", trace.x_ops());
+        if self.config.diagnostic_headers || self.bench_authorized(&req) {
+            resp.set_header("server-timing", trace.server_timing(self.runtime.now_ms()));
+            resp.set_header("x-cache", trace.x_cache());
+            resp.set_header("x-ops", trace.x_ops());
+        }
         // Only the server-side cache is under test: no intermediary may cache answers.
         resp.set_header("cache-control", "no-store");
         resp
@@ -80,12 +82,12 @@ impl<K: Kv, D: Database> App<K, D> {
     /// The cache layers for this request: the configuration, unless a bench client
     /// with the secret overrides them with `x-bench-cache`. Without the secret the
     /// header is ignored, so it reveals nothing.
-    fn request_layers(&self, req: &ApiRequest, bench_authorized: bool) -> Result<(CacheLayers, bool), ApiError> {
+    fn request_layers(&self, req: &ApiRequest, bench_authorized: bool) -> Result<CacheLayers, ApiError> {
         match req.header_value("x-bench-cache") {
-            Some(spec) if bench_authorized => CacheLayers::parse(spec)
-                .map(|layers| (layers, true))
-                .map_err(|e| ApiError::bad_request(format!("x-bench-cache: {e}"))),
-            _ => Ok((self.config.active_layers(), false)),
+            Some(spec) if bench_authorized => {
+                CacheLayers::parse(spec).map_err(|e| ApiError::bad_request(format!("x-bench-cache: {e}")))
+            }
+            _ => Ok(self.config.active_layers()),
         }
     }
 
@@ -169,7 +171,7 @@ impl<K: Kv, D: Database> App<K, D> {
         }
         let bench_authorized = self.bench_authorized(req);
         let (endpoint, id) = router::resolve(req, bench_authorized)?;
-        let (layers, layers_overridden) = self.request_layers(req, bench_authorized)?;
+        let layers = self.request_layers(req, bench_authorized)?;
         let fault = self.request_fault(req, bench_authorized)?;
         let profile = self.request_profile(req, bench_authorized)?;
         let choice = CacheChoice {
@@ -199,7 +201,6 @@ impl<K: Kv, D: Database> App<K, D> {
             .in_namespace(namespace)
             .for_anonymous(!matches!(auth::credential(req), Ok(Some(_)))),
             kv: &self.kv,
-            layers_overridden,
             profile,
             skip_bot_check: self.request_skips_bot_check(req, bench_authorized)?,
             bench_authorized,

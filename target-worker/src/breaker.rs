@@ -4,7 +4,10 @@
 //! request would pay that. After `failures` consecutive failed reads the breaker
 //! opens: for `open_ms` the cache layers skip KV (outcome `bypass`) and answer from
 //! the database at its plain cost. Then one read is let through; if it fails the
-//! breaker opens again at once, if it succeeds the breaker closes.
+//! breaker opens again at once, if it succeeds the breaker closes. While that
+//! one read is out, every other request still bypasses KV (half-open admits one
+//! probe, not every request that arrives at once); a probe that never reports
+//! (its request dropped) frees the slot after [`PROBE_GRACE_MS`].
 //!
 //! The state lives for the isolate (a thread-local: Workers run one isolate per
 //! thread), not for a request. Requests with an injected fault (`x-bench-kv-fault`)
@@ -27,10 +30,15 @@ impl Default for BreakerPolicy {
     }
 }
 
+/// How long a half-open probe holds the one slot before another may probe.
+pub const PROBE_GRACE_MS: f64 = 1000.0;
+
 #[derive(Default)]
 pub struct KvBreaker {
     consecutive_failures: Cell<u32>,
     open_until_ms: Cell<f64>,
+    /// Half-open: a probe is out until then.
+    probe_until_ms: Cell<f64>,
     /// Opened at least once and not closed by a success since: the first failure
     /// after the open period opens it again.
     tripped: Cell<bool>,
@@ -60,13 +68,25 @@ impl KvBreaker {
         }
     }
 
-    /// Whether a read may go to KV at `now_ms`.
+    /// Whether a read may go to KV at `now_ms`; after an open period, only one
+    /// (the probe) until its result is recorded.
     pub fn allows(&self, now_ms: f64) -> bool {
-        now_ms >= self.open_until_ms.get()
+        if now_ms < self.open_until_ms.get() {
+            return false;
+        }
+        if !self.tripped.get() {
+            return true;
+        }
+        if now_ms < self.probe_until_ms.get() {
+            return false;
+        }
+        self.probe_until_ms.set(now_ms + PROBE_GRACE_MS);
+        true
     }
 
     /// Counts one read's result; returns true when this result opened the breaker.
     pub fn record(&self, result: ReadResult, now_ms: f64, policy: BreakerPolicy) -> bool {
+        self.probe_until_ms.set(0.0);
         match result {
             ReadResult::Answered => {
                 self.consecutive_failures.set(0);
@@ -88,9 +108,9 @@ impl KvBreaker {
         }
     }
 
-    /// Whether the breaker is open at `now_ms` (for logs and tests).
+    /// Whether the breaker is open at `now_ms` (for logs and tests; takes no probe slot).
     pub fn is_open(&self, now_ms: f64) -> bool {
-        !self.allows(now_ms)
+        now_ms < self.open_until_ms.get()
     }
 }
 
@@ -139,5 +159,27 @@ mod tests {
         assert!(injected.is_open(20.0));
         assert!(traffic.allows(20.0));
         assert!(Rc::ptr_eq(&traffic, &KvBreaker::for_isolate(false)));
+    }
+
+    #[test]
+    fn half_open_lets_one_probe_through_until_it_reports() {
+        let b = KvBreaker::default();
+        for t in 0..3 {
+            b.record(ReadResult::Failed, f64::from(t), POLICY);
+        }
+        assert!(!b.allows(500.0), "open");
+        // Open period over: one probe, the requests arriving with it bypass.
+        assert!(b.allows(1002.0));
+        assert!(!b.allows(1003.0) && !b.allows(1500.0), "one probe at a time");
+        // It answered: closed, everyone reads again.
+        b.record(ReadResult::Answered, 1600.0, POLICY);
+        assert!(b.allows(1601.0) && b.allows(1602.0));
+        // Tripped again; a probe that never reports frees the slot after its grace.
+        for t in 0..3 {
+            b.record(ReadResult::Failed, 2000.0 + f64::from(t), POLICY);
+        }
+        assert!(b.allows(3003.0));
+        assert!(!b.allows(3500.0));
+        assert!(b.allows(3003.0 + PROBE_GRACE_MS));
     }
 }

@@ -468,9 +468,10 @@ impl<'r, K: Kv> Cache<'r, K> {
         self.spawn_put(layer, key, value, ttl);
     }
 
-    /// A write made only to keep the other arm's entries right, by the cache-off
-    /// arm of an A/B sharing one namespace: after the response, and not in `x-ops`,
-    /// because a cache-off deployment never makes it (its cost is not cache-off's).
+    /// A write made only to keep entries right for requests with the layer on
+    /// (the other arm of an A/B sharing one namespace, or the same deployment
+    /// once its cache is on again), by a request with the layer off: after the
+    /// response, and not in `x-ops`, which count what serving the request cost.
     pub fn write_for_other_arm(&self, layer: Layer, key: String, value: String, ttl: u64) {
         self.remember(&key, Some(&value));
         self.spawn_put(layer, key, value, ttl);

@@ -116,6 +116,10 @@ pub struct Config {
     /// `CALIBRATION_WORK`: rounds of extra work in the auth middleware (0, the
     /// default, adds none): a known regression for calibrating a gate.
     pub calibration_work: u32,
+    /// `DIAGNOSTIC_HEADERS` (on by default): `Server-Timing`, `x-cache` and
+    /// `x-ops` on every response. Off: only on requests with the bench secret —
+    /// they tell any client which layers hit and what each request cost.
+    pub diagnostic_headers: bool,
 }
 
 impl fmt::Debug for Config {
@@ -135,6 +139,7 @@ impl fmt::Debug for Config {
             .field("bench_ops_per_invocation", &self.bench_ops_per_invocation)
             .field("latency_profile", &self.latency_profile.name)
             .field("anonymous_user_write", &self.anonymous_user_write)
+            .field("diagnostic_headers", &self.diagnostic_headers)
             .finish()
     }
 }
@@ -162,6 +167,7 @@ impl Config {
         };
         let cache_mode_on = switch("CACHE_MODE")?;
         let anonymous_user_write = switch("ANONYMOUS_USER_WRITE")?;
+        let diagnostic_headers = switch("DIAGNOSTIC_HEADERS")?;
         let latency_profile =
             latency::find(get("LATENCY_PROFILE").as_deref().unwrap_or(latency::LOCAL)).map_err(|reason| {
                 ConfigError { name: "LATENCY_PROFILE", value: get("LATENCY_PROFILE").unwrap_or_default(), reason }
@@ -254,6 +260,7 @@ impl Config {
             latency_profile,
             anonymous_user_write,
             calibration_work,
+            diagnostic_headers,
         })
     }
 

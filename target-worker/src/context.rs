@@ -23,8 +23,6 @@ pub struct RequestContext<'r, K: Kv, D: Database> {
     pub cache: Cache<'r, NamespacedKv<FaultyKv<ModelledKv<K>>>>,
     /// The bare KV binding, for bench maintenance (never fault-injected).
     pub kv: &'r K,
-    /// The request chose its cache layers with `x-bench-cache`.
-    pub layers_overridden: bool,
     /// The latency profile in effect (`LATENCY_PROFILE`, or `x-bench-profile`).
     pub profile: &'static Profile,
     /// `x-bench-bot-check: skip`: no bot check, every caller taken as no bot.

@@ -561,3 +561,21 @@ async fn made_up_keys_from_anonymous_callers_cost_no_kv_writes() {
     let hit = on.send(ApiRequest::new("GET", "/models/capabilities").header("user-agent", ua)).await;
     assert_eq!(hit.header_value("x-cache"), Some("bot=hit"));
 }
+
+/// Issue 28, finding 6: `DIAGNOSTIC_HEADERS=off` keeps `Server-Timing`,
+/// `x-cache` and `x-ops` (which layers hit, what a request cost) from every
+/// client but a bench client with the secret.
+#[tokio::test]
+async fn diagnostic_headers_can_be_kept_from_clients() {
+    let diagnostic = ["server-timing", "x-cache", "x-ops"];
+    let req = || get("/models/capabilities", &[]);
+    let on = seeded(&[]).await;
+    let resp = on.send(req()).await;
+    assert!(diagnostic.iter().all(|h| resp.header_value(h).is_some()), "on by default");
+    let off = seeded(&[("DIAGNOSTIC_HEADERS", "off")]).await;
+    let resp = off.send(req()).await;
+    assert_eq!(resp.status, 200);
+    assert!(diagnostic.iter().all(|h| resp.header_value(h).is_none()), "{:?}", resp.headers);
+    let bench = off.send(req().header("x-bench-secret", BENCH_SECRET)).await;
+    assert!(diagnostic.iter().all(|h| bench.header_value(h).is_some()), "the bench still sees them");
+}

@@ -504,11 +504,18 @@ async fn overridden_off_arm_still_invalidates_the_on_arm() {
     assert_eq!(x_cache(&after), "bot=hit,user-models=miss");
     assert!(ids(&after).iter().any(|id| catalogue().get(id).unwrap().provider == provider));
 
-    // A deployment with the layer off and no override makes no KV call on writes.
+    // A deployment with the layer off and no override reads nothing, but still
+    // invalidates with one write after the response (issue 28: entries written
+    // while the cache was on must not be served when it is on again); `x-ops`
+    // counts what serving the request cost, which excludes it.
     let off = worker(&[("CACHE_MODE", "off")]).await;
-    let calls = off.kv.calls().total();
-    assert_eq!(off.send(json_req("PUT", "/user/settings", &u, r#"{"nickname":"n"}"#)).await.status, 200);
-    assert_eq!(off.kv.calls().total(), calls);
+    let calls = off.kv.calls();
+    let resp = off.app.handle(json_req("PUT", "/user/settings", &u, r#"{"nickname":"n"}"#)).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(off.kv.calls().total(), calls.total(), "nothing before the response");
+    assert!(resp.header_value("x-ops").unwrap().contains("kv-write=0"), "{:?}", resp.header_value("x-ops"));
+    off.runtime.run_background().await;
+    assert_eq!((off.kv.calls().put - calls.put, off.kv.calls().get - calls.get), (1, 0), "one write, no read");
 }
 
 #[tokio::test]
@@ -529,4 +536,30 @@ async fn bad_requests_on_the_new_routes() {
         assert_eq!(r.status, 503, "{target}: {}", body_text(&r));
         assert!(body_json(&r)["error"].is_string());
     }
+}
+
+/// Issue 28, finding 6: a write made while the cache is off by configuration
+/// still invalidates (after the response), so turning the cache on again within
+/// a TTL — or a gradual deployment running both configurations on one KV —
+/// never serves a list written before the change.
+#[tokio::test]
+async fn a_write_with_the_cache_switched_off_still_invalidates_for_when_it_is_on() {
+    let on = worker(&[]).await;
+    let off_config = config(&[("ENCRYPTION_KEY", ENCRYPTION_KEY), ("CACHE_MODE", "off")]);
+    let off = target_worker::App::new(on.kv.clone(), on.db.clone(), on.runtime.clone(), off_config);
+    let u = user(3);
+    let provider = disabled_provider(&on, &u);
+    on.send(as_user("GET", "/models", &u)).await;
+    assert_eq!(x_cache(&on.send(as_user("GET", "/models", &u)).await), "bot=hit,user-models=hit");
+    // The same user writes through the cache-off deployment.
+    let body = format!(r#"{{"providerId":"{provider}","apiKey":"sk-live-123"}}"#);
+    let stored = off.handle(json_req("POST", "/user/store-provider-api-key", &u, &body)).await;
+    assert_eq!(stored.status, 200, "{}", body_text(&stored));
+    assert_eq!(stored.header_value("x-cache"), Some("bot=off"), "the cache-off deployment reads no cache");
+    on.runtime.run_background().await;
+    // With the cache on again: not the list from before the write.
+    let after = on.send(as_user("GET", "/models", &u)).await;
+    assert_eq!(x_cache(&after), "bot=hit,user-models=miss");
+    let paid = catalogue().models.iter().find(|m| m.provider == provider && !m.free).expect("a paid model").id.clone();
+    assert!(ids(&after).contains(&paid), "the list shows {provider}'s {paid}");
 }

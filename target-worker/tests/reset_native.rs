@@ -55,10 +55,10 @@ async fn a_run_in_a_fresh_namespace_starts_with_nothing_of_the_run_before() {
     assert!(body_text(&bad).contains("x-bench-namespace"), "{}", body_text(&bad));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reset_deletes_every_cache_key_page_by_page_within_its_budget() {
     let budget = 300;
-    let w = TestWorker::new(config(&[("BENCH_OPS_PER_INVOCATION", "300")]));
+    let w = TestWorker::new(config(&[("BENCH_OPS_PER_INVOCATION", "300"), ("KV_TIMEOUT_MS", "60000")]));
     w.seed(2, SEED).await;
     // Every strategy's prefix, earlier namespaces, and more keys than a page.
     for i in 0..2500 {

@@ -22,10 +22,15 @@ pub fn is_bot_user_agent(user_agent: &str) -> bool {
     user_agent.trim().is_empty() || patterns().is_bot(user_agent)
 }
 
+/// The version of the pattern list the verdicts come from (the `isbot` crate's,
+/// as Cargo.lock pins it; a test holds the two equal). It is part of every key:
+/// a new list never serves a verdict of the old one.
+pub const PATTERNS_VERSION: &str = "isbot-0.1.3";
+
 /// KV key for a User-Agent's verdict: hashed, because KV keys are limited to 512
 /// bytes and User-Agents are not.
 pub fn cache_key(user_agent: &str) -> String {
-    format!("bot:{}", hex::encode(Sha256::digest(user_agent.as_bytes())))
+    format!("bot:{PATTERNS_VERSION}:{}", hex::encode(Sha256::digest(user_agent.as_bytes())))
 }
 
 const BOT: &str = "1";
@@ -88,7 +93,16 @@ mod tests {
     fn key_is_hashed_and_bounded() {
         let long = "x".repeat(10_000);
         let key = cache_key(&long);
-        assert_eq!(key.len(), 4 + 64);
+        assert_eq!(key.len(), 4 + PATTERNS_VERSION.len() + 1 + 64);
         assert_ne!(cache_key("a"), cache_key("b"));
+    }
+
+    #[test]
+    fn the_keys_version_is_the_pattern_list_cargo_pins() {
+        let lock = include_str!("../../../Cargo.lock");
+        let at = lock.find("name = \"isbot\"\nversion = \"").expect("isbot in Cargo.lock");
+        let rest = &lock[at + "name = \"isbot\"\nversion = \"".len()..];
+        let version = &rest[..rest.find('"').unwrap()];
+        assert_eq!(PATTERNS_VERSION, format!("isbot-{version}"), "a new pattern list needs a new key version");
     }
 }

@@ -318,13 +318,13 @@ pub async fn invalidate_user<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>,
     let ttl = ctx.cache.layer_ttl_seconds(Layer::UserModels) * 2 + 60;
     let key = generation_key(user_id);
     if !ctx.cache.enabled(Layer::UserModels) {
-        if ctx.layers_overridden {
-            // The "off" arm of an A/B on one namespace: a cache-off deployment
-            // would not invalidate at all, so this arm must not wait for it (nor
-            // for KV's per-key window); the write only keeps the "on" arm's
-            // entries right, and lands after the response.
-            ctx.cache.write_for_other_arm(Layer::UserModels, key, new_generation(ctx.runtime.now_ms()), ttl);
-        }
+        // The layer is off for this request (by configuration, or the "off" arm
+        // of an A/B): nothing here reads the entries, so nothing waits for the
+        // invalidation, but it is still made, after the response — entries
+        // written while the layer was on must not be served when it is on again
+        // (a cache turned off and on within a TTL, a gradual deployment running
+        // both, the other arm of one namespace).
+        ctx.cache.write_for_other_arm(Layer::UserModels, key, new_generation(ctx.runtime.now_ms()), ttl);
         return Ok(());
     }
     let start = ctx.runtime.now_ms();
@@ -357,13 +357,14 @@ pub async fn invalidate_user<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>,
     let now = ctx.runtime.now_ms();
     ctx.trace.record_layer(Layer::UserModels, CacheOutcome::Error, now - start);
     set_uninvalidated(user_id, Some(now + ttl as f64 * 1000.0));
+    // KV's own words go to the log, not to the caller (they name keys and internals).
+    log_cache_failure(ctx.runtime, "invalidate", Layer::UserModels, &key, &error.0);
     let mut e = ApiError::new(
         503,
         format!(
-            "your change is saved, but the cached model lists could not be invalidated ({attempts} attempts; KV: {}); \
+            "your change is saved, but the cached model lists could not be invalidated ({attempts} attempts); \
              other servers may show the old list for up to {} s. Repeat the request: it is safe to repeat and \
              retries the invalidation.",
-            error.0,
             ctx.cache.ttl_seconds()
         ),
     );
@@ -377,9 +378,8 @@ pub async fn invalidate_user<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>,
 async fn invalidate_original<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>, user_id: &str) {
     let key = ctx.cache.strategy().prefixed(&original_key(user_id));
     if !ctx.cache.enabled(Layer::UserModels) {
-        if ctx.layers_overridden {
-            ctx.cache.delete_for_other_arm(Layer::UserModels, key);
-        }
+        // Off for this request: still dropped, after the response (see invalidate_user).
+        ctx.cache.delete_for_other_arm(Layer::UserModels, key);
         return;
     }
     // The failure is logged by the cache and otherwise ignored: the source's behaviour.
