@@ -103,7 +103,12 @@ pub fn credential(req: &ApiRequest) -> Result<Option<Credential>, ApiError> {
 
 /// SHA-256 hex of an API key: the only form in which keys are stored.
 pub fn hash_api_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    hash_secret(key)
+}
+
+/// How a credential is stored: its SHA-256, hex (API keys, session ids).
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// Resolves `credential` to a user at time `now` (Unix seconds).

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use bench_seed::{enabled_providers, seeded_user};
 
-use crate::auth::hash_api_key;
+use crate::auth::{hash_api_key, hash_secret};
 use crate::context::RequestContext;
 use crate::http::{parse_json_body, ApiError, ApiResponse, Failure};
 use crate::platform::{Database, Kv, SqlValue, Statement};
@@ -68,7 +68,12 @@ pub async fn seed<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result<
         statements.push(Statement::new(
             "INSERT INTO session (id, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT(id) DO UPDATE SET user_id = excluded.user_id, expires_at = excluded.expires_at",
-            vec![u.session_id.into(), u.user_id.clone().into(), (now + SESSION_TTL_SECONDS).into(), now.into()],
+            vec![
+                hash_secret(&u.session_id).into(),
+                u.user_id.clone().into(),
+                (now + SESSION_TTL_SECONDS).into(),
+                now.into(),
+            ],
         ));
         statements.push(Statement::new(
             "INSERT INTO user_api_keys (id, user_id, name, hashed_key, created_at) VALUES (?1, ?2, 'bench', ?3, ?4) \

@@ -125,12 +125,14 @@ impl<'r, D: Database> Store<'r, D> {
         rows.first().map_or(Ok(0), |r| r.int("n"))
     }
 
-    /// The session's user and the session's expiry (Unix seconds).
+    /// The session's user and the session's expiry (Unix seconds). Sessions are
+    /// stored by the SHA-256 of their id, as API keys are: a copy of the table
+    /// signs no one in.
     pub async fn session_user(&self, session_id: &str) -> Result<Option<(User, i64)>, DbError> {
         let rows = self
             .query(
                 "SELECT u.id, u.email, u.name, s.expires_at FROM session s JOIN user u ON u.id = s.user_id WHERE s.id = ?1",
-                &[session_id.into()],
+                &[crate::auth::hash_secret(session_id).into()],
             )
             .await?;
         rows.first().map(|r| Ok((User::from_row(r)?, r.int("expires_at")?))).transpose()

@@ -425,8 +425,9 @@ async fn seeding_is_deterministic_and_reset_removes_it() {
         count("SELECT COUNT(*) FROM provider_settings WHERE provider_id IN ('workers-ai','mistral') AND enabled = 1"),
         10
     );
-    // No plaintext key is stored.
+    // No plaintext key or session id is stored.
     assert_eq!(count(&format!("SELECT COUNT(*) FROM user_api_keys WHERE hashed_key = '{}'", user(0).api_key)), 0);
+    assert_eq!(count(&format!("SELECT COUNT(*) FROM session WHERE id = '{}'", user(0).session_id)), 0);
 
     // A different seed gives a different population.
     w.seed(2, SEED + 1).await;
