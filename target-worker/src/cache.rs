@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use futures_util::future::{self, Either};
@@ -400,14 +401,30 @@ impl<'r, K: Kv> Cache<'r, K> {
     async fn fetch(&self, layer: Layer, keys: &[String]) -> Result<Vec<Option<String>>, KvError> {
         self.trace.count(BackendOp::KvRead, keys.len() as u32);
         let cache_ttl = self.strategy.edge_cache_ttl(layer);
-        let read = async {
-            if self.strategy.bulk_read() && keys.len() > 1 {
-                self.kv.get_bulk(keys, cache_ttl).await
+        let (kv, owned, bulk) = (self.kv.clone(), keys.to_vec(), self.strategy.bulk_read() && keys.len() > 1);
+        let read: Pin<Box<dyn Future<Output = Result<Vec<Option<String>>, KvError>>>> = Box::pin(async move {
+            if bulk {
+                kv.get_bulk(&owned, cache_ttl).await
             } else {
-                future::join_all(keys.iter().map(|k| self.kv.get_cached(k, cache_ttl))).await.into_iter().collect()
+                future::join_all(owned.iter().map(|k| kv.get_cached(k, cache_ttl))).await.into_iter().collect()
+            }
+        });
+        let start = self.runtime.now_ms();
+        let result = match future::select(read, self.runtime.sleep(self.timeout_ms)).await {
+            Either::Left((result, _)) => result,
+            Either::Right((_, unfinished)) => {
+                // The answer does not wait, but the read is left to finish after
+                // the response: a cold read fills its location's edge cache, so
+                // where cold reads are slower than the time-out the location
+                // still warms (abandoned, it never would, and the breaker would
+                // keep opening).
+                self.runtime.spawn(Box::pin(async move {
+                    let _ = unfinished.await;
+                }));
+                Err(KvError(format!("timed out after {} ms", self.timeout_ms)))
             }
         };
-        let result = self.bounded(self.timeout_ms, read).await;
+        self.trace.add_kv(self.runtime.now_ms() - start);
         self.count_read(result.is_err());
         if let Ok(values) = &result {
             for (k, v) in keys.iter().zip(values) {

@@ -563,3 +563,21 @@ async fn a_write_with_the_cache_switched_off_still_invalidates_for_when_it_is_on
     let paid = catalogue().models.iter().find(|m| m.provider == provider && !m.free).expect("a paid model").id.clone();
     assert!(ids(&after).contains(&paid), "the list shows {provider}'s {paid}");
 }
+
+/// Issue 28, finding 6: a read that times out is answered without (the request
+/// does not wait), but is left to finish after the response, so the location's
+/// edge cache still fills: where cold reads are slower than the time-out, an
+/// abandoned read never warmed the location and every request timed out again.
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_read_still_warms_its_location() {
+    let w = worker(&[("KV_TIMEOUT_MS", "50"), ("LATENCY_PROFILE", "edge-near-primary")]).await;
+    target_worker::modelled::clear_edge();
+    let slow = as_user("GET", "/models/capabilities", &user(1))
+        .header("x-bench-secret", BENCH_SECRET)
+        .header("x-bench-kv-fault", "slow:200");
+    let resp = w.app.handle(slow).await;
+    assert_eq!(x_cache(&resp), "bot=error", "the answer did not wait for KV");
+    assert_eq!(target_worker::modelled::edge_len(), 0, "nothing read yet");
+    w.runtime.run_background().await;
+    assert!(target_worker::modelled::edge_len() > 0, "the read finished after the response and filled the edge");
+}
