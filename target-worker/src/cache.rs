@@ -221,6 +221,9 @@ pub struct Cache<'r, K: Kv> {
     anonymous: bool,
 }
 
+/// A KV read that owns what it reads, so it can outlive its request.
+type PendingRead = Pin<Box<dyn Future<Output = Result<Vec<Option<String>>, KvError>>>>;
+
 /// Keys an isolate has missed once for an anonymous caller, before it admits
 /// their fills: cleared whole when full (a doorkeeper, as TinyLFU's).
 const DOORKEEPER_MAX: usize = 10_000;
@@ -402,7 +405,7 @@ impl<'r, K: Kv> Cache<'r, K> {
         self.trace.count(BackendOp::KvRead, keys.len() as u32);
         let cache_ttl = self.strategy.edge_cache_ttl(layer);
         let (kv, owned, bulk) = (self.kv.clone(), keys.to_vec(), self.strategy.bulk_read() && keys.len() > 1);
-        let read: Pin<Box<dyn Future<Output = Result<Vec<Option<String>>, KvError>>>> = Box::pin(async move {
+        let read: PendingRead = Box::pin(async move {
             if bulk {
                 kv.get_bulk(&owned, cache_ttl).await
             } else {
