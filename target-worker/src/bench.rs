@@ -150,6 +150,7 @@ pub async fn reset<K: Kv, D: Database>(ctx: &RequestContext<'_, K, D>) -> Result
         .await?;
     crate::memory::clear();
     crate::modelled::clear_edge();
+    crate::modelled::clear_write_window();
     crate::cache::clear_write_windows();
     crate::layers::user_models::clear_isolate_state();
     let budget = (ctx.config.bench_ops_per_invocation as usize).saturating_sub(3);

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::rc::Rc;
 
+use crate::cache::WriteWindow;
 use crate::latency::{Operation, Profile};
 use crate::platform::{Database, DbError, KeyPage, Kv, KvError, Row, Runtime, SqlValue, Statement};
 
@@ -62,6 +63,16 @@ struct EdgeCopy {
 thread_local! {
     /// The modelled edge caches: (location, key) → the copy a read left there.
     static EDGE: RefCell<HashMap<(u32, String), EdgeCopy>> = RefCell::new(HashMap::new());
+}
+
+thread_local! {
+    /// When each key was last written under a modelled profile.
+    static MODELLED_WRITES: WriteWindow = WriteWindow::default();
+}
+
+/// Forgets the modelled write windows (a bench reset).
+pub fn clear_write_window() {
+    MODELLED_WRITES.with(WriteWindow::clear);
 }
 
 /// Keys the edge cache model remembers before it drops the expired ones.
@@ -134,6 +145,26 @@ impl<K: Kv> ModelledKv<K> {
         modelled(self.profile, &*self.runtime, op, local).await
     }
 
+    /// Workers KV's limit of one write per second to a key, as production
+    /// enforces it (429), under every modelled profile; the local stack does
+    /// not enforce it, and the `local` profile passes through. Per isolate (the
+    /// limit is per key across all of them; one local isolate is all there is).
+    fn write_allowed(&self, key: &str) -> Result<(), KvError> {
+        if self.profile.is_measured() {
+            return Ok(());
+        }
+        let now = self.runtime.now_ms();
+        MODELLED_WRITES.with(|window| {
+            if window.wait_ms(key, now) > 0.0 {
+                return Err(KvError(format!(
+                    "429 Too Many Requests (modelled: KV allows one write per second to {key})"
+                )));
+            }
+            window.note(key, now);
+            Ok(())
+        })
+    }
+
     fn edge_ttl_ms(&self, cache_ttl_s: Option<u64>) -> f64 {
         cache_ttl_s.map_or(self.profile.edge_cache_ttl_ms, |s| s as f64 * 1000.0)
     }
@@ -181,11 +212,13 @@ impl<K: Kv> Kv for ModelledKv<K> {
         Ok(values)
     }
     async fn put(&self, key: &str, value: &str, ttl_seconds: u64) -> Result<(), KvError> {
+        self.write_allowed(key)?;
         self.modelled(Operation::KvWrite, self.inner.put(key, value, ttl_seconds)).await?;
         forget_edge(self.location, key);
         Ok(())
     }
     async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.write_allowed(key)?;
         self.modelled(Operation::KvDelete, self.inner.delete(key)).await?;
         forget_edge(self.location, key);
         Ok(())

@@ -205,3 +205,26 @@ async fn a_modelled_operation_takes_the_larger_of_its_drawn_delay_and_its_local_
     let mean = (w.clock.now_ms() - t0) / 50.0;
     assert!(mean > 1.0 && mean < 10_000.0, "the profile's D1 read figure: {mean} ms");
 }
+
+/// Issue 28, "limits as production has them": under a modelled profile KV
+/// refuses a second write to a key within a second (429), as Workers KV does;
+/// the `local` profile passes writes through as the local stack takes them.
+#[tokio::test(start_paused = true)]
+async fn a_modelled_kv_allows_one_write_per_second_to_a_key() {
+    use target_worker::modelled::ModelledKv;
+    use target_worker::Kv;
+    let w = TestWorker::new(config(&[]));
+    let runtime: std::rc::Rc<dyn target_worker::Runtime> = w.runtime.clone();
+    let modelled =
+        ModelledKv::new(w.kv.clone(), target_worker::latency::find("edge-near-primary").unwrap(), runtime.clone(), 0);
+    modelled.put("k", "1", 600).await.unwrap();
+    let second = modelled.put("k", "2", 600).await.unwrap_err();
+    assert!(second.0.contains("429") && second.0.contains("one write per second"), "{}", second.0);
+    modelled.put("other", "1", 600).await.expect("another key is its own");
+    w.clock.advance_secs(1.0);
+    modelled.put("k", "3", 600).await.expect("a second later");
+    assert_eq!(w.kv.raw_get("k").as_deref(), Some("3"));
+    let local = ModelledKv::new(w.kv.clone(), target_worker::latency::find("local").unwrap(), runtime, 0);
+    local.put("j", "1", 600).await.unwrap();
+    local.put("j", "2", 600).await.expect("the local profile does not enforce it");
+}
