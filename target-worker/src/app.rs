@@ -265,7 +265,8 @@ fn refuse_cross_site_write(req: &ApiRequest, identity: &Identity) -> Result<(), 
         return Ok(());
     }
     let json = req.header_value("content-type").is_some_and(|t| {
-        let media = t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        // A header sent twice arrives joined by ", ": its first type decides.
+        let media = t.split([';', ',']).next().unwrap_or_default().trim().to_ascii_lowercase();
         media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
     });
     if json {

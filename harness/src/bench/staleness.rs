@@ -133,8 +133,6 @@ pub fn probe_all(
             (worker::CACHE, "on".to_owned()),
             (worker::STRATEGY, strategy.to_owned()),
             ("user-agent", BROWSER_UA.to_owned()),
-            // The worker takes cookie-authenticated writes as JSON only.
-            ("content-type", "application/json".to_owned()),
             ("cookie", format!("session={}", user.session_id)),
             (namespace.0, namespace.1.clone()),
         ];
