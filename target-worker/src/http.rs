@@ -81,10 +81,20 @@ pub fn body_too_large(seen: usize) -> ApiError {
     ApiError::new(413, format!("request body is at least {seen} bytes; the limit is {MAX_BODY_BYTES}"))
 }
 
-/// Reads a request body from its chunks, stopping with 413 as soon as more than
-/// `limit` bytes have arrived: a body without `Content-Length` (chunked) or with a
-/// false one is never read into memory beyond the limit plus one chunk.
-pub async fn read_capped<S, E>(chunks: S, limit: usize) -> Result<Vec<u8>, ApiError>
+/// How much of an oversized body is read (and dropped) before the 413 goes out.
+/// Answering while the client is still sending makes `wrangler dev`'s proxy
+/// report "Your worker restarted mid-request" as a 503 (issue 28: a 10 MB
+/// upload got 503, not 413); a body up to this size is drained first, so the
+/// client hears the 413. Beyond it the answer goes out at once: draining an
+/// endless upload would cost the worker its time for nothing.
+pub const DRAIN_LIMIT_BYTES: usize = 32 * 1024 * 1024;
+
+/// Reads a request body from its chunks, refusing it with 413 when more than
+/// `limit` bytes arrive: a body without `Content-Length` (chunked) or with a
+/// false one is never held in memory beyond the limit plus one chunk. The rest
+/// of an oversized body is read and dropped up to `drain` bytes in all (see
+/// [`DRAIN_LIMIT_BYTES`]).
+pub async fn read_capped<S, E>(chunks: S, limit: usize, drain: usize) -> Result<Vec<u8>, ApiError>
 where
     S: futures_util::Stream<Item = Result<Vec<u8>, E>>,
     E: std::fmt::Display,
@@ -95,11 +105,29 @@ where
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
         if body.len() + chunk.len() > limit {
-            return Err(body_too_large(body.len() + chunk.len()));
+            let seen = body.len() + chunk.len();
+            drop(body);
+            return Err(body_too_large(drained(&mut chunks, seen, drain).await));
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Reads and drops chunks until the body ends or `drain` bytes were seen; the
+/// bytes seen.
+async fn drained<S, E>(chunks: &mut std::pin::Pin<&mut S>, mut seen: usize, drain: usize) -> usize
+where
+    S: futures_util::Stream<Item = Result<Vec<u8>, E>>,
+{
+    use futures_util::StreamExt;
+    while seen <= drain {
+        match chunks.next().await {
+            Some(Ok(chunk)) => seen += chunk.len(),
+            _ => break,
+        }
+    }
+    seen
 }
 
 /// An error that becomes a JSON response `{"error": message}`.
@@ -190,19 +218,28 @@ mod tests {
             pulled.set(pulled.get() + 1);
             Ok::<_, String>(vec![b'x'; 16 * 1024])
         }));
-        let e = block_on(read_capped(chunks, MAX_BODY_BYTES)).unwrap_err();
+        let e = block_on(read_capped(chunks, MAX_BODY_BYTES, DRAIN_LIMIT_BYTES)).unwrap_err();
         assert_eq!(e.status, 413);
         assert!(e.message.contains("limit is 65536"), "{}", e.message);
-        assert_eq!(pulled.get(), 5, "stops at the first chunk past 64 KiB");
+        assert_eq!(pulled.get(), 640, "the rest drained (and dropped), so the client hears the 413");
+        assert!(e.message.contains(&(640 * 16 * 1024).to_string()), "{}", e.message);
+        // Past the drain limit the answer goes out: an endless upload is not read to its end.
+        pulled.set(0);
+        let endless = futures_util::stream::iter((0..u32::MAX).map(|_| {
+            pulled.set(pulled.get() + 1);
+            Ok::<_, String>(vec![b'x'; 16 * 1024])
+        }));
+        assert_eq!(block_on(read_capped(endless, MAX_BODY_BYTES, 1 << 20)).unwrap_err().status, 413);
+        assert_eq!(pulled.get(), (1 << 20) / (16 * 1024) + 1, "stops at the first chunk past the drain limit");
     }
 
     #[test]
     fn bodies_within_the_cap_are_read_whole() {
         let chunks = futures_util::stream::iter(vec![Ok::<_, String>(b"{\"a\":".to_vec()), Ok(b"1}".to_vec())]);
-        assert_eq!(block_on(read_capped(chunks, MAX_BODY_BYTES)).unwrap(), b"{\"a\":1}");
+        assert_eq!(block_on(read_capped(chunks, MAX_BODY_BYTES, DRAIN_LIMIT_BYTES)).unwrap(), b"{\"a\":1}");
         let exact = futures_util::stream::iter(vec![Ok::<_, String>(vec![0u8; MAX_BODY_BYTES])]);
-        assert_eq!(block_on(read_capped(exact, MAX_BODY_BYTES)).unwrap().len(), MAX_BODY_BYTES);
+        assert_eq!(block_on(read_capped(exact, MAX_BODY_BYTES, DRAIN_LIMIT_BYTES)).unwrap().len(), MAX_BODY_BYTES);
         let failing = futures_util::stream::iter(vec![Err::<Vec<u8>, _>("reset".to_string())]);
-        assert_eq!(block_on(read_capped(failing, 10)).unwrap_err().status, 400);
+        assert_eq!(block_on(read_capped(failing, 10, DRAIN_LIMIT_BYTES)).unwrap_err().status, 400);
     }
 }

@@ -8,7 +8,7 @@ use worker::{event, Context, D1Database, Env, KvStore, Request, Response, Result
 
 use crate::app::App;
 use crate::config::Config;
-use crate::http::{body_too_large, read_capped, ApiError, ApiRequest, ApiResponse, MAX_BODY_BYTES};
+use crate::http::{body_too_large, read_capped, ApiError, ApiRequest, ApiResponse, DRAIN_LIMIT_BYTES, MAX_BODY_BYTES};
 use crate::platform::{
     BackgroundTask, Database, DbError, KeyPage, Kv, KvError, Row, Runtime, SqlValue, Statement, KV_LIST_PAGE,
 };
@@ -137,9 +137,11 @@ fn env_string(env: &Env, name: &str) -> Option<String> {
 }
 
 async fn api_request(mut req: Request) -> std::result::Result<ApiRequest, ApiError> {
-    // Refuse by the declared length before reading anything.
+    // Refuse by the declared length before reading anything — unless it is small
+    // enough to drain (`DRAIN_LIMIT_BYTES`): then it is read and dropped below, so
+    // the client hears the 413 rather than a proxy's 503.
     if let Some(len) = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok()) {
-        if len > MAX_BODY_BYTES {
+        if len > DRAIN_LIMIT_BYTES {
             return Err(body_too_large(len));
         }
     }
@@ -152,7 +154,7 @@ async fn api_request(mut req: Request) -> std::result::Result<ApiRequest, ApiErr
         _ if req.inner().body().is_none() => Vec::new(),
         _ => {
             let chunks = req.stream().map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
-            read_capped(chunks, MAX_BODY_BYTES).await?
+            read_capped(chunks, MAX_BODY_BYTES, DRAIN_LIMIT_BYTES).await?
         }
     };
     let query = url.query().unwrap_or_default().to_owned();
