@@ -127,6 +127,16 @@ impl WriteWindow {
     pub fn note(&self, key: &str, now_ms: f64) {
         self.0.borrow_mut().insert(key.to_owned(), now_ms);
     }
+
+    /// KV's answer to a write of `key` at `now_ms`: a 429 (`who` says whose
+    /// limit) while its window is open, else the write is noted and allowed.
+    pub fn admit(&self, key: &str, now_ms: f64, who: &str) -> Result<(), KvError> {
+        if self.wait_ms(key, now_ms) > 0.0 {
+            return Err(KvError(format!("{who}429 Too Many Requests (KV allows one write per second to {key})")));
+        }
+        self.note(key, now_ms);
+        Ok(())
+    }
 }
 
 thread_local! {
@@ -141,15 +151,7 @@ pub fn clear_write_windows() {
 }
 
 fn same_key_write_allowed(key: &str, now_ms: f64) -> Result<(), KvError> {
-    FAULT_WINDOW.with(|window| {
-        if window.wait_ms(key, now_ms) > 0.0 {
-            return Err(KvError(format!(
-                "injected fault: write-limit: 429 Too Many Requests (KV allows one write per second to {key})"
-            )));
-        }
-        window.note(key, now_ms);
-        Ok(())
-    })
+    FAULT_WINDOW.with(|window| window.admit(key, now_ms, "injected fault: write-limit: "))
 }
 
 impl<K: Kv> Kv for FaultyKv<K> {

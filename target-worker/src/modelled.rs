@@ -153,16 +153,7 @@ impl<K: Kv> ModelledKv<K> {
         if self.profile.is_measured() {
             return Ok(());
         }
-        let now = self.runtime.now_ms();
-        MODELLED_WRITES.with(|window| {
-            if window.wait_ms(key, now) > 0.0 {
-                return Err(KvError(format!(
-                    "429 Too Many Requests (modelled: KV allows one write per second to {key})"
-                )));
-            }
-            window.note(key, now);
-            Ok(())
-        })
+        MODELLED_WRITES.with(|window| window.admit(key, self.runtime.now_ms(), "modelled: "))
     }
 
     fn edge_ttl_ms(&self, cache_ttl_s: Option<u64>) -> f64 {
