@@ -475,8 +475,8 @@ fn recipe_jobs<'a>(
 }
 
 /// The arm of a layer's run without the work the layer caches, when the worker
-/// can skip it (one server, the bench secret): its label and headers. Only the bot check can be skipped (a
-/// model list cannot be served without reading it).
+/// can skip it (one server, the bench secret): its label and headers. Only the
+/// bot check can be skipped (a model list cannot be served without reading it).
 fn without_work(
     layer: &str,
     profile_header: &[(String, String)],
