@@ -318,16 +318,20 @@ fn three_arms_interleave_in_sets_and_rank_from_their_pairs() {
     assert!(err.contains("a run of 3 arms (a, b, c); pick two with --arms BASE,CAND"), "{err}");
 }
 
-/// An overhead measured by three arms: the work costs 3 ms uncached (9 ms
-/// against 6 without it) and 1.5 ms cached (7.5 ms): 50 % lower, which the
-/// two-arm change of whole requests (about 17 % faster) could only bound.
+/// An overhead measured by three arms: the work costs 30 ms uncached (90 ms
+/// against 60 without it) and 15 ms cached (75 ms): 50 % lower, which the
+/// two-arm change of whole requests (about 17 % faster) could only bound. Tens
+/// of milliseconds, so the servers' 1 ms timer steps move the truth by a few
+/// points only (at 6/9/7.5 ms one run measured 57.8 % [50.8, 63.3]: the truth
+/// itself had moved). The interval is not asked to hold 50 %: that is a rate,
+/// held by the Monte-Carlo suite, not something one run can show.
 #[test]
 fn an_overhead_is_judged_on_its_own_fall_with_an_arm_without_the_work() {
     let _x = exclusive();
-    let (none, uncached, cached) = (shaped(6.0, 0.0), shaped(9.0, 0.0), shaped(7.5, 0.0));
+    let (none, uncached, cached) = (shaped(60.0, 0.0), shaped(90.0, 0.0), shaped(75.0, 0.0));
     let tmp = tempfile::tempdir().unwrap();
     let out = run_arms(&[("uncached", &uncached), ("cached", &cached), ("none", &none)], 200, 6, tmp.path());
-    let claim = Claim { overhead: true, faster_by: [35.0, 65.0], ..claim() };
+    let claim = Claim { overhead: true, faster_by: [30.0, 70.0], ..claim() };
     let compare_opts = CompareOptions::default();
     let two = compare(&out.arms[0].doc, &out.arms[1].doc, true, std::slice::from_ref(&claim), &compare_opts).unwrap();
     let bounded = &two.claims[0];
@@ -341,9 +345,9 @@ fn an_overhead_is_judged_on_its_own_fall_with_an_arm_without_the_work() {
     println!("{}", judged.reason);
     assert_eq!(judged.verdict, Verdict::Confirmed, "{}", judged.reason);
     let p50 = &judged.metrics[0];
-    assert!((p50.improvement - 50.0).abs() < 10.0 && p50.ci_low < 50.0 && p50.ci_high > 50.0, "{p50:?}");
+    assert!((p50.improvement - 50.0).abs() < 10.0, "{p50:?}");
     assert!(judged.reason.contains("the overhead measured directly"), "{}", judged.reason);
     // Outside the range, the same fall is not confirmed.
-    let high = Claim { faster_by: [70.0, 90.0], ..claim.clone() };
+    let high = Claim { faster_by: [75.0, 95.0], ..claim.clone() };
     assert_ne!(harness::overhead::judge(&high, &arms, bounded, &compare_opts).verdict, Verdict::Confirmed);
 }
