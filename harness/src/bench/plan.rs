@@ -303,7 +303,8 @@ pub(super) fn jobs<'a>(
         notes.push(format!(
             "--strategies: each scenario ran once per strategy ({}), each run an interleaved A/B of cache-off \
              against that strategy (both arms sending x-bench-strategy), the strategies in a rotated order per \
-             scenario; KV was reset before each run, so every strategy started cold. Claims are judged on \
+             scenario; each run in a fresh bench namespace (x-bench-namespace), so every strategy started cold, \
+             in KV and in the worker's isolate. Claims are judged on \
              the default strategy ({}) only",
             strategies.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
             strategies::DEFAULT
