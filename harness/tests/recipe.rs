@@ -66,7 +66,7 @@ name = "{name}"
 flow = "mix"
 [load]
 executor = "constant-arrival-rate"
-rate = 30
+rate = 45
 duration = "5s"
 warmup = "0s"
 max_in_flight = 32
@@ -156,7 +156,11 @@ fn bench_and_check(crossed: bool) {
     assert_eq!(names, ["first", "second", "A/A control first", "A/A control second"]);
     assert_eq!((runs[2]["control"].clone(), runs[3]["control"].clone()), (true.into(), true.into()));
     assert_eq!((runs[2]["scenario"].as_str(), runs[3]["scenario"].as_str()), (Some("first"), Some("second")));
-    assert!(runs[0]["answers"]["series"]["*"]["mismatched"].as_u64().unwrap() > 0, "the wrong cache is seen");
+    // Wrong answers need a user's filtered list cached before the plain one on the
+    // same instance: a few per run (2 of 75 pairs in one CI run, 0 in its other),
+    // so they are counted over both scenario runs.
+    let wrong: u64 = runs[..2].iter().map(|r| r["answers"]["series"]["*"]["mismatched"].as_u64().unwrap()).sum();
+    assert!(wrong > 0, "the wrong cache is seen");
     assert_eq!(runs[2]["answers"]["series"]["*"]["mismatched"], 0, "cache off on two instances agrees");
     let instances =
         summary["notes"].as_array().unwrap().iter().filter(|n| n.as_str().unwrap().starts_with("instance ")).count();
